@@ -1,0 +1,198 @@
+//! The issuer and OpenID Provider discovery (PROTOCOL §2).
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::Error;
+use crate::response::{HttpResponse, parse_json};
+
+/// An OpenID issuer: `host + "/oidc"`, without a trailing slash.
+///
+/// ```
+/// use onesoidc_core::Issuer;
+/// let issuer = Issuer::from_host("https://idp-server.ones-now.com/").unwrap();
+/// assert_eq!(issuer.as_str(), "https://idp-server.ones-now.com/oidc");
+/// assert_eq!(issuer.endpoint("/token"), "https://idp-server.ones-now.com/oidc/token");
+/// assert_eq!(issuer.origin(), "https://idp-server.ones-now.com");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Issuer {
+    url: String,
+    origin: String,
+}
+
+impl Issuer {
+    /// Uses `url` as the issuer as it is (a trailing slash is removed).
+    pub fn new(url: &str) -> Result<Self, String> {
+        let trimmed = url.trim().trim_end_matches('/');
+        let parsed = url::Url::parse(trimmed).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(format!("{url:?} must start with https://"));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{url:?} has no host"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(format!("{url:?} must not have a query or fragment"));
+        }
+        Ok(Issuer {
+            url: trimmed.to_string(),
+            origin: parsed.origin().ascii_serialization(),
+        })
+    }
+
+    /// The issuer of a provider whose base URL (`host` in device.yml) is `host`.
+    pub fn from_host(host: &str) -> Result<Self, String> {
+        let base = host.trim().trim_end_matches('/');
+        Issuer::new(&format!("{base}/oidc"))
+    }
+
+    /// The issuer URL.
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+
+    /// Scheme, host and port, e.g. `https://idp.example.com:8443`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The issuer URL followed by `path` (which starts with `/`).
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Resolves an application URL per PROTOCOL §9: absolute URLs stay, a
+    /// path resolves against the issuer's origin.
+    ///
+    /// ```
+    /// let issuer = onesoidc_core::Issuer::new("https://idp.example.com:8443/oidc").unwrap();
+    /// assert_eq!(issuer.resolve_url("/apps/vhh").unwrap(), "https://idp.example.com:8443/apps/vhh");
+    /// assert_eq!(issuer.resolve_url("https://vhh.example.com").unwrap(), "https://vhh.example.com");
+    /// ```
+    pub fn resolve_url(&self, url: &str) -> Result<String, Error> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
+        if url.starts_with('/') && !url.starts_with("//") {
+            return Ok(format!("{}{url}", self.origin));
+        }
+        let parsed = url::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(invalid("not an http(s) URL".into()));
+        }
+        Ok(url.to_string())
+    }
+}
+
+impl fmt::Display for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+/// The endpoints of a provider, from discovery or the fallback paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderMetadata {
+    /// The issuer.
+    pub issuer: Issuer,
+    /// `token_endpoint`.
+    pub token_endpoint: String,
+    /// `backchannel_authentication_endpoint` (CIBA).
+    pub backchannel_authentication_endpoint: String,
+    /// `introspection_endpoint`.
+    pub introspection_endpoint: String,
+    /// `revocation_endpoint`.
+    pub revocation_endpoint: String,
+    /// `jwks_uri`.
+    pub jwks_uri: String,
+    /// `id_token_signing_alg_values_supported`; empty when unknown.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Whether these came from a discovery document (false: fallback paths).
+    pub discovered: bool,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    issuer: String,
+    token_endpoint: Option<String>,
+    backchannel_authentication_endpoint: Option<String>,
+    introspection_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    jwks_uri: Option<String>,
+    #[serde(default)]
+    id_token_signing_alg_values_supported: Vec<String>,
+}
+
+impl ProviderMetadata {
+    /// The URL of the discovery document.
+    pub fn discovery_url(issuer: &Issuer) -> String {
+        issuer.endpoint("/.well-known/openid-configuration")
+    }
+
+    /// `GET {issuer}/.well-known/openid-configuration`.
+    pub fn discovery_request(issuer: &Issuer) -> Result<crate::request::HttpRequest, Error> {
+        crate::request::get(&Self::discovery_url(issuer), None)
+    }
+
+    /// The fallback endpoints under the issuer (used when discovery answers 404).
+    ///
+    /// ```
+    /// let issuer = onesoidc_core::Issuer::new("https://idp/oidc").unwrap();
+    /// let meta = onesoidc_core::ProviderMetadata::fallback(&issuer);
+    /// assert_eq!(meta.backchannel_authentication_endpoint, "https://idp/oidc/backchannel");
+    /// ```
+    pub fn fallback(issuer: &Issuer) -> Self {
+        ProviderMetadata {
+            issuer: issuer.clone(),
+            token_endpoint: issuer.endpoint("/token"),
+            backchannel_authentication_endpoint: issuer.endpoint("/backchannel"),
+            introspection_endpoint: issuer.endpoint("/token/introspection"),
+            revocation_endpoint: issuer.endpoint("/token/revocation"),
+            jwks_uri: issuer.endpoint("/jwks"),
+            id_token_signing_alg_values_supported: Vec::new(),
+            discovered: false,
+        }
+    }
+
+    /// Parses the discovery response. 404 gives the fallback endpoints; a
+    /// document naming another issuer is [`Error::IssuerMismatch`]; endpoints
+    /// the document omits fall back too.
+    pub fn from_discovery_response(
+        issuer: &Issuer,
+        response: &HttpResponse,
+    ) -> Result<Self, Error> {
+        let endpoint = Self::discovery_url(issuer);
+        if response.status() == http::StatusCode::NOT_FOUND {
+            tracing::debug!(%endpoint, "no discovery document; using the fallback endpoints");
+            return Ok(Self::fallback(issuer));
+        }
+        let doc: Document = parse_json(&endpoint, response)?;
+        if doc.issuer != issuer.as_str() {
+            return Err(Error::IssuerMismatch {
+                endpoint,
+                expected: issuer.as_str().to_string(),
+                found: doc.issuer,
+            });
+        }
+        let fallback = Self::fallback(issuer);
+        Ok(ProviderMetadata {
+            issuer: issuer.clone(),
+            token_endpoint: doc.token_endpoint.unwrap_or(fallback.token_endpoint),
+            backchannel_authentication_endpoint: doc
+                .backchannel_authentication_endpoint
+                .unwrap_or(fallback.backchannel_authentication_endpoint),
+            introspection_endpoint: doc
+                .introspection_endpoint
+                .unwrap_or(fallback.introspection_endpoint),
+            revocation_endpoint: doc
+                .revocation_endpoint
+                .unwrap_or(fallback.revocation_endpoint),
+            jwks_uri: doc.jwks_uri.unwrap_or(fallback.jwks_uri),
+            id_token_signing_alg_values_supported: doc.id_token_signing_alg_values_supported,
+            discovered: true,
+        })
+    }
+}

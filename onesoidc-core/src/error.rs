@@ -1,0 +1,308 @@
+//! Errors. One [`Error`] for everything a flow can hit, keeping apart local
+//! problems (config, key, signing), transport failures, HTTP errors, OAuth
+//! errors and malformed responses. Every message names the file, field,
+//! endpoint or status, and says what to do where there is something to do.
+
+use std::path::PathBuf;
+
+use crate::yaml::YamlError;
+
+/// Everything that can go wrong between loading an identity and holding a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `device.yml` could not be read or is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The device key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The device key could not sign.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The request never got an HTTP response.
+    #[error("{endpoint}: {source}")]
+    Transport {
+        /// URL of the endpoint.
+        endpoint: String,
+        /// What the transport said.
+        source: TransportError,
+    },
+    /// The endpoint answered with an error status and no OAuth error body.
+    #[error("{endpoint} answered HTTP {status}{hint}", hint = status_hint(*status, body))]
+    HttpStatus {
+        /// URL of the endpoint.
+        endpoint: String,
+        /// HTTP status code.
+        status: u16,
+        /// The start of the body, for diagnosis (at most 200 characters).
+        body: String,
+    },
+    /// The endpoint answered with an OAuth error (RFC 6749 §5.2).
+    #[error("{endpoint} answered HTTP {status} with OAuth error `{error}`{description}",
+        description = description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    OAuth {
+        /// URL of the endpoint.
+        endpoint: String,
+        /// HTTP status code.
+        status: u16,
+        /// The `error` code, e.g. `invalid_client`.
+        error: String,
+        /// The `error_description`, if any.
+        description: Option<String>,
+    },
+    /// The endpoint answered 2xx but the body is not what the protocol says.
+    #[error("{endpoint} sent an invalid response (HTTP {status}): {reason}")]
+    InvalidResponse {
+        /// URL of the endpoint.
+        endpoint: String,
+        /// HTTP status code.
+        status: u16,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The discovery document names another issuer (mix-up protection).
+    #[error(
+        "{endpoint}: the discovery document says issuer {found:?}, expected {expected:?}; check `host` in device.yml"
+    )]
+    IssuerMismatch {
+        /// URL of the discovery document.
+        endpoint: String,
+        /// The issuer we derived from `device.yml`.
+        expected: String,
+        /// The issuer the document names.
+        found: String,
+    },
+    /// The caller asked for something the protocol does not allow; nothing was sent.
+    #[error("invalid request to {endpoint}: {reason}")]
+    InvalidRequest {
+        /// URL of the endpoint it was for.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A URL (issuer, endpoint, application URL) is not usable.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The offending URL.
+        url: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The OAuth `error` code, when the server sent one.
+    ///
+    /// ```
+    /// let e = onesoidc_core::Error::OAuth {
+    ///     endpoint: "https://idp/oidc/token".into(),
+    ///     status: 400,
+    ///     error: "invalid_grant".into(),
+    ///     description: None,
+    /// };
+    /// assert_eq!(e.oauth_error(), Some("invalid_grant"));
+    /// ```
+    pub fn oauth_error(&self) -> Option<&str> {
+        match self {
+            Error::OAuth { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the response that caused the error, if there was one.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::HttpStatus { status, .. }
+            | Error::OAuth { status, .. }
+            | Error::InvalidResponse { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+fn status_hint(status: u16, body: &str) -> String {
+    let what = match status {
+        300..=399 => " (a redirect; redirects are not followed: point the device at the final URL)",
+        401 | 403 => " (the provider refused the device's credentials)",
+        404 => " (not found: check `host` in device.yml)",
+        500..=599 => " (a server error: try again later)",
+        _ => "",
+    };
+    if body.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {body}")
+    }
+}
+
+/// `device.yml` problems. Each names the file and, where it applies, the field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error(
+        "cannot read device config {}: {source}; register the device with `onesoidc register` or set ONESOIDC_DEVICE_CONFIG to its device.yml",
+        path.display()
+    )]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("{} is not valid YAML: {source}", path.display())]
+    Yaml {
+        /// The file.
+        path: PathBuf,
+        /// Parser message with location.
+        source: YamlError,
+    },
+    /// The file is YAML but not a mapping of fields.
+    #[error("{} is not a device identity: expected `field: value` lines", path.display())]
+    NotAMapping {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A required field is absent or null.
+    #[error("{}: required field `{field}` is missing", path.display())]
+    MissingField {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+    },
+    /// A field has a value that cannot be used.
+    #[error("{}: field `{field}` is invalid: {reason}", path.display())]
+    InvalidField {
+        /// The file.
+        path: PathBuf,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The identity is unmanaged: it has no `client_id`/`host`.
+    #[error(
+        "device {id} ({}) is not registered with an identity provider (client_id and host are null); register it with `onesoidc register --address https://<provider> --domain <domain> --title <title> --location <location> --role <role>`",
+        path.display()
+    )]
+    NotRegistered {
+        /// The file.
+        path: PathBuf,
+        /// The device id.
+        id: String,
+    },
+    /// Writing an identity file failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Private or public key problems.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The key file could not be read.
+    #[error("cannot read key file {}: {source}; set ONESOIDC_KEY_DIR or --key-dir to the directory with private.pem", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not PEM, or holds a kind of key this library does not use.
+    #[error("{}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The key in the file is not what `device.yml` says.
+    #[error("{}: holds a {found} key but device.yml says key_type {expected}", path.display())]
+    Mismatch {
+        /// The key file.
+        path: PathBuf,
+        /// `key_type` from `device.yml`.
+        expected: crate::KeyType,
+        /// What the file holds.
+        found: String,
+    },
+}
+
+/// A signature could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The crypto library failed (should not happen with a valid key).
+    #[error("signing with the device key failed")]
+    Crypto,
+    /// The external signing command failed.
+    #[error("signing command `{command}` failed: {reason}")]
+    Command {
+        /// The command that was run.
+        command: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Serializing the token to sign failed.
+    #[error("cannot encode JWT: {0}")]
+    Encode(String),
+}
+
+/// Why an HTTP exchange produced no response.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct TransportError {
+    /// The class of failure.
+    pub kind: TransportErrorKind,
+    /// Details from the transport.
+    pub message: String,
+}
+
+impl TransportError {
+    /// A transport error of `kind`.
+    pub fn new(kind: TransportErrorKind, message: impl Into<String>) -> Self {
+        TransportError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Classes of transport failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// Could not connect (refused, DNS, TLS handshake).
+    Connect,
+    /// Connect or total timeout elapsed.
+    Timeout,
+    /// The body exceeded the size limit.
+    BodyTooLarge,
+    /// `http://` to a non-loopback host without opt-in.
+    InsecureUrl,
+    /// The request could not be built.
+    InvalidRequest,
+    /// Anything else (connection reset, protocol error).
+    Other,
+}
+
+impl std::fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransportErrorKind::Connect => "cannot connect",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::BodyTooLarge => "response body too large",
+            TransportErrorKind::InsecureUrl => "refusing plain http",
+            TransportErrorKind::InvalidRequest => "invalid request",
+            TransportErrorKind::Other => "transport error",
+        })
+    }
+}

@@ -1,0 +1,69 @@
+//! The sans-IO core of onesoidc: everything a device needs to speak OnesID's
+//! protocol, without sockets, async or a global clock.
+//!
+//! - [`DeviceConfig`] and [`DeviceIdentity`]: px-device-identity's `device.yml` and key.
+//! - [`Signer`], [`PemSigner`], [`CommandSigner`]: RS256/ES256/ES384/ES512 signing.
+//! - [`client_assertion`] and [`ciba_request_object`]: the JWTs the device signs.
+//! - [`ProviderMetadata`]: discovery with issuer check and fallback endpoints.
+//! - [`ClientAuth`]: request builders for every token-endpoint call, and the
+//!   `parse_*` functions for their responses.
+//!
+//! Functions that depend on time take `now`. The crates above this one
+//! (`onesoidc-http`, `onesoidc-flows`) do the I/O.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::SystemTime;
+//! use onesoidc_core::{ClientAuth, Issuer, KeyType, PemSigner, ProviderMetadata, parse_token_response};
+//!
+//! let issuer = Issuer::from_host("https://idp-server.ones-now.com").unwrap();
+//! let endpoints = ProviderMetadata::fallback(&issuer);
+//! let auth = ClientAuth::new("my-client", Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()));
+//! let request = auth
+//!     .client_credentials_request(&endpoints.token_endpoint, None, None, SystemTime::now())
+//!     .unwrap();
+//! // ... send `request` with any HTTP client, then:
+//! let response = http::Response::builder()
+//!     .status(200)
+//!     .body(br#"{"access_token":"abc","token_type":"Bearer","expires_in":3600}"#.to_vec())
+//!     .unwrap();
+//! let tokens = parse_token_response(&endpoints.token_endpoint, &response, SystemTime::now()).unwrap();
+//! assert_eq!(tokens.token_type, "Bearer");
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod discovery;
+mod error;
+mod identity;
+mod jwk;
+mod jwt;
+mod oauth;
+pub mod request;
+pub mod response;
+mod signer;
+pub mod yaml;
+
+pub use config::{
+    CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, DeviceConfig, IdentityPaths, JwsAlgorithm, KEY_DIR_ENV,
+    KeySecurity, KeyType, Registration,
+};
+pub use discovery::{Issuer, ProviderMetadata};
+pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
+pub use identity::DeviceIdentity;
+pub use jwk::{PublicJwk, PublicJwkSet};
+pub use jwt::{
+    ASSERTION_LIFETIME, CLIENT_ASSERTION_TYPE, CibaRequest, LoginHint, MAX_BINDING_MESSAGE_CHARS,
+    REQUEST_OBJECT_LIFETIME, ciba_request_object, client_assertion, sign_jwt, unix_seconds,
+};
+pub use oauth::{
+    BackchannelAuthResponse, CIBA_GRANT_TYPE, CibaPollResponse, ClientAuth, DEFAULT_CIBA_INTERVAL,
+    Introspection, MAX_EXPIRES_IN, SLOW_DOWN_INCREMENT, TokenSet, parse_backchannel_response,
+    parse_ciba_poll_response, parse_introspection_response, parse_revocation_response,
+    parse_token_response,
+};
+pub use signer::{CommandSigner, PemSigner, Signer, ecdsa_der_to_fixed};
+
+/// Re-exported so callers can read tokens without naming the crate.
+pub use secrecy::{ExposeSecret, SecretString};

@@ -1,0 +1,396 @@
+//! OAuth requests with private_key_jwt client authentication, and the
+//! parsers of their responses (PROTOCOL §3–§7).
+//!
+//! Each `*_request` function is pure apart from the random `jti`: it takes
+//! `now`, signs a fresh client assertion for the endpoint, and returns an
+//! `http::Request`. Each `parse_*` function takes the response and returns a
+//! typed result or an [`Error`] that names the endpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::jwt::{CLIENT_ASSERTION_TYPE, client_assertion};
+use crate::request::{HttpRequest, post_form};
+use crate::response::{HttpResponse, error_from_response, parse_json};
+use crate::{CibaRequest, Error, Issuer, Signer, ciba_request_object};
+
+/// `grant_type` of the CIBA token request.
+pub const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
+
+/// Default CIBA poll interval when the provider names none.
+pub const DEFAULT_CIBA_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How much `slow_down` adds to the poll interval.
+pub const SLOW_DOWN_INCREMENT: Duration = Duration::from_secs(5);
+
+/// A device's client credentials: its client id and the key that signs its assertions.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::UNIX_EPOCH;
+/// use onesoidc_core::{ClientAuth, KeyType, PemSigner};
+/// let auth = ClientAuth::new("client-1", Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()));
+/// let req = auth.client_credentials_request("https://idp/oidc/token", None, None, UNIX_EPOCH).unwrap();
+/// let body = String::from_utf8(req.body().clone()).unwrap();
+/// assert!(body.starts_with("grant_type=client_credentials&client_id=client-1&client_assertion_type="));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// The OAuth client id.
+    pub client_id: String,
+    /// The device key.
+    pub signer: Arc<dyn Signer>,
+}
+
+impl ClientAuth {
+    /// Client credentials for `client_id` signed by `signer`.
+    pub fn new(client_id: impl Into<String>, signer: Arc<dyn Signer>) -> Self {
+        ClientAuth {
+            client_id: client_id.into(),
+            signer,
+        }
+    }
+
+    /// `POST endpoint` with `fields` plus client authentication, signed for `endpoint`.
+    pub fn authenticated_form(
+        &self,
+        endpoint: &str,
+        fields: &[(&str, &str)],
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
+        let assertion = client_assertion(self.signer.as_ref(), &self.client_id, endpoint, now)?;
+        let mut all: Vec<(&str, &str)> = Vec::with_capacity(fields.len() + 3);
+        all.extend_from_slice(fields);
+        all.push(("client_id", &self.client_id));
+        all.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
+        all.push(("client_assertion", assertion.expose_secret()));
+        post_form(endpoint, &all)
+    }
+
+    /// Client credentials grant (PROTOCOL §4).
+    pub fn client_credentials_request(
+        &self,
+        token_endpoint: &str,
+        scope: Option<&str>,
+        resource: Option<&str>,
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
+        let mut fields = vec![("grant_type", "client_credentials")];
+        fields.extend(scope.map(|s| ("scope", s)));
+        fields.extend(resource.map(|r| ("resource", r)));
+        self.authenticated_form(token_endpoint, &fields, now)
+    }
+
+    /// Refresh token grant (PROTOCOL §6).
+    pub fn refresh_token_request(
+        &self,
+        token_endpoint: &str,
+        refresh_token: &SecretString,
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
+        let fields = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ];
+        self.authenticated_form(token_endpoint, &fields, now)
+    }
+
+    /// CIBA authentication request with a signed request object (PROTOCOL §5).
+    pub fn backchannel_request(
+        &self,
+        backchannel_endpoint: &str,
+        issuer: &Issuer,
+        request: &CibaRequest,
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
+        request.validate().map_err(|reason| Error::InvalidRequest {
+            endpoint: backchannel_endpoint.to_string(),
+            reason,
+        })?;
+        let object =
+            ciba_request_object(self.signer.as_ref(), &self.client_id, issuer, request, now)?;
+        self.authenticated_form(backchannel_endpoint, &[("request", &object)], now)
+    }
+
+    /// CIBA token poll (PROTOCOL §5).
+    pub fn ciba_poll_request(
+        &self,
+        token_endpoint: &str,
+        auth_req_id: &str,
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
+        let fields = [
+            ("grant_type", CIBA_GRANT_TYPE),
+            ("auth_req_id", auth_req_id),
+        ];
+        self.authenticated_form(token_endpoint, &fields, now)
+    }
+
+    /// Token introspection (RFC 7662).
+    pub fn introspection_request(
+        &self,
+        introspection_endpoint: &str,
+        token: &str,
+        token_type_hint: Option<&str>,
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
+        let mut fields = vec![("token", token)];
+        fields.extend(token_type_hint.map(|h| ("token_type_hint", h)));
+        self.authenticated_form(introspection_endpoint, &fields, now)
+    }
+
+    /// Token revocation (RFC 7009).
+    pub fn revocation_request(
+        &self,
+        revocation_endpoint: &str,
+        token: &str,
+        token_type_hint: Option<&str>,
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
+        let mut fields = vec![("token", token)];
+        fields.extend(token_type_hint.map(|h| ("token_type_hint", h)));
+        self.authenticated_form(revocation_endpoint, &fields, now)
+    }
+}
+
+/// Tokens from a token endpoint.
+///
+/// `Debug` redacts the tokens.
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: SecretString,
+    /// `Bearer`.
+    pub token_type: String,
+    /// When the access token expires (`now + expires_in`), if the provider said.
+    pub expires_at: Option<SystemTime>,
+    /// The refresh token, if any.
+    pub refresh_token: Option<SecretString>,
+    /// The ID token, if any.
+    pub id_token: Option<SecretString>,
+    /// Granted scope, if the provider said.
+    pub scope: Option<String>,
+}
+
+impl TokenSet {
+    /// Time left until expiry at `now` (zero once expired); `None` when unknown.
+    pub fn expires_in(&self, now: SystemTime) -> Option<Duration> {
+        self.expires_at
+            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+
+    /// Whether the access token has expired at `now` (never, when the expiry is unknown).
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Applies PROTOCOL §6: a refresh response without a `refresh_token` keeps the old one.
+    pub fn keep_refresh_token_from(mut self, previous: &TokenSet) -> Self {
+        if self.refresh_token.is_none() {
+            self.refresh_token = previous.refresh_token.clone();
+        }
+        self
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: String,
+    token_type: String,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// Longest token lifetime accepted as given; longer ones are capped.
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a token response (RFC 6749 §5.1) received at `now`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use secrecy::ExposeSecret;
+/// let response = http::Response::builder().status(200)
+///     .body(br#"{"access_token":"at","token_type":"Bearer","expires_in":300}"#.to_vec()).unwrap();
+/// let tokens = onesoidc_core::parse_token_response("https://idp/oidc/token", &response, UNIX_EPOCH).unwrap();
+/// assert_eq!(tokens.access_token.expose_secret(), "at");
+/// assert_eq!(tokens.expires_at, Some(UNIX_EPOCH + Duration::from_secs(300)));
+/// ```
+pub fn parse_token_response(
+    endpoint: &str,
+    response: &HttpResponse,
+    now: SystemTime,
+) -> Result<TokenSet, Error> {
+    let body: TokenBody = parse_json(endpoint, response)?;
+    let invalid = |reason: String| Error::InvalidResponse {
+        endpoint: endpoint.to_string(),
+        status: response.status().as_u16(),
+        reason,
+    };
+    if body.access_token.is_empty() {
+        return Err(invalid("`access_token` is empty".into()));
+    }
+    if !body.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(invalid(format!(
+            "`token_type` is {:?}; only Bearer tokens are supported",
+            body.token_type
+        )));
+    }
+    let expires_at = match body.expires_in {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => {
+            let secs = value
+                .as_f64()
+                .or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
+                .ok_or_else(|| invalid(format!("`expires_in` is not a number: {value}")))?;
+            if !secs.is_finite() || secs < 0.0 {
+                return Err(invalid(format!(
+                    "`expires_in` is {secs}; it must be zero or more"
+                )));
+            }
+            let lifetime = Duration::from_secs_f64(secs.min(MAX_EXPIRES_IN.as_secs_f64()));
+            Some(now + lifetime)
+        }
+    };
+    Ok(TokenSet {
+        access_token: body.access_token.into(),
+        token_type: "Bearer".into(),
+        expires_at,
+        refresh_token: body.refresh_token.filter(|t| !t.is_empty()).map(Into::into),
+        id_token: body.id_token.filter(|t| !t.is_empty()).map(Into::into),
+        scope: body.scope,
+    })
+}
+
+/// The provider's answer to a CIBA authentication request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackchannelAuthResponse {
+    /// Identifies this authentication request when polling.
+    pub auth_req_id: String,
+    /// How long the request stays valid.
+    pub expires_in: Duration,
+    /// How long to wait between polls.
+    pub interval: Duration,
+}
+
+#[derive(Deserialize)]
+struct BackchannelBody {
+    auth_req_id: String,
+    expires_in: u64,
+    #[serde(default)]
+    interval: Option<u64>,
+}
+
+/// Parses the backchannel response (CIBA Core §7.3).
+pub fn parse_backchannel_response(
+    endpoint: &str,
+    response: &HttpResponse,
+) -> Result<BackchannelAuthResponse, Error> {
+    let body: BackchannelBody = parse_json(endpoint, response)?;
+    if body.auth_req_id.is_empty() {
+        return Err(Error::InvalidResponse {
+            endpoint: endpoint.to_string(),
+            status: response.status().as_u16(),
+            reason: "`auth_req_id` is empty".into(),
+        });
+    }
+    Ok(BackchannelAuthResponse {
+        auth_req_id: body.auth_req_id,
+        expires_in: Duration::from_secs(body.expires_in),
+        interval: body
+            .interval
+            .filter(|i| *i > 0)
+            .map_or(DEFAULT_CIBA_INTERVAL, Duration::from_secs),
+    })
+}
+
+/// One CIBA poll's outcome that is not a final error.
+#[derive(Debug, Clone)]
+pub enum CibaPollResponse {
+    /// `authorization_pending`: the user has not answered yet.
+    Pending,
+    /// `slow_down`: poll less often (add 5 s to the interval).
+    SlowDown,
+    /// The user approved.
+    Tokens(TokenSet),
+}
+
+/// Parses a CIBA poll response: pending and slow_down are values; any other
+/// error (`access_denied`, `expired_token`, ...) is an [`Error::OAuth`].
+pub fn parse_ciba_poll_response(
+    endpoint: &str,
+    response: &HttpResponse,
+    now: SystemTime,
+) -> Result<CibaPollResponse, Error> {
+    if response.status().is_success() {
+        return parse_token_response(endpoint, response, now).map(CibaPollResponse::Tokens);
+    }
+    let error = error_from_response(endpoint, response);
+    match error.oauth_error() {
+        Some("authorization_pending") => Ok(CibaPollResponse::Pending),
+        Some("slow_down") => Ok(CibaPollResponse::SlowDown),
+        _ => Err(error),
+    }
+}
+
+/// An introspection response (RFC 7662 §2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Introspection {
+    /// Whether the token is active.
+    pub active: bool,
+    /// Subject.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// Client the token was issued to.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default)]
+    pub exp: Option<u64>,
+    /// Issued at, seconds since the epoch.
+    #[serde(default)]
+    pub iat: Option<u64>,
+    /// Issuer.
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// Scope.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// Audience: a string or a list.
+    #[serde(default)]
+    pub aud: Option<serde_json::Value>,
+    /// Token type.
+    #[serde(default)]
+    pub token_type: Option<String>,
+}
+
+/// Parses an introspection response.
+///
+/// ```
+/// let response = http::Response::builder().status(200).body(br#"{"active":false}"#.to_vec()).unwrap();
+/// let i = onesoidc_core::parse_introspection_response("https://idp/oidc/token/introspection", &response).unwrap();
+/// assert!(!i.active);
+/// ```
+pub fn parse_introspection_response(
+    endpoint: &str,
+    response: &HttpResponse,
+) -> Result<Introspection, Error> {
+    parse_json(endpoint, response)
+}
+
+/// Parses a revocation response: any 2xx is success (RFC 7009 §2.2).
+pub fn parse_revocation_response(endpoint: &str, response: &HttpResponse) -> Result<(), Error> {
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(error_from_response(endpoint, response))
+    }
+}

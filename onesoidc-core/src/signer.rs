@@ -1,0 +1,411 @@
+//! Device keys and the [`Signer`] trait.
+//!
+//! [`PemSigner`] signs with a PEM private key for every px-device-identity key
+//! type (RS256, ES256, ES384 and ES512, all through aws-lc-rs: the key is
+//! parsed once, so each signature costs only the primitive). [`CommandSigner`]
+//! signs through `px-device-identity --operation SIGN` for TPM keys.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+    ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair,
+    RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{KeyError, SignError};
+use crate::jwk::PublicJwk;
+use crate::{JwsAlgorithm, KeyType};
+
+/// Something that signs JWS signing input with the device key.
+///
+/// Implement it for a new key store (PKCS#11, a cloud KMS): the rest of the
+/// library only needs the algorithm and a signature in JWS form (PKCS#1 v1.5
+/// for RS256, fixed-size `r || s` for ES*).
+///
+/// ```
+/// use onesoidc_core::{JwsAlgorithm, SignError, Signer};
+///
+/// #[derive(Debug)]
+/// struct Hsm;
+/// impl Signer for Hsm {
+///     fn algorithm(&self) -> JwsAlgorithm { JwsAlgorithm::ES256 }
+///     fn sign(&self, _input: &[u8]) -> Result<Vec<u8>, SignError> {
+///         Ok(vec![0; 64]) // ask the HSM here
+///     }
+/// }
+/// let signer: std::sync::Arc<dyn Signer> = std::sync::Arc::new(Hsm);
+/// assert_eq!(signer.algorithm().as_str(), "ES256");
+/// ```
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// The JWS `alg` this key signs with.
+    fn algorithm(&self) -> JwsAlgorithm;
+
+    /// The `kid` to put in JWS headers, when the provider knows the key by one.
+    fn key_id(&self) -> Option<&str> {
+        None
+    }
+
+    /// Signs `signing_input` (`base64url(header) . base64url(claims)`).
+    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+enum KeyMaterial {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// A signer holding a private key loaded from PEM (PKCS#1, PKCS#8 or SEC1).
+///
+/// ```
+/// use onesoidc_core::{KeyType, PemSigner, Signer};
+/// let signer = PemSigner::generate(KeyType::EccP256).unwrap();
+/// let pem = signer.private_key_pem().unwrap();
+/// let again = PemSigner::from_pem(pem.as_bytes(), "private.pem".as_ref()).unwrap();
+/// assert_eq!(again.key_type(), KeyType::EccP256);
+/// assert_eq!(again.public_jwk(), signer.public_jwk());
+/// assert_eq!(again.sign(b"a.b").unwrap().len(), 64);
+/// ```
+pub struct PemSigner {
+    key: KeyMaterial,
+    key_type: KeyType,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for PemSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PemSigner")
+            .field("key_type", &self.key_type)
+            .field("private_key", &"[redacted]")
+            .finish()
+    }
+}
+
+fn ec_signing_alg(key_type: KeyType) -> Option<&'static EcdsaSigningAlgorithm> {
+    match key_type {
+        KeyType::EccP256 => Some(&ECDSA_P256_SHA256_FIXED_SIGNING),
+        KeyType::EccP384 => Some(&ECDSA_P384_SHA384_FIXED_SIGNING),
+        KeyType::EccP521 => Some(&ECDSA_P521_SHA512_FIXED_SIGNING),
+        KeyType::Rsa2048 | KeyType::Rsa3072 => None,
+    }
+}
+
+const EC_TYPES: [KeyType; 3] = [KeyType::EccP256, KeyType::EccP384, KeyType::EccP521];
+
+impl PemSigner {
+    /// Loads `path` and checks that it holds a key of `expected` type.
+    pub fn load(path: impl AsRef<Path>, expected: KeyType) -> Result<Self, KeyError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let signer = Self::from_pem(&bytes, path)?;
+        if signer.key_type != expected {
+            return Err(KeyError::Mismatch {
+                path: path.to_path_buf(),
+                expected,
+                found: signer.key_type.to_string(),
+            });
+        }
+        Ok(signer)
+    }
+
+    /// Parses a PEM private key of any supported type; `path` is only used in errors.
+    pub fn from_pem(pem_bytes: &[u8], path: &Path) -> Result<Self, KeyError> {
+        let invalid = |reason: String| KeyError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let block =
+            pem::parse(pem_bytes).map_err(|e| invalid(format!("not a PEM private key ({e})")))?;
+        let der = block.contents();
+        let (key, key_type) = match block.tag() {
+            "RSA PRIVATE KEY" => {
+                let pair = RsaKeyPair::from_der(der)
+                    .map_err(|e| invalid(format!("not a valid PKCS#1 RSA key ({e})")))?;
+                let kt = rsa_key_type(&pair, path)?;
+                (KeyMaterial::Rsa(pair), kt)
+            }
+            "PRIVATE KEY" => {
+                if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
+                    let kt = rsa_key_type(&pair, path)?;
+                    (KeyMaterial::Rsa(pair), kt)
+                } else {
+                    ec_from_der(der).ok_or_else(|| {
+                        invalid("PKCS#8 key is neither RSA nor EC P-256/P-384/P-521".into())
+                    })?
+                }
+            }
+            "EC PRIVATE KEY" => ec_from_der(der)
+                .ok_or_else(|| invalid("SEC1 key is not on P-256, P-384 or P-521".into()))?,
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(invalid(
+                    "the private key is encrypted; px-device-identity keys are not".into(),
+                ));
+            }
+            other => {
+                return Err(invalid(format!("PEM block `{other}` is not a private key")));
+            }
+        };
+        Ok(PemSigner {
+            key,
+            key_type,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// Generates a fresh key of `key_type`.
+    pub fn generate(key_type: KeyType) -> Result<Self, SignError> {
+        let key = match key_type {
+            KeyType::Rsa2048 => KeyMaterial::Rsa(
+                RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| SignError::Crypto)?,
+            ),
+            KeyType::Rsa3072 => KeyMaterial::Rsa(
+                RsaKeyPair::generate(KeySize::Rsa3072).map_err(|_| SignError::Crypto)?,
+            ),
+            ec => {
+                let alg = ec_signing_alg(ec).ok_or(SignError::Crypto)?;
+                KeyMaterial::Ec(EcdsaKeyPair::generate(alg).map_err(|_| SignError::Crypto)?)
+            }
+        };
+        Ok(PemSigner {
+            key,
+            key_type,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The key type of the loaded key.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The private key as PEM, the way px-device-identity writes it:
+    /// PKCS#1 for RSA, PKCS#8 for EC.
+    pub fn private_key_pem(&self) -> Result<String, SignError> {
+        let (tag, der) = match &self.key {
+            KeyMaterial::Rsa(pair) => {
+                let pkcs8 = pair.as_der().map_err(|_| SignError::Crypto)?;
+                // PKCS#8 wraps the PKCS#1 structure; re-read it to emit PKCS#1.
+                let pkcs1 = pkcs8_inner_key(pkcs8.as_ref()).ok_or(SignError::Crypto)?;
+                ("RSA PRIVATE KEY", pkcs1)
+            }
+            KeyMaterial::Ec(pair) => {
+                let doc = pair.to_pkcs8v1().map_err(|_| SignError::Crypto)?;
+                ("PRIVATE KEY", doc.as_ref().to_vec())
+            }
+        };
+        Ok(pem::encode(&pem::Pem::new(tag, der)))
+    }
+
+    /// The public key as an SPKI PEM (`public.pem`).
+    pub fn public_key_pem(&self) -> Result<String, SignError> {
+        let der = match &self.key {
+            KeyMaterial::Rsa(pair) => pair
+                .public_key()
+                .as_der()
+                .map_err(|_| SignError::Crypto)?
+                .as_ref()
+                .to_vec(),
+            KeyMaterial::Ec(pair) => pair
+                .public_key()
+                .as_der()
+                .map_err(|_| SignError::Crypto)?
+                .as_ref()
+                .to_vec(),
+        };
+        Ok(pem::encode(&pem::Pem::new("PUBLIC KEY", der)))
+    }
+
+    /// The public key as a JWK with `alg` (no `kid`).
+    pub fn public_jwk(&self) -> PublicJwk {
+        let alg = self.key_type.jws_algorithm();
+        match &self.key {
+            KeyMaterial::Rsa(pair) => {
+                let parts = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+                PublicJwk::rsa(&parts.n, &parts.e, alg)
+            }
+            KeyMaterial::Ec(pair) => {
+                // Uncompressed point: 0x04 || x || y.
+                let point = pair.public_key().as_ref();
+                let coords = &point[1..];
+                let (x, y) = coords.split_at(coords.len() / 2);
+                PublicJwk::ec(x, y, alg)
+            }
+        }
+    }
+}
+
+impl Signer for PemSigner {
+    fn algorithm(&self) -> JwsAlgorithm {
+        self.key_type.jws_algorithm()
+    }
+
+    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
+        match &self.key {
+            KeyMaterial::Rsa(pair) => {
+                let mut sig = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, signing_input, &mut sig)
+                    .map_err(|_| SignError::Crypto)?;
+                Ok(sig)
+            }
+            KeyMaterial::Ec(pair) => Ok(pair
+                .sign(&self.rng, signing_input)
+                .map_err(|_| SignError::Crypto)?
+                .as_ref()
+                .to_vec()),
+        }
+    }
+}
+
+fn rsa_key_type(pair: &RsaKeyPair, path: &Path) -> Result<KeyType, KeyError> {
+    match pair.public_modulus_len() * 8 {
+        2048 => Ok(KeyType::Rsa2048),
+        3072 => Ok(KeyType::Rsa3072),
+        bits => Err(KeyError::Invalid {
+            path: path.to_path_buf(),
+            reason: format!("RSA key of {bits} bits; px-device-identity uses RSA:2048 or RSA:3072"),
+        }),
+    }
+}
+
+fn ec_from_der(der: &[u8]) -> Option<(KeyMaterial, KeyType)> {
+    EC_TYPES.into_iter().find_map(|kt| {
+        let alg = ec_signing_alg(kt)?;
+        EcdsaKeyPair::from_private_key_der(alg, der)
+            .ok()
+            .map(|pair| (KeyMaterial::Ec(pair), kt))
+    })
+}
+
+/// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`.
+fn pkcs8_inner_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
+    use simple_asn1::ASN1Block;
+    let blocks = simple_asn1::from_der(pkcs8).ok()?;
+    let ASN1Block::Sequence(_, items) = blocks.first()? else {
+        return None;
+    };
+    items.iter().find_map(|item| match item {
+        ASN1Block::OctetString(_, bytes) => Some(bytes.clone()),
+        _ => None,
+    })
+}
+
+/// Signs through an external program, for `key_security: tpm`.
+///
+/// The program is called as `PROGRAM --operation SIGN --message <signing input>`
+/// and must print the signature base64url without padding. ECDSA signatures
+/// may come back DER-encoded; they are converted to the fixed-size `r || s`
+/// JWS wants.
+///
+/// ```no_run
+/// use onesoidc_core::{CommandSigner, JwsAlgorithm, Signer};
+/// let signer = CommandSigner::px_device_identity(JwsAlgorithm::RS256);
+/// let signature = signer.sign(b"header.claims")?;
+/// # Ok::<(), onesoidc_core::SignError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CommandSigner {
+    program: PathBuf,
+    algorithm: JwsAlgorithm,
+}
+
+impl CommandSigner {
+    /// Signs with `px-device-identity` from `PATH`.
+    pub fn px_device_identity(algorithm: JwsAlgorithm) -> Self {
+        Self::new("px-device-identity", algorithm)
+    }
+
+    /// Signs with `program`, which takes px-device-identity's SIGN arguments.
+    pub fn new(program: impl Into<PathBuf>, algorithm: JwsAlgorithm) -> Self {
+        CommandSigner {
+            program: program.into(),
+            algorithm,
+        }
+    }
+}
+
+impl Signer for CommandSigner {
+    fn algorithm(&self) -> JwsAlgorithm {
+        self.algorithm
+    }
+
+    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
+        let command = format!("{} --operation SIGN", self.program.display());
+        let fail = |reason: String| SignError::Command {
+            command: command.clone(),
+            reason,
+        };
+        let message = std::str::from_utf8(signing_input)
+            .map_err(|_| fail("the signing input is not UTF-8".into()))?;
+        let output = Command::new(&self.program)
+            .args(["--operation", "SIGN", "--message", message])
+            .output()
+            .map_err(|e| {
+                fail(format!(
+                    "cannot run it ({e}); is px-device-identity installed?"
+                ))
+            })?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(fail(format!("{}: {}", output.status, stderr.trim())));
+        }
+        let printed = String::from_utf8_lossy(&output.stdout);
+        let printed = printed.trim().trim_end_matches('=');
+        let raw = URL_SAFE_NO_PAD
+            .decode(printed)
+            .map_err(|e| fail(format!("printed something that is not base64url ({e})")))?;
+        match self.algorithm.ecdsa_signature_len() {
+            None => Ok(raw),
+            Some(len) if raw.len() == len => Ok(raw),
+            Some(len) => ecdsa_der_to_fixed(&raw, len).ok_or_else(|| {
+                fail(format!(
+                    "printed a {}-byte signature that is neither {len}-byte r||s nor DER",
+                    raw.len()
+                ))
+            }),
+        }
+    }
+}
+
+/// Converts a DER `ECDSA-Sig-Value` to the fixed-size `r || s` of JWS.
+///
+/// ```
+/// // SEQUENCE { INTEGER 1, INTEGER 2 } on a curve with 2-byte coordinates.
+/// let der = [0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x02];
+/// assert_eq!(onesoidc_core::ecdsa_der_to_fixed(&der, 4), Some(vec![0, 1, 0, 2]));
+/// ```
+pub fn ecdsa_der_to_fixed(der: &[u8], len: usize) -> Option<Vec<u8>> {
+    use simple_asn1::ASN1Block;
+    let blocks = simple_asn1::from_der(der).ok()?;
+    let ASN1Block::Sequence(_, items) = blocks.first()? else {
+        return None;
+    };
+    let [ASN1Block::Integer(_, r), ASN1Block::Integer(_, s)] = items.as_slice() else {
+        return None;
+    };
+    let half = len / 2;
+    let mut out = Vec::with_capacity(len);
+    for n in [r, s] {
+        if *n < simple_asn1::BigInt::from(0) {
+            return None;
+        }
+        let (_, bytes) = n.to_bytes_be();
+        let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+        let bytes = &bytes[first..];
+        if bytes.len() > half {
+            return None;
+        }
+        out.extend(std::iter::repeat_n(0, half - bytes.len()));
+        out.extend_from_slice(bytes);
+    }
+    Some(out)
+}

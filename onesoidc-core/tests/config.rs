@@ -1,0 +1,306 @@
+//! device.yml loading, against px-device-identity's real files and broken ones.
+
+mod common;
+
+use std::path::Path;
+
+use onesoidc_core::{
+    ConfigError, DeviceConfig, DeviceIdentity, Error, IdentityPaths, KeyError, KeySecurity, KeyType,
+};
+
+const PROTOCOL_EXAMPLE: &str = r#"client_id: d5fe8500-6003-49fd-9b8f-7adaf102e9a3
+config_version: 0.0.3
+domain: onesid1.com
+host: https://idp-server.ones-now.com
+id: 8b477978-c63d-46f5-9492-67fafdd0d68e
+initiated_on: "2021-03-08 15:22:00.816527"
+is_managed: true
+key_security: default      # default | tpm
+key_type: RSA:2048         # RSA:2048 | RSA:3072 | ECC:p256 | ECC:p384 | ECC:p521
+location: Bangkok
+role: server               # lower case: desktop, server, public, admin_terminal, ...
+title: ServerName
+"#;
+
+fn parse(text: &str) -> Result<DeviceConfig, ConfigError> {
+    DeviceConfig::from_yaml_str(text, Path::new("/etc/px-device-identity/device.yml"))
+}
+
+#[test]
+fn protocol_example_loads() {
+    let c = parse(PROTOCOL_EXAMPLE).unwrap();
+    assert_eq!(c.id, "8b477978-c63d-46f5-9492-67fafdd0d68e");
+    assert_eq!(
+        c.client_id.as_deref(),
+        Some("d5fe8500-6003-49fd-9b8f-7adaf102e9a3")
+    );
+    assert_eq!(c.key_type, KeyType::Rsa2048);
+    assert_eq!(c.key_security, KeySecurity::Default);
+    assert!(c.is_managed);
+    assert_eq!(
+        c.initiated_on.as_deref(),
+        Some("2021-03-08 15:22:00.816527")
+    );
+    assert_eq!(c.role.as_deref(), Some("server"));
+    let reg = c.registration().unwrap();
+    assert_eq!(reg.issuer.as_str(), "https://idp-server.ones-now.com/oidc");
+    assert!(c.extra.is_empty());
+}
+
+#[test]
+fn bool_spellings() {
+    for (spelling, expected) in [
+        ("true", true),
+        ("True", true),
+        ("\"true\"", true),
+        ("'True'", true),
+        ("false", false),
+        ("False", false),
+        ("\"false\"", false),
+    ] {
+        let text = PROTOCOL_EXAMPLE.replace("is_managed: true", &format!("is_managed: {spelling}"));
+        assert_eq!(
+            parse(&text).unwrap().is_managed,
+            expected,
+            "is_managed: {spelling}"
+        );
+    }
+    let text = PROTOCOL_EXAMPLE.replace("is_managed: true", "is_managed: maybe");
+    let err = parse(&text).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::InvalidField {
+                field: "is_managed",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_fields_are_kept_and_written_back() {
+    let text = format!("{PROTOCOL_EXAMPLE}future_field: 42\nnested:\n  a: b\n");
+    let c = parse(&text).unwrap();
+    assert_eq!(c.extra["future_field"], serde_json::json!(42));
+    assert_eq!(c.extra["nested"], serde_json::json!({"a": "b"}));
+    let again = parse(&c.to_yaml_string().unwrap()).unwrap();
+    assert_eq!(again.extra, c.extra);
+    assert_eq!(again.id, c.id);
+    assert_eq!(again.client_id, c.client_id);
+    assert_eq!(again.is_managed, c.is_managed);
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    for field in ["id", "key_type", "key_security"] {
+        let text: String = PROTOCOL_EXAMPLE
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{field}:")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let err = parse(&text).unwrap_err();
+        match &err {
+            ConfigError::MissingField { field: f, path } => {
+                assert_eq!(*f, field);
+                assert_eq!(path, Path::new("/etc/px-device-identity/device.yml"));
+            }
+            other => panic!("{field}: {other}"),
+        }
+        let message = err.to_string();
+        assert!(
+            message.contains(field) && message.contains("/etc/px-device-identity/device.yml"),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn malformed_fields_are_named() {
+    let cases = [
+        ("key_type: RSA:2048", "key_type: RSA:1024", "key_type"),
+        ("key_security: default", "key_security: hsm", "key_security"),
+        (
+            "host: https://idp-server.ones-now.com",
+            "host: not a url",
+            "host",
+        ),
+        (
+            "host: https://idp-server.ones-now.com",
+            "host: ftp://idp",
+            "host",
+        ),
+        (
+            "id: 8b477978-c63d-46f5-9492-67fafdd0d68e",
+            "id: [1, 2]",
+            "id",
+        ),
+    ];
+    for (from, to, field) in cases {
+        let err = parse(&PROTOCOL_EXAMPLE.replace(from, to)).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::InvalidField { field: f, .. } if *f == field),
+            "{to}: {err}"
+        );
+        assert!(err.to_string().contains(field));
+    }
+}
+
+#[test]
+fn bad_yaml_names_the_file_and_line() {
+    let err = parse("id: x\nkey_type: [unclosed\n").unwrap_err();
+    assert!(matches!(err, ConfigError::Yaml { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("device.yml") && message.contains("line"),
+        "{message}"
+    );
+    assert!(matches!(
+        parse("just a string").unwrap_err(),
+        ConfigError::NotAMapping { .. }
+    ));
+    assert!(matches!(
+        parse("").unwrap_err(),
+        ConfigError::NotAMapping { .. }
+    ));
+}
+
+#[test]
+fn every_px_fixture_loads_with_its_key() {
+    for name in common::FIXTURES {
+        let identity =
+            DeviceIdentity::load(&common::fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            identity.signer.algorithm(),
+            identity.config.key_type.jws_algorithm(),
+            "{name}"
+        );
+        assert_eq!(
+            identity.config.is_managed,
+            name.starts_with("managed"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn unmanaged_identity_loads_but_cannot_authenticate() {
+    let identity = DeviceIdentity::load(&common::fixture("ecc-p256")).unwrap();
+    assert_eq!(identity.config.client_id, None);
+    assert_eq!(identity.config.host, None);
+    let err = identity.client_auth().unwrap_err();
+    assert!(matches!(err, ConfigError::NotRegistered { .. }));
+    assert!(err.to_string().contains("onesoidc register"), "{err}");
+}
+
+#[test]
+fn key_that_does_not_match_key_type_says_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let rsa = common::fixture("managed-rsa-2048");
+    let yaml = std::fs::read_to_string(&rsa.config)
+        .unwrap()
+        .replace("RSA:2048", "ECC:p384");
+    std::fs::write(dir.path().join("device.yml"), yaml).unwrap();
+    std::fs::copy(rsa.private_key(), dir.path().join("private.pem")).unwrap();
+    let paths = IdentityPaths {
+        config: dir.path().join("device.yml"),
+        key_dir: dir.path().into(),
+    };
+    let err = DeviceIdentity::load(&paths).unwrap_err();
+    match &err {
+        Error::Key(KeyError::Mismatch {
+            expected, found, ..
+        }) => {
+            assert_eq!(*expected, KeyType::EccP384);
+            assert_eq!(found, "RSA:2048");
+        }
+        other => panic!("{other}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.contains("RSA:2048") && message.contains("ECC:p384"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_or_unusable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = IdentityPaths {
+        config: dir.path().join("device.yml"),
+        key_dir: dir.path().into(),
+    };
+    let err = DeviceIdentity::load(&paths).unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ConfigError::Read { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("device.yml"));
+
+    std::fs::copy(common::fixture("managed-ecc-p256").config, &paths.config).unwrap();
+    let err = DeviceIdentity::load(&paths).unwrap_err();
+    assert!(matches!(err, Error::Key(KeyError::Read { .. })), "{err}");
+    assert!(err.to_string().contains("private.pem"));
+
+    for (content, why) in [
+        (&b""[..], "empty"),
+        (b"\x00\x01\x02garbage", "binary"),
+        (
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+            "public",
+        ),
+    ] {
+        std::fs::write(paths.private_key(), content).unwrap();
+        let err = DeviceIdentity::load(&paths).unwrap_err();
+        assert!(
+            matches!(err, Error::Key(KeyError::Invalid { .. })),
+            "{why}: {err}"
+        );
+        assert!(err.to_string().contains("private.pem"), "{why}: {err}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn unreadable_key_file_is_a_read_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let paths = IdentityPaths {
+        config: dir.path().join("device.yml"),
+        key_dir: dir.path().into(),
+    };
+    std::fs::copy(common::fixture("managed-ecc-p256").config, &paths.config).unwrap();
+    // A directory where the key file should be cannot be read, even by root.
+    std::fs::create_dir(paths.private_key()).unwrap();
+    std::fs::set_permissions(paths.private_key(), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let err = DeviceIdentity::load(&paths).unwrap_err();
+    assert!(matches!(err, Error::Key(KeyError::Read { .. })), "{err}");
+}
+
+#[test]
+fn default_paths_and_overrides() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).into())
+        }
+    };
+    let p = IdentityPaths::from_lookup(env(&[("HOME", "/root")]));
+    assert_eq!(p.config, Path::new("/etc/px-device-identity/device.yml"));
+    assert_eq!(
+        p.key_dir,
+        Path::new("/root/.local/share/px-device-identity")
+    );
+    let p = IdentityPaths::from_lookup(env(&[("HOME", "/root"), ("XDG_DATA_HOME", "/data")]));
+    assert_eq!(p.key_dir, Path::new("/data/px-device-identity"));
+    let p = IdentityPaths::from_lookup(env(&[
+        ("ONESOIDC_DEVICE_CONFIG", "/x/device.yml"),
+        ("ONESOIDC_KEY_DIR", "/x/keys"),
+        ("XDG_DATA_HOME", "/data"),
+    ]));
+    assert_eq!(p.config, Path::new("/x/device.yml"));
+    assert_eq!(p.key_dir, Path::new("/x/keys"));
+    assert_eq!(p.private_key(), Path::new("/x/keys/private.pem"));
+}
