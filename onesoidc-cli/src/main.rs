@@ -1,1 +1,31 @@
-fn main() {}
+//! `onesoidc`: OnesID device authentication from a shell.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    output::init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return output::fail(
+                &format!("cannot start the async runtime: {e}"),
+                output::EXIT_ERROR,
+            );
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => output::fail(&failure.message, failure.code),
+    }
+}

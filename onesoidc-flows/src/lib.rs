@@ -1,1 +1,29 @@
-//! x
+//! OnesID flows for a registered device, as async calls over an
+//! [`HttpClient`](onesoidc_http::HttpClient).
+//!
+//! Start with [`OnesIdClient`]: it loads the device identity, discovers the
+//! provider once, and signs a fresh client assertion for every request.
+//!
+//! ```no_run
+//! use onesoidc_flows::OnesIdClient;
+//! use onesoidc_flows::core::ExposeSecret;
+//!
+//! # async fn run() -> Result<(), onesoidc_flows::Error> {
+//! // device.yml and the key from px-device-identity's default places
+//! // (or ONESOIDC_DEVICE_CONFIG / ONESOIDC_KEY_DIR).
+//! let client = OnesIdClient::from_default_identity()?;
+//! let tokens = client.device_token().await?;
+//! println!("device token: {}", tokens.access_token.expose_secret());
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod client;
+
+pub use client::{DeviceTokenRequest, OnesIdClient};
+/// The sans-IO core, re-exported so one dependency is enough.
+pub use onesoidc_core as core;
+pub use onesoidc_core::{Error, TokenSet};
+/// The HTTP transport, re-exported so one dependency is enough.
+pub use onesoidc_http as http_client;

@@ -1,0 +1,161 @@
+//! The `onesoidc` binary end to end against a mocked provider.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../onesoidc-core/tests/fixtures/px-device-identity"
+);
+
+fn onesoidc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+        .args(args)
+        .env_remove("ONESOIDC_DEVICE_CONFIG")
+        .env_remove("ONESOIDC_KEY_DIR")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// A copy of a px fixture whose `host` points at `host`.
+fn identity_at(dir: &Path, fixture: &str, host: &str) -> (String, String) {
+    let src = Path::new(FIXTURES).join(fixture);
+    let yaml = std::fs::read_to_string(src.join("device.yml")).unwrap();
+    let yaml = yaml.replace("https://idp-server.ones-now.com", host);
+    std::fs::write(dir.join("device.yml"), yaml).unwrap();
+    std::fs::copy(src.join("private.pem"), dir.join("private.pem")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("private.pem"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    (
+        dir.join("device.yml").display().to_string(),
+        dir.display().to_string(),
+    )
+}
+
+#[test]
+fn device_token_prints_the_token() {
+    let mut server = mockito::Server::new();
+    let base = server.url();
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_status(404)
+        .create();
+    let token = server
+        .mock("POST", "/oidc/token")
+        .match_body(mockito::Matcher::UrlEncoded(
+            "grant_type".into(),
+            "client_credentials".into(),
+        ))
+        .with_body(
+            r#"{"access_token":"the-token","token_type":"Bearer","expires_in":300,"scope":"s"}"#,
+        )
+        .expect(2)
+        .create();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, key_dir) = identity_at(dir.path(), "managed-ecc-p256", &base);
+
+    let out = onesoidc(&["device-token", "--config", &config, "--key-dir", &key_dir]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "the-token\n");
+
+    let out = onesoidc(&[
+        "device-token",
+        "--json",
+        "--config",
+        &config,
+        "--key-dir",
+        &key_dir,
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["access_token"], "the-token");
+    assert_eq!(json["scope"], "s");
+    assert!(json["expires_in"].as_u64().unwrap() <= 300);
+    token.assert();
+}
+
+#[test]
+fn provider_errors_exit_non_zero_with_one_line() {
+    let mut server = mockito::Server::new();
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_status(404)
+        .create();
+    server
+        .mock("POST", "/oidc/token")
+        .with_status(401)
+        .with_body(r#"{"error":"invalid_client","error_description":"signature"}"#)
+        .create();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, key_dir) = identity_at(dir.path(), "managed-rsa-2048", &server.url());
+    let out = onesoidc(&["device-token", "--config", &config, "--key-dir", &key_dir]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("onesoidc: error: ")
+            && stderr.contains("invalid_client")
+            && stderr.contains("HTTP 401"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_config_names_the_file() {
+    let out = onesoidc(&["device-token", "--config", "/nonexistent/device.yml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/device.yml"), "{stderr}");
+}
+
+#[test]
+fn jwk_and_sign() {
+    let dir = Path::new(FIXTURES).join("managed-ecc-p521");
+    let config = dir.join("device.yml").display().to_string();
+    let key_dir = dir.display().to_string();
+    let out = onesoidc(&["jwk", "--jwks", "--config", &config, "--key-dir", &key_dir]);
+    assert!(out.status.success());
+    let jwks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "ES512");
+    assert_eq!(jwks["keys"][0]["crv"], "P-521");
+    assert!(jwks["keys"][0]["kid"].is_string());
+
+    let out = onesoidc(&[
+        "sign",
+        "--message",
+        "a.b",
+        "--config",
+        &config,
+        "--key-dir",
+        &key_dir,
+    ]);
+    assert!(out.status.success());
+    let sig = String::from_utf8(out.stdout).unwrap();
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig.trim())
+        .unwrap();
+    assert_eq!(raw.len(), 132, "ES512 signatures are r||s, 66 bytes each");
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let out = onesoidc(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("device-token"));
+    let out = onesoidc(&["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,199 @@
+//! The device access token flow against a mocked provider.
+
+use std::sync::Arc;
+
+use mockito::Matcher;
+use onesoidc_core::{
+    ConfigError, DeviceConfig, DeviceIdentity, Error, ExposeSecret, KeyType, PemSigner,
+};
+use onesoidc_flows::OnesIdClient;
+use onesoidc_http::ReqwestClient;
+
+fn client_for(host: &str, key_type: KeyType) -> OnesIdClient {
+    let yaml = format!(
+        "id: dev-1\nclient_id: client-1\nhost: {host}\nkey_type: {key_type}\nkey_security: default\n"
+    );
+    let config = DeviceConfig::from_yaml_str(&yaml, "device.yml".as_ref()).unwrap();
+    let identity =
+        DeviceIdentity::from_parts(config, Arc::new(PemSigner::generate(key_type).unwrap()));
+    OnesIdClient::new(identity, Arc::new(ReqwestClient::new().unwrap())).unwrap()
+}
+
+fn discovery_doc(base: &str) -> String {
+    serde_json::json!({
+        "issuer": format!("{base}/oidc"),
+        "token_endpoint": format!("{base}/oidc/token"),
+        "jwks_uri": format!("{base}/oidc/jwks"),
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn discovers_then_gets_a_token_with_a_fresh_assertion_each_time() {
+    let mut server = mockito::Server::new_async().await;
+    let base = server.url();
+    let discovery = server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_body(discovery_doc(&base))
+        .expect(1)
+        .create_async()
+        .await;
+    let token = server
+        .mock("POST", "/oidc/token")
+        .match_body(Matcher::AllOf(vec![
+            Matcher::UrlEncoded("grant_type".into(), "client_credentials".into()),
+            Matcher::UrlEncoded("client_id".into(), "client-1".into()),
+            Matcher::UrlEncoded(
+                "client_assertion_type".into(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
+            Matcher::Regex("client_assertion=ey".into()),
+        ]))
+        .with_body(r#"{"access_token":"device-at","token_type":"Bearer","expires_in":300}"#)
+        .expect(2)
+        .create_async()
+        .await;
+    let client = client_for(&base, KeyType::EccP256);
+    for _ in 0..2 {
+        let tokens = client.device_token().await.unwrap();
+        assert_eq!(tokens.access_token.expose_secret(), "device-at");
+        assert!(tokens.expires_at.is_some());
+    }
+    discovery.assert_async().await;
+    token.assert_async().await;
+}
+
+#[tokio::test]
+async fn assertion_audience_is_the_token_endpoint() {
+    let mut server = mockito::Server::new_async().await;
+    let base = server.url();
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_status(404)
+        .create_async()
+        .await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    server
+        .mock("POST", "/oidc/token")
+        .with_body_from_request(move |req| {
+            let body = req.body().unwrap().clone();
+            let fields: Vec<(String, String)> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
+            let assertion = fields
+                .iter()
+                .find(|(k, _)| k == "client_assertion")
+                .unwrap()
+                .1
+                .clone();
+            seen2.lock().unwrap().push(assertion);
+            br#"{"access_token":"a","token_type":"Bearer"}"#.to_vec()
+        })
+        .expect(2)
+        .create_async()
+        .await;
+    let client = client_for(&base, KeyType::Rsa2048);
+    client.device_token().await.unwrap();
+    client.device_token().await.unwrap();
+    let seen = seen.lock().unwrap();
+    let claims: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|a| jsonwebtoken::dangerous::insecure_decode_claims(a).unwrap())
+        .collect();
+    assert_eq!(
+        claims[0]["aud"],
+        format!("{base}/oidc/token"),
+        "404 discovery falls back to {{issuer}}/token"
+    );
+    assert_ne!(
+        claims[0]["jti"], claims[1]["jti"],
+        "a new assertion for every request"
+    );
+}
+
+#[tokio::test]
+async fn provider_errors_name_endpoint_status_and_code() {
+    let mut server = mockito::Server::new_async().await;
+    let base = server.url();
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_body(discovery_doc(&base))
+        .create_async()
+        .await;
+    server
+        .mock("POST", "/oidc/token")
+        .with_status(401)
+        .with_body(r#"{"error":"invalid_client","error_description":"unknown key"}"#)
+        .create_async()
+        .await;
+    let err = client_for(&base, KeyType::EccP384)
+        .device_token()
+        .await
+        .unwrap_err();
+    assert_eq!(err.oauth_error(), Some("invalid_client"));
+    assert_eq!(err.http_status(), Some(401));
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("{base}/oidc/token")) && message.contains("unknown key"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn issuer_mismatch_stops_before_any_token_request() {
+    let mut server = mockito::Server::new_async().await;
+    let base = server.url();
+    let doc =
+        discovery_doc(&base).replace(&format!("{base}/oidc\""), "https://evil.example/oidc\"");
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_body(doc)
+        .create_async()
+        .await;
+    let token = server
+        .mock("POST", "/oidc/token")
+        .expect(0)
+        .create_async()
+        .await;
+    let err = client_for(&base, KeyType::EccP521)
+        .device_token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::IssuerMismatch { .. }), "{err}");
+    token.assert_async().await;
+}
+
+#[tokio::test]
+async fn unreachable_provider_is_a_transport_error_naming_the_endpoint() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = client_for(&format!("http://{addr}"), KeyType::EccP256)
+        .device_token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Transport { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "http://{addr}/oidc/.well-known/openid-configuration"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn unmanaged_identity_is_refused_with_advice() {
+    let yaml =
+        "id: dev-1\nclient_id: null\nhost: null\nkey_type: ECC:p256\nkey_security: default\n";
+    let config = DeviceConfig::from_yaml_str(yaml, "device.yml".as_ref()).unwrap();
+    let identity = DeviceIdentity::from_parts(
+        config,
+        Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()),
+    );
+    let err = OnesIdClient::new(identity, Arc::new(ReqwestClient::new().unwrap())).unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Config(ConfigError::NotRegistered { .. })
+    ));
+    assert!(err.to_string().contains("onesoidc register"));
+}
