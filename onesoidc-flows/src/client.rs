@@ -165,4 +165,30 @@ impl OnesIdClient {
         let response = self.send(endpoint, request).await?;
         parse_token_response(endpoint, &response, self.now())
     }
+
+    /// Refreshes a user's tokens with the refresh_token grant (PROTOCOL §6).
+    ///
+    /// When the response has no new refresh token, the old one is kept in
+    /// the returned set; when it has one (rotation), the new one replaces it.
+    /// A rejected refresh token is [`Error::OAuth`] with `invalid_grant`:
+    /// the user has to log in again.
+    pub async fn refresh(&self, previous: &TokenSet) -> Result<TokenSet, Error> {
+        let endpoint = &self.provider_metadata().await?.token_endpoint;
+        let refresh_token =
+            previous
+                .refresh_token
+                .as_ref()
+                .ok_or_else(|| Error::InvalidRequest {
+                    endpoint: endpoint.clone(),
+                    reason: "these tokens have no refresh token; log the user in again".into(),
+                })?;
+        let request = self
+            .auth
+            .refresh_token_request(endpoint, refresh_token, self.now())?;
+        let response = self.send(endpoint, request).await?;
+        Ok(
+            parse_token_response(endpoint, &response, self.now())?
+                .keep_refresh_token_from(previous),
+        )
+    }
 }

@@ -197,3 +197,67 @@ fn unmanaged_identity_is_refused_with_advice() {
     ));
     assert!(err.to_string().contains("onesoidc register"));
 }
+
+#[tokio::test]
+async fn refresh_keeps_or_rotates_the_refresh_token() {
+    use onesoidc_core::{SecretString, TokenSet};
+    let mut server = mockito::Server::new_async().await;
+    let base = server.url();
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_status(404)
+        .create_async()
+        .await;
+    server
+        .mock("POST", "/oidc/token")
+        .match_body(Matcher::AllOf(vec![
+            Matcher::UrlEncoded("grant_type".into(), "refresh_token".into()),
+            Matcher::UrlEncoded("refresh_token".into(), "rt-1".into()),
+        ]))
+        .with_body(r#"{"access_token":"at-2","token_type":"Bearer","expires_in":60}"#)
+        .create_async()
+        .await;
+    server
+        .mock("POST", "/oidc/token")
+        .match_body(Matcher::UrlEncoded("refresh_token".into(), "rt-2".into()))
+        .with_body(r#"{"access_token":"at-3","token_type":"Bearer","refresh_token":"rt-3"}"#)
+        .create_async()
+        .await;
+    server
+        .mock("POST", "/oidc/token")
+        .match_body(Matcher::UrlEncoded("refresh_token".into(), "rt-old".into()))
+        .with_status(400)
+        .with_body(r#"{"error":"invalid_grant"}"#)
+        .create_async()
+        .await;
+    let client = client_for(&base, KeyType::EccP256);
+    let tokens = |rt: &str| TokenSet {
+        access_token: SecretString::from("at-1"),
+        token_type: "Bearer".into(),
+        expires_at: None,
+        refresh_token: Some(SecretString::from(rt)),
+        id_token: None,
+        scope: None,
+    };
+    let kept = client.refresh(&tokens("rt-1")).await.unwrap();
+    assert_eq!(kept.access_token.expose_secret(), "at-2");
+    assert_eq!(
+        kept.refresh_token.unwrap().expose_secret(),
+        "rt-1",
+        "no new refresh token: the old one stays"
+    );
+    let rotated = client.refresh(&tokens("rt-2")).await.unwrap();
+    assert_eq!(
+        rotated.refresh_token.unwrap().expose_secret(),
+        "rt-3",
+        "a new refresh token replaces the old one"
+    );
+    let err = client.refresh(&tokens("rt-old")).await.unwrap_err();
+    assert_eq!(err.oauth_error(), Some("invalid_grant"));
+    let mut none = tokens("x");
+    none.refresh_token = None;
+    assert!(matches!(
+        client.refresh(&none).await.unwrap_err(),
+        Error::InvalidRequest { .. }
+    ));
+}
