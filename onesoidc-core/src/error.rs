@@ -81,6 +81,32 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Nobody answered in time: a CIBA request, a QR session or a registration expired.
+    #[error("{what} expired after {} s without an answer", after.as_secs())]
+    Expired {
+        /// What expired.
+        what: String,
+        /// How long it was valid.
+        after: std::time::Duration,
+    },
+    /// The ID token failed validation.
+    #[error("{endpoint}: {source}")]
+    IdToken {
+        /// The token endpoint the ID token came from, or `id_token` when validated on its own.
+        endpoint: String,
+        /// Why it was rejected.
+        source: crate::IdTokenError,
+    },
+    /// No well-known application has this `client_identifier`.
+    #[error("{endpoint} lists no application {identifier:?} (known: {known})")]
+    UnknownApplication {
+        /// The applications endpoint.
+        endpoint: String,
+        /// The identifier asked for.
+        identifier: String,
+        /// The identifiers listed, comma separated.
+        known: String,
+    },
     /// A URL (issuer, endpoint, application URL) is not usable.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {

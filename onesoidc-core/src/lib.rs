@@ -5,6 +5,9 @@
 //! - [`Signer`], [`PemSigner`], [`CommandSigner`]: RS256/ES256/ES384/ES512 signing.
 //! - [`client_assertion`] and [`ciba_request_object`]: the JWTs the device signs.
 //! - [`ProviderMetadata`]: discovery with issuer check and fallback endpoints.
+//! - [`CibaPoller`]: the CIBA poll loop as a state machine.
+//! - [`validate_id_token`]: ID tokens against the provider's JWKS.
+//! - QR sessions and well-known applications (ONES extensions).
 //! - [`ClientAuth`]: request builders for every token-endpoint call, and the
 //!   `parse_*` functions for their responses.
 //!
@@ -33,24 +36,32 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod ciba;
 mod config;
 mod discovery;
 mod error;
+mod id_token;
 mod identity;
 mod jwk;
 mod jwt;
 mod oauth;
+mod ones;
 pub mod request;
 pub mod response;
 mod signer;
 pub mod yaml;
 
+pub use ciba::{CibaPoller, PollStep};
 pub use config::{
     CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, DeviceConfig, IdentityPaths, JwsAlgorithm, KEY_DIR_ENV,
     KeySecurity, KeyType, Registration,
 };
 pub use discovery::{Issuer, ProviderMetadata};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
+pub use id_token::{
+    CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,
+    validate_id_token,
+};
 pub use identity::DeviceIdentity;
 pub use jwk::{PublicJwk, PublicJwkSet};
 pub use jwt::{
@@ -62,6 +73,11 @@ pub use oauth::{
     Introspection, MAX_EXPIRES_IN, SLOW_DOWN_INCREMENT, TokenSet, parse_backchannel_response,
     parse_ciba_poll_response, parse_introspection_response, parse_revocation_response,
     parse_token_response,
+};
+pub use ones::{
+    Application, QrSession, QrStatus, applications_request, applications_url, find_application,
+    parse_applications, parse_qr_session, parse_qr_status, qr_create_request, qr_session_url,
+    qr_sessions_url, qr_status_request,
 };
 pub use signer::{CommandSigner, PemSigner, Signer, ecdsa_der_to_fixed};
 

@@ -1,0 +1,235 @@
+//! ONES extensions: QR login sessions (PROTOCOL §8) and well-known
+//! applications (§9). Request builders and response parsers only.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::request::{HttpRequest, get, post_json};
+use crate::response::{HttpResponse, parse_json};
+use crate::{Error, Issuer};
+
+/// A QR login session created by the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrSession {
+    /// The session id, later sent as `qr_session_id`.
+    pub session_id: String,
+    /// What the QR code encodes, exactly.
+    pub cb_url: String,
+    /// How long the session can be scanned.
+    pub expires_in: Duration,
+    /// How often to check its status.
+    pub interval: Duration,
+}
+
+/// The state of a QR session.
+#[derive(Clone, PartialEq, Eq)]
+pub enum QrStatus {
+    /// Not scanned yet.
+    Pending,
+    /// Scanned: continue with CIBA using this `login_hint_token`.
+    Scanned {
+        /// The hint that identifies the user who scanned.
+        login_hint_token: String,
+    },
+    /// The session expired.
+    Expired,
+    /// The session was cancelled.
+    Cancelled,
+}
+
+impl std::fmt::Debug for QrStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QrStatus::Pending => "Pending",
+            QrStatus::Scanned { .. } => "Scanned { login_hint_token: [redacted] }",
+            QrStatus::Expired => "Expired",
+            QrStatus::Cancelled => "Cancelled",
+        })
+    }
+}
+
+/// `{issuer}/qr/sessions`.
+pub fn qr_sessions_url(issuer: &Issuer) -> String {
+    issuer.endpoint("/qr/sessions")
+}
+
+/// `{issuer}/qr/sessions/{session_id}`, the id percent-encoded.
+///
+/// ```
+/// let issuer = onesoidc_core::Issuer::new("https://idp/oidc").unwrap();
+/// assert_eq!(onesoidc_core::qr_session_url(&issuer, "a/b").unwrap(), "https://idp/oidc/qr/sessions/a%2Fb");
+/// ```
+pub fn qr_session_url(issuer: &Issuer, session_id: &str) -> Result<String, Error> {
+    let base = qr_sessions_url(issuer);
+    let mut url = url::Url::parse(&base).map_err(|e| Error::InvalidUrl {
+        url: base.clone(),
+        reason: e.to_string(),
+    })?;
+    url.path_segments_mut()
+        .map_err(|_| Error::InvalidUrl {
+            url: base.clone(),
+            reason: "cannot hold a path".into(),
+        })?
+        .push(session_id);
+    Ok(url.into())
+}
+
+/// `POST {issuer}/qr/sessions` with the device access token and body `{}`.
+pub fn qr_create_request(issuer: &Issuer, device_token: &str) -> Result<HttpRequest, Error> {
+    post_json(
+        &qr_sessions_url(issuer),
+        Some(device_token),
+        &serde_json::json!({}),
+    )
+}
+
+/// `GET {issuer}/qr/sessions/{session_id}` with the device access token.
+pub fn qr_status_request(
+    issuer: &Issuer,
+    device_token: &str,
+    session_id: &str,
+) -> Result<HttpRequest, Error> {
+    get(&qr_session_url(issuer, session_id)?, Some(device_token))
+}
+
+#[derive(Deserialize)]
+struct SessionBody {
+    session_id: String,
+    cb_url: String,
+    expires_in: u64,
+    #[serde(default)]
+    interval: Option<u64>,
+}
+
+/// Parses the 201 (or 200) answer to [`qr_create_request`].
+pub fn parse_qr_session(endpoint: &str, response: &HttpResponse) -> Result<QrSession, Error> {
+    let body: SessionBody = parse_json(endpoint, response)?;
+    let invalid = |reason: &str| Error::InvalidResponse {
+        endpoint: endpoint.to_string(),
+        status: response.status().as_u16(),
+        reason: reason.to_string(),
+    };
+    if body.session_id.is_empty() {
+        return Err(invalid("`session_id` is empty"));
+    }
+    let cb = url::Url::parse(&body.cb_url).map_err(|_| invalid("`cb_url` is not a URL"))?;
+    if !matches!(cb.scheme(), "https" | "http") {
+        return Err(invalid("`cb_url` is not an http(s) URL"));
+    }
+    Ok(QrSession {
+        session_id: body.session_id,
+        cb_url: body.cb_url,
+        expires_in: Duration::from_secs(body.expires_in),
+        interval: Duration::from_secs(body.interval.filter(|i| *i > 0).unwrap_or(5)),
+    })
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: String,
+    #[serde(default)]
+    login_hint_token: Option<String>,
+}
+
+/// Parses the answer to [`qr_status_request`]; 404 (unknown session) is an error.
+///
+/// ```
+/// use onesoidc_core::{QrStatus, parse_qr_status};
+/// let r = http::Response::builder().status(200)
+///     .body(br#"{"session_id":"s","status":"scanned","login_hint_token":"lht"}"#.to_vec()).unwrap();
+/// assert_eq!(parse_qr_status("u", &r).unwrap(), QrStatus::Scanned { login_hint_token: "lht".into() });
+/// ```
+pub fn parse_qr_status(endpoint: &str, response: &HttpResponse) -> Result<QrStatus, Error> {
+    let body: StatusBody = parse_json(endpoint, response)?;
+    let invalid = |reason: String| Error::InvalidResponse {
+        endpoint: endpoint.to_string(),
+        status: response.status().as_u16(),
+        reason,
+    };
+    Ok(match body.status.as_str() {
+        "pending" => QrStatus::Pending,
+        "scanned" => {
+            QrStatus::Scanned {
+                login_hint_token: body.login_hint_token.filter(|t| !t.is_empty()).ok_or_else(
+                    || invalid("status is `scanned` but there is no `login_hint_token`".into()),
+                )?,
+            }
+        }
+        "expired" => QrStatus::Expired,
+        "cancelled" => QrStatus::Cancelled,
+        other => return Err(invalid(format!("unknown status {other:?}"))),
+    })
+}
+
+/// A well-known application (PROTOCOL §9).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct Application {
+    /// The identifier to look it up by, e.g. `vhh-server`.
+    pub client_identifier: String,
+    /// Its OAuth client id, if listed.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Display name, if listed.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its URL as listed: absolute, or a path on the issuer's origin.
+    pub url: String,
+}
+
+#[derive(Deserialize)]
+struct ApplicationsBody {
+    applications: Vec<Application>,
+}
+
+/// `{issuer}/.well-known/applications`.
+pub fn applications_url(issuer: &Issuer) -> String {
+    issuer.endpoint("/.well-known/applications")
+}
+
+/// `GET {issuer}/.well-known/applications` with the device access token.
+pub fn applications_request(issuer: &Issuer, device_token: &str) -> Result<HttpRequest, Error> {
+    get(&applications_url(issuer), Some(device_token))
+}
+
+/// Parses the applications list.
+pub fn parse_applications(
+    endpoint: &str,
+    response: &HttpResponse,
+) -> Result<Vec<Application>, Error> {
+    Ok(parse_json::<ApplicationsBody>(endpoint, response)?.applications)
+}
+
+/// Finds `identifier` in `applications` and resolves its URL against the
+/// issuer (PROTOCOL §9); the result's `url` is what CIBA sends as `resource`.
+///
+/// ```
+/// use onesoidc_core::{Application, Issuer, find_application};
+/// let issuer = Issuer::new("https://idp.example.com/oidc").unwrap();
+/// let apps = vec![Application { client_identifier: "vhh-server".into(), client_id: None, name: None, url: "/vhh".into() }];
+/// let app = find_application(&apps, "vhh-server", &issuer).unwrap();
+/// assert_eq!(app.url, "https://idp.example.com/vhh");
+/// assert!(find_application(&apps, "nope", &issuer).unwrap_err().to_string().contains("vhh-server"));
+/// ```
+pub fn find_application(
+    applications: &[Application],
+    identifier: &str,
+    issuer: &Issuer,
+) -> Result<Application, Error> {
+    let app = applications
+        .iter()
+        .find(|a| a.client_identifier == identifier)
+        .ok_or_else(|| Error::UnknownApplication {
+            endpoint: applications_url(issuer),
+            identifier: identifier.to_string(),
+            known: applications
+                .iter()
+                .map(|a| a.client_identifier.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    Ok(Application {
+        url: issuer.resolve_url(&app.url)?,
+        ..app.clone()
+    })
+}

@@ -1,0 +1,239 @@
+//! ID token validation: the happy path and each rejection with its own error.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use onesoidc_core::{
+    IdTokenError, IdTokenExpectations, Issuer, JwsAlgorithm, KeyType, PemSigner, PublicJwkSet,
+    SignError, Signer, sign_jwt, validate_id_token,
+};
+use serde_json::{Value, json};
+
+/// A provider key with a kid.
+#[derive(Debug)]
+struct ProviderKey {
+    inner: PemSigner,
+    kid: String,
+}
+
+impl Signer for ProviderKey {
+    fn algorithm(&self) -> JwsAlgorithm {
+        self.inner.algorithm()
+    }
+    fn key_id(&self) -> Option<&str> {
+        Some(&self.kid)
+    }
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.inner.sign(input)
+    }
+}
+
+fn key(kt: KeyType, kid: &str) -> ProviderKey {
+    ProviderKey {
+        inner: PemSigner::generate(kt).unwrap(),
+        kid: kid.into(),
+    }
+}
+
+fn jwks(keys: &[&ProviderKey]) -> PublicJwkSet {
+    PublicJwkSet {
+        keys: keys
+            .iter()
+            .map(|k| {
+                let mut jwk = k.inner.public_jwk();
+                jwk.kid = Some(k.kid.clone());
+                jwk
+            })
+            .collect(),
+    }
+}
+
+const NOW: u64 = 1_800_000_000;
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(NOW)
+}
+
+fn claims() -> Value {
+    json!({"iss": "https://idp/oidc", "aud": "client-1", "sub": "alice", "iat": NOW - 10, "exp": NOW + 300, "auth_time": NOW - 20})
+}
+
+fn check(
+    token: &str,
+    set: &PublicJwkSet,
+    allowed: &[String],
+) -> Result<onesoidc_core::IdTokenClaims, IdTokenError> {
+    let issuer = Issuer::new("https://idp/oidc").unwrap();
+    validate_id_token(
+        token,
+        set,
+        IdTokenExpectations {
+            issuer: &issuer,
+            client_id: "client-1",
+            allowed_algorithms: allowed,
+        },
+        now(),
+    )
+}
+
+fn unsigned(header: Value, claims: &Value, signature: &[u8]) -> String {
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    format!(
+        "{}.{}.{}",
+        enc(&header),
+        enc(claims),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
+
+#[test]
+fn valid_tokens_for_every_algorithm() {
+    for kt in [
+        KeyType::Rsa2048,
+        KeyType::EccP256,
+        KeyType::EccP384,
+        KeyType::EccP521,
+    ] {
+        let k = key(kt, "k1");
+        let other = key(KeyType::EccP256, "k0");
+        let token = sign_jwt(&k, &claims()).unwrap();
+        let got = check(&token, &jwks(&[&other, &k]), &[]).unwrap_or_else(|e| panic!("{kt}: {e}"));
+        assert_eq!(got.sub, "alice");
+        assert_eq!(got.aud, ["client-1"]);
+        assert_eq!(got.auth_time, Some(NOW - 20));
+    }
+}
+
+#[test]
+fn audience_list_and_skew_are_accepted() {
+    let k = key(KeyType::Rsa2048, "k1");
+    let mut c = claims();
+    c["aud"] = json!(["other", "client-1"]);
+    c["exp"] = json!(NOW - 30); // expired 30 s ago, within 60 s skew
+    c["iat"] = json!(NOW + 30); // 30 s in the future, within skew
+    check(&sign_jwt(&k, &c).unwrap(), &jwks(&[&k]), &[]).unwrap();
+}
+
+#[test]
+fn each_rejection_has_its_own_error() {
+    let k = key(KeyType::Rsa2048, "k1");
+    let set = jwks(&[&k]);
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims();
+        f(&mut c);
+        sign_jwt(&k, &c).unwrap()
+    };
+
+    let none = unsigned(json!({"alg": "none", "typ": "JWT"}), &claims(), b"");
+    assert_eq!(check(&none, &set, &[]).unwrap_err(), IdTokenError::Unsigned);
+
+    // HS256 "signed" with the provider's public key as the HMAC secret.
+    let public_n = set.keys[0].n.clone().unwrap();
+    let hs = {
+        use aws_lc_rs::hmac;
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT","kid":"k1"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+        let input = format!("{header}.{body}");
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, public_n.as_bytes()),
+            input.as_bytes(),
+        );
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    };
+    assert_eq!(
+        check(&hs, &set, &[]).unwrap_err(),
+        IdTokenError::SymmetricAlgorithm("HS256".into())
+    );
+
+    let err = check(
+        &sign_jwt(&k, &claims()).unwrap(),
+        &set,
+        &["ES256".to_string()],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, IdTokenError::AlgorithmNotAllowed { .. }),
+        "{err}"
+    );
+
+    let stranger = key(KeyType::Rsa2048, "k2");
+    let err = check(&sign_jwt(&stranger, &claims()).unwrap(), &set, &[]).unwrap_err();
+    assert_eq!(err, IdTokenError::UnknownKeyId(Some("k2".into())));
+
+    let impostor = key(KeyType::Rsa2048, "k1");
+    let err = check(&sign_jwt(&impostor, &claims()).unwrap(), &set, &[]).unwrap_err();
+    assert_eq!(err, IdTokenError::BadSignature);
+
+    let ec_with_rsa_kid = key(KeyType::EccP256, "k1");
+    let err = check(&sign_jwt(&ec_with_rsa_kid, &claims()).unwrap(), &set, &[]).unwrap_err();
+    assert!(
+        matches!(err, IdTokenError::KeyAlgorithmMismatch { .. }),
+        "{err}"
+    );
+
+    let mut tampered: Vec<String> = sign_jwt(&k, &claims())
+        .unwrap()
+        .split('.')
+        .map(String::from)
+        .collect();
+    let mut evil = claims();
+    evil["sub"] = json!("mallory");
+    tampered[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&evil).unwrap());
+    assert_eq!(
+        check(&tampered.join("."), &set, &[]).unwrap_err(),
+        IdTokenError::BadSignature
+    );
+
+    let err = check(&with(&|c| c["iss"] = json!("https://evil/oidc")), &set, &[]).unwrap_err();
+    assert!(matches!(err, IdTokenError::WrongIssuer { .. }), "{err}");
+    let err = check(&with(&|c| c["aud"] = json!(["other"])), &set, &[]).unwrap_err();
+    assert!(matches!(err, IdTokenError::WrongAudience { .. }), "{err}");
+    let err = check(&with(&|c| c["exp"] = json!(NOW - 61)), &set, &[]).unwrap_err();
+    assert_eq!(
+        err,
+        IdTokenError::Expired {
+            exp: NOW - 61,
+            now: NOW
+        }
+    );
+    let err = check(&with(&|c| c["iat"] = json!(NOW + 61)), &set, &[]).unwrap_err();
+    assert_eq!(
+        err,
+        IdTokenError::IssuedInFuture {
+            iat: NOW + 61,
+            now: NOW
+        }
+    );
+    let err = check(
+        &with(&|c| drop(c.as_object_mut().unwrap().remove("sub"))),
+        &set,
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(err, IdTokenError::MissingClaim("sub"));
+    let err = check(
+        &with(&|c| drop(c.as_object_mut().unwrap().remove("exp"))),
+        &set,
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!(err, IdTokenError::MissingClaim("exp"));
+
+    for garbage in [
+        "",
+        "a.b",
+        "a.b.c.d",
+        "!!!.???.###",
+        "e30.e30.",
+        "bm90IGpzb24.e30.AA",
+    ] {
+        assert!(
+            matches!(
+                check(garbage, &set, &[]).unwrap_err(),
+                IdTokenError::Malformed(_)
+            ),
+            "{garbage:?}"
+        );
+    }
+}
