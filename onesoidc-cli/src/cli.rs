@@ -71,4 +71,76 @@ pub enum Command {
         #[arg(long, short)]
         message: String,
     },
+    /// Log a person in on their phone by username (CIBA), and print their access token
+    ///
+    /// Waits (with a spinner on a terminal) until the person approves or
+    /// denies on their phone, or the request expires. Exit codes: 0 approved,
+    /// 3 denied, 4 expired, 130 cancelled (Ctrl-C), 1 any other error.
+    Ciba {
+        /// The person's username
+        #[arg(long, short)]
+        username: String,
+        #[command(flatten)]
+        login: LoginArgs,
+    },
+    /// Log a person in by QR code: show a code, the person scans it with the phone app
+    ///
+    /// The code is drawn on stderr; the access token is printed on stdout.
+    /// Exit codes as for `ciba`.
+    Qr {
+        #[command(flatten)]
+        login: LoginArgs,
+        /// Also write the code as a PNG image to FILE
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+        /// Also write the code as an SVG image to FILE
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Draw the code with plain ASCII instead of Unicode blocks
+        #[arg(long)]
+        ascii: bool,
+    },
+    /// List the well-known applications, or print the URL of one
+    Apps {
+        /// The application's client identifier, e.g. vhh-server
+        client_identifier: Option<String>,
+    },
+    /// Ask the provider whether an access or refresh token is active (RFC 7662)
+    Introspect {
+        /// The token
+        token: String,
+        /// access_token or refresh_token
+        #[arg(long)]
+        hint: Option<String>,
+    },
+    /// Check an ID token's signature and claims against the provider; print its claims
+    ValidateIdToken {
+        /// The ID token (a JWT)
+        token: String,
+    },
+    /// Revoke an access or refresh token (RFC 7009)
+    Revoke {
+        /// The token
+        token: String,
+        /// access_token or refresh_token
+        #[arg(long)]
+        hint: Option<String>,
+    },
+}
+
+/// Options of a person's login.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Text shown on the person's phone (at most 120 characters)
+    #[arg(long, short = 'm')]
+    pub binding_message: Option<String>,
+    /// Scopes to request [default: openid offline_access profile]
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Get tokens for this well-known application (its URL becomes the resource)
+    #[arg(long, value_name = "CLIENT_IDENTIFIER", conflicts_with = "resource")]
+    pub target_app: Option<String>,
+    /// Get tokens for this resource URL
+    #[arg(long, value_name = "URL")]
+    pub resource: Option<String>,
 }

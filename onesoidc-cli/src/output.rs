@@ -1,12 +1,21 @@
-//! Exit codes, error lines and logging.
+//! Exit codes, error lines, progress and logging.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
+use onesoidc_core::Error;
 use tracing_subscriber::EnvFilter;
 
 /// Something failed.
 pub const EXIT_ERROR: u8 = 1;
+/// The person denied the login.
+pub const EXIT_DENIED: u8 = 3;
+/// Nobody answered in time: the login, QR session or registration expired.
+pub const EXIT_EXPIRED: u8 = 4;
+/// Cancelled with Ctrl-C.
+pub const EXIT_CANCELLED: u8 = 130;
 
 /// A command's failure: the one-line reason and the exit code.
 #[derive(Debug)]
@@ -15,14 +24,49 @@ pub struct Failure {
     pub code: u8,
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
+impl Failure {
+    pub fn cancelled() -> Self {
         Failure {
-            message: e.to_string(),
-            code: EXIT_ERROR,
+            message: "cancelled".into(),
+            code: EXIT_CANCELLED,
         }
     }
 }
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match (&e, e.oauth_error()) {
+            (_, Some("access_denied")) => EXIT_DENIED,
+            (_, Some("expired_token")) | (Error::Expired { .. }, _) => EXIT_EXPIRED,
+            _ => EXIT_ERROR,
+        };
+        Failure {
+            message: e.to_string(),
+            code,
+        }
+    }
+}
+
+macro_rules! failure_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Self {
+                Failure { message: e.to_string(), code: EXIT_ERROR }
+            }
+        }
+    )*};
+}
+failure_from!(
+    onesoidc_core::ConfigError,
+    onesoidc_core::KeyError,
+    onesoidc_core::SignError,
+    onesoidc_core::TransportError,
+    onesoidc_flows::render::RenderError,
+    serde_json::Error,
+    std::io::Error,
+    String,
+    &str
+);
 
 /// Prints `onesoidc: error: MESSAGE` and returns `code`.
 pub fn fail(message: &str, code: u8) -> ExitCode {
@@ -48,10 +92,34 @@ pub fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-/// Prints a JSON value on stdout.
+/// Prints a JSON value on stdout, on one line (one object per line for scripts).
 pub fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    );
+    println!("{value}");
+}
+
+/// A spinner on stderr while waiting for a person; hidden when stderr is
+/// not a terminal or output is JSON.
+pub fn spinner(json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// `1:05` for 65 s.
+pub fn minutes_seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// A line for the person at the terminal (stderr, so stdout stays for results).
+pub fn say(json: bool, message: &str) {
+    if !json {
+        eprintln!("{message}");
+    }
 }

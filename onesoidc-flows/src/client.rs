@@ -1,16 +1,16 @@
 //! [`OnesIdClient`]: one registered device talking to its provider.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use onesoidc_core::request::HttpRequest;
 use onesoidc_core::response::HttpResponse;
 use onesoidc_core::{
-    ClientAuth, DeviceIdentity, Error, IdentityPaths, Issuer, ProviderMetadata, TokenSet,
-    parse_token_response,
+    ClientAuth, DeviceIdentity, Error, ExposeSecret, IdentityPaths, Issuer, ProviderMetadata,
+    PublicJwkSet, TokenSet, parse_token_response,
 };
 use onesoidc_http::{HttpClient, ReqwestClient};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell, RwLock};
 
 /// A registered device and the provider it belongs to.
 ///
@@ -22,7 +22,12 @@ pub struct OnesIdClient {
     auth: ClientAuth,
     issuer: Issuer,
     metadata: OnceCell<ProviderMetadata>,
+    pub(crate) jwks_cache: RwLock<Option<Arc<PublicJwkSet>>>,
+    device_bearer: Mutex<Option<TokenSet>>,
 }
+
+/// A cached device token is replaced this long before it expires.
+const BEARER_MARGIN: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for OnesIdClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,6 +80,8 @@ impl OnesIdClient {
             auth,
             issuer,
             metadata: OnceCell::new(),
+            jwks_cache: RwLock::new(None),
+            device_bearer: Mutex::new(None),
         })
     }
 
@@ -190,5 +197,41 @@ impl OnesIdClient {
             parse_token_response(endpoint, &response, self.now())?
                 .keep_refresh_token_from(previous),
         )
+    }
+
+    /// Sends a request that carries the device access token as bearer
+    /// (QR sessions, applications). The token is cached until shortly before
+    /// it expires; a 401 gets one retry with a new token.
+    pub(crate) async fn with_device_bearer(
+        &self,
+        build: impl Fn(&str) -> Result<HttpRequest, Error>,
+        endpoint: &str,
+    ) -> Result<HttpResponse, Error> {
+        let bearer = self.device_bearer().await?;
+        let response = self.send(endpoint, build(bearer.expose_secret())?).await?;
+        if response.status() != http::StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        tracing::debug!(endpoint, "device token refused; getting a new one");
+        *self.device_bearer.lock().await = None;
+        let bearer = self.device_bearer().await?;
+        self.send(endpoint, build(bearer.expose_secret())?).await
+    }
+
+    /// The cached device access token, fetched when missing or about to expire.
+    async fn device_bearer(&self) -> Result<onesoidc_core::SecretString, Error> {
+        let mut cached = self.device_bearer.lock().await;
+        let now = self.now();
+        match cached.as_ref() {
+            Some(tokens) if tokens.expires_at.is_none_or(|at| at > now + BEARER_MARGIN) => {
+                Ok(tokens.access_token.clone())
+            }
+            _ => {
+                let tokens = self.device_token().await?;
+                let bearer = tokens.access_token.clone();
+                *cached = Some(tokens);
+                Ok(bearer)
+            }
+        }
     }
 }

@@ -19,11 +19,24 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod apps;
+mod ciba;
 mod client;
+mod events;
+mod qr;
+pub mod render;
+mod validation;
 
+pub use ciba::{CibaEvent, LoginOptions};
 pub use client::{DeviceTokenRequest, OnesIdClient};
+pub use events::EventStream;
 /// The sans-IO core, re-exported so one dependency is enough.
 pub use onesoidc_core as core;
-pub use onesoidc_core::{Error, TokenSet};
+pub use onesoidc_core::{
+    Application, CibaRequest, Error, IdTokenClaims, Introspection, LoginHint, QrSession, TokenSet,
+};
 /// The HTTP transport, re-exported so one dependency is enough.
 pub use onesoidc_http as http_client;
+pub use qr::QrEvent;
+/// `Stream` and its combinators, for the event APIs.
+pub use tokio_stream::{Stream, StreamExt};

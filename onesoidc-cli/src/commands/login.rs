@@ -1,0 +1,179 @@
+//! `ciba` and `qr`: a person logs in on their phone while the terminal waits.
+
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::ProgressBar;
+use onesoidc_core::{ExposeSecret, TokenSet};
+use onesoidc_flows::{CibaEvent, LoginOptions, OnesIdClient, QrEvent, StreamExt, render};
+use tokio::time::Instant;
+
+use super::client;
+use super::device::print_tokens;
+use crate::cli::{GlobalArgs, LoginArgs};
+use crate::output::{Failure, minutes_seconds, say, spinner};
+
+/// The login options, with `--target-app` resolved to its URL.
+async fn login_options(client: &OnesIdClient, args: &LoginArgs) -> Result<LoginOptions, Failure> {
+    let resource = match (&args.target_app, &args.resource) {
+        (Some(app), _) => Some(client.application(app).await?.url),
+        (None, resource) => resource.clone(),
+    };
+    Ok(LoginOptions {
+        scope: args.scope.clone(),
+        binding_message: args.binding_message.clone(),
+        resource,
+        ..LoginOptions::default()
+    })
+}
+
+/// What the spinner says while waiting, refreshed every second.
+struct Waiting {
+    text: String,
+    deadline: Option<Instant>,
+}
+
+impl Waiting {
+    fn show(&self, bar: &ProgressBar) {
+        let left = self
+            .deadline
+            .map(|d| {
+                format!(
+                    " ({} left)",
+                    minutes_seconds(d.saturating_duration_since(Instant::now()))
+                )
+            })
+            .unwrap_or_default();
+        bar.set_message(format!("{}{left}", self.text));
+    }
+}
+
+pub async fn ciba(g: &GlobalArgs, username: &str, args: &LoginArgs) -> Result<(), Failure> {
+    let client = client(g)?;
+    let options = login_options(&client, args).await?;
+    let mut events = client.ciba_events(options.request_for_username(username));
+    let bar = spinner(g.json);
+    let mut waiting = Waiting {
+        text: format!("Asking {username} to approve on their phone"),
+        deadline: None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let result = loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(event) => {
+                    if let Some(done) = on_ciba_event(event, username, &mut waiting, &bar) {
+                        break done;
+                    }
+                }
+                None => break Err(Failure::from("the login ended without a result")),
+            },
+            _ = tick.tick() => waiting.show(&bar),
+            _ = tokio::signal::ctrl_c() => break Err(Failure::cancelled()),
+        }
+    };
+    bar.finish_and_clear();
+    finish(g, &client, result?).await
+}
+
+/// Updates the spinner; returns the outcome once the login is over.
+fn on_ciba_event(
+    event: CibaEvent,
+    who: &str,
+    waiting: &mut Waiting,
+    bar: &ProgressBar,
+) -> Option<Result<TokenSet, Failure>> {
+    match event {
+        CibaEvent::Started {
+            expires_in,
+            binding_message,
+            ..
+        } => {
+            waiting.deadline = Some(Instant::now() + expires_in);
+            waiting.text = match binding_message {
+                Some(m) => {
+                    format!("Waiting for {who} to approve \u{201c}{m}\u{201d} on their phone")
+                }
+                None => format!("Waiting for {who} to approve on their phone"),
+            };
+            waiting.show(bar);
+            None
+        }
+        CibaEvent::WaitingForAuthorization { .. } => None,
+        CibaEvent::Authenticated(tokens) => Some(Ok(tokens)),
+        CibaEvent::Failed(error) => Some(Err(error.into())),
+        _ => None,
+    }
+}
+
+async fn finish(g: &GlobalArgs, client: &OnesIdClient, tokens: TokenSet) -> Result<(), Failure> {
+    let claims = match &tokens.id_token {
+        Some(id_token) => Some(client.validate_id_token(id_token.expose_secret()).await?),
+        None => None,
+    };
+    if let Some(claims) = &claims {
+        say(g.json, &format!("Authenticated {}.", claims.sub));
+    }
+    print_tokens(g, &tokens, claims.as_ref().map(|c| &c.all));
+    Ok(())
+}
+
+pub async fn qr(
+    g: &GlobalArgs,
+    args: &LoginArgs,
+    png: Option<&Path>,
+    svg: Option<&Path>,
+    ascii: bool,
+) -> Result<(), Failure> {
+    let client = client(g)?;
+    let options = login_options(&client, args).await?;
+    let mut events = client.qr_events(options);
+    let bar = spinner(g.json);
+    let mut waiting = Waiting {
+        text: "Creating a QR login session".into(),
+        deadline: None,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let result = loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(QrEvent::SessionCreated(session)) => {
+                    let drawn = if ascii { render::ascii(&session.cb_url)? } else { render::terminal(&session.cb_url)? };
+                    bar.suspend(|| {
+                        say(g.json, &drawn);
+                        say(g.json, &format!("Scan with the ONES app: {}", session.cb_url));
+                    });
+                    if let Some(path) = png {
+                        std::fs::write(path, render::png(&session.cb_url)?).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    }
+                    if let Some(path) = svg {
+                        std::fs::write(path, render::svg(&session.cb_url)?).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    }
+                    if g.json {
+                        crate::output::print_json(&serde_json::json!({"event": "session_created", "session_id": session.session_id, "cb_url": session.cb_url}));
+                    }
+                    waiting.text = "Waiting for the code to be scanned".into();
+                    waiting.deadline = Some(Instant::now() + session.expires_in);
+                    waiting.show(&bar);
+                }
+                Some(QrEvent::WaitingForScan { .. }) => {}
+                Some(QrEvent::Scanned) => {
+                    waiting.text = "Scanned; waiting for approval on the phone".into();
+                    waiting.show(&bar);
+                }
+                Some(QrEvent::Ciba(event)) => {
+                    if let Some(done) = on_ciba_event(event, "the person", &mut waiting, &bar) {
+                        break done;
+                    }
+                }
+                Some(QrEvent::Failed(error)) => break Err(error.into()),
+                Some(_) => {}
+                None => break Err(Failure::from("the login ended without a result")),
+            },
+            _ = tick.tick() => waiting.show(&bar),
+            _ = tokio::signal::ctrl_c() => break Err(Failure::cancelled()),
+        }
+    };
+    bar.finish_and_clear();
+    finish(g, &client, result?).await
+}

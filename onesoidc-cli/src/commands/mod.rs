@@ -1,0 +1,57 @@
+//! What each command does: thin layers over onesoidc-flows.
+
+mod device;
+mod inspect;
+mod login;
+
+use std::sync::Arc;
+
+use onesoidc_core::{DeviceIdentity, IdentityPaths};
+use onesoidc_flows::OnesIdClient;
+use onesoidc_http::ReqwestClient;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::output::Failure;
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::DeviceToken { scope, resource } => device::device_token(g, scope, resource).await,
+        Command::Jwk { jwks } => device::jwk(g, *jwks),
+        Command::Sign { message } => device::sign(g, message),
+        Command::Ciba { username, login } => login::ciba(g, username, login).await,
+        Command::Qr {
+            login,
+            png,
+            svg,
+            ascii,
+        } => login::qr(g, login, png.as_deref(), svg.as_deref(), *ascii).await,
+        Command::Apps { client_identifier } => inspect::apps(g, client_identifier.as_deref()).await,
+        Command::Introspect { token, hint } => inspect::introspect(g, token, hint.as_deref()).await,
+        Command::ValidateIdToken { token } => inspect::validate_id_token(g, token).await,
+        Command::Revoke { token, hint } => inspect::revoke(g, token, hint.as_deref()).await,
+    }
+}
+
+/// The identity paths: flags, then environment, then px-device-identity's defaults.
+pub fn paths(g: &GlobalArgs) -> IdentityPaths {
+    let mut paths = IdentityPaths::from_env();
+    if let Some(config) = &g.config {
+        paths.config = config.clone();
+    }
+    if let Some(dir) = &g.key_dir {
+        paths.key_dir = dir.clone();
+    }
+    paths
+}
+
+pub fn identity(g: &GlobalArgs) -> Result<DeviceIdentity, Failure> {
+    Ok(DeviceIdentity::load(&paths(g))?)
+}
+
+pub fn client(g: &GlobalArgs) -> Result<Arc<OnesIdClient>, Failure> {
+    let http = ReqwestClient::builder()
+        .allow_insecure_http(g.allow_insecure_http)
+        .build()?;
+    Ok(Arc::new(OnesIdClient::new(identity(g)?, Arc::new(http))?))
+}

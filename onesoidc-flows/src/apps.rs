@@ -1,0 +1,38 @@
+//! Well-known applications (PROTOCOL §9).
+
+use onesoidc_core::{
+    Application, Error, applications_request, applications_url, find_application,
+    parse_applications,
+};
+
+use crate::OnesIdClient;
+
+impl OnesIdClient {
+    /// Every application the provider lists for this device.
+    pub async fn applications(&self) -> Result<Vec<Application>, Error> {
+        let endpoint = applications_url(self.issuer());
+        let response = self
+            .with_device_bearer(
+                |bearer| applications_request(self.issuer(), bearer),
+                &endpoint,
+            )
+            .await?;
+        parse_applications(&endpoint, &response)
+    }
+
+    /// The application with `client_identifier`, its URL resolved against the
+    /// issuer, ready to be CIBA's `resource`.
+    ///
+    /// ```no_run
+    /// use onesoidc_flows::LoginOptions;
+    /// # async fn run(client: onesoidc_flows::OnesIdClient) -> Result<(), onesoidc_flows::Error> {
+    /// let app = client.application("vhh-server").await?;
+    /// let request = LoginOptions::default().resource(app.url).request_for_username("alice");
+    /// let tokens = client.ciba(&request).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn application(&self, client_identifier: &str) -> Result<Application, Error> {
+        let applications = self.applications().await?;
+        find_application(&applications, client_identifier, self.issuer())
+    }
+}

@@ -1,0 +1,86 @@
+//! Checking tokens: ID tokens against the provider's keys, access tokens by
+//! introspection, and revocation (PROTOCOL §5, §7).
+
+use onesoidc_core::{
+    Error, IdTokenClaims, IdTokenError, IdTokenExpectations, Introspection, PublicJwkSet,
+    parse_introspection_response, parse_revocation_response, response::parse_json,
+    validate_id_token,
+};
+
+use crate::OnesIdClient;
+
+impl OnesIdClient {
+    /// Validates an ID token: signature with the provider's JWKS (cached;
+    /// fetched again once when the token names an unknown `kid`), algorithm
+    /// pinned to those the provider lists, `iss`, `aud`, `exp`, `iat`.
+    ///
+    /// ```no_run
+    /// # async fn run(client: onesoidc_flows::OnesIdClient, id_token: &str) -> Result<(), onesoidc_flows::Error> {
+    /// let claims = client.validate_id_token(id_token).await?;
+    /// println!("logged in: {}", claims.sub);
+    /// # Ok(()) }
+    /// ```
+    pub async fn validate_id_token(&self, id_token: &str) -> Result<IdTokenClaims, Error> {
+        let meta = self.provider_metadata().await?;
+        let expect = IdTokenExpectations {
+            issuer: self.issuer(),
+            client_id: &self.client_auth().client_id,
+            allowed_algorithms: &meta.id_token_signing_alg_values_supported,
+        };
+        let (jwks, fresh) = self.jwks(false).await?;
+        let result = match validate_id_token(id_token, &jwks, expect, self.now()) {
+            Err(IdTokenError::UnknownKeyId(_)) if !fresh => {
+                tracing::debug!("unknown kid: fetching the provider's JWKS again");
+                let (jwks, _) = self.jwks(true).await?;
+                validate_id_token(id_token, &jwks, expect, self.now())
+            }
+            other => other,
+        };
+        result.map_err(|source| Error::IdToken {
+            endpoint: meta.jwks_uri.clone(),
+            source,
+        })
+    }
+
+    /// The provider's JWKS and whether it was just fetched.
+    async fn jwks(&self, refetch: bool) -> Result<(std::sync::Arc<PublicJwkSet>, bool), Error> {
+        if !refetch && let Some(cached) = self.jwks_cache.read().await.clone() {
+            return Ok((cached, false));
+        }
+        let endpoint = &self.provider_metadata().await?.jwks_uri;
+        let response = self
+            .send(endpoint, onesoidc_core::request::get(endpoint, None)?)
+            .await?;
+        let jwks: std::sync::Arc<PublicJwkSet> =
+            std::sync::Arc::new(parse_json(endpoint, &response)?);
+        *self.jwks_cache.write().await = Some(jwks.clone());
+        Ok((jwks, true))
+    }
+
+    /// Asks the provider whether `token` is active (RFC 7662).
+    pub async fn introspect(
+        &self,
+        token: &str,
+        token_type_hint: Option<&str>,
+    ) -> Result<Introspection, Error> {
+        let endpoint = &self.provider_metadata().await?.introspection_endpoint;
+        let request = self.client_auth().introspection_request(
+            endpoint,
+            token,
+            token_type_hint,
+            self.now(),
+        )?;
+        let response = self.send(endpoint, request).await?;
+        parse_introspection_response(endpoint, &response)
+    }
+
+    /// Revokes `token` (RFC 7009).
+    pub async fn revoke(&self, token: &str, token_type_hint: Option<&str>) -> Result<(), Error> {
+        let endpoint = &self.provider_metadata().await?.revocation_endpoint;
+        let request =
+            self.client_auth()
+                .revocation_request(endpoint, token, token_type_hint, self.now())?;
+        let response = self.send(endpoint, request).await?;
+        parse_revocation_response(endpoint, &response)
+    }
+}
