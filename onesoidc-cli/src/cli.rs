@@ -118,6 +118,45 @@ pub enum Command {
         /// The ID token (a JWT)
         token: String,
     },
+    /// Create this device's identity and register it with a provider (replaces px-device-identity INIT)
+    ///
+    /// Generates a key, submits it and shows a verification code; an
+    /// administrator approves the device by that code. Only then are
+    /// device.yml and the keys written, as px-device-identity writes them.
+    /// Without --address, creates an unmanaged identity (keys and device.yml only).
+    /// Exit codes: 0 registered, 3 rejected, 4 nobody approved in time, 130 Ctrl-C.
+    Register {
+        /// The provider's address, e.g. https://idp-server.ones-now.com
+        #[arg(long, short = 'a', requires = "domain")]
+        address: Option<String>,
+        /// The device's domain, e.g. onesid1.com (px short form: -dn)
+        #[arg(long)]
+        domain: Option<String>,
+        /// A title for the device
+        #[arg(long, short = 't')]
+        title: String,
+        /// Where the device is
+        #[arg(long, short = 'l')]
+        location: String,
+        /// The device's role: SERVER, DESKTOP, PUBLIC, ADMIN_TERMINAL, ...
+        #[arg(long, short = 'r')]
+        role: String,
+        /// Key type: RSA:2048, RSA:3072, ECC:p256, ECC:p384 or ECC:p521
+        #[arg(long, default_value = "ECC:p256")]
+        key_type: onesoidc_core::KeyType,
+        /// Directory for device.yml [default: /etc/px-device-identity]
+        #[arg(long, value_name = "DIR")]
+        config_dir: Option<PathBuf>,
+        /// Replace an existing identity (the old one stays if registration fails)
+        #[arg(long)]
+        force: bool,
+        /// Seconds to wait for an administrator
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Seconds between status checks
+        #[arg(long, default_value_t = 10, hide = true)]
+        poll_interval: u64,
+    },
     /// Revoke an access or refresh token (RFC 7009)
     Revoke {
         /// The token
@@ -143,4 +182,14 @@ pub struct LoginArgs {
     /// Get tokens for this resource URL
     #[arg(long, value_name = "URL")]
     pub resource: Option<String>,
+}
+
+/// Accepts px-device-identity's two-letter short form `-dn` for `--domain`.
+pub fn px_short_forms(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.map(|arg| match arg.to_str() {
+        Some("-dn") => "--domain".into(),
+        Some(a) if a.starts_with("-dn=") => format!("--domain={}", &a[4..]).into(),
+        _ => arg,
+    })
+    .collect()
 }

@@ -350,7 +350,18 @@ impl DeviceConfig {
         map.insert("role".into(), opt(&self.role));
         map.insert("config_version".into(), opt(&self.config_version));
         map.insert("initiated_on".into(), opt(&self.initiated_on));
-        yaml::to_string(&map)
+        let text = yaml::to_string(&map)?;
+        // px writes `initiated_on` quoted; unquoted, YAML 1.1 readers (PyYAML)
+        // would read it as a timestamp instead of a string.
+        Ok(text
+            .lines()
+            .map(|line| match line.strip_prefix("initiated_on: ") {
+                Some(v) if !v.starts_with(['\'', '"']) && v != "null" => {
+                    format!("initiated_on: '{}'\n", v.replace('\'', "''"))
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect())
     }
 }
 

@@ -220,6 +220,12 @@ pub enum ConfigError {
         /// The device id.
         id: String,
     },
+    /// An identity exists where a new one would be written.
+    #[error("{} already holds a device identity; pass --force to replace it (the old one stays if registration fails)", path.display())]
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
     /// Writing an identity file failed.
     #[error("cannot write {}: {source}", path.display())]
     Write {

@@ -46,6 +46,7 @@ mod jwk;
 mod jwt;
 mod oauth;
 mod ones;
+mod registration;
 pub mod request;
 pub mod response;
 mod signer;
@@ -78,6 +79,11 @@ pub use ones::{
     Application, QrSession, QrStatus, applications_request, applications_url, find_application,
     parse_applications, parse_qr_session, parse_qr_status, qr_create_request, qr_session_url,
     qr_sessions_url, qr_status_request,
+};
+pub use registration::{
+    REGISTRATION_POLL_INTERVAL, REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus,
+    parse_registration_response, parse_registration_status, registration_request,
+    registration_status_request, registration_status_url, registration_url, write_files_atomically,
 };
 pub use signer::{CommandSigner, PemSigner, Signer, ecdsa_der_to_fixed};
 

@@ -304,3 +304,15 @@ fn default_paths_and_overrides() {
     assert_eq!(p.key_dir, Path::new("/x/keys"));
     assert_eq!(p.private_key(), Path::new("/x/keys/private.pem"));
 }
+
+#[test]
+fn written_yaml_quotes_initiated_on_like_px() {
+    let c = parse(PROTOCOL_EXAMPLE).unwrap();
+    let text = c.to_yaml_string().unwrap();
+    assert!(
+        text.contains("initiated_on: '2021-03-08 15:22:00.816527'\n"),
+        "{text}"
+    );
+    assert!(text.contains("is_managed: true\n"));
+    assert_eq!(parse(&text).unwrap().initiated_on, c.initiated_on);
+}

@@ -24,6 +24,7 @@ mod ciba;
 mod client;
 mod events;
 mod qr;
+mod registration;
 pub mod render;
 mod validation;
 
@@ -38,5 +39,9 @@ pub use onesoidc_core::{
 /// The HTTP transport, re-exported so one dependency is enough.
 pub use onesoidc_http as http_client;
 pub use qr::QrEvent;
+pub use registration::{
+    CONFIG_VERSION, DeviceRegistration, RegistrationProgress, create_unmanaged_identity,
+    register_device,
+};
 /// `Stream` and its combinators, for the event APIs.
 pub use tokio_stream::{Stream, StreamExt};

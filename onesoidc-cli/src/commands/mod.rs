@@ -3,6 +3,7 @@
 mod device;
 mod inspect;
 mod login;
+mod register;
 
 use std::sync::Arc;
 
@@ -29,6 +30,32 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Apps { client_identifier } => inspect::apps(g, client_identifier.as_deref()).await,
         Command::Introspect { token, hint } => inspect::introspect(g, token, hint.as_deref()).await,
         Command::ValidateIdToken { token } => inspect::validate_id_token(g, token).await,
+        Command::Register {
+            address,
+            domain,
+            title,
+            location,
+            role,
+            key_type,
+            config_dir,
+            force,
+            timeout,
+            poll_interval,
+        } => {
+            let mut registration = onesoidc_flows::DeviceRegistration::new(title, location, role);
+            if let (Some(address), Some(domain)) = (address, domain) {
+                registration = registration.provider(address, domain);
+            }
+            registration.key_type = *key_type;
+            registration.paths = paths(g);
+            if let (Some(dir), None) = (config_dir, &g.config) {
+                registration.paths.config = dir.join("device.yml");
+            }
+            registration.force = *force;
+            registration.timeout = std::time::Duration::from_secs(*timeout);
+            registration.poll_interval = std::time::Duration::from_secs((*poll_interval).max(1));
+            register::register(g, &registration).await
+        }
         Command::Revoke { token, hint } => inspect::revoke(g, token, hint.as_deref()).await,
     }
 }

@@ -1,0 +1,251 @@
+//! Device registration, px-device-identity's protocol (PROTOCOL §10), and
+//! writing a new identity to disk without ever leaving half of one behind.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::request::{HttpRequest, get, post_json};
+use crate::response::{HttpResponse, parse_json};
+use crate::{Error, PublicJwk};
+
+/// How often to ask whether the registration was approved.
+pub const REGISTRATION_POLL_INTERVAL: Duration = Duration::from_secs(10);
+/// How long to wait for an administrator by default.
+pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the device tells the provider about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationBody {
+    /// `{"keys": [public JWK with alg]}`.
+    pub public_key: crate::PublicJwkSet,
+    /// Device title.
+    pub title: String,
+    /// Device location.
+    pub location: String,
+    /// Domain the device belongs to.
+    pub domain: String,
+    /// Role, as px sends it (upper case, e.g. `SERVER`).
+    pub role: String,
+    /// e.g. `linux`.
+    pub operating_system: String,
+    /// Kernel release, e.g. `6.1.0-18-amd64`.
+    pub operating_system_release: String,
+    /// e.g. `x86_64`.
+    pub system_architecture: String,
+    /// Total memory in bytes.
+    pub system_memory: u64,
+}
+
+impl RegistrationBody {
+    /// A body for `public_jwk` with this machine's OS facts filled in.
+    pub fn for_this_machine(
+        public_jwk: PublicJwk,
+        title: &str,
+        location: &str,
+        domain: &str,
+        role: &str,
+    ) -> Self {
+        RegistrationBody {
+            public_key: crate::PublicJwkSet {
+                keys: vec![public_jwk],
+            },
+            title: title.to_string(),
+            location: location.to_string(),
+            domain: domain.to_string(),
+            role: role.to_uppercase(),
+            operating_system: std::env::consts::OS.to_string(),
+            operating_system_release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            system_architecture: std::env::consts::ARCH.to_string(),
+            system_memory: total_memory_bytes().unwrap_or(0),
+        }
+    }
+}
+
+fn total_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// `{host}/devices/registration`.
+pub fn registration_url(host: &str) -> String {
+    format!("{}/devices/registration", host.trim_end_matches('/'))
+}
+
+/// `POST {host}/devices/registration`.
+pub fn registration_request(host: &str, body: &RegistrationBody) -> Result<HttpRequest, Error> {
+    let json = serde_json::to_value(body).map_err(|e| Error::InvalidRequest {
+        endpoint: registration_url(host),
+        reason: e.to_string(),
+    })?;
+    post_json(&registration_url(host), None, &json)
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    verification_code: String,
+}
+
+/// The verification code from the 201 answer: show it to the person registering.
+pub fn parse_registration_response(
+    endpoint: &str,
+    response: &HttpResponse,
+) -> Result<String, Error> {
+    let body: CodeBody = parse_json(endpoint, response)?;
+    if body.verification_code.is_empty() {
+        return Err(Error::InvalidResponse {
+            endpoint: endpoint.to_string(),
+            status: response.status().as_u16(),
+            reason: "`verification_code` is empty".into(),
+        });
+    }
+    Ok(body.verification_code)
+}
+
+/// `{host}/devices/registration/status/{code}`, the code percent-encoded.
+pub fn registration_status_url(host: &str, code: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(code.as_bytes()).collect();
+    format!(
+        "{}/status/{}",
+        registration_url(host),
+        encoded.replace('+', "%20")
+    )
+}
+
+/// `GET {host}/devices/registration/status/{code}`.
+pub fn registration_status_request(host: &str, code: &str) -> Result<HttpRequest, Error> {
+    get(&registration_status_url(host, code), None)
+}
+
+/// Where a registration stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistrationStatus {
+    /// Waiting for an administrator.
+    Pending,
+    /// Approved: the identity to write.
+    Approved {
+        /// The device id (`id` in device.yml).
+        device_id: String,
+        /// The OAuth client id.
+        client_id: String,
+    },
+    /// An administrator rejected it.
+    Rejected,
+    /// The provider reports an error with this registration.
+    Failed,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody {
+    status: String,
+    #[serde(default)]
+    device_id: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// Parses a status answer; 404 (unknown code) is an error.
+///
+/// ```
+/// use onesoidc_core::{RegistrationStatus, parse_registration_status};
+/// let r = http::Response::builder().status(200)
+///     .body(br#"{"status":"approved","deviceId":"d","clientId":"c"}"#.to_vec()).unwrap();
+/// assert_eq!(parse_registration_status("u", &r).unwrap(),
+///     RegistrationStatus::Approved { device_id: "d".into(), client_id: "c".into() });
+/// ```
+pub fn parse_registration_status(
+    endpoint: &str,
+    response: &HttpResponse,
+) -> Result<RegistrationStatus, Error> {
+    let body: StatusBody = parse_json(endpoint, response)?;
+    let invalid = |reason: String| Error::InvalidResponse {
+        endpoint: endpoint.to_string(),
+        status: response.status().as_u16(),
+        reason,
+    };
+    Ok(match body.status.as_str() {
+        "pending" => RegistrationStatus::Pending,
+        "approved" => match (body.device_id, body.client_id) {
+            (Some(device_id), Some(client_id))
+                if !device_id.is_empty() && !client_id.is_empty() =>
+            {
+                RegistrationStatus::Approved {
+                    device_id,
+                    client_id,
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    "status is `approved` but `deviceId` or `clientId` is missing".into(),
+                ));
+            }
+        },
+        "rejected" => RegistrationStatus::Rejected,
+        "error" => RegistrationStatus::Failed,
+        other => return Err(invalid(format!("unknown status {other:?}"))),
+    })
+}
+
+/// Writes a set of files so that either all of them are replaced or none:
+/// each is written to a temporary file in its directory, synced, and only
+/// when every one is on disk are they renamed into place. Modes are set on
+/// the temporary files, so a secret is never readable by others, even briefly.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let key = dir.path().join("private.pem");
+/// onesoidc_core::write_files_atomically(&[(key.as_path(), b"secret".as_slice(), 0o600)]).unwrap();
+/// assert_eq!(std::fs::read(&key).unwrap(), b"secret");
+/// ```
+pub fn write_files_atomically(files: &[(&Path, &[u8], u32)]) -> std::io::Result<()> {
+    let mut staged: Vec<(std::path::PathBuf, &Path)> = Vec::with_capacity(files.len());
+    let result = (|| {
+        for (path, bytes, mode) in files {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+            write_synced(&temp, bytes, *mode)?;
+            staged.push((temp, path));
+        }
+        for (temp, path) in &staged {
+            std::fs::rename(temp, path)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for (temp, _) in &staged {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
+    result
+}
+
+fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
