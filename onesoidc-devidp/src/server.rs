@@ -1,0 +1,320 @@
+//! [`DevIdp`]: starting the provider, the control methods tests and the
+//! demo use, and stopping it.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use onesoidc_core::PublicJwk;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::ciba::CibaRequestInfo;
+use crate::config::{AutoApprove, DevIdpConfig, DeviceSeed, UserDecision};
+use crate::devices::RegisteredDevice;
+use crate::error::ControlError;
+use crate::provider_key::ProviderKey;
+use crate::state::Provider;
+use crate::stats::Stats;
+
+/// How long [`DevIdp::shutdown`] waits for open connections before aborting.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running local OpenID Provider.
+///
+/// Cheap to clone: clones are handles to the same server. The server stops
+/// on [`DevIdp::shutdown`] or when the last handle is dropped.
+#[derive(Clone)]
+pub struct DevIdp {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    provider: Arc<Provider>,
+    local_addr: SocketAddr,
+    shutdown: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for DevIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevIdp")
+            .field("host", &self.host())
+            .finish_non_exhaustive()
+    }
+}
+
+/// `http://{addr}`, naming loopback when bound to the unspecified address.
+fn default_host(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+impl DevIdp {
+    /// Starts a provider on an ephemeral loopback port (`127.0.0.1:0`).
+    ///
+    /// Fails with [`io::ErrorKind::InvalidInput`] when the configuration is
+    /// not usable (see [`DevIdpConfig::validate`]).
+    pub async fn start(config: DevIdpConfig) -> io::Result<DevIdp> {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
+    }
+
+    /// Starts a provider on `addr`. Its host is `http://{bound address}`
+    /// (loopback when `addr` is unspecified, e.g. `0.0.0.0`).
+    pub async fn start_on(addr: SocketAddr, config: DevIdpConfig) -> io::Result<DevIdp> {
+        let listener = TcpListener::bind(addr).await?;
+        Self::serve(listener, None, config).await
+    }
+
+    /// Starts a provider on an already bound `listener`. `public_host`
+    /// (e.g. `http://devidp.local:8080`) replaces the host the provider
+    /// names itself by: the issuer, the endpoints in discovery, the `aud`
+    /// client assertions must carry.
+    pub async fn serve(
+        listener: TcpListener,
+        public_host: Option<String>,
+        config: DevIdpConfig,
+    ) -> io::Result<DevIdp> {
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let local_addr = listener.local_addr()?;
+        let host = public_host.unwrap_or_else(|| default_host(local_addr));
+        let key = tokio::task::spawn_blocking(ProviderKey::generate)
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        let provider = Provider::new(&host, config, key)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let app = crate::routes::router(Arc::clone(&provider));
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stopped = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // A send or a dropped sender (last handle gone) both stop.
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = stopped {
+                tracing::error!(%e, "the dev IdP server stopped with an error");
+            }
+        });
+        tracing::info!(%host, "dev IdP listening (not a production IdP)");
+        Ok(DevIdp {
+            inner: Arc::new(Inner {
+                provider,
+                local_addr,
+                shutdown: Mutex::new(Some(tx)),
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    fn provider(&self) -> &Provider {
+        &self.inner.provider
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234` (`host` in device.yml).
+    pub fn host(&self) -> String {
+        self.provider().host.clone()
+    }
+
+    /// The issuer: [`DevIdp::host`] + `/oidc`.
+    pub fn issuer(&self) -> String {
+        self.provider().issuer.clone()
+    }
+
+    /// The socket address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// `{issuer}/token`.
+    pub fn token_endpoint(&self) -> String {
+        self.provider().token_endpoint.clone()
+    }
+
+    /// `{issuer}/backchannel`.
+    pub fn backchannel_endpoint(&self) -> String {
+        self.provider().backchannel_endpoint.clone()
+    }
+
+    /// `{issuer}/token/introspection`.
+    pub fn introspection_endpoint(&self) -> String {
+        self.provider().introspection_endpoint.clone()
+    }
+
+    /// `{issuer}/token/revocation`.
+    pub fn revocation_endpoint(&self) -> String {
+        self.provider().revocation_endpoint.clone()
+    }
+
+    /// `{issuer}/jwks`.
+    pub fn jwks_uri(&self) -> String {
+        self.provider().jwks_uri.clone()
+    }
+
+    /// The configuration the provider started with (the auto-approve policy
+    /// may have changed since: see [`DevIdp::auto_approve`]).
+    pub fn config(&self) -> &DevIdpConfig {
+        &self.provider().config
+    }
+
+    /// Registers a device key under fresh `device_id` and `client_id` UUIDs;
+    /// its client assertions must then verify with `public_jwk`.
+    ///
+    /// # Panics
+    ///
+    /// If `public_jwk` is not a usable RSA (≥ 2048 bits) or P-256/P-384/P-521
+    /// public key, or its `alg` does not fit the key. Use
+    /// [`DevIdp::try_register_device`] to get an error instead.
+    pub fn register_device(&self, public_jwk: &PublicJwk) -> RegisteredDevice {
+        match self.try_register_device(public_jwk) {
+            Ok(ids) => ids,
+            Err(e) => panic!("DevIdp::register_device: {e}"),
+        }
+    }
+
+    /// Like [`DevIdp::register_device`], with an error for an unusable key.
+    pub fn try_register_device(
+        &self,
+        public_jwk: &PublicJwk,
+    ) -> Result<RegisteredDevice, ControlError> {
+        self.provider().register_key(public_jwk)
+    }
+
+    /// Registers a device under the ids of `seed`.
+    pub fn add_device(&self, seed: &DeviceSeed) -> Result<(), ControlError> {
+        let ids = RegisteredDevice {
+            device_id: seed.device_id.clone(),
+            client_id: seed.client_id.clone(),
+        };
+        self.provider().add_device(&ids, &seed.public_jwk)
+    }
+
+    /// Approves a pending CIBA request as the user it names.
+    pub fn approve_ciba(&self, auth_req_id: &str) -> Result<(), ControlError> {
+        self.provider()
+            .decide_ciba(auth_req_id, UserDecision::Approve)
+    }
+
+    /// Denies a pending CIBA request; the next poll gets `access_denied`.
+    pub fn deny_ciba(&self, auth_req_id: &str) -> Result<(), ControlError> {
+        self.provider().decide_ciba(auth_req_id, UserDecision::Deny)
+    }
+
+    /// Waits until a CIBA request arrives that no earlier call returned,
+    /// and returns it (requests are handed out once each, in order).
+    pub async fn next_ciba_request(&self) -> CibaRequestInfo {
+        self.provider().ciba_events.next().await
+    }
+
+    /// The CIBA requests waiting for the user's answer.
+    pub fn pending_ciba_requests(&self) -> Vec<CibaRequestInfo> {
+        self.provider().pending_ciba()
+    }
+
+    /// `username` scans QR session `session_id`, as the phone app's
+    /// `POST {cb_url}` would: the session becomes `scanned`.
+    pub fn simulate_qr_scan(&self, session_id: &str, username: &str) -> Result<(), ControlError> {
+        self.provider().scan_qr(session_id, username)
+    }
+
+    /// Waits for the next QR session created (each returned once) and
+    /// returns its `session_id`.
+    pub async fn next_qr_session(&self) -> String {
+        self.provider().qr_events.next().await
+    }
+
+    /// Approves a pending registration: the device gets fresh `deviceId`
+    /// and `clientId` and its key is registered for client authentication.
+    pub fn approve_registration(&self, verification_code: &str) -> Result<(), ControlError> {
+        self.provider()
+            .decide_registration(verification_code, UserDecision::Approve)
+            .map(drop)
+    }
+
+    /// Rejects a pending registration.
+    pub fn reject_registration(&self, verification_code: &str) -> Result<(), ControlError> {
+        self.provider()
+            .decide_registration(verification_code, UserDecision::Deny)
+            .map(drop)
+    }
+
+    /// Waits for the next registration request (each returned once) and
+    /// returns its verification code.
+    pub async fn next_registration(&self) -> String {
+        self.provider().registration_events.next().await
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.provider().lock().stats.clone()
+    }
+
+    /// Sets (or with `None` clears) the auto-approve policy for requests
+    /// that arrive from now on.
+    pub fn set_auto_approve(&self, policy: Option<AutoApprove>) {
+        self.provider().lock().auto_approve = policy;
+    }
+
+    /// The auto-approve policy in force.
+    pub fn auto_approve(&self) -> Option<AutoApprove> {
+        self.provider().auto_approve()
+    }
+
+    /// Stops accepting connections, lets open ones finish (up to 5 s) and
+    /// waits for the server task. Other handles stay valid for the control
+    /// methods, but the HTTP server is gone.
+    pub async fn shutdown(self) {
+        let sender = self
+            .inner
+            .shutdown
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+        let task = self
+            .inner
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut task) = task {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("dev IdP connections did not close in time; aborting");
+                task.abort();
+            }
+        }
+        tracing::info!("dev IdP stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_addresses_name_loopback() {
+        assert_eq!(
+            default_host("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(default_host("[::]:80".parse().unwrap()), "http://[::1]:80");
+        assert_eq!(
+            default_host("10.1.2.3:9".parse().unwrap()),
+            "http://10.1.2.3:9"
+        );
+    }
+}

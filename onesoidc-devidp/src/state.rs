@@ -1,0 +1,197 @@
+//! The provider's in-memory state, shared by every route and the control
+//! methods. One `std::sync::Mutex` guards it; it is never held across an
+//! `.await` or a signature.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::ciba::{CibaRecord, CibaRequestInfo};
+use crate::config::{AutoApprove, DevIdpConfig};
+use crate::devices::Device;
+use crate::provider_key::ProviderKey;
+use crate::qr::{HintRecord, QrRecord};
+use crate::registration::RegistrationRecord;
+use crate::stats::Stats;
+use crate::tokens::{AccessRecord, RefreshRecord};
+
+/// Seconds since the Unix epoch, for JWT claims.
+pub(crate) fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Whole seconds, rounded up, for `expires_in` and `interval` on the wire.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// A random, URL-safe string of 256 bits with `prefix`.
+pub(crate) fn random_token(prefix: &str) -> String {
+    format!(
+        "{prefix}{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Which kind of JWT a `jti` was seen in (replay is checked per kind and client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum JtiUse {
+    ClientAssertion,
+    RequestObject,
+}
+
+/// Items a `next_*` method hands out in arrival order, each once.
+pub(crate) struct Events<T> {
+    tx: mpsc::UnboundedSender<T>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<T>>,
+}
+
+impl<T> Events<T> {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Events {
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+        }
+    }
+
+    pub fn push(&self, item: T) {
+        // The receiver lives as long as `self`: sending cannot fail.
+        let _ = self.tx.send(item);
+    }
+
+    pub async fn next(&self) -> T {
+        let mut rx = self.rx.lock().await;
+        match rx.recv().await {
+            Some(item) => item,
+            // Unreachable while `self.tx` exists; never resolve rather than panic.
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Everything that changes while the provider runs.
+#[derive(Default)]
+pub(crate) struct Store {
+    pub devices: HashMap<String, Arc<Device>>,
+    /// `(client_id, kind, jti)` → when it may be forgotten (Unix seconds).
+    pub seen_jtis: HashMap<(String, JtiUse, String), i64>,
+    pub access_tokens: HashMap<String, AccessRecord>,
+    pub refresh_tokens: HashMap<String, RefreshRecord>,
+    pub revoked_grants: HashSet<String>,
+    pub ciba: HashMap<String, CibaRecord>,
+    pub qr: HashMap<String, QrRecord>,
+    pub login_hint_tokens: HashMap<String, HintRecord>,
+    pub registrations: HashMap<String, RegistrationRecord>,
+    pub stats: Stats,
+    pub auto_approve: Option<AutoApprove>,
+}
+
+impl Store {
+    /// Records `jti`; false when it was already seen (a replay).
+    pub fn remember_jti(
+        &mut self,
+        client_id: &str,
+        kind: JtiUse,
+        jti: &str,
+        forget_at: i64,
+    ) -> bool {
+        let now = unix_now();
+        self.seen_jtis.retain(|_, until| *until > now);
+        self.seen_jtis
+            .insert((client_id.to_string(), kind, jti.to_string()), forget_at)
+            .is_none()
+    }
+
+    /// Counts an error response.
+    pub fn count_rejection(&mut self, error: &str) {
+        *self.stats.rejected.entry(error.to_string()).or_default() += 1;
+    }
+}
+
+/// The shared state of one provider.
+pub(crate) struct Provider {
+    pub config: DevIdpConfig,
+    pub host: String,
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub backchannel_endpoint: String,
+    pub introspection_endpoint: String,
+    pub revocation_endpoint: String,
+    pub jwks_uri: String,
+    pub key: ProviderKey,
+    store: Mutex<Store>,
+    pub ciba_events: Events<CibaRequestInfo>,
+    pub qr_events: Events<String>,
+    pub registration_events: Events<String>,
+}
+
+impl Provider {
+    /// A provider reachable at `host` (no trailing slash).
+    pub fn new(host: &str, config: DevIdpConfig, key: ProviderKey) -> Result<Arc<Self>, String> {
+        config.validate().map_err(|e| e.to_string())?;
+        let host = host.trim_end_matches('/').to_string();
+        let issuer = format!("{host}/oidc");
+        let mut store = Store {
+            auto_approve: config.auto_approve,
+            ..Store::default()
+        };
+        for seed in &config.devices {
+            let device = Device::new(&seed.device_id, &seed.client_id, &seed.public_jwk)
+                .map_err(|e| e.to_string())?;
+            store
+                .devices
+                .insert(seed.client_id.clone(), Arc::new(device));
+        }
+        Ok(Arc::new(Provider {
+            token_endpoint: format!("{issuer}/token"),
+            backchannel_endpoint: format!("{issuer}/backchannel"),
+            introspection_endpoint: format!("{issuer}/token/introspection"),
+            revocation_endpoint: format!("{issuer}/token/revocation"),
+            jwks_uri: format!("{issuer}/jwks"),
+            issuer,
+            host,
+            config,
+            key,
+            store: Mutex::new(store),
+            ciba_events: Events::new(),
+            qr_events: Events::new(),
+            registration_events: Events::new(),
+        }))
+    }
+
+    /// Locks the store (a panic elsewhere does not make it unusable).
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn is_user(&self, username: &str) -> bool {
+        self.config.users.iter().any(|u| u == username)
+    }
+
+    /// The policy in force now.
+    pub fn auto_approve(&self) -> Option<AutoApprove> {
+        self.lock().auto_approve
+    }
+
+    /// Runs `action` on this state after `after` (tokio's clock), unless the
+    /// provider is gone by then.
+    pub fn after(
+        self: &Arc<Self>,
+        after: Duration,
+        action: impl FnOnce(&Arc<Provider>) + Send + 'static,
+    ) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Some(state) = weak.upgrade() {
+                action(&state);
+            }
+        });
+    }
+}
