@@ -127,6 +127,7 @@ mod config;
 mod devices;
 mod error;
 mod form;
+mod in_process;
 mod jose;
 mod provider_key;
 mod qr;
@@ -145,5 +146,6 @@ pub use config::{
 };
 pub use devices::RegisteredDevice;
 pub use error::ControlError;
+pub use in_process::InProcessClient;
 pub use server::DevIdp;
 pub use stats::{Stats, TokenRequestStats};

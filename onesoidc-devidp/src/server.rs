@@ -33,6 +33,7 @@ pub struct DevIdp {
 
 struct Inner {
     provider: Arc<Provider>,
+    router: axum::Router,
     local_addr: SocketAddr,
     shutdown: Mutex<Option<oneshot::Sender<()>>>,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -93,6 +94,7 @@ impl DevIdp {
         let provider = Provider::new(&host, config, key)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let app = crate::routes::router(Arc::clone(&provider));
+        let router = app.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopped = axum::serve(listener, app)
@@ -109,11 +111,73 @@ impl DevIdp {
         Ok(DevIdp {
             inner: Arc::new(Inner {
                 provider,
+                router,
                 local_addr,
                 shutdown: Mutex::new(Some(tx)),
                 task: Mutex::new(Some(task)),
             }),
         })
+    }
+
+    /// An [`HttpClient`](onesoidc_http::HttpClient) that hands requests
+    /// straight to this provider's routes, without sockets. With it, a test
+    /// can pause tokio's clock and still talk to the provider: every timer on
+    /// both sides is then virtual and the test runs in milliseconds.
+    ///
+    /// The request's path selects the route; its scheme and host are ignored.
+    pub fn in_process_client(&self) -> crate::InProcessClient {
+        crate::InProcessClient::new(self.inner.router.clone())
+    }
+
+    /// Creates a device identity in `dir` the way `onesoidc register` would
+    /// leave it (`device.yml` and `private.pem`, mode 0600), with a fresh
+    /// key of `key_type` registered with this provider.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// let idp = onesoidc_devidp::DevIdp::start(Default::default()).await?;
+    /// let dir = tempfile::tempdir()?;
+    /// let paths = idp.provision_device(dir.path(), onesoidc_core::KeyType::EccP256)?;
+    /// let identity = onesoidc_core::DeviceIdentity::load(&paths).unwrap();
+    /// assert_eq!(identity.issuer().unwrap().as_str(), idp.issuer());
+    /// # Ok(()) }
+    /// ```
+    pub fn provision_device(
+        &self,
+        dir: &std::path::Path,
+        key_type: onesoidc_core::KeyType,
+    ) -> io::Result<onesoidc_core::IdentityPaths> {
+        let signer = onesoidc_core::PemSigner::generate(key_type).map_err(io::Error::other)?;
+        let ids = self
+            .try_register_device(&signer.public_jwk())
+            .map_err(io::Error::other)?;
+        let paths = onesoidc_core::IdentityPaths {
+            config: dir.join("device.yml"),
+            key_dir: dir.to_path_buf(),
+        };
+        let config = onesoidc_core::DeviceConfig {
+            id: ids.device_id,
+            client_id: Some(ids.client_id),
+            host: Some(self.host()),
+            domain: Some("devidp.local".into()),
+            key_type,
+            key_security: onesoidc_core::KeySecurity::Default,
+            is_managed: true,
+            title: Some("dev-idp device".into()),
+            location: None,
+            role: Some("server".into()),
+            config_version: Some("0.0.3".into()),
+            initiated_on: None,
+            extra: Default::default(),
+            path: paths.config.clone(),
+        };
+        let yaml = config.to_yaml_string().map_err(io::Error::other)?;
+        let key = signer.private_key_pem().map_err(io::Error::other)?;
+        onesoidc_core::write_files_atomically(&[
+            (&paths.private_key(), key.as_bytes(), 0o600),
+            (&paths.config, yaml.as_bytes(), 0o644),
+        ])?;
+        Ok(paths)
     }
 
     fn provider(&self) -> &Provider {

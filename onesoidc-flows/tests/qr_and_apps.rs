@@ -1,0 +1,175 @@
+//! QR login, well-known applications, introspection and revocation against
+//! the local provider.
+
+mod support;
+
+use std::time::Duration;
+
+use onesoidc_core::{Error, ExposeSecret, QrStatus};
+use onesoidc_devidp::DevIdpConfig;
+use onesoidc_flows::{LoginOptions, QrEvent, StreamExt, render};
+use support::{config, world, world_with};
+use tokio::time::Instant;
+
+#[tokio::test(start_paused = true)]
+async fn qr_scan_then_ciba_logs_the_scanner_in() {
+    let w = world().await;
+    let idp = w.idp.clone();
+    tokio::spawn(async move {
+        let session = idp.next_qr_session().await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        idp.simulate_qr_scan(&session, "bob").unwrap();
+        let request = idp.next_ciba_request().await;
+        assert_eq!(request.qr_session_id.as_deref(), Some(session.as_str()));
+        idp.approve_ciba(&request.auth_req_id).unwrap();
+    });
+    let mut shown = None;
+    let tokens = w
+        .client
+        .qr_login(&LoginOptions::default(), |s| shown = Some(s.clone()))
+        .await
+        .unwrap();
+    let session = shown.unwrap();
+    assert!(session.cb_url.contains(&session.session_id));
+    assert!(render::terminal(&session.cb_url).unwrap().lines().count() > 10);
+    let claims = w
+        .client
+        .validate_id_token(tokens.id_token.as_ref().unwrap().expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(claims.sub, "bob");
+}
+
+#[tokio::test(start_paused = true)]
+async fn qr_events_then_ciba_events() {
+    let w = world().await;
+    let idp = w.idp.clone();
+    tokio::spawn(async move {
+        let session = idp.next_qr_session().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        idp.simulate_qr_scan(&session, "alice").unwrap();
+        let request = idp.next_ciba_request().await;
+        idp.approve_ciba(&request.auth_req_id).unwrap();
+    });
+    let events: Vec<QrEvent> = w.client.qr_events(LoginOptions::default()).collect().await;
+    assert!(
+        matches!(events.first(), Some(QrEvent::SessionCreated(_))),
+        "{events:?}"
+    );
+    let scanned = events
+        .iter()
+        .position(|e| matches!(e, QrEvent::Scanned))
+        .expect("scanned");
+    assert!(
+        events[1..scanned]
+            .iter()
+            .all(|e| matches!(e, QrEvent::WaitingForScan { .. }))
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some(QrEvent::Ciba(onesoidc_flows::CibaEvent::Authenticated(_)))
+        ),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn qr_session_expires_when_nobody_scans() {
+    let w = world_with(DevIdpConfig {
+        qr_expires_in: Duration::from_secs(5),
+        ..config()
+    })
+    .await;
+    let session = w.client.qr_create().await.unwrap();
+    assert_eq!(
+        w.client.qr_check(&session.session_id).await.unwrap(),
+        QrStatus::Pending
+    );
+    let began = Instant::now();
+    let err = w.client.qr_wait_for_scan(&session).await.unwrap_err();
+    assert!(matches!(err, Error::Expired { .. }), "{err}");
+    assert!(began.elapsed() <= Duration::from_secs(5));
+    let err = w.client.qr_check("no-such-session").await.unwrap_err();
+    assert_eq!(err.http_status(), Some(404));
+}
+
+#[tokio::test]
+async fn applications_and_resource_tokens() {
+    let w = world().await;
+    let apps = w.client.applications().await.unwrap();
+    assert!(apps.iter().any(|a| a.client_identifier == "vhh-server"));
+    let app = w.client.application("vhh-server").await.unwrap();
+    assert_eq!(app.url, "https://vhh.example.com");
+    let err = w.client.application("nope").await.unwrap_err();
+    assert!(matches!(err, Error::UnknownApplication { .. }), "{err}");
+    assert!(
+        err.to_string().contains("vhh-server"),
+        "the error lists what exists: {err}"
+    );
+
+    w.idp
+        .set_auto_approve(Some(onesoidc_devidp::AutoApprove::approve_after(
+            Duration::from_millis(10),
+        )));
+    let request = LoginOptions::default()
+        .resource(app.url.clone())
+        .request_for_username("alice");
+    let tokens = w.client.ciba(&request).await.unwrap();
+    let info = w
+        .client
+        .introspect(tokens.access_token.expose_secret(), Some("access_token"))
+        .await
+        .unwrap();
+    assert!(info.active);
+    assert_eq!(info.sub.as_deref(), Some("alice"));
+    assert_eq!(info.aud, Some(serde_json::json!(app.url)));
+
+    w.client
+        .revoke(tokens.access_token.expose_secret(), Some("access_token"))
+        .await
+        .unwrap();
+    let info = w
+        .client
+        .introspect(tokens.access_token.expose_secret(), None)
+        .await
+        .unwrap();
+    assert!(!info.active, "revoked tokens introspect inactive");
+
+    let refreshed = w.client.refresh(&tokens).await.unwrap();
+    assert_ne!(
+        refreshed.refresh_token.as_ref().unwrap().expose_secret(),
+        tokens.refresh_token.as_ref().unwrap().expose_secret(),
+        "rotation"
+    );
+    let err = w.client.refresh(&tokens).await.unwrap_err();
+    assert_eq!(
+        err.oauth_error(),
+        Some("invalid_grant"),
+        "the old refresh token is spent"
+    );
+}
+
+#[tokio::test]
+async fn device_token_over_real_http() {
+    let idp = onesoidc_devidp::DevIdp::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for kt in onesoidc_core::KeyType::ALL {
+        let sub = dir.path().join(kt.to_string().replace(':', "-"));
+        let paths = idp.provision_device(&sub, kt).unwrap();
+        let client = onesoidc_flows::OnesIdClient::from_paths(&paths).unwrap();
+        let tokens = client
+            .device_token()
+            .await
+            .unwrap_or_else(|e| panic!("{kt}: {e}"));
+        let info = client
+            .introspect(tokens.access_token.expose_secret(), None)
+            .await
+            .unwrap();
+        assert!(info.active, "{kt}");
+        assert_eq!(
+            info.client_id.as_deref(),
+            client.identity().config.client_id.as_deref()
+        );
+    }
+}
