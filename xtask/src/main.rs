@@ -1,8 +1,13 @@
 //! Project automation: `cargo xtask test` runs what CI runs.
 //!
 //! - `cargo xtask test`: `cargo fmt --check`, `cargo clippy --workspace
-//!   --all-targets -- -D warnings`, `cargo test --workspace` (doctests included).
+//!   --all-targets -- -D warnings`, `cargo test --workspace` (doctests included),
+//!   then `cargo xtask interop`.
+//! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
+//!   oidc-provider (node + npm; see `interop.rs`).
 #![forbid(unsafe_code)]
+
+mod interop;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -10,12 +15,14 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test    fmt --check, clippy -D warnings, every test (what CI runs)";
+  test      fmt --check, clippy -D warnings, every test, interop (what CI runs)
+  interop   library and CLI against the stock oidc-provider (needs node + npm)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("interop") => interop::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -42,6 +49,7 @@ fn test() -> Result<(), String> {
         "warnings",
     ])?;
     cargo(&["test", "--workspace"])?;
+    interop::run(&[])?;
     Ok(())
 }
 

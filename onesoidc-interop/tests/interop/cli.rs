@@ -1,0 +1,135 @@
+//! The `onesoidc` binary against the stock provider.
+//!
+//! The CLI does not print `auth_req_id`, so the phone answers by user and
+//! client: bob on the P-256 and P-384 devices belongs to these tests alone.
+
+use std::process::{Command, Output};
+
+use onesoidc_interop::{
+    CliIdentity, DeviceKey, ECC_P256, ECC_P384, ECC_P521, Phone, RSA_2048, cli_path,
+};
+
+/// Runs `onesoidc` with `key`'s identity and `args` (in a blocking thread).
+async fn onesoidc(key: DeviceKey, args: &[&str]) -> Output {
+    let identity = CliIdentity::new(key);
+    let mut all = identity.args();
+    all.extend(args.iter().map(|a| a.to_string()));
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(cli_path())
+            .args(&all)
+            .env_remove("ONESOIDC_DEVICE_CONFIG")
+            .env_remove("ONESOIDC_KEY_DIR")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", cli_path().display()));
+        drop(identity);
+        output
+    })
+    .await
+    .expect("onesoidc thread")
+}
+
+fn json_out(output: &Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "onesoidc failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
+async fn cli_device_token_json_introspect_revoke() {
+    let out = json_out(&onesoidc(ECC_P521, &["device-token", "--json"]).await);
+    let token = out["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    assert_eq!(out["token_type"], "Bearer", "{out}");
+
+    let info = json_out(&onesoidc(ECC_P521, &["introspect", &token, "--json"]).await);
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["client_id"], ECC_P521.client_id(), "{info}");
+
+    json_out(
+        &onesoidc(
+            ECC_P521,
+            &["revoke", &token, "--hint", "access_token", "--json"],
+        )
+        .await,
+    );
+    let info = json_out(&onesoidc(ECC_P521, &["introspect", &token, "--json"]).await);
+    assert_eq!(info["active"], false, "{info}");
+}
+
+#[tokio::test]
+#[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
+async fn cli_device_token_rsa_prints_the_token() {
+    let output = onesoidc(RSA_2048, &["device-token"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let info = RSA_2048
+        .client()
+        .introspect(token.trim(), None)
+        .await
+        .expect("introspection");
+    assert!(info.active, "{info:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
+async fn cli_ciba_approve_json() {
+    let client_id = ECC_P256.client_id();
+    let (output, ()) = tokio::join!(
+        onesoidc(
+            ECC_P256,
+            &[
+                "ciba",
+                "--username",
+                "bob",
+                "--binding-message",
+                "Kiosk-7",
+                "--json"
+            ]
+        ),
+        Phone::approve_when_asked("bob", &client_id),
+    );
+    let out = json_out(&output);
+    assert!(out["access_token"].is_string(), "{out}");
+    assert!(out["refresh_token"].is_string(), "{out}");
+    assert_eq!(out["id_token_claims"]["sub"], "bob", "{out}");
+    assert_eq!(out["id_token_claims"]["aud"], ECC_P256.client_id(), "{out}");
+
+    let id_token = out["id_token"].as_str().expect("id_token");
+    let claims = json_out(&onesoidc(ECC_P256, &["validate-id-token", id_token, "--json"]).await);
+    assert_eq!(claims["sub"], "bob", "{claims}");
+}
+
+#[tokio::test]
+#[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
+async fn cli_ciba_deny_exits_3() {
+    let client_id = ECC_P384.client_id();
+    let (output, ()) = tokio::join!(
+        onesoidc(ECC_P384, &["ciba", "--username", "bob", "--json"]),
+        Phone::deny_when_asked("bob", &client_id),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "denied: exit 3; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("access_denied"), "{stderr}");
+}

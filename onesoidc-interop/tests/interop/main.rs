@@ -1,0 +1,12 @@
+//! onesoidc against the stock `oidc-provider` (OnesID's standard routes).
+//!
+//! Every test here is ignored by a plain `cargo test`: it needs the provider
+//! that `cargo xtask interop` installs and starts (see `onesoidc-interop`'s
+//! crate docs). Run them with `cargo xtask interop`.
+
+mod ciba;
+mod cli;
+mod common;
+mod device_token;
+mod discovery;
+mod tokens;
