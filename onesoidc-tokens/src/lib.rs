@@ -1,1 +1,68 @@
-//! x
+//! Token managers for onesoidc: always-fresh device and user tokens.
+//!
+//! - [`TokenManager`] holds one [`TokenSet`](onesoidc_core::TokenSet) and
+//!   hands out a valid access token: cheaply while it is valid, after one
+//!   shared refresh when it is not. A background task refreshes ahead of
+//!   expiry (skew plus jitter), retries failures with capped exponential
+//!   backoff while the old token is valid, and reports everything as a
+//!   stream of [`TokenEvent`]s and a watchable [`TokenState`].
+//! - How tokens are refreshed is a value, a [`RefreshFn`]:
+//!   [`device_refresh`] (client credentials again) or [`user_refresh`]
+//!   (refresh_token grant, keeping rotation), or your own with
+//!   [`refresh_fn`].
+//! - [`TokenManagerRegistry`] keeps managers by name (`"device"`,
+//!   `"ciba_user"`), as a value or the process-wide [`global`](TokenManagerRegistry::global).
+//! - [`TokenStore`] / [`FileTokenStore`] keep tokens across restarts (opt-in).
+//!
+//! Time is tokio's: with `#[tokio::test(start_paused = true)]` and a fixed
+//! [`wall_clock`](TokenManagerBuilder::wall_clock) every refresh time is exact.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), onesoidc_tokens::TokenError> {
+//! use std::time::{Duration, SystemTime};
+//! use onesoidc_core::{ExposeSecret, TokenSet};
+//! use onesoidc_tokens::{TokenEvent, TokenManager, refresh_fn};
+//! use tokio_stream::StreamExt;
+//!
+//! // In an application: `device_refresh(Arc::new(OnesIdClient::from_default_identity()?))`.
+//! let refresh = refresh_fn(|_current| async {
+//!     Ok(TokenSet {
+//!         access_token: "device-token".to_string().into(),
+//!         token_type: "Bearer".into(),
+//!         expires_at: Some(SystemTime::now() + Duration::from_secs(300)),
+//!         refresh_token: None,
+//!         id_token: None,
+//!         scope: None,
+//!     })
+//! });
+//! let manager = TokenManager::builder("device", refresh)
+//!     .refresh_skew(Duration::from_secs(30))
+//!     .build();
+//! let mut events = manager.events();
+//!
+//! let token = manager.access_token().await?; // fetches: there were no tokens
+//! assert_eq!(token.expose_secret(), "device-token");
+//! assert!(matches!(events.next().await, Some(TokenEvent::Refreshed { .. })));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod manager;
+mod refresh;
+mod registry;
+mod store;
+
+pub use error::{TokenError, requires_reauth};
+pub use manager::{
+    AccessToken, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_EVENT_CAPACITY,
+    DEFAULT_REFRESH_JITTER, DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, JitterSource,
+    TokenEvent, TokenManager, TokenManagerBuilder, TokenState, WallClock,
+};
+pub use refresh::{
+    RefreshFn, RefreshFuture, device_refresh, device_refresh_with, refresh_fn, user_refresh,
+};
+pub use registry::{CIBA_USER, DEVICE, TokenManagerRegistry};
+pub use store::{FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, StoreError, TokenStore};

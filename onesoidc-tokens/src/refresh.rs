@@ -1,0 +1,88 @@
+//! Refresh functions: how a manager gets new tokens (the seed's
+//! `DeviceRefreshFunc` / `CibaRefreshFunc`), as plain values.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use onesoidc_core::{Error, TokenSet};
+use onesoidc_flows::{DeviceTokenRequest, OnesIdClient};
+
+/// The future a [`RefreshFn`] returns.
+pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<TokenSet, Error>> + Send>>;
+
+/// Gets new tokens. It receives the tokens the manager holds now (`None`
+/// when it holds none), so a user refresh can read the refresh token.
+///
+/// A manager runs at most one at a time, under a timeout (see
+/// [`TokenManagerBuilder::refresh_timeout`](crate::TokenManagerBuilder::refresh_timeout)).
+/// An error for which [`requires_reauth`](crate::requires_reauth) is true
+/// stops the manager refreshing until new tokens are stored; any other error
+/// is retried with backoff. Build one with [`refresh_fn`],
+/// [`device_refresh`] or [`user_refresh`].
+pub type RefreshFn = Arc<dyn Fn(Option<Arc<TokenSet>>) -> RefreshFuture + Send + Sync>;
+
+/// Wraps an async closure as a [`RefreshFn`].
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use onesoidc_core::TokenSet;
+/// let refresh = onesoidc_tokens::refresh_fn(|_current| async {
+///     Ok(TokenSet {
+///         access_token: "at".to_string().into(),
+///         token_type: "Bearer".into(),
+///         expires_at: Some(SystemTime::now() + Duration::from_secs(300)),
+///         refresh_token: None,
+///         id_token: None,
+///         scope: None,
+///     })
+/// });
+/// # let _ = refresh;
+/// ```
+pub fn refresh_fn<F, Fut>(f: F) -> RefreshFn
+where
+    F: Fn(Option<Arc<TokenSet>>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<TokenSet, Error>> + Send + 'static,
+{
+    Arc::new(move |current| Box::pin(f(current)))
+}
+
+/// The device's refresh: client credentials again (PROTOCOL §4), ignoring
+/// the current tokens. A device manager needs no initial tokens: it fetches
+/// on first use.
+pub fn device_refresh(client: Arc<OnesIdClient>) -> RefreshFn {
+    device_refresh_with(client, DeviceTokenRequest::default())
+}
+
+/// Like [`device_refresh`], asking for `options` (scope, resource) each time.
+pub fn device_refresh_with(client: Arc<OnesIdClient>, options: DeviceTokenRequest) -> RefreshFn {
+    let options = Arc::new(options);
+    Arc::new(move |_current| {
+        let client = client.clone();
+        let options = options.clone();
+        Box::pin(async move { client.device_token_with(&options).await })
+    })
+}
+
+/// A user's refresh: the refresh_token grant (PROTOCOL §6) with the refresh
+/// token of the current tokens. A rotated refresh token replaces the old one;
+/// when the response has none, the old one is kept
+/// ([`OnesIdClient::refresh`]).
+///
+/// With no current tokens, or tokens without a refresh token, it fails with
+/// [`Error::InvalidRequest`] and sends nothing: the manager then reports
+/// that a new login is needed.
+pub fn user_refresh(client: Arc<OnesIdClient>) -> RefreshFn {
+    Arc::new(move |current: Option<Arc<TokenSet>>| {
+        let client = client.clone();
+        Box::pin(async move {
+            match current {
+                Some(tokens) => client.refresh(&tokens).await,
+                None => Err(Error::InvalidRequest {
+                    endpoint: client.issuer().to_string(),
+                    reason: "there are no user tokens to refresh; log the user in (CIBA or QR) and store the tokens".into(),
+                }),
+            }
+        })
+    })
+}
