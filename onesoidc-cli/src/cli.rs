@@ -157,6 +157,42 @@ pub enum Command {
         #[arg(long, default_value_t = 10, hide = true)]
         poll_interval: u64,
     },
+    /// Keep this device's access token fresh and print every event (refreshed, failed, expired)
+    ///
+    /// Runs a token manager: it fetches a token, refreshes it ahead of expiry
+    /// and retries with backoff when the provider is down. Stops on Ctrl-C,
+    /// or after --refreshes refreshes.
+    Watch {
+        /// Refresh this many seconds before expiry
+        #[arg(long, default_value_t = 60)]
+        skew: u64,
+        /// Keep the token in this directory (mode 0600), so a restart does not fetch a new one
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Stop after this many refreshes
+        #[arg(long, value_name = "N")]
+        refreshes: Option<u64>,
+    },
+    /// Run a local OnesID-compatible provider for development (not for production)
+    ///
+    /// Users alice and bob and the application vhh-server exist by default;
+    /// `--config FILE` reads a JSON provider config instead (users,
+    /// applications, lifetimes as *_ms, devices). Approve requests through its
+    /// /control/ routes (printed at start) or with --auto-approve-ms. Stops on Ctrl-C.
+    DevIdp {
+        /// Port to listen on (loopback only)
+        #[arg(long, short, default_value_t = 8080)]
+        port: u16,
+        /// Approve every CIBA request, QR scan and registration after this many milliseconds
+        #[arg(long, value_name = "MS")]
+        auto_approve_ms: Option<u64>,
+    },
+    /// See every flow work, in one command, against an embedded provider
+    ///
+    /// Creates a throwaway device identity, registers it, and runs device
+    /// login, application look-up, CIBA, QR login, a token refresh, ID token
+    /// validation and introspection. Touches nothing outside a temp directory.
+    Demo,
     /// Revoke an access or refresh token (RFC 7009)
     Revoke {
         /// The token

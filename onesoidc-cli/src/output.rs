@@ -62,6 +62,7 @@ failure_from!(
     onesoidc_core::SignError,
     onesoidc_core::TransportError,
     onesoidc_flows::render::RenderError,
+    onesoidc_devidp::ConfigError,
     serde_json::Error,
     std::io::Error,
     String,
@@ -94,7 +95,7 @@ pub fn init_tracing(verbose: u8) {
 
 /// Prints a JSON value on stdout, on one line (one object per line for scripts).
 pub fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+    out!("{value}");
 }
 
 /// A spinner on stderr while waiting for a person; hidden when stderr is
@@ -121,5 +122,28 @@ pub fn minutes_seconds(d: Duration) -> String {
 pub fn say(json: bool, message: &str) {
     if !json {
         eprintln!("{message}");
+    }
+}
+
+/// `println!` that ends the process quietly when stdout is closed (e.g. by
+/// `| head`) instead of panicking, and with an error line when it fails otherwise.
+macro_rules! out {
+    () => { $crate::output::write_stdout(format_args!("")) };
+    ($($arg:tt)*) => { $crate::output::write_stdout(format_args!($($arg)*)) };
+}
+pub(crate) use out;
+
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"))
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("onesoidc: error: cannot write to stdout: {e}");
+        std::process::exit(i32::from(EXIT_ERROR));
     }
 }

@@ -1,5 +1,6 @@
 //! `device-token`, `jwk`, `sign`.
 
+use crate::output::out;
 use std::time::SystemTime;
 
 use base64::Engine;
@@ -51,7 +52,7 @@ pub fn sign(g: &GlobalArgs, message: &str) -> Result<(), Failure> {
     if g.json {
         print_json(&json!({"alg": identity.signer.algorithm().as_str(), "signature": encoded}));
     } else {
-        println!("{encoded}");
+        out!("{encoded}");
     }
     Ok(())
 }
@@ -74,6 +75,6 @@ pub fn print_tokens(
             "id_token_claims": id_claims,
         }));
     } else {
-        println!("{}", tokens.access_token.expose_secret());
+        out!("{}", tokens.access_token.expose_secret());
     }
 }

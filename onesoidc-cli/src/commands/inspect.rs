@@ -1,5 +1,6 @@
 //! `apps`, `introspect`, `validate-id-token`, `revoke`.
 
+use crate::output::out;
 use serde_json::json;
 
 use super::client;
@@ -14,7 +15,7 @@ pub async fn apps(g: &GlobalArgs, identifier: Option<&str>) -> Result<(), Failur
             if g.json {
                 print_json(&serde_json::to_value(app)?);
             } else {
-                println!("{}", app.url);
+                out!("{}", app.url);
             }
         }
         None => {
@@ -24,7 +25,7 @@ pub async fn apps(g: &GlobalArgs, identifier: Option<&str>) -> Result<(), Failur
             } else {
                 for app in apps {
                     let url = client.issuer().resolve_url(&app.url).unwrap_or(app.url);
-                    println!(
+                    out!(
                         "{}\t{}\t{}",
                         app.client_identifier,
                         url,
@@ -47,7 +48,7 @@ pub async fn introspect(g: &GlobalArgs, token: &str, hint: Option<&str>) -> Resu
         print_json(&value);
     } else if let Some(map) = value.as_object() {
         for (k, v) in map.iter().filter(|(_, v)| !v.is_null()) {
-            println!(
+            out!(
                 "{k}: {}",
                 v.as_str().map_or_else(|| v.to_string(), str::to_string)
             );
@@ -61,7 +62,7 @@ pub async fn validate_id_token(g: &GlobalArgs, token: &str) -> Result<(), Failur
     if g.json {
         print_json(&serde_json::Value::Object(claims.all));
     } else {
-        println!("valid ID token for {} (expires {})", claims.sub, claims.exp);
+        out!("valid ID token for {} (expires {})", claims.sub, claims.exp);
     }
     Ok(())
 }
@@ -71,7 +72,7 @@ pub async fn revoke(g: &GlobalArgs, token: &str, hint: Option<&str>) -> Result<(
     if g.json {
         print_json(&json!({"revoked": true}));
     } else {
-        println!("revoked");
+        out!("revoked");
     }
     Ok(())
 }

@@ -1,9 +1,12 @@
 //! What each command does: thin layers over onesoidc-flows.
 
+mod demo;
+mod dev_idp;
 mod device;
 mod inspect;
 mod login;
 mod register;
+mod watch;
 
 use std::sync::Arc;
 
@@ -56,6 +59,16 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             registration.poll_interval = std::time::Duration::from_secs((*poll_interval).max(1));
             register::register(g, &registration).await
         }
+        Command::DevIdp {
+            port,
+            auto_approve_ms,
+        } => dev_idp::run(*port, g.config.as_deref(), *auto_approve_ms).await,
+        Command::Demo => demo::run(g).await,
+        Command::Watch {
+            skew,
+            store,
+            refreshes,
+        } => watch::run(g, *skew, store.as_deref(), *refreshes).await,
         Command::Revoke { token, hint } => inspect::revoke(g, token, hint.as_deref()).await,
     }
 }

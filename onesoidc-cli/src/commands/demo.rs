@@ -1,0 +1,361 @@
+//! `demo`: every flow, one after the other, against an embedded provider.
+
+use crate::output::out;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use onesoidc_core::{ExposeSecret, IdentityPaths, KeyType, TokenSet};
+use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
+use onesoidc_flows::{
+    CibaEvent, DeviceRegistration, LoginOptions, OnesIdClient, QrEvent, RegistrationProgress,
+    StreamExt, register_device, render,
+};
+use onesoidc_http::ReqwestClient;
+use onesoidc_tokens::{TokenEvent, TokenManager, device_refresh};
+use tokio::time::Instant;
+
+use crate::cli::GlobalArgs;
+use crate::output::{Failure, spinner};
+
+/// How long the embedded provider's "person" and "administrator" take to answer.
+const ANSWER_AFTER: Duration = Duration::from_millis(1500);
+/// Device access tokens live this long, so the token manager visibly refreshes.
+const DEVICE_TOKEN_TTL: Duration = Duration::from_secs(6);
+/// The manager refreshes this long before expiry.
+const REFRESH_SKEW: Duration = Duration::from_secs(2);
+
+/// Numbered steps with their outcome and duration.
+struct Steps {
+    json: bool,
+    done: Vec<(String, Duration)>,
+    started: Instant,
+}
+
+impl Steps {
+    async fn run<T, F>(&mut self, name: &str, work: F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<(T, String), Failure>>,
+    {
+        let number = self.done.len() + 1;
+        let began = Instant::now();
+        if !self.json {
+            out!("{number}. {name}");
+        }
+        match work.await {
+            Ok((value, detail)) => {
+                let took = began.elapsed();
+                if self.json {
+                    out!(
+                        "{}",
+                        serde_json::json!({"step": number, "name": name, "ok": true, "detail": detail, "ms": took.as_millis() as u64})
+                    );
+                } else {
+                    out!("   \u{2713} {detail}  ({} ms)", took.as_millis());
+                }
+                self.done.push((name.to_string(), took));
+                Ok(value)
+            }
+            Err(failure) => {
+                if !self.json {
+                    out!("   \u{2717} failed: {}", failure.message);
+                }
+                Err(Failure {
+                    message: format!("demo step {number} ({name}) failed: {}", failure.message),
+                    code: failure.code,
+                })
+            }
+        }
+    }
+}
+
+pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
+    let json = g.json;
+    let dir = tempfile::tempdir()?;
+    let mut steps = Steps {
+        json,
+        done: Vec::new(),
+        started: Instant::now(),
+    };
+    if !json {
+        out!("onesoidc demo: every flow against an embedded OnesID-compatible provider");
+        out!(
+            "(the provider's \"person\" and \"administrator\" answer after {} ms)\n",
+            ANSWER_AFTER.as_millis()
+        );
+    }
+
+    let idp = steps
+        .run("Start a local OnesID-compatible provider", async {
+            let config = DevIdpConfig {
+                access_token_ttl: DEVICE_TOKEN_TTL,
+                ciba_interval: Duration::from_secs(1),
+                qr_interval: Duration::from_secs(1),
+                registration_poll_interval: Duration::from_secs(1),
+                auto_approve: Some(AutoApprove::approve_after(ANSWER_AFTER)),
+                ..DevIdpConfig::default()
+            };
+            let idp = DevIdp::start(config).await?;
+            let detail = format!(
+                "{} (users alice and bob; application vhh-server)",
+                idp.issuer()
+            );
+            Ok((idp, detail))
+        })
+        .await?;
+
+    let paths = IdentityPaths {
+        config: dir.path().join("device.yml"),
+        key_dir: dir.path().join("keys"),
+    };
+    steps
+        .run(
+            "Register this device (onesoidc register)",
+            register(&idp, &paths),
+        )
+        .await?;
+
+    let client = Arc::new(OnesIdClient::from_paths(&paths)?);
+    steps
+        .run(
+            "Get the device's access token (client credentials, private_key_jwt)",
+            async {
+                let tokens = client.device_token().await?;
+                Ok((
+                    (),
+                    format!("a Bearer token that expires in {}", expires_in(&tokens)),
+                ))
+            },
+        )
+        .await?;
+
+    let app = steps
+        .run("Look up the well-known application vhh-server", async {
+            let app = client.application("vhh-server").await?;
+            let detail = format!("{} is at {}", app.name.clone().unwrap_or_default(), app.url);
+            Ok((app, detail))
+        })
+        .await?;
+
+    let alice = steps
+        .run("Log alice in on her phone (CIBA), for vhh-server", async {
+            let request = LoginOptions::default()
+                .binding_message("onesoidc demo")
+                .resource(app.url.clone())
+                .request_for_username("alice");
+            let tokens = follow_ciba(client.ciba_events(request), json).await?;
+            let detail = format!(
+                "alice approved \u{201c}onesoidc demo\u{201d}: access token for {}, refresh token {}",
+                app.url,
+                if tokens.refresh_token.is_some() { "kept" } else { "absent" }
+            );
+            Ok((tokens, detail))
+        })
+        .await?;
+
+    steps
+        .run(
+            "Validate alice's ID token against the provider's keys",
+            async {
+                let claims = client.validate_id_token(id_token(&alice)?).await?;
+                Ok((
+                    (),
+                    format!(
+                        "signature, issuer, audience and lifetime check out: sub {}",
+                        claims.sub
+                    ),
+                ))
+            },
+        )
+        .await?;
+
+    steps
+        .run(
+            "Introspect alice's access token, revoke it, introspect again",
+            async {
+                let token = alice.access_token.expose_secret();
+                let before = client.introspect(token, Some("access_token")).await?;
+                client.revoke(token, Some("access_token")).await?;
+                let after = client.introspect(token, Some("access_token")).await?;
+                if !before.active || after.active {
+                    return Err(Failure::from(format!(
+                        "expected active then inactive, got {} then {}",
+                        before.active, after.active
+                    )));
+                }
+                let aud = before.aud.map(|a| a.to_string()).unwrap_or_default();
+                Ok((
+                    (),
+                    format!(
+                        "active for {} (aud {aud}), then inactive",
+                        before.sub.unwrap_or_default()
+                    ),
+                ))
+            },
+        )
+        .await?;
+
+    steps
+        .run(
+            "Log a person in by QR code (the scan is simulated)",
+            async {
+                let tokens = follow_qr(&client, json).await?;
+                let claims = client.validate_id_token(id_token(&tokens)?).await?;
+                Ok(((), format!("{} scanned the code and approved", claims.sub)))
+            },
+        )
+        .await?;
+
+    steps
+        .run("Keep the device token fresh with a token manager", async {
+            let manager = TokenManager::builder("device", device_refresh(client.clone()))
+                .refresh_skew(REFRESH_SKEW)
+                .jitter(Duration::ZERO)
+                .build();
+            let mut events = manager.events();
+            let first = manager
+                .access_token()
+                .await
+                .map_err(|e| e.to_string())?
+                .expires_at();
+            let began = Instant::now();
+            tokio::time::timeout(DEVICE_TOKEN_TTL * 2, async {
+                while let Some(event) = events.next().await {
+                    match event {
+                        // The first fetch may be reported too; wait for a new token.
+                        TokenEvent::Refreshed { expires_at } if expires_at != first => {
+                            return Ok(());
+                        }
+                        TokenEvent::RefreshFailed { error, .. } => return Err(error.to_string()),
+                        _ => {}
+                    }
+                }
+                Err("the manager stopped".to_string())
+            })
+            .await
+            .map_err(|_| "no refresh within twice the token lifetime".to_string())??;
+            manager.shutdown().await;
+            Ok((
+                (),
+                format!(
+                    "refreshed in the background after {:.1} s (lifetime {} s, refresh {} s ahead)",
+                    began.elapsed().as_secs_f64(),
+                    DEVICE_TOKEN_TTL.as_secs(),
+                    REFRESH_SKEW.as_secs()
+                ),
+            ))
+        })
+        .await?;
+
+    idp.shutdown().await;
+    let total = steps.started.elapsed();
+    if json {
+        out!(
+            "{}",
+            serde_json::json!({"ok": true, "steps": steps.done.len(), "ms": total.as_millis() as u64})
+        );
+    } else {
+        out!(
+            "\nAll {} steps passed in {:.1} s.",
+            steps.done.len(),
+            total.as_secs_f64()
+        );
+        out!(
+            "Next: `onesoidc dev-idp` runs this provider for your own experiments; `onesoidc --help` lists every command."
+        );
+    }
+    Ok(())
+}
+
+async fn register(idp: &DevIdp, paths: &IdentityPaths) -> Result<((), String), Failure> {
+    let mut registration = DeviceRegistration::new("onesoidc demo", "here", "SERVER")
+        .provider(&idp.host(), "demo.local");
+    registration.paths = paths.clone();
+    registration.key_type = KeyType::EccP256;
+    registration.poll_interval = Duration::from_secs(1);
+    let mut code = String::new();
+    let identity = register_device(Arc::new(ReqwestClient::new()?), &registration, |p| {
+        if let RegistrationProgress::Submitted {
+            verification_code, ..
+        } = p
+        {
+            code = verification_code;
+        }
+    })
+    .await?;
+    let detail = format!(
+        "verification code {code} approved; {} identity written to {}",
+        identity.config.key_type,
+        paths.config.display()
+    );
+    Ok(((), detail))
+}
+
+fn expires_in(tokens: &TokenSet) -> String {
+    tokens.expires_in(SystemTime::now()).map_or_else(
+        || "(no expiry given)".into(),
+        |d| format!("{} s", d.as_secs().max(1)),
+    )
+}
+
+fn id_token(tokens: &TokenSet) -> Result<&str, Failure> {
+    tokens
+        .id_token
+        .as_ref()
+        .map(|t| t.expose_secret())
+        .ok_or_else(|| Failure::from("the provider sent no ID token"))
+}
+
+async fn follow_ciba(
+    mut events: impl onesoidc_flows::Stream<Item = CibaEvent> + Unpin,
+    json: bool,
+) -> Result<TokenSet, Failure> {
+    let bar = spinner(json);
+    bar.set_message("asking alice's phone");
+    let result = loop {
+        match events.next().await {
+            Some(CibaEvent::WaitingForAuthorization { remaining, .. }) => {
+                bar.set_message(format!(
+                    "waiting for alice to approve ({} s left)",
+                    remaining.as_secs()
+                ));
+            }
+            Some(CibaEvent::Authenticated(tokens)) => break Ok(tokens),
+            Some(CibaEvent::Failed(error)) => break Err(error.into()),
+            Some(_) => {}
+            None => break Err(Failure::from("the login ended without a result")),
+        }
+    };
+    bar.finish_and_clear();
+    result
+}
+
+async fn follow_qr(client: &Arc<OnesIdClient>, json: bool) -> Result<TokenSet, Failure> {
+    let mut events = client.qr_events(LoginOptions::default().binding_message("QR login"));
+    let bar = spinner(json);
+    let result = loop {
+        match events.next().await {
+            Some(QrEvent::SessionCreated(session)) => {
+                if !json {
+                    let drawn = render::terminal(&session.cb_url)?;
+                    bar.suspend(|| {
+                        for line in drawn.lines() {
+                            out!("      {line}");
+                        }
+                        out!("      {}", session.cb_url);
+                    });
+                }
+                bar.set_message("waiting for the code to be scanned");
+            }
+            Some(QrEvent::Scanned) => bar.set_message("scanned; waiting for approval on the phone"),
+            Some(QrEvent::Ciba(CibaEvent::Authenticated(tokens))) => break Ok(tokens),
+            Some(QrEvent::Ciba(CibaEvent::Failed(error))) | Some(QrEvent::Failed(error)) => {
+                break Err(error.into());
+            }
+            Some(_) => {}
+            None => break Err(Failure::from("the login ended without a result")),
+        }
+    };
+    bar.finish_and_clear();
+    result
+}

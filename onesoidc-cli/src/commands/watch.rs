@@ -1,0 +1,77 @@
+//! `watch`: a token manager for the device token, its events on stdout.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use onesoidc_flows::StreamExt;
+use onesoidc_tokens::{FileTokenStore, TokenEvent, TokenManager, device_refresh};
+use serde_json::json;
+
+use super::client;
+use crate::cli::GlobalArgs;
+use crate::output::{Failure, out};
+
+pub async fn run(
+    g: &GlobalArgs,
+    skew: u64,
+    store: Option<&Path>,
+    refreshes: Option<u64>,
+) -> Result<(), Failure> {
+    let client = client(g)?;
+    let mut builder = TokenManager::builder("device", device_refresh(client))
+        .refresh_skew(Duration::from_secs(skew));
+    if let Some(dir) = store {
+        builder = builder.store(Arc::new(FileTokenStore::new(dir)));
+    }
+    let manager = builder.build();
+    let mut events = manager.events();
+    let first = manager.access_token().await.map_err(|e| e.to_string())?;
+    report(g, "ready", first.expires_at(), None);
+    let mut seen = 0;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(TokenEvent::Refreshed { expires_at }) if expires_at != first.expires_at() => {
+                    seen += 1;
+                    report(g, "refreshed", expires_at, None);
+                    if refreshes.is_some_and(|n| seen >= n) {
+                        break;
+                    }
+                }
+                Some(TokenEvent::RefreshFailed { error, reauth_required }) => {
+                    let what = if reauth_required { "refresh_failed_reauth_required" } else { "refresh_failed" };
+                    report(g, what, None, Some(error.to_string()));
+                }
+                Some(TokenEvent::Expired) => report(g, "expired", None, None),
+                Some(TokenEvent::Cleared) => report(g, "cleared", None, None),
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    manager.shutdown().await;
+    Ok(())
+}
+
+fn report(g: &GlobalArgs, event: &str, expires_at: Option<SystemTime>, error: Option<String>) {
+    let expires_in = expires_at.map(|at| {
+        at.duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .as_secs()
+    });
+    if g.json {
+        out!(
+            "{}",
+            json!({"event": event, "expires_in": expires_in, "error": error})
+        );
+    } else {
+        let when = humantime::format_rfc3339_seconds(SystemTime::now());
+        match (expires_in, error) {
+            (_, Some(error)) => out!("{when}  {event}: {error}"),
+            (Some(secs), None) => out!("{when}  {event}: the device token expires in {secs} s"),
+            (None, None) => out!("{when}  {event}"),
+        }
+    }
+}

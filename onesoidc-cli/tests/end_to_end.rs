@@ -1,0 +1,360 @@
+//! The binary end to end: `dev-idp` in one process, every other command
+//! against it, and the whole `demo`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+fn onesoidc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("ONESOIDC_DEVICE_CONFIG")
+        .env_remove("ONESOIDC_KEY_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Kills the dev IdP when the test ends, whatever happens.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `onesoidc dev-idp` on a free port; returns it and its host.
+fn dev_idp(extra: &[&str]) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+        .args(["dev-idp", "--port", "0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    // Keep reading its stdout so the server never writes into a closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(issuer) = line.trim().strip_prefix("issuer") {
+                let _ = tx.send(issuer.trim().to_string());
+            }
+        }
+    });
+    let issuer = rx.recv().expect("dev-idp prints its issuer");
+    let host = issuer.strip_suffix("/oidc").unwrap().to_string();
+    (server, host)
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[test]
+fn register_then_every_command_against_dev_idp() {
+    let (_server, host) = dev_idp(&["--auto-approve-ms", "100"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let config = format!("{d}/device.yml");
+
+    let registered = stdout(&onesoidc(&[
+        "register",
+        "-a",
+        &host,
+        "-dn",
+        "dev.local",
+        "-t",
+        "Kiosk",
+        "-l",
+        "Lab",
+        "-r",
+        "SERVER",
+        "--key-type",
+        "RSA:3072",
+        "--config-dir",
+        d,
+        "--key-dir",
+        d,
+        "--poll-interval",
+        "1",
+        "--json",
+    ]));
+    let last: serde_json::Value = serde_json::from_str(registered.lines().last().unwrap()).unwrap();
+    assert_eq!(last["key_type"], "RSA:3072");
+    assert!(last["client_id"].is_string());
+
+    let again = onesoidc(&[
+        "register",
+        "-a",
+        &host,
+        "-dn",
+        "x",
+        "-t",
+        "K",
+        "-l",
+        "L",
+        "-r",
+        "SERVER",
+        "--config-dir",
+        d,
+        "--key-dir",
+        d,
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an existing identity is not overwritten without --force"
+    );
+
+    let token = stdout(&onesoidc(&[
+        "device-token",
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]));
+    assert!(
+        token.trim().split('.').count() == 3,
+        "a JWT access token: {token}"
+    );
+
+    let url = stdout(&onesoidc(&[
+        "apps",
+        "vhh-server",
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]));
+    assert_eq!(url.trim(), "https://vhh.example.com");
+
+    let login = stdout(&onesoidc(&[
+        "ciba",
+        "--username",
+        "alice",
+        "-m",
+        "e2e",
+        "--target-app",
+        "vhh-server",
+        "--json",
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]));
+    let login: serde_json::Value = serde_json::from_str(login.lines().last().unwrap()).unwrap();
+    assert_eq!(login["id_token_claims"]["sub"], "alice");
+    let access = login["access_token"].as_str().unwrap();
+
+    let info = stdout(&onesoidc(&[
+        "introspect",
+        access,
+        "--json",
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]));
+    let info: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
+    assert_eq!(info["active"], true);
+    assert_eq!(info["aud"], "https://vhh.example.com");
+
+    let id_token = login["id_token"].as_str().unwrap();
+    let valid = stdout(&onesoidc(&[
+        "validate-id-token",
+        id_token,
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]));
+    assert!(valid.contains("alice"));
+    let mut forged = id_token.to_string();
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    let bad = onesoidc(&[
+        "validate-id-token",
+        &forged,
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("signature"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
+    stdout(&onesoidc(&[
+        "revoke",
+        access,
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]));
+    let info = stdout(&onesoidc(&[
+        "introspect",
+        access,
+        "--json",
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]));
+    assert!(info.contains(r#""active":false"#), "{info}");
+
+    let unknown = onesoidc(&[
+        "ciba",
+        "--username",
+        "mallory",
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown_user_id"));
+}
+
+/// Runs `onesoidc ciba` for alice while `answer` plays the person's phone.
+async fn ciba_outcome(
+    config: onesoidc_devidp::DevIdpConfig,
+    answer: impl FnOnce(onesoidc_devidp::DevIdp, String) + Send + 'static,
+) -> Output {
+    let idp = onesoidc_devidp::DevIdp::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP384)
+        .unwrap();
+    let (config, key_dir) = (
+        paths.config.display().to_string(),
+        paths.key_dir.display().to_string(),
+    );
+    let cli = tokio::task::spawn_blocking(move || {
+        onesoidc(&[
+            "ciba",
+            "-u",
+            "alice",
+            "--config",
+            &config,
+            "--key-dir",
+            &key_dir,
+        ])
+    });
+    let request = idp.next_ciba_request().await;
+    answer(idp.clone(), request.auth_req_id);
+    let out = cli.await.unwrap();
+    idp.shutdown().await;
+    out
+}
+
+#[tokio::test]
+async fn denied_and_expired_logins_have_their_own_exit_codes() {
+    let fast = onesoidc_devidp::DevIdpConfig {
+        ciba_interval: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let denied = ciba_outcome(fast.clone(), |idp, id| idp.deny_ciba(&id).unwrap()).await;
+    assert_eq!(
+        denied.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("access_denied"));
+
+    let short = onesoidc_devidp::DevIdpConfig {
+        ciba_expires_in: std::time::Duration::from_secs(2),
+        ..fast
+    };
+    let expired = ciba_outcome(short, |_, _| {}).await;
+    assert_eq!(
+        expired.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&expired.stderr)
+    );
+}
+
+#[test]
+fn demo_runs_every_step() {
+    let out = onesoidc(&["demo", "--json"]);
+    let text = stdout(&out);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10, "{text}");
+    assert!(lines[..9].iter().all(|l| l["ok"] == true));
+    assert_eq!(lines[9]["ok"], true);
+    assert_eq!(lines[9]["steps"], 9);
+}
+
+#[tokio::test]
+async fn watch_reports_a_refresh() {
+    let idp = onesoidc_devidp::DevIdp::start(onesoidc_devidp::DevIdpConfig {
+        access_token_ttl: std::time::Duration::from_secs(3),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    let store = dir.path().join("tokens");
+    let (config, key_dir, store_arg) = (
+        paths.config.display().to_string(),
+        paths.key_dir.display().to_string(),
+        store.display().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        onesoidc(&[
+            "watch",
+            "--skew",
+            "1",
+            "--refreshes",
+            "1",
+            "--json",
+            "--store",
+            &store_arg,
+            "--config",
+            &config,
+            "--key-dir",
+            &key_dir,
+        ])
+    })
+    .await
+    .unwrap();
+    let text = stdout(&out);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ready", "refreshed"], "{text}");
+    let stored = onesoidc_tokens::FileTokenStore::new(&store)
+        .path_for("device")
+        .unwrap();
+    assert!(
+        stored.exists(),
+        "the token was stored in {}",
+        stored.display()
+    );
+    assert_eq!(idp.stats().token_requests.client_credentials, 2);
+}
