@@ -193,7 +193,8 @@ pub fn parse_registration_status(
     })
 }
 
-/// Writes a set of files so that either all of them are replaced or none:
+/// Writes a set of files so that either all of them are replaced or none
+/// (errors name the file):
 /// each is written to a temporary file in its directory, synced, and only
 /// when every one is on disk are they renamed into place. Modes are set on
 /// the temporary files, so a secret is never readable by others, even briefly.
@@ -212,17 +213,17 @@ pub fn write_files_atomically(files: &[(&Path, &[u8], u32)]) -> std::io::Result<
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(|e| naming(dir, e))?;
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-            write_synced(&temp, bytes, *mode)?;
+            write_synced(&temp, bytes, *mode).map_err(|e| naming(path, e))?;
             staged.push((temp, path));
         }
         for (temp, path) in &staged {
-            std::fs::rename(temp, path)?;
+            std::fs::rename(temp, path).map_err(|e| naming(path, e))?;
         }
         Ok(())
     })();
@@ -232,6 +233,11 @@ pub fn write_files_atomically(files: &[(&Path, &[u8], u32)]) -> std::io::Result<
         }
     }
     result
+}
+
+/// The same error, with the path it is about in its message.
+fn naming(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {

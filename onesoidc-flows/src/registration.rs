@@ -126,9 +126,9 @@ impl DeviceRegistration {
 
     /// Writes the keys and device.yml, all or nothing.
     fn write(&self, signer: PemSigner, config: DeviceConfig) -> Result<DeviceIdentity, Error> {
-        let write_error = |path: PathBuf, e: String| Error::InvalidRequest {
-            endpoint: path.display().to_string(),
-            reason: e,
+        let write_error = |path: PathBuf, e: String| onesoidc_core::ConfigError::Write {
+            path,
+            source: std::io::Error::other(e),
         };
         let yaml = config
             .to_yaml_string()
@@ -149,7 +149,7 @@ impl DeviceRegistration {
             (&self.paths.config, yaml.as_bytes(), 0o644),
         ])
         .map_err(|source| onesoidc_core::ConfigError::Write {
-            path: self.paths.key_dir.clone(),
+            path: self.paths.config.clone(),
             source,
         })?;
         let public_jwk = Some(signer.public_jwk());
