@@ -5,16 +5,26 @@
 //! provider once, and signs a fresh client assertion for every request.
 //!
 //! ```no_run
-//! use onesoidc_flows::OnesIdClient;
+//! use onesoidc_flows::{LoginOptions, OnesIdClient};
 //! use onesoidc_flows::core::ExposeSecret;
 //!
-//! # async fn run() -> Result<(), onesoidc_flows::Error> {
-//! // device.yml and the key from px-device-identity's default places
-//! // (or ONESOIDC_DEVICE_CONFIG / ONESOIDC_KEY_DIR).
-//! let client = OnesIdClient::from_default_identity()?;
-//! let tokens = client.device_token().await?;
-//! println!("device token: {}", tokens.access_token.expose_secret());
-//! # Ok(()) }
+//! #[tokio::main]
+//! async fn main() -> Result<(), onesoidc_flows::Error> {
+//!     // device.yml and the key from px-device-identity's default places
+//!     // (or ONESOIDC_DEVICE_CONFIG / ONESOIDC_KEY_DIR).
+//!     let client = OnesIdClient::from_default_identity()?;
+//!     let device = client.device_token().await?;                // the device itself
+//!     println!("device token expires at {:?}", device.expires_at);
+//!
+//!     let app = client.application("vhh-server").await?;        // where the person goes
+//!     let request = LoginOptions::default()
+//!         .binding_message("Log in to kiosk 7")
+//!         .resource(app.url)
+//!         .request_for_username("alice");
+//!     let user = client.ciba(&request).await?;                   // alice approves on her phone
+//!     println!("alice's token: {}", user.access_token.expose_secret());
+//!     Ok(())
+//! }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
