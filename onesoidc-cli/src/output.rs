@@ -147,3 +147,29 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
         std::process::exit(i32::from(EXIT_ERROR));
     }
 }
+
+/// Ctrl-C, listened for from the moment this is created (so a Ctrl-C that
+/// comes while the first request is still in flight is not missed).
+pub struct Interrupt {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    pub fn listen() -> Self {
+        Interrupt {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// Resolves on Ctrl-C.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            signal.recv().await;
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

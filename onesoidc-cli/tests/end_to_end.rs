@@ -358,3 +358,45 @@ async fn watch_reports_a_refresh() {
     );
     assert_eq!(idp.stats().token_requests.client_credentials, 2);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn ctrl_c_cancels_a_waiting_login_with_exit_130() {
+    let idp = onesoidc_devidp::DevIdp::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+        .args(["ciba", "-u", "bob", "--config"])
+        .arg(&paths.config)
+        .arg("--key-dir")
+        .arg(&paths.key_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = idp.next_ciba_request().await;
+    assert_eq!(request.login_hint, "bob");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "onesoidc: error: cancelled"
+    );
+    assert!(out.stdout.is_empty());
+}

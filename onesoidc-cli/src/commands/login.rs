@@ -49,6 +49,7 @@ impl Waiting {
 }
 
 pub async fn ciba(g: &GlobalArgs, username: &str, args: &LoginArgs) -> Result<(), Failure> {
+    let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
     let options = login_options(&client, args).await?;
     let mut events = client.ciba_events(options.request_for_username(username));
@@ -69,7 +70,7 @@ pub async fn ciba(g: &GlobalArgs, username: &str, args: &LoginArgs) -> Result<()
                 None => break Err(Failure::from("the login ended without a result")),
             },
             _ = tick.tick() => waiting.show(&bar),
-            _ = tokio::signal::ctrl_c() => break Err(Failure::cancelled()),
+            _ = interrupt.recv() => break Err(Failure::cancelled()),
         }
     };
     bar.finish_and_clear();
@@ -125,6 +126,7 @@ pub async fn qr(
     svg: Option<&Path>,
     ascii: bool,
 ) -> Result<(), Failure> {
+    let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
     let options = login_options(&client, args).await?;
     let mut events = client.qr_events(options);
@@ -171,7 +173,7 @@ pub async fn qr(
                 None => break Err(Failure::from("the login ended without a result")),
             },
             _ = tick.tick() => waiting.show(&bar),
-            _ = tokio::signal::ctrl_c() => break Err(Failure::cancelled()),
+            _ = interrupt.recv() => break Err(Failure::cancelled()),
         }
     };
     bar.finish_and_clear();

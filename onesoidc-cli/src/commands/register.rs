@@ -14,6 +14,7 @@ use crate::cli::GlobalArgs;
 use crate::output::{Failure, minutes_seconds, print_json, say, spinner};
 
 pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Result<(), Failure> {
+    let mut interrupt = crate::output::Interrupt::listen();
     let identity = if registration.host.is_none() {
         create_unmanaged_identity(registration)?
     } else {
@@ -62,7 +63,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
             tokio::select! {
                 result = &mut flow => break result.map_err(Failure::from),
                 _ = tick.tick() => show(&bar, deadline.get()),
-                _ = tokio::signal::ctrl_c() => break Err(Failure::cancelled()),
+                _ = interrupt.recv() => break Err(Failure::cancelled()),
             }
         };
         bar.finish_and_clear();

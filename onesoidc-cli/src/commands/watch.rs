@@ -18,6 +18,7 @@ pub async fn run(
     store: Option<&Path>,
     refreshes: Option<u64>,
 ) -> Result<(), Failure> {
+    let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
     let mut builder = TokenManager::builder("device", device_refresh(client))
         .refresh_skew(Duration::from_secs(skew));
@@ -48,7 +49,7 @@ pub async fn run(
                 Some(_) => {}
                 None => break,
             },
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
         }
     }
     manager.shutdown().await;
