@@ -87,7 +87,7 @@ impl CibaPoller {
             Ok(CibaPollResponse::Tokens(tokens)) => PollStep::Done(tokens),
             Ok(CibaPollResponse::Pending) => self.wait_or_expire(elapsed),
             Ok(CibaPollResponse::SlowDown) => {
-                self.interval += SLOW_DOWN_INCREMENT;
+                self.interval = self.interval.saturating_add(SLOW_DOWN_INCREMENT);
                 self.wait_or_expire(elapsed)
             }
             Err(error) => PollStep::Failed(error),
@@ -95,7 +95,8 @@ impl CibaPoller {
     }
 
     fn wait_or_expire(&self, elapsed: Duration) -> PollStep {
-        if elapsed + self.interval > self.expires_in {
+        // Saturating: `interval` comes from the provider and may be huge.
+        if elapsed.saturating_add(self.interval) > self.expires_in {
             PollStep::Failed(Error::Expired {
                 what: format!("authentication request {}", self.auth_req_id),
                 after: self.expires_in,
@@ -178,6 +179,23 @@ mod tests {
         assert!(matches!(
             p.on_response(Ok(CibaPollResponse::Tokens(tokens)), secs(10)),
             PollStep::Done(_)
+        ));
+    }
+
+    #[test]
+    fn huge_interval_or_elapsed_expires_instead_of_overflowing() {
+        // Found by fuzz/fuzz_targets/ciba_poller.rs: a provider may send any
+        // u64 `interval`; adding to it overflowed and panicked.
+        let mut p = started(u64::MAX, u64::MAX);
+        assert!(matches!(
+            p.on_response(Ok(CibaPollResponse::SlowDown), secs(1)),
+            PollStep::Failed(Error::Expired { .. })
+        ));
+        assert_eq!(p.interval(), Duration::MAX);
+        let mut p = started(100, 5);
+        assert!(matches!(
+            p.on_response(Ok(CibaPollResponse::Pending), Duration::MAX),
+            PollStep::Failed(Error::Expired { .. })
         ));
     }
 

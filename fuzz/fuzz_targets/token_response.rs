@@ -1,0 +1,48 @@
+//! Token-endpoint parsers on arbitrary responses: status from the first two
+//! bytes, body the rest. Never panic; successes respect their invariants.
+#![no_main]
+
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use onesoidc_core::{
+    CibaPollResponse, ExposeSecret, MAX_EXPIRES_IN, ProviderMetadata, parse_backchannel_response,
+    parse_ciba_poll_response, parse_introspection_response, parse_revocation_response,
+    parse_token_response,
+};
+use onesoidc_fuzz::{issuer, now, response};
+
+const TOKEN: &str = "https://idp.example.com/oidc/token";
+
+fuzz_target!(|data: &[u8]| {
+    let response = response(data);
+    let now = now();
+    if let Ok(tokens) = parse_token_response(TOKEN, &response, now) {
+        assert!(!tokens.access_token.expose_secret().is_empty());
+        if let Some(at) = tokens.expires_at {
+            assert!(at >= now && at <= now + MAX_EXPIRES_IN);
+        }
+        let _ = tokens.expires_in(now);
+        let _ = tokens.is_expired(now);
+    }
+    match parse_ciba_poll_response(TOKEN, &response, now) {
+        Ok(CibaPollResponse::Tokens(_)) => assert!(response.status().is_success()),
+        Ok(_) => assert!(!response.status().is_success()),
+        Err(e) => {
+            let _ = e.to_string();
+            let _ = e.oauth_error();
+            let _ = e.http_status();
+        }
+    }
+    if let Ok(started) = parse_backchannel_response(TOKEN, &response) {
+        assert!(!started.auth_req_id.is_empty());
+        assert!(started.interval > Duration::ZERO);
+    }
+    let _ = parse_introspection_response(TOKEN, &response);
+    if let Err(e) = parse_revocation_response(TOKEN, &response) {
+        let _ = e.to_string();
+    }
+    if let Ok(meta) = ProviderMetadata::from_discovery_response(issuer(), &response) {
+        assert_eq!(&meta.issuer, issuer());
+    }
+});
