@@ -17,6 +17,40 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/px-device-identity/device.yml";
 pub const CONFIG_PATH_ENV: &str = "ONESOIDC_DEVICE_CONFIG";
 /// Environment variable that overrides the key directory.
 pub const KEY_DIR_ENV: &str = "ONESOIDC_KEY_DIR";
+/// The largest `device.yml`, private key or `public_jwk.json` read (1 MiB;
+/// real ones are a few KiB at most). A larger file is refused without
+/// being read, so a junk or hostile file cannot exhaust memory.
+pub const MAX_IDENTITY_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a device identity file whole, refusing one larger than
+/// [`MAX_IDENTITY_FILE_BYTES`] with [`std::io::ErrorKind::FileTooLarge`]
+/// (by its size when it has one, else after reading one byte too many:
+/// `/dev/zero` ends too).
+pub(crate) fn read_identity_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = |size: &dyn fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file is {size}; a device identity file is at most {} KiB",
+                MAX_IDENTITY_FILE_BYTES / 1024
+            ),
+        )
+    };
+    let file = std::fs::File::open(path)?;
+    if let Ok(meta) = file.metadata()
+        && meta.len() > MAX_IDENTITY_FILE_BYTES
+    {
+        return Err(too_large(&format_args!("{} bytes", meta.len())));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_IDENTITY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_IDENTITY_FILE_BYTES {
+        return Err(too_large(&"larger than that"));
+    }
+    Ok(bytes)
+}
 
 /// The key type of a device, as `device.yml` spells it (`key_type`).
 ///
@@ -246,12 +280,20 @@ const KNOWN_FIELDS: [&str; 12] = [
 ];
 
 impl DeviceConfig {
-    /// Reads and parses `device.yml` at `path`.
+    /// Reads and parses `device.yml` at `path` (at most
+    /// [`MAX_IDENTITY_FILE_BYTES`], UTF-8; symlinks are followed).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        let bytes = read_identity_file(path).map_err(read_error)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "it is not UTF-8 text",
+            ))
         })?;
         Self::from_yaml_str(&text, path)
     }
@@ -352,11 +394,12 @@ impl DeviceConfig {
         map.insert("initiated_on".into(), opt(&self.initiated_on));
         let text = yaml::to_string(&map)?;
         // px writes `initiated_on` quoted; unquoted, YAML 1.1 readers (PyYAML)
-        // would read it as a timestamp instead of a string.
+        // would read it as a timestamp instead of a string. A block scalar
+        // (`|-`, `>`: a multi-line value) is already a string and must stay.
         Ok(text
             .lines()
             .map(|line| match line.strip_prefix("initiated_on: ") {
-                Some(v) if !v.starts_with(['\'', '"']) && v != "null" => {
+                Some(v) if !v.starts_with(['\'', '"', '|', '>']) && v != "null" => {
                     format!("initiated_on: '{}'\n", v.replace('\'', "''"))
                 }
                 _ => format!("{line}\n"),

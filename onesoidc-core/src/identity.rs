@@ -86,7 +86,7 @@ impl DeviceIdentity {
 }
 
 fn read_public_jwk(path: &Path) -> Result<Option<PublicJwk>, Error> {
-    match std::fs::read(path) {
+    match crate::config::read_identity_file(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             Error::Key(KeyError::Invalid {
                 path: path.to_path_buf(),

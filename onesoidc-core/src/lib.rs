@@ -55,7 +55,7 @@ pub mod yaml;
 pub use ciba::{CibaPoller, PollStep};
 pub use config::{
     CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, DeviceConfig, IdentityPaths, JwsAlgorithm, KEY_DIR_ENV,
-    KeySecurity, KeyType, Registration,
+    KeySecurity, KeyType, MAX_IDENTITY_FILE_BYTES, Registration,
 };
 pub use discovery::{Issuer, ProviderMetadata};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};

@@ -100,10 +100,11 @@ fn ec_signing_alg(key_type: KeyType) -> Option<&'static EcdsaSigningAlgorithm> {
 const EC_TYPES: [KeyType; 3] = [KeyType::EccP256, KeyType::EccP384, KeyType::EccP521];
 
 impl PemSigner {
-    /// Loads `path` and checks that it holds a key of `expected` type.
+    /// Loads `path` (at most [`MAX_IDENTITY_FILE_BYTES`](crate::MAX_IDENTITY_FILE_BYTES))
+    /// and checks that it holds a key of `expected` type.
     pub fn load(path: impl AsRef<Path>, expected: KeyType) -> Result<Self, KeyError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+        let bytes = crate::config::read_identity_file(path).map_err(|source| KeyError::Read {
             path: path.to_path_buf(),
             source,
         })?;
@@ -126,11 +127,23 @@ impl PemSigner {
         };
         let block =
             pem::parse(pem_bytes).map_err(|e| invalid(format!("not a PEM private key ({e})")))?;
+        // OpenSSL's legacy encryption: `Proc-Type: 4,ENCRYPTED` above the base64.
+        if block
+            .headers()
+            .get("Proc-Type")
+            .is_some_and(|v| v.contains("ENCRYPTED"))
+        {
+            return Err(invalid(
+                "the private key is encrypted; px-device-identity keys are not".into(),
+            ));
+        }
         let der = block.contents();
         let (key, key_type) = match block.tag() {
             "RSA PRIVATE KEY" => {
-                let pair = RsaKeyPair::from_der(der)
-                    .map_err(|e| invalid(format!("not a valid PKCS#1 RSA key ({e})")))?;
+                let pair = RsaKeyPair::from_der(der).map_err(|e| {
+                    rsa_size_error(der, path)
+                        .unwrap_or_else(|| invalid(format!("not a valid PKCS#1 RSA key ({e})")))
+                })?;
                 let kt = rsa_key_type(&pair, path)?;
                 (KeyMaterial::Rsa(pair), kt)
             }
@@ -138,10 +151,15 @@ impl PemSigner {
                 if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
                     let kt = rsa_key_type(&pair, path)?;
                     (KeyMaterial::Rsa(pair), kt)
+                } else if let Some(found) = ec_from_der(der) {
+                    found
                 } else {
-                    ec_from_der(der).ok_or_else(|| {
+                    // An RSA key aws-lc-rs refuses (too small, too large) says its size.
+                    let rsa_size =
+                        pkcs8_inner_key(der).and_then(|inner| rsa_size_error(&inner, path));
+                    return Err(rsa_size.unwrap_or_else(|| {
                         invalid("PKCS#8 key is neither RSA nor EC P-256/P-384/P-521".into())
-                    })?
+                    }));
                 }
             }
             "EC PRIVATE KEY" => ec_from_der(der)
@@ -270,10 +288,33 @@ fn rsa_key_type(pair: &RsaKeyPair, path: &Path) -> Result<KeyType, KeyError> {
     match pair.public_modulus_len() * 8 {
         2048 => Ok(KeyType::Rsa2048),
         3072 => Ok(KeyType::Rsa3072),
-        bits => Err(KeyError::Invalid {
-            path: path.to_path_buf(),
-            reason: format!("RSA key of {bits} bits; px-device-identity uses RSA:2048 or RSA:3072"),
-        }),
+        bits => Err(rsa_bits_error(bits as u64, path)),
+    }
+}
+
+fn rsa_bits_error(bits: u64, path: &Path) -> KeyError {
+    KeyError::Invalid {
+        path: path.to_path_buf(),
+        reason: format!("RSA key of {bits} bits; px-device-identity uses RSA:2048 or RSA:3072"),
+    }
+}
+
+/// For a PKCS#1 `RSAPrivateKey` that aws-lc-rs refused: the error naming its
+/// size, when the size is one px-device-identity does not use (aws-lc-rs
+/// only says `TooSmall`).
+fn rsa_size_error(pkcs1: &[u8], path: &Path) -> Option<KeyError> {
+    use simple_asn1::ASN1Block;
+    let blocks = simple_asn1::from_der(pkcs1).ok()?;
+    let ASN1Block::Sequence(_, items) = blocks.first()? else {
+        return None;
+    };
+    // RSAPrivateKey ::= SEQUENCE { version, modulus, publicExponent, ... }
+    let [ASN1Block::Integer(_, _), ASN1Block::Integer(_, modulus), ..] = items.as_slice() else {
+        return None;
+    };
+    match modulus.bits() {
+        2048 | 3072 => None,
+        bits => Some(rsa_bits_error(bits, path)),
     }
 }
 

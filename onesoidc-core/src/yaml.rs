@@ -43,9 +43,47 @@ impl From<backend::Error> for YamlError {
     }
 }
 
+/// The deepest nesting of flow collections (`[` and `{`) parsed.
+///
+/// libyaml's scanner does work proportional to the flow depth for every
+/// token, so a document of nothing but `[` takes time quadratic in its size
+/// (minutes for 200 KB) before serde_yaml's recursion limit (128) is reached.
+/// No document this library reads nests at all.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
 /// Parses a YAML document into `T`.
 pub(crate) fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, YamlError> {
+    check_flow_depth(text)?;
     Ok(backend::from_str(text)?)
+}
+
+/// Refuses text whose `[`/`{` nest deeper than [`MAX_FLOW_DEPTH`], in one
+/// linear pass. Brackets inside quoted or plain scalars count too: a false
+/// alarm would need dozens of unclosed brackets in one file.
+fn check_flow_depth(text: &str) -> Result<(), YamlError> {
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1, 0);
+    for c in text.chars() {
+        column += 1;
+        match c {
+            '\n' => (line, column) = (line + 1, 0),
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(YamlError {
+                        message: format!(
+                            "`[` and `{{` nest more than {MAX_FLOW_DEPTH} deep; refusing to parse"
+                        ),
+                        line: Some(line),
+                        column: Some(column),
+                    });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Writes `value` as a YAML document.

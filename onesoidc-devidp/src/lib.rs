@@ -111,6 +111,13 @@
 //! | `GET /control/stats` | [`Stats`] |
 //! | `GET` / `PUT /control/auto-approve` | `{"after_ms": 1500, "decision": "approve"}` or `null` |
 //!
+//! # Fault injection (tests only)
+//!
+//! [`faults::FaultProxy`] is a loopback proxy that sits between a device
+//! and the provider and forwards, refuses, delays, truncates or replaces
+//! responses on demand; [`faults::start_behind_proxy`] starts a provider
+//! behind one. Not part of OnesID: for fault tests of clients.
+//!
 //! # Config file
 //!
 //! [`DevIdpConfig::from_json_file`] reads JSON with the fields of
@@ -126,6 +133,7 @@ mod client_auth;
 mod config;
 mod devices;
 mod error;
+pub mod faults;
 mod form;
 mod in_process;
 mod jose;

@@ -1110,20 +1110,35 @@ impl Shared {
             match result {
                 Ok(tokens) => {
                     let tokens = Arc::new(tokens);
+                    let failures = inner.failures;
                     self.install(&mut inner, tokens.clone(), now);
-                    tracing::info!(
-                        manager = %self.name,
-                        expires_in_s = inner.expires.map(|at| at.saturating_duration_since(now).as_secs()),
-                        "tokens refreshed"
-                    );
-                    self.emit(
-                        &inner,
-                        TokenEvent::Refreshed {
-                            expires_at: tokens.expires_at,
-                        },
-                    );
                     save = Some(tokens.clone());
-                    AttemptResult::Done(tokens)
+                    if inner.is_valid(now) {
+                        tracing::info!(
+                            manager = %self.name,
+                            expires_in_s = inner.expires.map(|at| at.saturating_duration_since(now).as_secs()),
+                            "tokens refreshed"
+                        );
+                        self.emit(
+                            &inner,
+                            TokenEvent::Refreshed {
+                                expires_at: tokens.expires_at,
+                            },
+                        );
+                        AttemptResult::Done(tokens)
+                    } else {
+                        // Expired on arrival (`expires_in: 0`). Keep the tokens
+                        // (a rotated refresh token must not be lost) but never
+                        // hand them out, and back off as after any failure
+                        // instead of asking again on every call.
+                        inner.failures = failures;
+                        let error = Error::InvalidResponse {
+                            endpoint: format!("refresh of token manager `{}`", self.name),
+                            status: 200,
+                            reason: "the new access token had already expired when it arrived (expires_in 0)".into(),
+                        };
+                        AttemptResult::Failed(self.failed(&mut inner, error, now))
+                    }
                 }
                 Err(error) => AttemptResult::Failed(self.failed(&mut inner, error, now)),
             }
