@@ -5,8 +5,13 @@
 //!   then `cargo xtask interop`.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
 //!   oidc-provider (node + npm; see `interop.rs`).
+//! - `cargo xtask fuzz --seconds N [TARGET...]`: each cargo-fuzz target in
+//!   `fuzz/` for N seconds, one after the other (see `fuzz.rs`).
 #![forbid(unsafe_code)]
 
+mod bench;
+mod deny;
+mod fuzz;
 mod interop;
 
 use std::process::{Command, ExitCode};
@@ -16,13 +21,17 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test      fmt --check, clippy -D warnings, every test, interop (what CI runs)
-  interop   library and CLI against the stock oidc-provider (needs node + npm)";
+  interop   library and CLI against the stock oidc-provider (needs node + npm)
+  fuzz      --seconds N [TARGET...]: each cargo-fuzz target for N s (needs cargo-fuzz)
+  bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("interop") => interop::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -40,6 +49,7 @@ fn main() -> ExitCode {
 
 fn test() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
+    deny::run()?;
     cargo(&[
         "clippy",
         "--workspace",

@@ -1,0 +1,314 @@
+//! Item 2: 10,000 concurrent callers on an expired token.
+//!
+//! The dev IdP runs on loopback (its own thread); a device is provisioned;
+//! one `OnesIdClient` first measures plain `device_token()` requests (the
+//! latency of one request, median). Then, per round, a fresh
+//! `TokenManager` with an expired initial token and 10,000 tokio tasks
+//! parked on a start signal; the signal goes out and each task calls
+//! `access_token()`. Measured: requests the provider saw
+//! (`client_credentials` delta: target exactly 1) and the time from the
+//! signal until the last caller holds its token (target ≤ 1.2× one request).
+//!
+//! Also reported, not targeted: the same callers on the then valid token
+//! (the cost of waking 10,000 tasks at all, a floor), and the whole thing
+//! with a simulated 20 ms and 100 ms network round trip added to every
+//! request (a provider across a network), which shows how much of the time
+//! is the fan-out to 10,000 tasks rather than the request.
+//!
+//! `cargo run --release -p onesoidc-benches --bin bench-stampede [-- --rounds N]`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use onesoidc_benches::{ProviderThread, Summary, row, times};
+use onesoidc_core::{KeyType, TokenSet};
+use onesoidc_devidp::DevIdpConfig;
+use onesoidc_flows::OnesIdClient;
+use onesoidc_http::{BoxFuture, HttpClient, HttpRequest, HttpResponse, ReqwestClient};
+use onesoidc_tokens::{TokenManager, device_refresh};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+const CALLERS: usize = 10_000;
+/// Plain requests timed for "one request's latency".
+const SINGLE_REQUESTS: usize = 31;
+const DEFAULT_ROUNDS: usize = 5;
+const SIMULATED_RTTS: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(100)];
+const SIMULATED_ROUNDS: usize = 3;
+/// Bound on every wait of the harness.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An HTTP client that waits `delay` before each request (a network round trip).
+struct Delayed {
+    inner: ReqwestClient,
+    delay: Duration,
+}
+
+impl HttpClient for Delayed {
+    fn execute(
+        &self,
+        request: HttpRequest,
+    ) -> BoxFuture<'_, Result<HttpResponse, onesoidc_http::TransportError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.inner.execute(request).await
+        })
+    }
+}
+
+fn expired_tokens() -> TokenSet {
+    TokenSet {
+        access_token: "expired".to_string().into(),
+        token_type: "Bearer".into(),
+        expires_at: Some(SystemTime::now() - Duration::from_secs(60)),
+        refresh_token: None,
+        id_token: None,
+        scope: None,
+    }
+}
+
+struct Round {
+    /// Signal to last caller done.
+    all_done: Duration,
+    /// Signal to the first caller done.
+    first_done: Duration,
+    /// Signal to last caller done, on a valid token (no refresh).
+    valid_all_done: Duration,
+    requests: u64,
+    ok: usize,
+}
+
+async fn one_request_latency(client: &OnesIdClient, n: usize) -> Result<Summary, BoxError> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        client.device_token().await?;
+        samples.push(started.elapsed());
+    }
+    Ok(Summary::of_ms(&samples).ok_or("no samples")?)
+}
+
+/// Spawns `CALLERS` tasks parked on a start signal, signals them, and
+/// waits for all: (signal → first done, signal → last done, callers ok).
+async fn callers(manager: &TokenManager) -> Result<(Duration, Duration, usize), BoxError> {
+    let (go, signal) = watch::channel(false);
+    let parked = Arc::new(AtomicUsize::new(0));
+    let mut callers = Vec::with_capacity(CALLERS);
+    for _ in 0..CALLERS {
+        let manager = manager.clone();
+        let mut signal = signal.clone();
+        let parked = parked.clone();
+        callers.push(tokio::spawn(async move {
+            parked.fetch_add(1, Ordering::Relaxed);
+            let _ = signal.wait_for(|go| *go).await;
+            let result = manager.access_token().await;
+            (Instant::now(), result.is_ok())
+        }));
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while parked.load(Ordering::Relaxed) < CALLERS {
+        if Instant::now() > deadline {
+            return Err("the callers did not all start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Let the last ones reach `wait_for`.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let signalled = Instant::now();
+    go.send_replace(true);
+    let mut first = None::<Instant>;
+    let mut last = signalled;
+    let mut ok = 0;
+    for caller in callers {
+        let (done, good) = tokio::time::timeout(PATIENCE, caller).await??;
+        last = last.max(done);
+        first = Some(first.map_or(done, |f| f.min(done)));
+        ok += usize::from(good);
+    }
+    Ok((first.unwrap_or(last) - signalled, last - signalled, ok))
+}
+
+async fn round(provider: &ProviderThread, client: &Arc<OnesIdClient>) -> Result<Round, BoxError> {
+    let manager = TokenManager::builder("device", device_refresh(client.clone()))
+        .initial_tokens(expired_tokens())
+        .build();
+    let before = provider.idp().stats().token_requests.client_credentials;
+    let (first_done, all_done, ok) = callers(&manager).await?;
+    let requests = provider.idp().stats().token_requests.client_credentials - before;
+    // The same callers again, now that the token is valid: what waking
+    // 10,000 tasks costs without any refresh (the floor of the above).
+    let (_, valid_all_done, valid_ok) = callers(&manager).await?;
+    manager.shutdown().await;
+    Ok(Round {
+        all_done,
+        first_done,
+        valid_all_done,
+        requests,
+        ok: ok.min(valid_ok),
+    })
+}
+
+struct Series {
+    one: Summary,
+    all_done: Summary,
+    valid_all_done: Summary,
+    max_requests: u64,
+    min_requests: u64,
+    all_ok: bool,
+}
+
+async fn series(
+    provider: &ProviderThread,
+    client: Arc<OnesIdClient>,
+    rounds: usize,
+    label: &str,
+) -> Result<Series, BoxError> {
+    // Warm up: discovery, the connection, the provider's code paths.
+    for _ in 0..3 {
+        client.device_token().await?;
+    }
+    let one = one_request_latency(&client, SINGLE_REQUESTS).await?;
+    println!(
+        "{label}: one device_token() request: median {:.2} ms (min {:.2}, p90 {:.2}, max {:.2}; n = {})",
+        one.median, one.min, one.p90, one.max, one.n
+    );
+    let mut all = Vec::new();
+    let mut valid = Vec::new();
+    let mut requests = Vec::new();
+    let mut all_ok = true;
+    for i in 1..=rounds {
+        let r = round(provider, &client).await?;
+        println!(
+            "{label}: round {i}: {CALLERS} callers on an expired token: {} token request(s); first caller done {:.2} ms, last {:.2} ms after the signal ({} of 1 request); on the then valid token, last done after {:.2} ms; {} ok",
+            r.requests,
+            r.first_done.as_secs_f64() * 1e3,
+            r.all_done.as_secs_f64() * 1e3,
+            times(r.all_done.as_secs_f64() * 1e3 / one.median),
+            r.valid_all_done.as_secs_f64() * 1e3,
+            r.ok
+        );
+        all_ok &= r.ok == CALLERS;
+        all.push(r.all_done);
+        valid.push(r.valid_all_done);
+        requests.push(r.requests);
+    }
+    Ok(Series {
+        one,
+        all_done: Summary::of_ms(&all).ok_or("no rounds")?,
+        valid_all_done: Summary::of_ms(&valid).ok_or("no rounds")?,
+        max_requests: requests.iter().copied().max().unwrap_or(0),
+        min_requests: requests.iter().copied().min().unwrap_or(0),
+        all_ok,
+    })
+}
+
+fn main() -> Result<(), BoxError> {
+    let rounds = match std::env::args().skip_while(|a| a != "--rounds").nth(1) {
+        Some(n) => n.parse::<usize>()?.max(1),
+        None => DEFAULT_ROUNDS,
+    };
+    let provider = ProviderThread::start(DevIdpConfig::default())?;
+    let dir = tempfile::tempdir()?;
+    let paths = provider
+        .idp()
+        .provision_device(dir.path(), KeyType::EccP256)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "stampede: {CALLERS} callers, {rounds} rounds, {} tokio worker threads, provider on its own thread; load average {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        onesoidc_benches::load_average().unwrap_or_default()
+    );
+    runtime.block_on(async {
+        let client = Arc::new(OnesIdClient::from_paths(&paths)?);
+        let plain = series(&provider, client, rounds, "loopback").await?;
+
+        // A provider across a network: the same, with each request delayed.
+        let mut simulated = Vec::new();
+        for rtt in SIMULATED_RTTS {
+            let identity = onesoidc_core::DeviceIdentity::load(&paths)?;
+            let delayed = Delayed {
+                inner: ReqwestClient::new()?,
+                delay: rtt,
+            };
+            let client = Arc::new(OnesIdClient::new(identity, Arc::new(delayed))?);
+            let label = format!("loopback + {} ms simulated RTT", rtt.as_millis());
+            let measured = series(&provider, client, SIMULATED_ROUNDS, &label).await?;
+            simulated.push((rtt, measured));
+        }
+
+        let ratio = plain.all_done.median / plain.one.median;
+        println!(
+            "stampede: last caller done after median {:.2} ms (max {:.2}) = {} of one request ({:.2} ms); beyond the request ≈ {:.2} ms; the same {CALLERS} tasks on a valid token take {:.2} ms (median)",
+            plain.all_done.median,
+            plain.all_done.max,
+            times(ratio),
+            plain.one.median,
+            plain.all_done.median - plain.one.median,
+            plain.valid_all_done.median
+        );
+        let requests = if plain.min_requests == plain.max_requests {
+            plain.max_requests.to_string()
+        } else {
+            format!("{}–{}", plain.min_requests, plain.max_requests)
+        };
+        row(
+            "2",
+            "10,000 callers, expired token: token requests",
+            &format!("{requests} per round ({rounds} rounds; every caller got a token: {})", if plain.all_ok { "yes" } else { "NO" }),
+            "exactly 1",
+            Some(plain.min_requests == 1 && plain.max_requests == 1 && plain.all_ok),
+        );
+        row(
+            "2",
+            "10,000 callers: all done / one request",
+            &format!(
+                "{:.2} ms / {:.2} ms = {} (median of {rounds}; max {:.2} ms)",
+                plain.all_done.median,
+                plain.one.median,
+                times(ratio),
+                plain.all_done.max
+            ),
+            "≤ 1.2×",
+            Some(ratio <= 1.2),
+        );
+        row(
+            "2",
+            "(info) floor: the same 10,000 tasks on a valid token",
+            &format!(
+                "{:.2} ms (median of {rounds}): waking and running 10,000 tasks once",
+                plain.valid_all_done.median
+            ),
+            "",
+            None,
+        );
+        for (rtt, slow) in &simulated {
+            let slow_ratio = slow.all_done.median / slow.one.median;
+            row(
+                "2",
+                &format!(
+                    "(info) same with {} ms simulated RTT",
+                    rtt.as_millis()
+                ),
+                &format!(
+                    "{:.2} ms / {:.2} ms = {}; {} request(s) per round",
+                    slow.all_done.median,
+                    slow.one.median,
+                    times(slow_ratio),
+                    slow.max_requests
+                ),
+                "≤ 1.2×",
+                Some(slow_ratio <= 1.2 && slow.max_requests == 1 && slow.min_requests == 1),
+            );
+        }
+        Ok::<(), BoxError>(())
+    })?;
+    drop(runtime);
+    drop(provider);
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Shared pieces of the onesoidc benchmark harnesses (`cargo xtask bench`).
+//!
+//! The harnesses are binaries (`src/bin/`), not tests: `cargo test` builds
+//! them and runs none. Each prints what it measured, then one line per
+//! figure for `cargo xtask bench` to put in its table:
+//!
+//! ```text
+//! ROW<TAB>item<TAB>what<TAB>measured<TAB>target<TAB>met
+//! ```
+//!
+//! where `met` is `yes`, `NO` or `n/a`. See `BENCHMARKS.md` at the root.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::io;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use onesoidc_devidp::{DevIdp, DevIdpConfig};
+use tokio::sync::oneshot;
+
+/// Prints a table row for `cargo xtask bench`.
+pub fn row(item: &str, what: &str, measured: &str, target: &str, met: Option<bool>) {
+    let met = match met {
+        Some(true) => "yes",
+        Some(false) => "NO",
+        None => "n/a",
+    };
+    println!("ROW\t{item}\t{what}\t{measured}\t{target}\t{met}");
+}
+
+/// Summary statistics of a sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// Number of values.
+    pub n: usize,
+    /// Smallest value.
+    pub min: f64,
+    /// Median (mean of the two middle values for an even count).
+    pub median: f64,
+    /// 90th percentile (nearest rank).
+    pub p90: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarizes `values`; `None` when empty.
+    ///
+    /// ```
+    /// let s = onesoidc_benches::Summary::of(&[3.0, 1.0, 2.0, 10.0]).unwrap();
+    /// assert_eq!((s.min, s.median, s.p90, s.max), (1.0, 2.5, 10.0, 10.0));
+    /// ```
+    pub fn of(values: &[f64]) -> Option<Summary> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        // Nearest rank: the smallest value with at least 90 % at or below it.
+        let rank = (0.9 * n as f64).ceil() as usize;
+        Some(Summary {
+            n,
+            min: v[0],
+            median,
+            p90: v[rank.clamp(1, n) - 1],
+            max: v[n - 1],
+        })
+    }
+
+    /// Summarizes durations, in milliseconds.
+    pub fn of_ms(durations: &[Duration]) -> Option<Summary> {
+        let ms: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        Self::of(&ms)
+    }
+}
+
+/// The dev IdP on its own thread and current-thread runtime, so the
+/// harness's own runtime (the client side being measured) does not share
+/// its workers with the provider.
+pub struct ProviderThread {
+    idp: DevIdp,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ProviderThread {
+    /// Starts a provider with `config` on 127.0.0.1 (ephemeral port).
+    pub fn start(config: DevIdpConfig) -> io::Result<ProviderThread> {
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<DevIdp>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("dev-idp".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match DevIdp::start(config).await {
+                        Ok(idp) => {
+                            let _ = ready_tx.send(Ok(idp.clone()));
+                            // Runs until stopped (or the handle is dropped).
+                            let _ = stop_rx.await;
+                            idp.shutdown().await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        let idp = ready_rx
+            .recv()
+            .map_err(|_| io::Error::other("the dev IdP thread ended before it started"))??;
+        Ok(ProviderThread {
+            idp,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// A handle on the provider (control methods, stats).
+    pub fn idp(&self) -> &DevIdp {
+        &self.idp
+    }
+}
+
+impl Drop for ProviderThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `/proc/loadavg`'s first three fields, for the record.
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// Formats a ratio like `0.93×`.
+pub fn times(ratio: f64) -> String {
+    format!("{ratio:.2}×")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_odd_and_even_samples() {
+        let s = Summary::of(&[5.0, 1.0, 3.0]).unwrap();
+        assert_eq!(
+            (s.min, s.median, s.p90, s.max, s.n),
+            (1.0, 3.0, 5.0, 5.0, 3)
+        );
+        let values: Vec<f64> = (1..=10).map(f64::from).collect();
+        let s = Summary::of(&values).unwrap();
+        assert_eq!((s.median, s.p90), (5.5, 9.0));
+        assert!(Summary::of(&[]).is_none());
+    }
+}

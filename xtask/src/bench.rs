@@ -1,0 +1,636 @@
+//! `cargo xtask bench [ITEM...]`: every benchmark of BENCHMARKS.md, each
+//! figure printed next to its target.
+//!
+//! Items (all by default; name some, e.g. `cargo xtask bench 3 7`, to run
+//! only those):
+//!
+//! 1. `TokenManager::access_token()` on a valid token:
+//!    `cargo bench -p onesoidc-tokens --bench access_token` (criterion).
+//! 2. 10,000 callers on an expired token: `bench-stampede`.
+//! 3. client assertions vs the bare signature:
+//!    `cargo bench -p onesoidc-benches --bench assertion` (criterion).
+//! 4. 10,000 managers expiring together: `cargo bench -p onesoidc-tokens --bench fleet`.
+//! 5. `onesoidc device-token` vs openid-client (Node), whole processes:
+//!    `bench-e2e`; installs `interop/bench/` (openid-client, pinned) with
+//!    `npm ci` into `<target>/bench-node/`. Without node/npm onesoidc is
+//!    measured alone. `ONESOIDC_BENCH_E2E_ALT=LABEL=PATH` adds another
+//!    onesoidc build to the same rounds.
+//! 6. CIBA approval to tokens: `bench-ciba`.
+//! 7. `onesoidc --version` cold start: `bench-cold-start`.
+//!
+//! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
+//! `--release` first. Criterion's results go to `<target>/criterion`; the
+//! medians are read from its `estimates.json` files. The table is also
+//! written to `<target>/bench/results.md`, with the machine and the load
+//! average, for BENCHMARKS.md. Nothing here fails on a missed target:
+//! these are benchmarks, not tests.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Instant, SystemTime};
+
+const ITEMS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "7"];
+
+/// One line of the results table.
+struct Row {
+    item: String,
+    what: String,
+    measured: String,
+    target: String,
+    met: String,
+}
+
+impl Row {
+    fn new(item: &str, what: &str, measured: String, target: &str, met: Option<bool>) -> Row {
+        Row {
+            item: item.into(),
+            what: what.into(),
+            measured,
+            target: target.into(),
+            met: match met {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "n/a",
+            }
+            .into(),
+        }
+    }
+
+    /// A `ROW\titem\twhat\tmeasured\ttarget\tmet` line of a harness.
+    fn parse(line: &str) -> Option<Row> {
+        let mut fields = line.strip_prefix("ROW\t")?.split('\t');
+        Some(Row {
+            item: fields.next()?.into(),
+            what: fields.next()?.into(),
+            measured: fields.next()?.into(),
+            target: fields.next()?.into(),
+            met: fields.next()?.into(),
+        })
+    }
+
+    fn failed(item: &str, what: &str, why: String) -> Row {
+        Row {
+            item: item.into(),
+            what: what.into(),
+            measured: format!("not measured: {why}"),
+            target: String::new(),
+            met: "n/a".into(),
+        }
+    }
+}
+
+struct Bench {
+    root: PathBuf,
+    target: PathBuf,
+    criterion: PathBuf,
+    started: SystemTime,
+    rows: Vec<Row>,
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let selected: Vec<&str> = if args.is_empty() {
+        ITEMS.to_vec()
+    } else {
+        let mut chosen = Vec::new();
+        for arg in args {
+            let item = ITEMS
+                .iter()
+                .find(|i| **i == arg.as_str())
+                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 7)"))?;
+            chosen.push(*item);
+        }
+        chosen
+    };
+    let wall = Instant::now();
+    let root = crate::workspace_root();
+    let target = target_dir(&root);
+    let mut bench = Bench {
+        criterion: target.join("criterion"),
+        root,
+        target,
+        started: SystemTime::now(),
+        rows: Vec::new(),
+    };
+    let load_before = load_average();
+    eprintln!("bench: load average {load_before} (1, 5, 15 min) before the run");
+
+    let needs_release = selected.iter().any(|i| ["2", "5", "6", "7"].contains(i));
+    if needs_release {
+        crate::cargo(&[
+            "build",
+            "--release",
+            "--package",
+            "onesoidc-cli",
+            "--bin",
+            "onesoidc",
+            "--package",
+            "onesoidc-benches",
+            "--bins",
+        ])?;
+    }
+    for item in &selected {
+        let started = Instant::now();
+        match *item {
+            "1" => bench.access_token(),
+            "2" => bench.harness("2", "bench-stampede", &[]),
+            "3" => bench.assertions(),
+            "4" => bench.fleet(),
+            "5" => bench.end_to_end(),
+            "6" => bench.harness("6", "bench-ciba", &[]),
+            "7" => {
+                let cli = bench.onesoidc();
+                bench.harness("7", "bench-cold-start", &["--onesoidc".into(), cli]);
+            }
+            _ => unreachable!(),
+        }
+        eprintln!(
+            "bench: item {item} took {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let load_after = load_average();
+
+    let table = table(&bench.rows);
+    println!();
+    println!("{table}");
+    let summary = format!(
+        "{}\n\nload average (1, 5, 15 min): {load_before} before, {load_after} after; took {:.0} s\n",
+        machine(),
+        wall.elapsed().as_secs_f64()
+    );
+    println!("{summary}");
+    let out = bench.target.join("bench");
+    let results = out.join("results.md");
+    fs::create_dir_all(&out)
+        .and_then(|()| fs::write(&results, format!("{summary}\n{table}\n")))
+        .map_err(|e| format!("cannot write {}: {e}", results.display()))?;
+    eprintln!("bench: results written to {}", results.display());
+    Ok(())
+}
+
+impl Bench {
+    fn onesoidc(&self) -> String {
+        self.release_bin("onesoidc").to_string_lossy().into_owned()
+    }
+
+    fn release_bin(&self, name: &str) -> PathBuf {
+        self.target
+            .join("release")
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+    }
+
+    /// Runs a harness binary and keeps its `ROW` lines.
+    fn harness(&mut self, item: &str, name: &str, args: &[String]) {
+        let program = self.release_bin(name);
+        let mut command = Command::new(&program);
+        command.args(args).current_dir(&self.root);
+        match run_capturing(command, &format!("{name} {}", args.join(" "))) {
+            Ok(lines) => {
+                let rows: Vec<Row> = lines.iter().filter_map(|l| Row::parse(l)).collect();
+                if rows.is_empty() {
+                    self.rows
+                        .push(Row::failed(item, name, "it printed no results".into()));
+                }
+                self.rows.extend(rows);
+            }
+            Err(e) => self.rows.push(Row::failed(item, name, e)),
+        }
+    }
+
+    /// `cargo bench ARGS`, with criterion writing to `<target>/criterion`.
+    fn cargo_bench(&self, args: &[&str]) -> Result<Vec<String>, String> {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .arg("bench")
+            .args(args)
+            .current_dir(&self.root)
+            .env("CRITERION_HOME", &self.criterion);
+        run_capturing(command, &format!("cargo bench {}", args.join(" ")))
+    }
+
+    /// Criterion's median for `group/function`, in ns, from this run.
+    fn median_ns(&self, group: &str, function: &str) -> Result<f64, String> {
+        let path = self
+            .criterion
+            .join(group)
+            .join(function)
+            .join("new")
+            .join("estimates.json");
+        let fresh = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= self.started);
+        if !fresh {
+            return Err(format!("{} was not written by this run", path.display()));
+        }
+        let text = fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        json_number_after(&text, "\"median\"", "\"point_estimate\"")
+            .ok_or_else(|| format!("no median in {}", path.display()))
+    }
+
+    fn access_token(&mut self) {
+        if let Err(e) =
+            self.cargo_bench(&["--package", "onesoidc-tokens", "--bench", "access_token"])
+        {
+            self.rows.push(Row::failed("1", "access_token()", e));
+            return;
+        }
+        let read = (
+            self.median_ns("read_path", "access_token"),
+            self.median_ns("read_path", "bare_arc_swap_load_full"),
+        );
+        match read {
+            (Ok(token), Ok(bare)) => {
+                let ratio = token / bare;
+                self.rows.push(Row::new(
+                    "1",
+                    "access_token() on a valid token, single thread",
+                    format!("median {token:.1} ns"),
+                    "≤ 50 ns",
+                    Some(token <= 50.0),
+                ));
+                self.rows.push(Row::new(
+                    "1",
+                    "access_token() / bare arc-swap load + Arc clone",
+                    format!("{token:.1} ns / {bare:.1} ns = {ratio:.2}×"),
+                    "≤ 2×",
+                    Some(ratio <= 2.0),
+                ));
+            }
+            (Err(e), _) | (_, Err(e)) => self.rows.push(Row::failed("1", "access_token()", e)),
+        }
+        self.rows.push(Row::new(
+            "1",
+            "no lock held across an await",
+            "read path takes no lock; slow path's std Mutex guards end before each .await (clippy::await_holding_lock, denied by CI's -D warnings)".into(),
+            "none",
+            Some(true),
+        ));
+    }
+
+    fn assertions(&mut self) {
+        let lines =
+            match self.cargo_bench(&["--package", "onesoidc-benches", "--bench", "assertion"]) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    self.rows.push(Row::failed("3", "client assertions", e));
+                    return;
+                }
+            };
+        let per_second = |ns: f64| 1e9 / ns;
+        for alg in ["ES256", "RS256", "ES384", "ES512"] {
+            // The interleaved measurement: its ratio is the one checked.
+            let paired = lines.iter().find_map(|l| {
+                let fields: Vec<&str> = l.strip_prefix("PAIRED\t")?.split('\t').collect();
+                let [name, a, s, r, q] = fields.as_slice() else {
+                    return None;
+                };
+                let n = |x: &str| x.parse::<f64>().ok();
+                (*name == alg).then_some((n(a)?, n(s)?, n(r)?, n(q)?))
+            });
+            let Some((assertion, sign, raw, share)) = paired else {
+                self.rows.push(Row::failed(
+                    "3",
+                    alg,
+                    "the assertion bench printed no PAIRED line".into(),
+                ));
+                continue;
+            };
+            // Criterion's medians, one function after the other.
+            let group = format!("assertion_{alg}");
+            let criterion = match (
+                self.median_ns(&group, "client_assertion"),
+                self.median_ns(&group, "pem_signer_sign"),
+                self.median_ns(&group, "aws_lc_sign"),
+            ) {
+                (Ok(a), Ok(s), Ok(r)) => format!(
+                    "; criterion medians {:.0}/s vs {:.0}/s = {:.1} %, raw {:.0}/s",
+                    per_second(a),
+                    per_second(s),
+                    s / a * 100.0,
+                    per_second(r)
+                ),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => format!("; criterion: {e}"),
+            };
+            let reported = if matches!(alg, "ES384" | "ES512") {
+                " (reported)"
+            } else {
+                ""
+            };
+            self.rows.push(Row::new(
+                "3",
+                &format!("{alg} client_assertion vs PemSigner::sign{reported}"),
+                format!(
+                    "interleaved {:.0}/s vs {:.0}/s = {:.1} % (raw aws-lc-rs {:.0}/s){criterion}",
+                    per_second(assertion),
+                    per_second(sign),
+                    share * 100.0,
+                    per_second(raw)
+                ),
+                "≥ 90 %",
+                Some(share >= 0.9),
+            ));
+            if alg == "ES256" {
+                self.rows.push(Row::new(
+                    "3",
+                    "ES256 assertions per second, one core",
+                    format!(
+                        "{:.0}/s ({:.1} µs each, interleaved median)",
+                        per_second(assertion),
+                        assertion / 1e3
+                    ),
+                    "≥ 20,000/s",
+                    Some(per_second(assertion) >= 20_000.0),
+                ));
+            }
+        }
+    }
+
+    fn fleet(&mut self) {
+        match self.cargo_bench(&["--package", "onesoidc-tokens", "--bench", "fleet"]) {
+            Ok(lines) => self.fleet_rows(&lines),
+            Err(e) => self.rows.push(Row::failed("4", "fleet", e)),
+        }
+    }
+
+    /// The rows of item 4, from the fleet bench's output.
+    fn fleet_rows(&mut self, lines: &[String]) {
+        // "spread: busiest window t = 3531 s with 372 refreshes = 3.72 % (target <= 5 %); mean ..."
+        let busiest = lines.iter().find_map(|l| {
+            let rest = l.split("busiest window ").nth(1)?;
+            let (detail, percent) = rest.split(" %").next()?.rsplit_once(" = ")?;
+            Some((percent.trim().parse::<f64>().ok()?, detail.trim()))
+        });
+        match busiest {
+            Some((percent, detail)) => self.rows.push(Row::new(
+                "4",
+                "10,000 managers expiring together: busiest 1-s window",
+                format!("{percent:.2} % of the refreshes ({detail})"),
+                "≤ 5 %",
+                Some(percent <= 5.0),
+            )),
+            None => self.rows.push(Row::failed(
+                "4",
+                "busiest window",
+                "the fleet bench printed no `busiest window` line".into(),
+            )),
+        }
+        // "memory: RSS ... : 1520 bytes = 1.48 KiB per manager (target <= 4 KiB)"
+        let per_manager = lines.iter().find_map(|l| {
+            let before = l.split(" KiB per manager").next()?;
+            if before.len() == l.len() {
+                return None;
+            }
+            before.rsplit(' ').next()?.parse::<f64>().ok()
+        });
+        match per_manager {
+            Some(kib) => self.rows.push(Row::new(
+                "4",
+                "resident memory per idle manager",
+                format!("{kib:.2} KiB"),
+                "≤ 4 KiB",
+                Some(kib <= 4.0),
+            )),
+            None => self.rows.push(Row::failed(
+                "4",
+                "memory per manager",
+                "the fleet bench printed no `KiB per manager` line".into(),
+            )),
+        }
+    }
+
+    fn end_to_end(&mut self) {
+        let mut args = vec!["--onesoidc".to_string(), self.onesoidc()];
+        match self.node_client() {
+            Ok(Some((node, script))) => {
+                args.extend(["--node".into(), node, "--script".into()]);
+                args.push(script.to_string_lossy().into_owned());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.rows.push(Row::failed("5", "openid-client install", e));
+                return;
+            }
+        }
+        // Another onesoidc build to compare, e.g. one without aws-lc's CPU
+        // jitter entropy (see BENCHMARKS.md).
+        if let Ok(alt) = std::env::var("ONESOIDC_BENCH_E2E_ALT") {
+            args.extend(["--alt".into(), alt]);
+        }
+        self.harness("5", "bench-e2e", &args);
+    }
+
+    /// node and the installed openid-client script, or `None` without node/npm.
+    fn node_client(&self) -> Result<Option<(String, PathBuf)>, String> {
+        let node = std::env::var("ONESOIDC_INTEROP_NODE").unwrap_or_else(|_| "node".into());
+        let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+        let works = |program: &str| {
+            Command::new(program)
+                .arg("--version")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !works(&node) || !works(npm) {
+            eprintln!(
+                "bench: node/npm not found: item 5 measures onesoidc alone (no openid-client comparison)"
+            );
+            return Ok(None);
+        }
+        let src = self.root.join("interop").join("bench");
+        let cache = self.target.join("bench-node");
+        fs::create_dir_all(&cache)
+            .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
+        let mut wanted = Vec::new();
+        for name in ["package.json", "package-lock.json", "device_token.mjs"] {
+            let from = src.join(name);
+            let bytes =
+                fs::read(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
+            if name != "device_token.mjs" {
+                wanted.extend_from_slice(&bytes);
+            }
+            fs::write(cache.join(name), bytes)
+                .map_err(|e| format!("cannot copy {name} to {}: {e}", cache.display()))?;
+        }
+        let stamp = cache.join("node_modules").join(".onesoidc-installed");
+        let installed = cache
+            .join("node_modules")
+            .join("openid-client")
+            .join("package.json")
+            .exists();
+        if !(installed && fs::read(&stamp).is_ok_and(|s| s == wanted)) {
+            eprintln!("bench: npm ci in {}", cache.display());
+            let status = Command::new(npm)
+                .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+                .current_dir(&cache)
+                .stdin(Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot run npm: {e}"))?;
+            if !status.success() {
+                return Err(format!(
+                    "`npm ci` in {} failed ({status}); the npm registry must be reachable on a first run",
+                    cache.display()
+                ));
+            }
+            fs::write(&stamp, wanted)
+                .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
+        }
+        Ok(Some((node, cache.join("device_token.mjs"))))
+    }
+}
+
+/// Runs `command`, echoing its stdout (all but `ROW` lines) and returning
+/// every line; stderr passes through. Fails on a non-zero exit.
+fn run_capturing(mut command: Command, name: &str) -> Result<Vec<String>, String> {
+    eprintln!("bench: {name}");
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if !line.starts_with("ROW\t") {
+            println!("{line}");
+        }
+        lines.push(line);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for {name}: {e}"))?;
+    if status.success() {
+        Ok(lines)
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
+}
+
+/// The number after `key` that follows `section` in a JSON text.
+fn json_number_after(text: &str, section: &str, key: &str) -> Option<f64> {
+    let rest = &text[text.find(section)? + section.len()..];
+    let rest = &rest[rest.find(key)? + key.len()..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| item | what | measured | target | met? |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.item, r.what, r.measured, r.target, r.met
+        ));
+    }
+    out
+}
+
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// nproc, CPU model, memory and date, for the record.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split(':').nth(1))
+        .map_or("unknown".into(), |m| m.trim().to_string());
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or("unknown".into(), |kib| {
+            format!("{:.1} GiB", kib / 1048576.0)
+        });
+    let date = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("machine: {cpus} CPUs ({model}), {memory} memory; date {date}")
+}
+
+/// Cargo's target directory, as cargo itself resolves it (honours
+/// `CARGO_TARGET_DIR`).
+fn target_dir(root: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output();
+    let from_metadata = output.ok().and_then(|o| {
+        let text = String::from_utf8(o.stdout).ok()?;
+        let start = text.find("\"target_directory\":\"")? + "\"target_directory\":\"".len();
+        let end = start + text[start..].find('"')?;
+        Some(PathBuf::from(text[start..end].replace("\\\\", "\\")))
+    });
+    from_metadata.unwrap_or_else(|| root.join("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_criterion_medians() {
+        let text = r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":2.0},"point_estimate":1.5,"standard_error":0.1},"median":{"confidence_interval":{"confidence_level":0.95,"lower_bound":70.1,"upper_bound":75.2},"point_estimate":72.25,"standard_error":0.3}}"#;
+        assert_eq!(
+            json_number_after(text, "\"median\"", "\"point_estimate\""),
+            Some(72.25)
+        );
+        assert_eq!(
+            json_number_after(text, "\"slope\"", "\"point_estimate\""),
+            None
+        );
+    }
+
+    #[test]
+    fn parses_the_fleet_bench() {
+        let mut bench = Bench {
+            root: PathBuf::new(),
+            target: PathBuf::new(),
+            criterion: PathBuf::new(),
+            started: SystemTime::now(),
+            rows: Vec::new(),
+        };
+        bench.fleet_rows(&[
+            "memory: RSS 3.0 MiB -> 19.2 MiB for 10000 idle managers (registry, task, timer, tokens): 1700 bytes = 1.66 KiB per manager (target <= 4 KiB)".into(),
+            "spread: busiest window t = 3525 s with 374 refreshes = 3.74 % (target <= 5 %); mean 3.23 %".into(),
+        ]);
+        let measured: Vec<&str> = bench.rows.iter().map(|r| r.measured.as_str()).collect();
+        assert_eq!(
+            measured,
+            [
+                "3.74 % of the refreshes (t = 3525 s with 374 refreshes)",
+                "1.66 KiB"
+            ]
+        );
+        assert!(bench.rows.iter().all(|r| r.met == "yes"));
+    }
+
+    #[test]
+    fn parses_harness_rows() {
+        let row = Row::parse("ROW\t7\tcold start\tmedian 1.2 ms\t≤ 5 ms\tyes").unwrap();
+        assert_eq!((row.item.as_str(), row.met.as_str()), ("7", "yes"));
+        assert!(Row::parse("stampede: round 1").is_none());
+    }
+}
