@@ -27,7 +27,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
@@ -105,7 +105,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     };
     let wall = Instant::now();
     let root = crate::workspace_root();
-    let target = target_dir(&root);
+    let target = crate::target_dir(&root);
     let mut bench = Bench {
         criterion: target.join("criterion"),
         root,
@@ -566,24 +566,6 @@ fn machine() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     format!("machine: {cpus} CPUs ({model}), {memory} memory; date {date}")
-}
-
-/// Cargo's target directory, as cargo itself resolves it (honours
-/// `CARGO_TARGET_DIR`).
-fn target_dir(root: &Path) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output();
-    let from_metadata = output.ok().and_then(|o| {
-        let text = String::from_utf8(o.stdout).ok()?;
-        let start = text.find("\"target_directory\":\"")? + "\"target_directory\":\"".len();
-        let end = start + text[start..].find('"')?;
-        Some(PathBuf::from(text[start..end].replace("\\\\", "\\")))
-    });
-    from_metadata.unwrap_or_else(|| root.join("target"))
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub fn run(filters: &[String]) -> Result<(), String> {
     let Some(node) = find_node()? else {
         return Ok(());
     };
-    let target = target_dir(&root);
+    let target = crate::target_dir(&root);
     let cache = target.join("interop");
     install(&root, &cache)?;
 
@@ -114,23 +114,6 @@ fn node_major(version: &str) -> Option<u32> {
         .next()?
         .parse()
         .ok()
-}
-
-/// Cargo's target directory, as cargo itself resolves it.
-fn target_dir(root: &Path) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(root)
-        .stderr(Stdio::inherit())
-        .output();
-    let from_metadata = output.ok().and_then(|o| {
-        let text = String::from_utf8(o.stdout).ok()?;
-        let start = text.find("\"target_directory\":\"")? + "\"target_directory\":\"".len();
-        let end = start + text[start..].find('"')?;
-        Some(PathBuf::from(text[start..end].replace("\\\\", "\\")))
-    });
-    from_metadata.unwrap_or_else(|| root.join("target"))
 }
 
 /// Copies the provider's package into `cache` and runs `npm ci` there,

@@ -92,3 +92,23 @@ fn workspace_root() -> std::path::PathBuf {
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| ".".into())
 }
+
+/// Cargo's target directory, as cargo itself resolves it (honours
+/// `CARGO_TARGET_DIR` and config).
+fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(root)
+        .stderr(std::process::Stdio::inherit())
+        .output();
+    let from_metadata = output.ok().and_then(|o| {
+        let text = String::from_utf8(o.stdout).ok()?;
+        let start = text.find("\"target_directory\":\"")? + "\"target_directory\":\"".len();
+        let end = start + text[start..].find('"')?;
+        Some(std::path::PathBuf::from(
+            text[start..end].replace("\\\\", "\\"),
+        ))
+    });
+    from_metadata.unwrap_or_else(|| root.join("target"))
+}
