@@ -65,4 +65,6 @@ pub use refresh::{
     RefreshFn, RefreshFuture, device_refresh, device_refresh_with, refresh_fn, user_refresh,
 };
 pub use registry::{CIBA_USER, DEVICE, TokenManagerRegistry};
-pub use store::{FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, StoreError, TokenStore};
+pub use store::{
+    FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, MAX_TOKEN_FILE_BYTES, StoreError, TokenStore,
+};

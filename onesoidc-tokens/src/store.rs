@@ -31,6 +31,10 @@ pub trait TokenStore: Send + Sync {
     fn remove(&self, name: &str) -> Result<(), StoreError>;
 }
 
+/// The largest token file read (1 MiB; real ones are a few KiB). A larger
+/// one is ignored with a warning, like any other file that is not ours.
+pub const MAX_TOKEN_FILE_BYTES: u64 = 1024 * 1024;
+
 /// A [`TokenStore`] failure.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -253,11 +257,20 @@ impl TokenStore for FileTokenStore {
         #[cfg(unix)]
         warn_if_readable_by_others(&path, &file);
         let mut bytes = Vec::new();
-        io::Read::read_to_end(&mut file, &mut bytes).map_err(io_error)?;
+        io::Read::read_to_end(
+            &mut io::Read::take(&mut file, MAX_TOKEN_FILE_BYTES + 1),
+            &mut bytes,
+        )
+        .map_err(io_error)?;
         let ignore = |reason: &dyn fmt::Display| {
             tracing::warn!(path = %path.display(), manager = name, "ignoring token file: {reason}");
             Ok(None)
         };
+        if bytes.len() as u64 > MAX_TOKEN_FILE_BYTES {
+            return ignore(&format_args!(
+                "it is larger than {MAX_TOKEN_FILE_BYTES} bytes"
+            ));
+        }
         let stored: StoredFile = match serde_json::from_slice(&bytes) {
             Ok(stored) => stored,
             // Not `{e}`: serde_json's message can quote a value, i.e. a token.
