@@ -178,12 +178,8 @@ pub fn create_unmanaged_identity(
     let signer = PemSigner::generate(registration.key_type)?;
     let mut unmanaged = registration.clone();
     unmanaged.host = None;
-    let config = unmanaged.config(uuid_v4(), None);
+    let config = unmanaged.config(uuid::Uuid::new_v4().to_string(), None);
     unmanaged.write(signer, config)
-}
-
-fn uuid_v4() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 /// Registers the device: generates a key, submits it, reports the
