@@ -21,7 +21,7 @@
 //! `cargo bench -p onesoidc-benches --bench assertion`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -30,6 +30,7 @@ use aws_lc_rs::signature::{
     ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use criterion::{Criterion, criterion_group};
+use onesoidc_benches::{Coin, Summary, batch_ns, batch_size};
 use onesoidc_core::{ExposeSecret, KeyType, PemSigner, Signer, client_assertion};
 
 const CLIENT_ID: &str = "7f3e2c1a-9b8d-4e6f-a5c4-3b2a1f0e9d8c";
@@ -149,25 +150,6 @@ fn assertions(c: &mut Criterion) {
     }
 }
 
-/// Nanoseconds per call of `f` over a batch of `n` calls.
-fn batch(n: u32, mut f: impl FnMut() -> usize) -> f64 {
-    let started = Instant::now();
-    for _ in 0..n {
-        black_box(f());
-    }
-    started.elapsed().as_secs_f64() * 1e9 / f64::from(n)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// The ratio the target is about, measured so that load from other
 /// processes hits both sides alike: short batches of the three functions,
 /// interleaved (in random order), `PAIRED_ROUNDS` times; the per-round
@@ -178,38 +160,30 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn paired() {
     const PAIRED_ROUNDS: usize = 150;
     const BATCH: Duration = Duration::from_millis(4);
-    let mut order = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64 | 1);
+    let mut coin = Coin::seeded();
     for mut subject in subjects() {
         // Calibrate the batch size and warm up.
-        let one = batch(20, || subject.sign());
-        let n = ((BATCH.as_secs_f64() * 1e9 / one) as u32).max(1);
+        let n = batch_size(BATCH, || subject.sign());
         for _ in 0..3 {
-            batch(n, || subject.assertion());
-            batch(n, || subject.sign());
+            batch_ns(n, || subject.assertion());
+            batch_ns(n, || subject.sign());
         }
         let (mut assertion, mut sign, mut raw, mut ratio) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..PAIRED_ROUNDS {
-            // Which goes first is drawn at random: a strict alternation can
-            // fall in step with a periodic cost of the key or the RNG (a
-            // reseed every N uses) and charge it to one side every time.
-            order ^= order << 13;
-            order ^= order >> 7;
-            order ^= order << 17;
-            let (a, s) = if order & 1 == 0 {
-                let a = batch(n, || subject.assertion());
-                (a, batch(n, || subject.sign()))
+            let (a, s) = if coin.flip() {
+                let a = batch_ns(n, || subject.assertion());
+                (a, batch_ns(n, || subject.sign()))
             } else {
-                let s = batch(n, || subject.sign());
-                (batch(n, || subject.assertion()), s)
+                let s = batch_ns(n, || subject.sign());
+                (batch_ns(n, || subject.assertion()), s)
             };
-            raw.push(batch(n, || subject.raw_sign()));
+            raw.push(batch_ns(n, || subject.raw_sign()));
             assertion.push(a);
             sign.push(s);
             ratio.push(s / a);
         }
+        let median = |v: Vec<f64>| Summary::of(&v).map_or(f64::NAN, |s| s.median);
         let (a, s, r, q) = (median(assertion), median(sign), median(raw), median(ratio));
         println!(
             "paired {}: client_assertion {:.1} µs, PemSigner::sign {:.1} µs, aws-lc-rs {:.1} µs; assertion throughput = {:.1} % of sign's (median of {PAIRED_ROUNDS} interleaved rounds of {n})",

@@ -15,7 +15,7 @@
 use std::io;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
 use tokio::sync::oneshot;
@@ -79,6 +79,70 @@ impl Summary {
     pub fn of_ms(durations: &[Duration]) -> Option<Summary> {
         let ms: Vec<f64> = durations.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         Self::of(&ms)
+    }
+}
+
+/// Nanoseconds per call of `f`, over a batch of `n` calls.
+///
+/// ```
+/// let ns = onesoidc_benches::batch_ns(1000, || std::hint::black_box(2 + 2));
+/// assert!(ns >= 0.0);
+/// ```
+pub fn batch_ns<T>(n: u32, mut f: impl FnMut() -> T) -> f64 {
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(f());
+    }
+    started.elapsed().as_secs_f64() * 1e9 / f64::from(n.max(1))
+}
+
+/// Calls per batch so that one batch of `f` takes about `length`.
+/// Calibrated on batches doubling from one call until one takes 1 ms.
+///
+/// ```
+/// use std::time::Duration;
+/// let n = onesoidc_benches::batch_size(Duration::from_millis(2), || std::hint::black_box(1));
+/// assert!(n > 1);
+/// ```
+pub fn batch_size<T>(length: Duration, mut f: impl FnMut() -> T) -> u32 {
+    let mut n = 1u32;
+    let one = loop {
+        let ns = batch_ns(n, &mut f);
+        if ns * f64::from(n) >= 1e6 || n >= 1 << 30 {
+            break ns.max(0.1);
+        }
+        n *= 2;
+    };
+    ((length.as_secs_f64() * 1e9 / one) as u32).max(1)
+}
+
+/// A coin (xorshift) for which side of an interleaved pair goes first: a
+/// strict alternation can fall in step with a periodic cost (a reseed every
+/// N uses, a timer) and charge it to one side every time.
+///
+/// ```
+/// let mut coin = onesoidc_benches::Coin::seeded();
+/// let heads = (0..1000).filter(|_| coin.flip()).count();
+/// assert!((300..700).contains(&heads));
+/// ```
+pub struct Coin(u64);
+
+impl Coin {
+    /// A coin seeded from the clock.
+    pub fn seeded() -> Coin {
+        Coin(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64 | 1),
+        )
+    }
+
+    /// Heads or tails.
+    pub fn flip(&mut self) -> bool {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 & 1 == 0
     }
 }
 
