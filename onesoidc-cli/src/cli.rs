@@ -86,7 +86,7 @@ pub enum Command {
     /// Log a person in by QR code: show a code, the person scans it with the phone app
     ///
     /// The code is drawn on stderr; the access token is printed on stdout.
-    /// Exit codes as for `ciba`.
+    /// Exit codes as for `ciba`; 3 also when the person cancels on the phone.
     Qr {
         #[command(flatten)]
         login: LoginArgs,

@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Something failed.
 pub const EXIT_ERROR: u8 = 1;
-/// The person denied the login.
+/// The person denied (or cancelled) the login.
 pub const EXIT_DENIED: u8 = 3;
 /// Nobody answered in time: the login, QR session or registration expired.
 pub const EXIT_EXPIRED: u8 = 4;
@@ -36,7 +36,7 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match (&e, e.oauth_error()) {
-            (_, Some("access_denied")) => EXIT_DENIED,
+            (_, Some("access_denied")) | (Error::Cancelled { .. }, _) => EXIT_DENIED,
             (_, Some("expired_token")) | (Error::Expired { .. }, _) => EXIT_EXPIRED,
             _ => EXIT_ERROR,
         };
@@ -171,5 +171,46 @@ impl Interrupt {
             return;
         }
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(e: Error) -> u8 {
+        Failure::from(e).code
+    }
+
+    #[test]
+    fn exit_codes_tell_denied_expired_and_errors_apart() {
+        let oauth = |error: &str| Error::OAuth {
+            endpoint: "https://idp/oidc/token".into(),
+            status: 400,
+            error: error.into(),
+            description: None,
+        };
+        assert_eq!(code(oauth("access_denied")), EXIT_DENIED);
+        assert_eq!(
+            code(Error::Cancelled {
+                what: "QR session q1".into()
+            }),
+            EXIT_DENIED
+        );
+        assert_eq!(code(oauth("expired_token")), EXIT_EXPIRED);
+        assert_eq!(
+            code(Error::Expired {
+                what: "QR session q1".into(),
+                after: Duration::from_secs(120)
+            }),
+            EXIT_EXPIRED
+        );
+        assert_eq!(code(oauth("invalid_client")), EXIT_ERROR);
+        assert_eq!(
+            code(Error::LoginRequired {
+                reason: "no refresh token".into()
+            }),
+            EXIT_ERROR
+        );
     }
 }

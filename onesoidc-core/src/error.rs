@@ -89,6 +89,20 @@ pub enum Error {
         /// How long it was valid.
         after: std::time::Duration,
     },
+    /// The person cancelled on their phone (e.g. a scanned QR session).
+    #[error("{what} was cancelled on the phone; start a new login")]
+    Cancelled {
+        /// What was cancelled.
+        what: String,
+    },
+    /// There is nothing to refresh with: no tokens, or tokens without a
+    /// refresh token. Nothing was sent; the person has to log in again
+    /// (CIBA or QR).
+    #[error("{reason}; log the user in again (CIBA or QR) and store the new tokens")]
+    LoginRequired {
+        /// What is missing.
+        reason: String,
+    },
     /// The ID token failed validation.
     #[error("{endpoint}: {source}")]
     IdToken {

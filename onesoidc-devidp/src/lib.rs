@@ -105,6 +105,7 @@
 //! | `POST /control/ciba/{auth_req_id}/approve` / `deny` | answer as the user |
 //! | `GET /control/qr` | pending QR sessions |
 //! | `POST /control/qr/{session_id}/scan` | `{"username": "alice"}`: simulate the phone's scan |
+//! | `POST /control/qr/{session_id}/cancel` | simulate the person cancelling on the phone |
 //! | `GET /control/registrations` | pending registrations |
 //! | `POST /control/registrations/{code}/approve` / `reject` | answer as the administrator |
 //! | `POST /control/devices` | `{"public_jwk": {...}}` (optionally `device_id`, `client_id`) → `{"device_id", "client_id"}` |

@@ -129,6 +129,27 @@ impl Provider {
         }
     }
 
+    /// The phone app cancels `session_id` (control surface): the session
+    /// becomes `cancelled`.
+    pub fn cancel_qr_on_phone(&self, session_id: &str) -> Result<(), ControlError> {
+        let now = Instant::now();
+        let mut store = self.lock();
+        let record = store
+            .qr
+            .get_mut(session_id)
+            .ok_or_else(|| ControlError::UnknownQrSession(session_id.to_string()))?;
+        match record.state_name(now) {
+            "pending" => {
+                record.status = QrStatus::Cancelled;
+                Ok(())
+            }
+            state => Err(ControlError::QrSessionNotPending {
+                session_id: session_id.to_string(),
+                state,
+            }),
+        }
+    }
+
     /// `username` scans `session_id`: the session becomes `scanned` with a
     /// fresh `login_hint_token` for that user.
     pub fn scan_qr(&self, session_id: &str, username: &str) -> Result<(), ControlError> {

@@ -290,6 +290,13 @@ impl DevIdp {
         self.provider().scan_qr(session_id, username)
     }
 
+    /// The person cancels QR session `session_id` on their phone: the
+    /// session becomes `cancelled`, and the device's wait ends with
+    /// `Error::Cancelled`.
+    pub fn simulate_qr_cancel(&self, session_id: &str) -> Result<(), ControlError> {
+        self.provider().cancel_qr_on_phone(session_id)
+    }
+
     /// Waits for the next QR session created (each returned once) and
     /// returns its `session_id`.
     pub async fn next_qr_session(&self) -> String {

@@ -176,6 +176,23 @@ async fn http_control_surface() {
     )
     .await;
     assert_eq!(resp.assert_ok()["status"], "scanned");
+    // Only a pending session can be cancelled on the phone.
+    control(&h, "POST", &format!("/qr/{session_id}/cancel"), None)
+        .await
+        .assert_error(409, "conflict");
+    let other = h
+        .post_json(
+            &format!("{}/qr/sessions", h.idp.issuer()),
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    let other = other.body["session_id"].as_str().unwrap().to_string();
+    let resp = control(&h, "POST", &format!("/qr/{other}/cancel"), None).await;
+    assert_eq!(resp.assert_ok()["status"], "cancelled");
+    control(&h, "POST", "/qr/nope/cancel", None)
+        .await
+        .assert_error(404, "not_found");
     control(
         &h,
         "POST",
@@ -246,7 +263,10 @@ async fn http_control_surface() {
     assert_eq!(stats["backchannel_requests"], 1);
     assert_eq!(stats["token_requests"]["client_credentials"], 1);
     assert!(stats["ciba_polls"][&id].as_u64().unwrap() >= 1);
-    assert_eq!(stats["qr_sessions_created"], 1);
+    assert_eq!(
+        stats["qr_sessions_created"], 2,
+        "one scanned, one cancelled"
+    );
 }
 
 #[tokio::test]

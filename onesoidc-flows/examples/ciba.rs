@@ -6,7 +6,6 @@
 mod common;
 
 use onesoidc_flows::LoginOptions;
-use onesoidc_flows::core::ExposeSecret;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,16 +15,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .binding_message("Example login")
         .request_for_username(&username);
     println!("asking {username} to approve on their phone...");
-    let tokens = device.client.ciba(&request).await?;
-    let id_token = tokens.id_token.as_ref().ok_or("no ID token")?;
-    let claims = device
-        .client
-        .validate_id_token(id_token.expose_secret())
-        .await?;
+    // The ID token is validated before `ciba` returns: its claims come along.
+    let login = device.client.ciba(&request).await?;
+    let claims = login.claims.ok_or("no ID token")?;
     println!(
         "{} approved; refresh token: {}",
         claims.sub,
-        tokens.refresh_token.is_some()
+        login.tokens.refresh_token.is_some()
     );
     Ok(())
 }

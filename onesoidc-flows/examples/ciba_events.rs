@@ -25,7 +25,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     remaining.as_secs()
                 )
             }
-            CibaEvent::Authenticated(tokens) => println!("authenticated; scope {:?}", tokens.scope),
+            CibaEvent::Authenticated(login) => {
+                println!("authenticated; scope {:?}", login.tokens.scope)
+            }
             CibaEvent::Failed(error) => return Err(error.into()),
             _ => {}
         }

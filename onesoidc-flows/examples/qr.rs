@@ -10,7 +10,7 @@ use onesoidc_flows::{LoginOptions, render};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = common::device().await?;
-    let tokens = device
+    let login = device
         .client
         .qr_login(&LoginOptions::default(), |session| {
             match render::terminal(&session.cb_url) {
@@ -23,6 +23,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         })
         .await?;
-    println!("logged in; token type {}", tokens.token_type);
+    let who = login.claims.map(|c| c.sub).unwrap_or_default();
+    println!("{who} logged in; token type {}", login.tokens.token_type);
     Ok(())
 }

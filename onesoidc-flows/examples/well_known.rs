@@ -21,10 +21,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let request = LoginOptions::default()
         .resource(app.url.clone())
         .request_for_username("alice");
-    let tokens = device.client.ciba(&request).await?;
+    let login = device.client.ciba(&request).await?;
     let info = device
         .client
-        .introspect(tokens.access_token.expose_secret(), None)
+        .introspect(login.tokens.access_token.expose_secret(), None)
         .await?;
     println!("alice's token is for {:?}", info.aud);
     Ok(())

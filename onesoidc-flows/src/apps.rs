@@ -28,7 +28,7 @@ impl OnesIdClient {
     /// # async fn run(client: onesoidc_flows::OnesIdClient) -> Result<(), onesoidc_flows::Error> {
     /// let app = client.application("vhh-server").await?;
     /// let request = LoginOptions::default().resource(app.url).request_for_username("alice");
-    /// let tokens = client.ciba(&request).await?;
+    /// let login = client.ciba(&request).await?;
     /// # Ok(()) }
     /// ```
     pub async fn application(&self, client_identifier: &str) -> Result<Application, Error> {

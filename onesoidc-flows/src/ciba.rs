@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onesoidc_core::{
-    BackchannelAuthResponse, CibaPollResponse, CibaPoller, CibaRequest, Error, LoginHint, PollStep,
-    TokenSet, parse_backchannel_response, parse_ciba_poll_response,
+    BackchannelAuthResponse, CibaPollResponse, CibaPoller, CibaRequest, Error, ExposeSecret,
+    IdTokenClaims, LoginHint, PollStep, TokenSet, parse_backchannel_response,
+    parse_ciba_poll_response,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -36,9 +37,32 @@ pub enum CibaEvent {
         next_poll_in: Duration,
     },
     /// The person approved; the ID token (if any) has been validated.
-    Authenticated(TokenSet),
+    Authenticated(Login),
     /// The login failed: denied, expired, or an error.
     Failed(Error),
+}
+
+/// A person's finished login (CIBA or QR): their tokens and, when the
+/// provider sent an ID token, its claims, already validated (signature
+/// against the provider's keys, issuer, audience, expiry).
+///
+/// ```no_run
+/// # async fn run(client: onesoidc_flows::OnesIdClient) -> Result<(), onesoidc_flows::Error> {
+/// use onesoidc_flows::LoginOptions;
+/// let login = client.ciba(&LoginOptions::default().request_for_username("alice")).await?;
+/// if let Some(claims) = &login.claims {
+///     println!("{} logged in", claims.sub);
+/// }
+/// let tokens = login.tokens; // e.g. for TokenManager::store
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Login {
+    /// The tokens issued for the person.
+    pub tokens: TokenSet,
+    /// The validated ID token's claims; `None` when no ID token came.
+    pub claims: Option<IdTokenClaims>,
 }
 
 /// Options of a person's login that do not depend on how the person is found.
@@ -134,7 +158,7 @@ impl OnesIdClient {
     /// Polls until the person answers or the request expires: waits
     /// `interval` before the first poll and between polls, adds 5 s on
     /// `slow_down`, and validates the ID token. Cancel by dropping the future.
-    pub async fn ciba_wait(&self, started: &BackchannelAuthResponse) -> Result<TokenSet, Error> {
+    pub async fn ciba_wait(&self, started: &BackchannelAuthResponse) -> Result<Login, Error> {
         self.ciba_wait_reporting(started, None).await
     }
 
@@ -144,10 +168,10 @@ impl OnesIdClient {
     /// use onesoidc_flows::{LoginOptions, OnesIdClient};
     /// # async fn run(client: OnesIdClient) -> Result<(), onesoidc_flows::Error> {
     /// let request = LoginOptions::default().binding_message("Kiosk 7").request_for_username("alice");
-    /// let tokens = client.ciba(&request).await?;
+    /// let login = client.ciba(&request).await?;
     /// # Ok(()) }
     /// ```
-    pub async fn ciba(&self, request: &CibaRequest) -> Result<TokenSet, Error> {
+    pub async fn ciba(&self, request: &CibaRequest) -> Result<Login, Error> {
         let started = self.ciba_start(request).await?;
         self.ciba_wait(&started).await
     }
@@ -174,7 +198,7 @@ impl OnesIdClient {
                     return;
                 }
                 match self.ciba_wait_reporting(&started, Some(events)).await {
-                    Ok(tokens) => CibaEvent::Authenticated(tokens),
+                    Ok(login) => CibaEvent::Authenticated(login),
                     Err(error) => CibaEvent::Failed(error),
                 }
             }
@@ -187,7 +211,7 @@ impl OnesIdClient {
         &self,
         started: &BackchannelAuthResponse,
         events: Option<&mpsc::Sender<CibaEvent>>,
-    ) -> Result<TokenSet, Error> {
+    ) -> Result<Login, Error> {
         let began = Instant::now();
         let mut poller = CibaPoller::new(started);
         let mut wait = poller.first_wait();
@@ -207,8 +231,8 @@ impl OnesIdClient {
                 PollStep::Wait(next) => wait = next,
                 PollStep::Done(tokens) => {
                     tracing::info!(polls = poller.polls(), "CIBA login approved");
-                    self.check_id_token(&tokens).await?;
-                    return Ok(tokens);
+                    let claims = self.check_id_token(&tokens).await?;
+                    return Ok(Login { tokens, claims });
                 }
                 PollStep::Failed(error) => return Err(error),
             }
@@ -216,11 +240,12 @@ impl OnesIdClient {
     }
 
     /// Validates the ID token of `tokens`, when there is one.
-    async fn check_id_token(&self, tokens: &TokenSet) -> Result<(), Error> {
-        if let Some(id_token) = &tokens.id_token {
-            use onesoidc_core::ExposeSecret;
-            self.validate_id_token(id_token.expose_secret()).await?;
+    async fn check_id_token(&self, tokens: &TokenSet) -> Result<Option<IdTokenClaims>, Error> {
+        match &tokens.id_token {
+            Some(id_token) => Ok(Some(
+                self.validate_id_token(id_token.expose_secret()).await?,
+            )),
+            None => Ok(None),
         }
-        Ok(())
     }
 }

@@ -88,8 +88,11 @@ impl OnesIdClient {
     /// Loads the identity from `paths` and uses the default HTTP client.
     pub fn from_paths(paths: &IdentityPaths) -> Result<Self, Error> {
         let identity = DeviceIdentity::load(paths)?;
+        // Building the HTTP client fails before any request (e.g. no usable
+        // TLS roots): the error names the provider it was for.
+        let issuer = identity.issuer()?;
         let http = ReqwestClient::new().map_err(|source| Error::Transport {
-            endpoint: String::new(),
+            endpoint: issuer.to_string(),
             source,
         })?;
         Self::new(identity, Arc::new(http))
@@ -177,7 +180,8 @@ impl OnesIdClient {
     ///
     /// When the response has no new refresh token, the old one is kept in
     /// the returned set; when it has one (rotation), the new one replaces it.
-    /// A rejected refresh token is [`Error::OAuth`] with `invalid_grant`:
+    /// A rejected refresh token is [`Error::OAuth`] with `invalid_grant`,
+    /// a missing one [`Error::LoginRequired`] (nothing sent): either way
     /// the user has to log in again.
     pub async fn refresh(&self, previous: &TokenSet) -> Result<TokenSet, Error> {
         let endpoint = &self.provider_metadata().await?.token_endpoint;
@@ -185,9 +189,8 @@ impl OnesIdClient {
             previous
                 .refresh_token
                 .as_ref()
-                .ok_or_else(|| Error::InvalidRequest {
-                    endpoint: endpoint.clone(),
-                    reason: "these tokens have no refresh token; log the user in again".into(),
+                .ok_or_else(|| Error::LoginRequired {
+                    reason: "these tokens have no refresh token".into(),
                 })?;
         let request = self
             .auth

@@ -21,8 +21,8 @@
 //!         .binding_message("Log in to kiosk 7")
 //!         .resource(app.url)
 //!         .request_for_username("alice");
-//!     let user = client.ciba(&request).await?;                   // alice approves on her phone
-//!     println!("alice's token: {}", user.access_token.expose_secret());
+//!     let login = client.ciba(&request).await?;                  // alice approves on her phone
+//!     println!("alice's token: {}", login.tokens.access_token.expose_secret());
 //!     Ok(())
 //! }
 //! ```
@@ -38,7 +38,7 @@ mod registration;
 pub mod render;
 mod validation;
 
-pub use ciba::{CibaEvent, LoginOptions};
+pub use ciba::{CibaEvent, Login, LoginOptions};
 pub use client::{DeviceTokenRequest, OnesIdClient};
 pub use events::EventStream;
 /// The sans-IO core, re-exported so one dependency is enough.

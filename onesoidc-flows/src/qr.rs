@@ -11,7 +11,7 @@ use onesoidc_core::{
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::{CibaEvent, EventStream, LoginOptions, OnesIdClient};
+use crate::{CibaEvent, EventStream, Login, LoginOptions, OnesIdClient};
 
 /// What happens during a QR login, in order. After `Scanned` come the
 /// CIBA events; the stream ends after `Ciba(Authenticated)` or a failure.
@@ -66,7 +66,7 @@ impl OnesIdClient {
     /// ```no_run
     /// use onesoidc_flows::{LoginOptions, render};
     /// # async fn run(client: onesoidc_flows::OnesIdClient) -> Result<(), onesoidc_flows::Error> {
-    /// let tokens = client
+    /// let login = client
     ///     .qr_login(&LoginOptions::default(), |session| {
     ///         println!("{}", render::terminal(&session.cb_url).unwrap());
     ///     })
@@ -77,7 +77,7 @@ impl OnesIdClient {
         &self,
         options: &LoginOptions,
         show: impl FnOnce(&QrSession),
-    ) -> Result<onesoidc_core::TokenSet, Error> {
+    ) -> Result<Login, Error> {
         let session = self.qr_create().await?;
         show(&session);
         let login_hint_token = self.qr_wait_for_scan(&session).await?;
@@ -152,9 +152,8 @@ impl OnesIdClient {
                 QrStatus::Scanned { login_hint_token } => return Ok(login_hint_token),
                 QrStatus::Expired => return Err(expired()),
                 QrStatus::Cancelled => {
-                    return Err(Error::Expired {
-                        what: format!("QR session {} (cancelled)", session.session_id),
-                        after: began.elapsed(),
+                    return Err(Error::Cancelled {
+                        what: format!("QR session {}", session.session_id),
                     });
                 }
             }

@@ -31,7 +31,7 @@ async fn approve_after_three_and_a_half_seconds_takes_four_polls() {
         request.auth_req_id
     });
     let began = Instant::now();
-    let tokens = w.client.ciba(&alice()).await.unwrap();
+    let login = w.client.ciba(&alice()).await.unwrap();
     let auth_req_id = approver.await.unwrap();
     assert_eq!(
         began.elapsed(),
@@ -40,17 +40,12 @@ async fn approve_after_three_and_a_half_seconds_takes_four_polls() {
     );
     assert_eq!(w.idp.stats().ciba_polls(&auth_req_id), 4);
     assert!(
-        tokens.refresh_token.is_some(),
+        login.tokens.refresh_token.is_some(),
         "offline_access is in the default scope"
     );
-    let claims = w
-        .client
-        .validate_id_token(onesoidc_core::ExposeSecret::expose_secret(
-            tokens.id_token.as_ref().unwrap(),
-        ))
-        .await
-        .unwrap();
+    let claims = login.claims.expect("the ID token's validated claims");
     assert_eq!(claims.sub, "alice");
+    assert_eq!(claims.iss, w.client.issuer().to_string());
 }
 
 #[tokio::test(start_paused = true)]

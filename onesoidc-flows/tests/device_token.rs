@@ -256,8 +256,10 @@ async fn refresh_keeps_or_rotates_the_refresh_token() {
     assert_eq!(err.oauth_error(), Some("invalid_grant"));
     let mut none = tokens("x");
     none.refresh_token = None;
-    assert!(matches!(
-        client.refresh(&none).await.unwrap_err(),
-        Error::InvalidRequest { .. }
-    ));
+    let missing = client.refresh(&none).await.unwrap_err();
+    assert!(
+        matches!(missing, Error::LoginRequired { .. }),
+        "{missing:?}"
+    );
+    assert!(missing.to_string().contains("log the user in again"));
 }

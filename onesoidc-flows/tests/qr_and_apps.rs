@@ -24,7 +24,7 @@ async fn qr_scan_then_ciba_logs_the_scanner_in() {
         idp.approve_ciba(&request.auth_req_id).unwrap();
     });
     let mut shown = None;
-    let tokens = w
+    let login = w
         .client
         .qr_login(&LoginOptions::default(), |s| shown = Some(s.clone()))
         .await
@@ -32,12 +32,15 @@ async fn qr_scan_then_ciba_logs_the_scanner_in() {
     let session = shown.unwrap();
     assert!(session.cb_url.contains(&session.session_id));
     assert!(render::terminal(&session.cb_url).unwrap().lines().count() > 10);
-    let claims = w
+    // The flow validated the ID token and hands its claims over.
+    let claims = login.claims.expect("an ID token came");
+    assert_eq!(claims.sub, "bob");
+    let again = w
         .client
-        .validate_id_token(tokens.id_token.as_ref().unwrap().expose_secret())
+        .validate_id_token(login.tokens.id_token.as_ref().unwrap().expose_secret())
         .await
         .unwrap();
-    assert_eq!(claims.sub, "bob");
+    assert_eq!(again, claims);
 }
 
 #[tokio::test(start_paused = true)]
@@ -94,6 +97,18 @@ async fn qr_session_expires_when_nobody_scans() {
     assert_eq!(err.http_status(), Some(404));
 }
 
+#[tokio::test(start_paused = true)]
+async fn qr_session_cancelled_on_the_phone_is_cancelled_not_expired() {
+    let w = world().await;
+    let session = w.client.qr_create().await.unwrap();
+    w.idp.simulate_qr_cancel(&session.session_id).unwrap();
+    let err = w.client.qr_wait_for_scan(&session).await.unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
+    assert!(err.to_string().contains(&session.session_id), "{err}");
+    // Only a pending session can be cancelled.
+    assert!(w.idp.simulate_qr_cancel(&session.session_id).is_err());
+}
+
 #[tokio::test]
 async fn applications_and_resource_tokens() {
     let w = world().await;
@@ -115,7 +130,7 @@ async fn applications_and_resource_tokens() {
     let request = LoginOptions::default()
         .resource(app.url.clone())
         .request_for_username("alice");
-    let tokens = w.client.ciba(&request).await.unwrap();
+    let tokens = w.client.ciba(&request).await.unwrap().tokens;
     let info = w
         .client
         .introspect(tokens.access_token.expose_secret(), Some("access_token"))

@@ -83,9 +83,9 @@ impl TokenError {
 /// Whether a failed refresh means "log in again" rather than "try again later".
 ///
 /// True for the OAuth error `invalid_grant` (RFC 6749 §5.2: the refresh token
-/// is invalid, expired or revoked) and for [`Error::InvalidRequest`] (nothing
-/// was sent because the request cannot be made, e.g. there is no refresh
-/// token). A manager stops refreshing after such an error and emits
+/// is invalid, expired or revoked), for [`Error::LoginRequired`] (there is
+/// no refresh token) and for [`Error::InvalidRequest`] (nothing was sent
+/// because the request cannot be made; retrying would not change that). A manager stops refreshing after such an error and emits
 /// [`TokenEvent::RefreshFailed`](crate::TokenEvent::RefreshFailed) with
 /// `reauth_required: true`; every other error is retried with backoff.
 ///
@@ -102,5 +102,9 @@ impl TokenError {
 /// assert!(!onesoidc_tokens::requires_reauth(&busy));
 /// ```
 pub fn requires_reauth(error: &Error) -> bool {
-    error.oauth_error() == Some("invalid_grant") || matches!(error, Error::InvalidRequest { .. })
+    error.oauth_error() == Some("invalid_grant")
+        || matches!(
+            error,
+            Error::LoginRequired { .. } | Error::InvalidRequest { .. }
+        )
 }

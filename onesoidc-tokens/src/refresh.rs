@@ -70,7 +70,7 @@ pub fn device_refresh_with(client: Arc<OnesIdClient>, options: DeviceTokenReques
 /// ([`OnesIdClient::refresh`]).
 ///
 /// With no current tokens, or tokens without a refresh token, it fails with
-/// [`Error::InvalidRequest`] and sends nothing: the manager then reports
+/// [`Error::LoginRequired`] and sends nothing: the manager then reports
 /// that a new login is needed.
 pub fn user_refresh(client: Arc<OnesIdClient>) -> RefreshFn {
     Arc::new(move |current: Option<Arc<TokenSet>>| {
@@ -78,9 +78,8 @@ pub fn user_refresh(client: Arc<OnesIdClient>) -> RefreshFn {
         Box::pin(async move {
             match current {
                 Some(tokens) => client.refresh(&tokens).await,
-                None => Err(Error::InvalidRequest {
-                    endpoint: client.issuer().to_string(),
-                    reason: "there are no user tokens to refresh; log the user in (CIBA or QR) and store the tokens".into(),
+                None => Err(Error::LoginRequired {
+                    reason: "there are no user tokens to refresh".into(),
                 }),
             }
         })

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use onesoidc_core::{ExposeSecret, IdentityPaths, KeyType, TokenSet};
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
 use onesoidc_flows::{
-    CibaEvent, DeviceRegistration, LoginOptions, OnesIdClient, QrEvent, RegistrationProgress,
-    StreamExt, register_device, render,
+    CibaEvent, DeviceRegistration, Login, LoginOptions, OnesIdClient, QrEvent,
+    RegistrationProgress, StreamExt, register_device, render,
 };
 use onesoidc_http::ReqwestClient;
 use onesoidc_tokens::{TokenEvent, TokenManager, device_refresh};
@@ -143,13 +143,13 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
                 .binding_message("onesoidc demo")
                 .resource(app.url.clone())
                 .request_for_username("alice");
-            let tokens = follow_ciba(client.ciba_events(request), json).await?;
+            let login = follow_ciba(client.ciba_events(request), json).await?;
             let detail = format!(
                 "alice approved \u{201c}onesoidc demo\u{201d}: access token for {}, refresh token {}",
                 app.url,
-                if tokens.refresh_token.is_some() { "kept" } else { "absent" }
+                if login.tokens.refresh_token.is_some() { "kept" } else { "absent" }
             );
-            Ok((tokens, detail))
+            Ok((login.tokens, detail))
         })
         .await?;
 
@@ -199,9 +199,9 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
         .run(
             "Log a person in by QR code (the scan is simulated)",
             async {
-                let tokens = follow_qr(&client, json).await?;
-                let claims = client.validate_id_token(id_token(&tokens)?).await?;
-                Ok(((), format!("{} scanned the code and approved", claims.sub)))
+                let login = follow_qr(&client, json).await?;
+                let who = login.claims.map(|c| c.sub).ok_or("no ID token came")?;
+                Ok(((), format!("{who} scanned the code and approved")))
             },
         )
         .await?;
@@ -309,7 +309,7 @@ fn id_token(tokens: &TokenSet) -> Result<&str, Failure> {
 async fn follow_ciba(
     mut events: impl onesoidc_flows::Stream<Item = CibaEvent> + Unpin,
     json: bool,
-) -> Result<TokenSet, Failure> {
+) -> Result<Login, Failure> {
     let bar = spinner(json);
     bar.set_message("asking alice's phone");
     let result = loop {
@@ -320,7 +320,7 @@ async fn follow_ciba(
                     remaining.as_secs()
                 ));
             }
-            Some(CibaEvent::Authenticated(tokens)) => break Ok(tokens),
+            Some(CibaEvent::Authenticated(login)) => break Ok(login),
             Some(CibaEvent::Failed(error)) => break Err(error.into()),
             Some(_) => {}
             None => break Err(Failure::from("the login ended without a result")),
@@ -330,7 +330,7 @@ async fn follow_ciba(
     result
 }
 
-async fn follow_qr(client: &Arc<OnesIdClient>, json: bool) -> Result<TokenSet, Failure> {
+async fn follow_qr(client: &Arc<OnesIdClient>, json: bool) -> Result<Login, Failure> {
     let mut events = client.qr_events(LoginOptions::default().binding_message("QR login"));
     let bar = spinner(json);
     let result = loop {
@@ -348,7 +348,7 @@ async fn follow_qr(client: &Arc<OnesIdClient>, json: bool) -> Result<TokenSet, F
                 bar.set_message("waiting for the code to be scanned");
             }
             Some(QrEvent::Scanned) => bar.set_message("scanned; waiting for approval on the phone"),
-            Some(QrEvent::Ciba(CibaEvent::Authenticated(tokens))) => break Ok(tokens),
+            Some(QrEvent::Ciba(CibaEvent::Authenticated(login))) => break Ok(login),
             Some(QrEvent::Ciba(CibaEvent::Failed(error))) | Some(QrEvent::Failed(error)) => {
                 break Err(error.into());
             }

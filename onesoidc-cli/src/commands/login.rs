@@ -4,8 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use onesoidc_core::{ExposeSecret, TokenSet};
-use onesoidc_flows::{CibaEvent, LoginOptions, OnesIdClient, QrEvent, StreamExt, render};
+use onesoidc_flows::{CibaEvent, Login, LoginOptions, OnesIdClient, QrEvent, StreamExt, render};
 use tokio::time::Instant;
 
 use super::client;
@@ -74,7 +73,8 @@ pub async fn ciba(g: &GlobalArgs, username: &str, args: &LoginArgs) -> Result<()
         }
     };
     bar.finish_and_clear();
-    finish(g, &client, result?).await
+    finish(g, &result?);
+    Ok(())
 }
 
 /// Updates the spinner; returns the outcome once the login is over.
@@ -83,7 +83,7 @@ fn on_ciba_event(
     who: &str,
     waiting: &mut Waiting,
     bar: &ProgressBar,
-) -> Option<Result<TokenSet, Failure>> {
+) -> Option<Result<Login, Failure>> {
     match event {
         CibaEvent::Started {
             expires_in,
@@ -101,22 +101,18 @@ fn on_ciba_event(
             None
         }
         CibaEvent::WaitingForAuthorization { .. } => None,
-        CibaEvent::Authenticated(tokens) => Some(Ok(tokens)),
+        CibaEvent::Authenticated(login) => Some(Ok(login)),
         CibaEvent::Failed(error) => Some(Err(error.into())),
         _ => None,
     }
 }
 
-async fn finish(g: &GlobalArgs, client: &OnesIdClient, tokens: TokenSet) -> Result<(), Failure> {
-    let claims = match &tokens.id_token {
-        Some(id_token) => Some(client.validate_id_token(id_token.expose_secret()).await?),
-        None => None,
-    };
-    if let Some(claims) = &claims {
+/// Prints who logged in (the ID token was validated by the flow) and the tokens.
+fn finish(g: &GlobalArgs, login: &Login) {
+    if let Some(claims) = &login.claims {
         say(g.json, &format!("Authenticated {}.", claims.sub));
     }
-    print_tokens(g, &tokens, claims.as_ref().map(|c| &c.all));
-    Ok(())
+    print_tokens(g, &login.tokens, login.claims.as_ref().map(|c| &c.all));
 }
 
 pub async fn qr(
@@ -177,5 +173,6 @@ pub async fn qr(
         }
     };
     bar.finish_and_clear();
-    finish(g, &client, result?).await
+    finish(g, &result?);
+    Ok(())
 }

@@ -35,6 +35,7 @@ pub(super) fn router() -> Router<Arc<Provider>> {
         .route("/ciba/{auth_req_id}/deny", post(ciba_deny))
         .route("/qr", get(qr_pending))
         .route("/qr/{session_id}/scan", post(qr_scan))
+        .route("/qr/{session_id}/cancel", post(qr_cancel))
         .route("/registrations", get(registrations_pending))
         .route("/registrations/{code}/approve", post(registration_approve))
         .route("/registrations/{code}/reject", post(registration_reject))
@@ -116,6 +117,13 @@ async fn qr_scan(
         )
     });
     reply("qr_scan", result)
+}
+
+async fn qr_cancel(axum::extract::State(p): Shared, Path(session_id): Path<String>) -> Response {
+    let result = p
+        .cancel_qr_on_phone(&session_id)
+        .map(|()| Json(json!({"session_id": session_id, "status": "cancelled"})).into_response());
+    reply("qr_cancel", result.map_err(Into::into))
 }
 
 async fn registrations_pending(axum::extract::State(p): Shared) -> Response {

@@ -29,9 +29,10 @@ async fn approve_works(key: DeviceKey) {
     }
 
     Phone::approve(&started.auth_req_id).await;
-    let tokens = bounded("CIBA approve", client.ciba_wait(&started))
+    let login = bounded("CIBA approve", client.ciba_wait(&started))
         .await
         .unwrap_or_else(|e| panic!("{}: CIBA login failed: {e}", key.dir));
+    let tokens = &login.tokens;
     assert_eq!(tokens.token_type, "Bearer");
     assert!(
         tokens.refresh_token.is_some(),
@@ -39,11 +40,12 @@ async fn approve_works(key: DeviceKey) {
     );
     let id_token = tokens.id_token.as_ref().expect("openid gives an ID token");
 
-    // ciba_wait validated it already; validate explicitly to look at it.
+    // ciba_wait validated it; validating again gives the same claims.
     let claims = client
         .validate_id_token(id_token.expose_secret())
         .await
         .unwrap_or_else(|e| panic!("{}: ID token rejected: {e}", key.dir));
+    assert_eq!(login.claims.as_ref(), Some(&claims));
     assert_eq!(claims.sub, "alice");
     assert_eq!(claims.iss, issuer());
     assert_eq!(claims.aud, vec![key.client_id()]);

@@ -33,6 +33,7 @@ pub async fn login(client: &OnesIdClient, request: &CibaRequest) -> TokenSet {
     bounded("CIBA approve", client.ciba_wait(&started))
         .await
         .unwrap_or_else(|e| panic!("CIBA login failed: {e}"))
+        .tokens
 }
 
 /// Logs alice in on `key`'s device.
