@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use criterion::{Criterion, criterion_group};
-use onesoidc_benches::{Coin, Summary, batch_ns, batch_size};
+use onesoidc_benches::{Coin, batch_ns, batch_size, median};
 use onesoidc_core::TokenSet;
 use onesoidc_tokens::{TokenManager, refresh_fn};
 
@@ -100,7 +100,7 @@ fn read_path(c: &mut Criterion) {
 /// random order), `PAIRED_ROUNDS` times: the medians of each and of the
 /// per-round ratio.
 ///
-/// Prints `PAIRED<TAB>access_token ns<TAB>floor ns<TAB>ratio` for
+/// Prints `PAIRED<TAB>access_token<TAB>access_token ns<TAB>floor ns<TAB>ratio` for
 /// `cargo xtask bench`.
 fn paired() {
     const PAIRED_ROUNDS: usize = 300;
@@ -128,12 +128,11 @@ fn paired() {
         floors.push(f);
         ratios.push(t / f);
     }
-    let median = |v: Vec<f64>| Summary::of(&v).map_or(f64::NAN, |s| s.median);
-    let (t, f, q) = (median(tokens), median(floors), median(ratios));
+    let (t, f, q) = (median(&tokens), median(&floors), median(&ratios));
     println!(
         "paired: access_token {t:.1} ns, bare load_full {f:.1} ns, ratio {q:.2} (median of {PAIRED_ROUNDS} interleaved rounds of {n})"
     );
-    println!("PAIRED\t{t:.2}\t{f:.2}\t{q:.4}");
+    println!("PAIRED\taccess_token\t{t:.2}\t{f:.2}\t{q:.4}");
 }
 
 criterion_group! {

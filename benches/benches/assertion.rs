@@ -30,7 +30,7 @@ use aws_lc_rs::signature::{
     ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
 };
 use criterion::{Criterion, criterion_group};
-use onesoidc_benches::{Coin, Summary, batch_ns, batch_size};
+use onesoidc_benches::{Coin, batch_ns, batch_size, median};
 use onesoidc_core::{ExposeSecret, KeyType, PemSigner, Signer, client_assertion};
 
 const CLIENT_ID: &str = "7f3e2c1a-9b8d-4e6f-a5c4-3b2a1f0e9d8c";
@@ -183,8 +183,12 @@ fn paired() {
             sign.push(s);
             ratio.push(s / a);
         }
-        let median = |v: Vec<f64>| Summary::of(&v).map_or(f64::NAN, |s| s.median);
-        let (a, s, r, q) = (median(assertion), median(sign), median(raw), median(ratio));
+        let (a, s, r, q) = (
+            median(&assertion),
+            median(&sign),
+            median(&raw),
+            median(&ratio),
+        );
         println!(
             "paired {}: client_assertion {:.1} µs, PemSigner::sign {:.1} µs, aws-lc-rs {:.1} µs; assertion throughput = {:.1} % of sign's (median of {PAIRED_ROUNDS} interleaved rounds of {n})",
             subject.alg,

@@ -82,11 +82,22 @@ impl Summary {
     }
 }
 
+/// The median of `values` (NaN when empty).
+///
+/// ```
+/// assert_eq!(onesoidc_benches::median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
+/// assert!(onesoidc_benches::median(&[]).is_nan());
+/// ```
+pub fn median(values: &[f64]) -> f64 {
+    Summary::of(values).map_or(f64::NAN, |s| s.median)
+}
+
 /// Nanoseconds per call of `f`, over a batch of `n` calls.
 ///
 /// ```
-/// let ns = onesoidc_benches::batch_ns(1000, || std::hint::black_box(2 + 2));
-/// assert!(ns >= 0.0);
+/// use std::time::Duration;
+/// let ns = onesoidc_benches::batch_ns(3, || std::thread::sleep(Duration::from_millis(1)));
+/// assert!(ns >= 1e6, "each call sleeps 1 ms: {ns} ns");
 /// ```
 pub fn batch_ns<T>(n: u32, mut f: impl FnMut() -> T) -> f64 {
     let started = Instant::now();

@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Something failed.
 pub const EXIT_ERROR: u8 = 1;
-/// The person denied (or cancelled) the login.
+/// The person denied the login, or cancelled it on the phone.
 pub const EXIT_DENIED: u8 = 3;
 /// Nobody answered in time: the login, QR session or registration expired.
 pub const EXIT_EXPIRED: u8 = 4;

@@ -288,6 +288,35 @@ async fn denied_and_expired_logins_have_their_own_exit_codes() {
     );
 }
 
+#[tokio::test]
+async fn a_qr_login_cancelled_on_the_phone_exits_3() {
+    let idp = onesoidc_devidp::DevIdp::start(onesoidc_devidp::DevIdpConfig {
+        qr_interval: std::time::Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    let (config, key_dir) = (
+        paths.config.display().to_string(),
+        paths.key_dir.display().to_string(),
+    );
+    let cli = tokio::task::spawn_blocking(move || {
+        onesoidc(&["qr", "--ascii", "--config", &config, "--key-dir", &key_dir])
+    });
+    let session_id = idp.next_qr_session().await;
+    idp.simulate_qr_cancel(&session_id).unwrap();
+    let out = cli.await.unwrap();
+    idp.shutdown().await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cancelled on the phone"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no token printed");
+}
+
 #[test]
 fn demo_runs_every_step() {
     let out = onesoidc(&["demo", "--json"]);

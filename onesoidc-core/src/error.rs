@@ -89,7 +89,7 @@ pub enum Error {
         /// How long it was valid.
         after: std::time::Duration,
     },
-    /// The person cancelled on their phone (e.g. a scanned QR session).
+    /// The person cancelled on their phone (a QR session, before it was scanned).
     #[error("{what} was cancelled on the phone; start a new login")]
     Cancelled {
         /// What was cancelled.

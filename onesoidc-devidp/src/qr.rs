@@ -111,32 +111,34 @@ impl Provider {
 
     /// Cancels a pending session of `client_id` (a dev IdP extension).
     pub fn cancel_qr(&self, client_id: &str, session_id: &str) -> Result<(), ApiError> {
-        let now = Instant::now();
-        let mut store = self.lock();
-        let record = store
-            .qr
-            .get_mut(session_id)
-            .filter(|r| r.client_id == client_id)
-            .ok_or_else(|| ApiError::not_found(format!("unknown QR session {session_id:?}")))?;
-        match record.state_name(now) {
-            "pending" => {
-                record.status = QrStatus::Cancelled;
-                Ok(())
-            }
-            state => Err(ApiError::invalid_request(format!(
-                "the QR session is {state}, not pending"
-            ))),
-        }
+        self.cancel_pending_qr(session_id, Some(client_id))
+            .map_err(|e| match e {
+                ControlError::QrSessionNotPending { state, .. } => {
+                    ApiError::invalid_request(format!("the QR session is {state}, not pending"))
+                }
+                _ => ApiError::not_found(format!("unknown QR session {session_id:?}")),
+            })
     }
 
     /// The phone app cancels `session_id` (control surface): the session
     /// becomes `cancelled`.
     pub fn cancel_qr_on_phone(&self, session_id: &str) -> Result<(), ControlError> {
+        self.cancel_pending_qr(session_id, None)
+    }
+
+    /// Cancels `session_id` if it is pending (and belongs to `client_id`,
+    /// when one is given).
+    fn cancel_pending_qr(
+        &self,
+        session_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<(), ControlError> {
         let now = Instant::now();
         let mut store = self.lock();
         let record = store
             .qr
             .get_mut(session_id)
+            .filter(|r| client_id.is_none_or(|c| r.client_id == c))
             .ok_or_else(|| ControlError::UnknownQrSession(session_id.to_string()))?;
         match record.state_name(now) {
             "pending" => {

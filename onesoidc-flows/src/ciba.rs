@@ -65,6 +65,14 @@ pub struct Login {
     pub claims: Option<IdTokenClaims>,
 }
 
+impl Login {
+    /// A login from its parts (e.g. to test code that handles
+    /// [`CibaEvent::Authenticated`]).
+    pub fn new(tokens: TokenSet, claims: Option<IdTokenClaims>) -> Self {
+        Login { tokens, claims }
+    }
+}
+
 /// Options of a person's login that do not depend on how the person is found.
 ///
 /// ```

@@ -98,6 +98,29 @@ async fn qr_session_expires_when_nobody_scans() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn qr_events_end_with_cancelled_when_the_phone_cancels() {
+    let w = world().await;
+    let idp = w.idp.clone();
+    tokio::spawn(async move {
+        let session = idp.next_qr_session().await;
+        idp.simulate_qr_cancel(&session).unwrap();
+    });
+    let events: Vec<QrEvent> = w.client.qr_events(LoginOptions::default()).collect().await;
+    assert!(
+        matches!(
+            events.last(),
+            Some(QrEvent::Failed(Error::Cancelled { .. }))
+        ),
+        "{events:?}"
+    );
+    assert_eq!(
+        w.idp.stats().backchannel_requests,
+        0,
+        "no CIBA after a cancel"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn qr_session_cancelled_on_the_phone_is_cancelled_not_expired() {
     let w = world().await;
     let session = w.client.qr_create().await.unwrap();

@@ -83,9 +83,8 @@ impl TokenError {
 /// Whether a failed refresh means "log in again" rather than "try again later".
 ///
 /// True for the OAuth error `invalid_grant` (RFC 6749 §5.2: the refresh token
-/// is invalid, expired or revoked), for [`Error::LoginRequired`] (there is
-/// no refresh token) and for [`Error::InvalidRequest`] (nothing was sent
-/// because the request cannot be made; retrying would not change that). A manager stops refreshing after such an error and emits
+/// is invalid, expired or revoked) and for [`Error::LoginRequired`] (there
+/// is no refresh token, nothing was sent). A manager stops refreshing after such an error and emits
 /// [`TokenEvent::RefreshFailed`](crate::TokenEvent::RefreshFailed) with
 /// `reauth_required: true`; every other error is retried with backoff.
 ///
@@ -100,11 +99,9 @@ impl TokenError {
 /// assert!(onesoidc_tokens::requires_reauth(&rejected));
 /// let busy = Error::HttpStatus { endpoint: "https://idp/oidc/token".into(), status: 503, body: String::new() };
 /// assert!(!onesoidc_tokens::requires_reauth(&busy));
+/// let missing = Error::LoginRequired { reason: "these tokens have no refresh token".into() };
+/// assert!(onesoidc_tokens::requires_reauth(&missing));
 /// ```
 pub fn requires_reauth(error: &Error) -> bool {
-    error.oauth_error() == Some("invalid_grant")
-        || matches!(
-            error,
-            Error::LoginRequired { .. } | Error::InvalidRequest { .. }
-        )
+    error.oauth_error() == Some("invalid_grant") || matches!(error, Error::LoginRequired { .. })
 }

@@ -126,11 +126,11 @@ pub enum TokenState {
         /// Why.
         error: Arc<Error>,
     },
-    /// The refresh token was rejected: log in again and
+    /// The refresh token was rejected, or there is none: log in again and
     /// [`store`](TokenManager::store) the new tokens. Until the current
     /// access token expires, it is still handed out.
     ReauthRequired {
-        /// The provider's answer.
+        /// The provider's answer, or [`Error::LoginRequired`].
         error: Arc<Error>,
     },
     /// The manager was shut down; it hands out no more tokens once the
@@ -443,7 +443,7 @@ fn load_from_store(name: &str, store: Option<&dyn TokenStore>) -> Option<TokenSe
 ///   failures with capped exponential backoff while the old token is valid,
 ///   and emits [`TokenEvent::Expired`] at expiry if it could not refresh.
 ///   Callers never get an expired token.
-/// - A rejected refresh token (`invalid_grant`) stops refreshing:
+/// - A rejected refresh token (`invalid_grant`), or none at all, stops refreshing:
 ///   [`TokenEvent::RefreshFailed`] with `reauth_required: true`, and
 ///   [`TokenError::ReauthRequired`] once the token has expired.
 ///
@@ -696,7 +696,8 @@ struct Config {
 /// Hand-written rather than an `async fn` so that `poll` inlines into the
 /// caller: on a valid token it is the arc-swap load, the freshness check and
 /// an `Arc` clone, without a state machine written to and read back from
-/// memory (72 → 63 ns a call in the item 1 benchmark, BENCHMARKS.md).
+/// memory (BENCHMARKS.md, item 1). Polled again after it completed, it
+/// looks at the token again.
 struct Obtain<'a, T> {
     shared: &'a Shared,
     wrap: fn(Arc<TokenSet>) -> T,
@@ -732,7 +733,9 @@ impl<T> Future for Obtain<'_, T> {
                 this.slow.insert(this.shared.obtain_boxed(false))
             }
         };
-        slow.as_mut().poll(cx).map_ok(this.wrap)
+        let result = std::task::ready!(slow.as_mut().poll(cx));
+        this.slow = None;
+        Poll::Ready(result.map(this.wrap))
     }
 }
 
@@ -1474,6 +1477,9 @@ mod tests {
             .poll(&mut Context::from_waker(std::task::Waker::noop()))
     }
 
+    /// The read path's contract, whichever path serves it: a valid token is
+    /// ready at the first poll without a refresh; a missing one is fetched;
+    /// a future polled again after it completed looks again (no panic).
     #[tokio::test(start_paused = true)]
     async fn a_valid_token_is_ready_at_the_first_poll_and_a_missing_one_is_fetched() {
         let (refresh, calls) = counting();
@@ -1492,8 +1498,11 @@ mod tests {
         let empty = TokenManager::builder("empty", refresh)
             .wall_clock(move || wall)
             .build();
-        assert!(poll_once(empty.access_token()).is_pending());
-        assert_eq!(empty.access_token().await.unwrap().expose_secret(), "at");
+        let mut fetching = std::pin::pin!(empty.access_token());
+        assert!(poll_once(fetching.as_mut()).is_pending());
+        assert_eq!((&mut fetching).await.unwrap().expose_secret(), "at");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(poll_once(fetching), Poll::Ready(Ok(_))));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 

@@ -242,18 +242,7 @@ impl Bench {
                 }
             };
         // The interleaved measurement: the figures checked.
-        let paired = lines.iter().find_map(|l| {
-            let fields: Vec<f64> = l
-                .strip_prefix("PAIRED\t")?
-                .split('\t')
-                .map(|x| x.parse().ok())
-                .collect::<Option<_>>()?;
-            let [token, floor, ratio] = fields.as_slice() else {
-                return None;
-            };
-            Some((*token, *floor, *ratio))
-        });
-        let Some((token, floor, ratio)) = paired else {
+        let Some(&[token, floor, ratio]) = paired(&lines, "access_token").as_deref() else {
             self.rows.push(Row::failed(
                 "1",
                 "access_token()",
@@ -304,15 +293,7 @@ impl Bench {
         let per_second = |ns: f64| 1e9 / ns;
         for alg in ["ES256", "RS256", "ES384", "ES512"] {
             // The interleaved measurement: its ratio is the one checked.
-            let paired = lines.iter().find_map(|l| {
-                let fields: Vec<&str> = l.strip_prefix("PAIRED\t")?.split('\t').collect();
-                let [name, a, s, r, q] = fields.as_slice() else {
-                    return None;
-                };
-                let n = |x: &str| x.parse::<f64>().ok();
-                (*name == alg).then_some((n(a)?, n(s)?, n(r)?, n(q)?))
-            });
-            let Some((assertion, sign, raw, share)) = paired else {
+            let Some(&[assertion, sign, raw, share]) = paired(&lines, alg).as_deref() else {
                 self.rows.push(Row::failed(
                     "3",
                     alg,
@@ -507,6 +488,18 @@ impl Bench {
 
 /// Runs `command`, echoing its stdout (all but `ROW` lines) and returning
 /// every line; stderr passes through. Fails on a non-zero exit.
+/// The numbers of a bench's `PAIRED<TAB>label<TAB>number...` line (its
+/// interleaved measurement).
+fn paired(lines: &[String], label: &str) -> Option<Vec<f64>> {
+    lines.iter().find_map(|line| {
+        let mut fields = line.strip_prefix("PAIRED\t")?.split('\t');
+        if fields.next()? != label {
+            return None;
+        }
+        fields.map(|x| x.parse().ok()).collect()
+    })
+}
+
 fn run_capturing(mut command: Command, name: &str) -> Result<Vec<String>, String> {
     eprintln!("bench: {name}");
     let mut child = command
@@ -628,6 +621,18 @@ mod tests {
             ]
         );
         assert!(bench.rows.iter().all(|r| r.met == "yes"));
+    }
+
+    #[test]
+    fn reads_paired_lines_by_label() {
+        let lines = [
+            "paired: access_token 61.5 ns".to_string(),
+            "PAIRED\tES256\t31500.0\t28600.0\t28300.0\t0.9080".to_string(),
+            "PAIRED\taccess_token\t61.50\t44.50\t1.3900".to_string(),
+        ];
+        assert_eq!(paired(&lines, "access_token"), Some(vec![61.5, 44.5, 1.39]));
+        assert_eq!(paired(&lines, "ES256").map(|v| v.len()), Some(4));
+        assert_eq!(paired(&lines, "RS256"), None);
     }
 
     #[test]

@@ -149,15 +149,20 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
                 app.url,
                 if login.tokens.refresh_token.is_some() { "kept" } else { "absent" }
             );
-            Ok((login.tokens, detail))
+            Ok((login, detail))
         })
         .await?;
 
     steps
         .run(
-            "Validate alice's ID token against the provider's keys",
+            "Validate alice's ID token against the provider's keys (the login did; once more by hand)",
             async {
-                let claims = client.validate_id_token(id_token(&alice)?).await?;
+                let claims = client.validate_id_token(id_token(&alice.tokens)?).await?;
+                if alice.claims.as_ref() != Some(&claims) {
+                    return Err(Failure::from(
+                        "the claims differ from those the login validated",
+                    ));
+                }
                 Ok((
                     (),
                     format!(
@@ -168,6 +173,7 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
             },
         )
         .await?;
+    let alice = alice.tokens;
 
     steps
         .run(

@@ -179,6 +179,13 @@ async fn a_user_manager_without_tokens_asks_for_a_login() {
     let error = manager.access_token().await.unwrap_err();
     assert!(error.is_reauth_required(), "{error}");
     assert!(
+        matches!(
+            error.cause().map(|e| &**e),
+            Some(Error::LoginRequired { .. })
+        ),
+        "{error:?}"
+    );
+    assert!(
         idp.token_requests.lock().unwrap().is_empty(),
         "nothing sent"
     );
