@@ -108,22 +108,25 @@ pub fn batch_ns<T>(n: u32, mut f: impl FnMut() -> T) -> f64 {
 }
 
 /// Calls per batch so that one batch of `f` takes about `length`.
-/// Calibrated on batches doubling from one call until one takes 1 ms.
+/// Calibrated on batches doubling from one call until one takes 1 ms, then
+/// on the fastest of three such batches (one preempted batch would
+/// otherwise shrink every batch after it).
 ///
 /// ```
 /// use std::time::Duration;
-/// let n = onesoidc_benches::batch_size(Duration::from_millis(2), || std::hint::black_box(1));
-/// assert!(n > 1);
+/// let sleep = || std::thread::sleep(Duration::from_millis(1));
+/// let n = onesoidc_benches::batch_size(Duration::from_millis(10), sleep);
+/// assert!((2..=10).contains(&n), "{n} calls of ≥ 1 ms in 10 ms");
 /// ```
 pub fn batch_size<T>(length: Duration, mut f: impl FnMut() -> T) -> u32 {
     let mut n = 1u32;
-    let one = loop {
-        let ns = batch_ns(n, &mut f);
-        if ns * f64::from(n) >= 1e6 || n >= 1 << 30 {
-            break ns.max(0.1);
-        }
+    while batch_ns(n, &mut f) * f64::from(n) < 1e6 && n < 1 << 30 {
         n *= 2;
-    };
+    }
+    let one = (0..3)
+        .map(|_| batch_ns(n, &mut f))
+        .fold(f64::INFINITY, f64::min)
+        .max(0.1);
     ((length.as_secs_f64() * 1e9 / one) as u32).max(1)
 }
 

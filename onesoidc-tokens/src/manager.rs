@@ -3,11 +3,15 @@
 //!
 //! Design (after smithy-rs's lazy identity cache):
 //!
-//! - The read path is an [`ArcSwapOption`] load of an immutable [`Slot`]. A
-//!   slot marked `fresh` is handed out without reading any clock: the
-//!   background task promises to replace it before it needs refreshing. Any
-//!   other slot is checked against tokio's clock. No lock, no allocation
-//!   beyond the `Arc` clone of the tokens.
+//! - The read path hands out an immutable [`Slot`], published in an
+//!   [`ArcSwapOption`] with a version number. Each thread remembers the
+//!   slots it read last as `Weak`s keyed by version: while the version is
+//!   unchanged, a read is one atomic load and one weak upgrade (half the
+//!   read-modify-writes of an arc-swap load plus an `Arc` clone), and the
+//!   `Weak`s keep no tokens alive once replaced. A slot marked `fresh` is
+//!   handed out without reading any clock: the background task promises to
+//!   replace it before it needs refreshing. Any other slot is checked
+//!   against tokio's clock. No lock, no allocation.
 //! - Every write (store, clear, refresh result, expiry) happens under one
 //!   `std::sync::Mutex` that is never held across an `.await`, and
 //!   republishes the slot.
@@ -17,9 +21,12 @@
 //!   The task holds only a `Weak` to the manager; dropping the last handle
 //!   aborts it.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -161,33 +168,33 @@ impl TokenState {
 /// # let _ = header; Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct AccessToken(Arc<TokenSet>);
+pub struct AccessToken(Arc<Slot>);
 
 impl AccessToken {
     /// All the tokens (refresh and ID token, scope, expiry).
     pub fn tokens(&self) -> &Arc<TokenSet> {
-        &self.0
+        &self.0.tokens
     }
 
     /// The tokens, owned.
     pub fn into_tokens(self) -> Arc<TokenSet> {
-        self.0
+        self.0.tokens.clone()
     }
 
     /// The token type (`Bearer`).
     pub fn token_type(&self) -> &str {
-        &self.0.token_type
+        &self.0.tokens.token_type
     }
 
     /// When the access token expires, if known.
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.0.expires_at
+        self.0.tokens.expires_at
     }
 }
 
 impl ExposeSecret<str> for AccessToken {
     fn expose_secret(&self) -> &str {
-        self.0.access_token.expose_secret()
+        self.0.tokens.access_token.expose_secret()
     }
 }
 
@@ -195,8 +202,8 @@ impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AccessToken")
             .field("access_token", &"[redacted]")
-            .field("token_type", &self.0.token_type)
-            .field("expires_at", &self.0.expires_at)
+            .field("token_type", &self.0.tokens.token_type)
+            .field("expires_at", &self.0.tokens.expires_at)
             .finish()
     }
 }
@@ -396,6 +403,7 @@ impl TokenManagerBuilder {
             name,
             config,
             slot: ArcSwapOption::empty(),
+            slot_version: AtomicU64::new(NEXT_SLOT_VERSION.fetch_add(1, Ordering::Relaxed)),
             inner: Mutex::new(Inner {
                 driver_alive: true,
                 ..Inner::default()
@@ -520,12 +528,12 @@ impl TokenManager {
     pub fn access_token(
         &self,
     ) -> impl Future<Output = Result<AccessToken, TokenError>> + Send + '_ {
-        Obtain::new(&self.shared, AccessToken)
+        Obtain::new(&self.shared)
     }
 
     /// Like [`access_token`](Self::access_token), returning all the tokens.
     pub fn tokens(&self) -> impl Future<Output = Result<Arc<TokenSet>, TokenError>> + Send + '_ {
-        Obtain::new(&self.shared, |tokens| tokens)
+        Obtain::new(&self.shared)
     }
 
     /// The tokens held now, valid or expired, without refreshing (e.g. to
@@ -694,31 +702,64 @@ struct Config {
 /// The future of [`TokenManager::access_token`] and [`TokenManager::tokens`].
 ///
 /// Hand-written rather than an `async fn` so that `poll` inlines into the
-/// caller: on a valid token it is the arc-swap load, the freshness check and
-/// an `Arc` clone, without a state machine written to and read back from
+/// caller: on a valid token it is the read cache's look-up and the
+/// freshness check, without a state machine written to and read back from
 /// memory (BENCHMARKS.md, item 1). Polled again after it completed, it
 /// looks at the token again.
 struct Obtain<'a, T> {
     shared: &'a Shared,
-    wrap: fn(Arc<TokenSet>) -> T,
     /// The refresh being waited for, once the read path found no valid token.
     slow: Option<SlowPath<'a>>,
+    output: PhantomData<fn() -> T>,
 }
 
 /// [`Shared::obtain`], boxed.
 type SlowPath<'a> = Pin<Box<dyn Future<Output = Result<Arc<TokenSet>, TokenError>> + Send + 'a>>;
 
+/// What [`Obtain`] yields: built from a published slot (the read path) or
+/// from the tokens a refresh returned (the slow path).
+trait FromTokens {
+    fn from_slot(slot: Arc<Slot>) -> Self;
+    fn from_tokens(tokens: Arc<TokenSet>) -> Self;
+}
+
+impl FromTokens for AccessToken {
+    #[inline]
+    fn from_slot(slot: Arc<Slot>) -> Self {
+        AccessToken(slot)
+    }
+
+    fn from_tokens(tokens: Arc<TokenSet>) -> Self {
+        AccessToken(Arc::new(Slot {
+            tokens,
+            expires: None,
+            fresh: false,
+        }))
+    }
+}
+
+impl FromTokens for Arc<TokenSet> {
+    #[inline]
+    fn from_slot(slot: Arc<Slot>) -> Self {
+        slot.tokens.clone()
+    }
+
+    fn from_tokens(tokens: Arc<TokenSet>) -> Self {
+        tokens
+    }
+}
+
 impl<'a, T> Obtain<'a, T> {
-    fn new(shared: &'a Shared, wrap: fn(Arc<TokenSet>) -> T) -> Self {
+    fn new(shared: &'a Shared) -> Self {
         Obtain {
             shared,
-            wrap,
             slow: None,
+            output: PhantomData,
         }
     }
 }
 
-impl<T> Future for Obtain<'_, T> {
+impl<T: FromTokens> Future for Obtain<'_, T> {
     type Output = Result<T, TokenError>;
 
     #[inline]
@@ -727,22 +768,44 @@ impl<T> Future for Obtain<'_, T> {
         let slow = match &mut this.slow {
             Some(slow) => slow,
             None => {
-                if let Some(tokens) = this.shared.cached() {
-                    return Poll::Ready(Ok((this.wrap)(tokens)));
+                if let Some(slot) = this.shared.cached() {
+                    return Poll::Ready(Ok(T::from_slot(slot)));
                 }
                 this.slow.insert(this.shared.obtain_boxed(false))
             }
         };
         let result = std::task::ready!(slow.as_mut().poll(cx));
         this.slow = None;
-        Poll::Ready(result.map(this.wrap))
+        Poll::Ready(result.map(T::from_tokens))
     }
+}
+
+/// Versions of published slots, unique across all managers, so that a
+/// thread's read cache can key on the version alone.
+static NEXT_SLOT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+/// Entries of each thread's read cache: how many managers a thread can
+/// read in turn without falling back to the arc-swap load.
+const READ_CACHE_ENTRIES: usize = 4;
+
+thread_local! {
+    /// The slots this thread read last, by version. A `Weak` keeps no
+    /// tokens alive: once a slot has been replaced and no [`AccessToken`]
+    /// holds it any more, its tokens are dropped and the entry no longer
+    /// upgrades. One weak upgrade is half the atomic read-modify-writes of
+    /// an arc-swap load plus an `Arc` clone.
+    static READ_CACHE: RefCell<[(u64, Weak<Slot>); READ_CACHE_ENTRIES]> =
+        const { RefCell::new([const { (0, Weak::new()) }; READ_CACHE_ENTRIES]) };
 }
 
 pub(crate) struct Shared {
     name: Arc<str>,
     config: Config,
     slot: ArcSwapOption<Slot>,
+    /// The version of `slot`, from [`NEXT_SLOT_VERSION`]; stored (Release)
+    /// after each new slot, so a reader that loads a version (Acquire) sees
+    /// that slot or a newer one.
+    slot_version: AtomicU64,
     inner: Mutex<Inner>,
     /// Wakes the background task: the schedule changed or a caller needs a refresh.
     wake: Arc<Notify>,
@@ -874,14 +937,47 @@ impl Shared {
 
     /// The read path: the current token if valid, without locking.
     #[inline]
-    fn cached(&self) -> Option<Arc<TokenSet>> {
-        let guard = self.slot.load();
-        let slot = guard.as_ref()?;
+    fn cached(&self) -> Option<Arc<Slot>> {
+        let version = self.slot_version.load(Ordering::Acquire);
+        let slot = READ_CACHE
+            .try_with(|cache| {
+                let cache = cache.try_borrow().ok()?;
+                let (_, weak) = cache.iter().find(|(v, _)| *v == version)?;
+                weak.upgrade()
+            })
+            .ok()
+            .flatten()
+            .or_else(|| self.load_slot(version))?;
         if slot.fresh || slot.expires.is_none_or(|at| Instant::now() < at) {
-            Some(slot.tokens.clone())
+            Some(slot)
         } else {
             None
         }
+    }
+
+    /// The read path without the cache hit: loads the slot and remembers
+    /// it for this thread under `version` (evicting the oldest entry).
+    #[cold]
+    fn load_slot(&self, version: u64) -> Option<Arc<Slot>> {
+        let slot = self.slot.load_full()?;
+        let _ = READ_CACHE.try_with(|cache| {
+            if let Ok(mut cache) = cache.try_borrow_mut() {
+                if let Some(oldest) = cache.iter_mut().min_by_key(|(v, _)| *v) {
+                    *oldest = (version, Arc::downgrade(&slot));
+                }
+            }
+        });
+        Some(slot)
+    }
+
+    /// Publishes `slot` to the read path under a new version. Called with
+    /// `inner` locked, so versions follow the order of the slots.
+    fn set_slot(&self, slot: Option<Arc<Slot>>) {
+        self.slot.store(slot);
+        self.slot_version.store(
+            NEXT_SLOT_VERSION.fetch_add(1, Ordering::Relaxed),
+            Ordering::Release,
+        );
     }
 
     fn jitter_fraction(&self) -> f64 {
@@ -947,7 +1043,7 @@ impl Shared {
             }
             _ => None,
         };
-        self.slot.store(slot);
+        self.set_slot(slot);
     }
 
     fn publish_state(&self, inner: &Inner, now: Instant) {
@@ -1244,7 +1340,7 @@ impl Shared {
         inner.refresh_at = None;
         // Without the task nobody flips `fresh`: check the clock from now on.
         if let Some(slot) = self.slot.load_full() {
-            self.slot.store(Some(Arc::new(Slot {
+            self.set_slot(Some(Arc::new(Slot {
                 tokens: slot.tokens.clone(),
                 expires: slot.expires,
                 fresh: false,
@@ -1475,6 +1571,62 @@ mod tests {
         future
             .as_mut()
             .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_read_cache_follows_store_and_clear_and_keeps_no_tokens_alive() {
+        let (refresh, calls) = counting();
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let manager = TokenManager::builder("device", refresh)
+            .wall_clock(move || wall)
+            .initial_tokens(tokens(Duration::from_secs(3600)))
+            .build();
+        // Twice: the second read is served by this thread's cache.
+        let first = manager.access_token().await.unwrap();
+        let again = manager.access_token().await.unwrap();
+        assert!(Arc::ptr_eq(first.tokens(), again.tokens()));
+        let old = Arc::downgrade(first.tokens());
+        drop((first, again));
+
+        let mut newer = tokens(Duration::from_secs(7200));
+        newer.access_token = "at-2".to_string().into();
+        manager.store(newer);
+        let token = manager.access_token().await.unwrap();
+        assert_eq!(
+            token.expose_secret(),
+            "at-2",
+            "a store replaces what the cache had"
+        );
+        assert!(
+            old.upgrade().is_none(),
+            "replaced tokens are dropped, not kept by the read cache"
+        );
+
+        manager.clear();
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(manager.access_token().await.unwrap().expose_secret(), "at");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "after clear, a fetch");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_managers_than_cache_entries_each_get_their_own_token() {
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let managers: Vec<TokenManager> = (0..READ_CACHE_ENTRIES * 2 + 1)
+            .map(|i| {
+                let mut own = tokens(Duration::from_secs(3600));
+                own.access_token = format!("at-{i}").into();
+                TokenManager::builder(format!("m{i}"), counting().0)
+                    .wall_clock(move || wall)
+                    .initial_tokens(own)
+                    .build()
+            })
+            .collect();
+        for _ in 0..3 {
+            for (i, manager) in managers.iter().enumerate() {
+                let token = manager.access_token().await.unwrap();
+                assert_eq!(token.expose_secret(), format!("at-{i}"));
+            }
+        }
     }
 
     /// The read path's contract, whichever path serves it: a valid token is
