@@ -157,8 +157,10 @@ impl TokenState {
 
 /// A valid access token, as handed out by [`TokenManager::access_token`].
 ///
-/// A cheap handle on the manager's current [`TokenSet`] (one `Arc`). Read
-/// the token with [`ExposeSecret::expose_secret`]; `Debug` redacts it.
+/// A cheap handle (one `Arc`) on the tokens the manager held when it was
+/// handed out; it keeps them alive while it lives, and a later refresh
+/// does not change it. Read the token with [`ExposeSecret::expose_secret`];
+/// `Debug` redacts it.
 ///
 /// ```
 /// # async fn run(manager: onesoidc_tokens::TokenManager) -> Result<(), onesoidc_tokens::TokenError> {
@@ -678,6 +680,9 @@ impl TokenManager {
 
 /// What the read path sees. Immutable; replaced on every change.
 struct Slot {
+    /// From [`NEXT_SLOT_VERSION`] when published; 0 for a slot that never
+    /// was (the slow path's answer).
+    version: u64,
     tokens: Arc<TokenSet>,
     /// The deadline on tokio's clock, if the token expires.
     expires: Option<Instant>,
@@ -731,6 +736,7 @@ impl FromTokens for AccessToken {
 
     fn from_tokens(tokens: Arc<TokenSet>) -> Self {
         AccessToken(Arc::new(Slot {
+            version: 0,
             tokens,
             expires: None,
             fresh: false,
@@ -784,18 +790,57 @@ impl<T: FromTokens> Future for Obtain<'_, T> {
 /// thread's read cache can key on the version alone.
 static NEXT_SLOT_VERSION: AtomicU64 = AtomicU64::new(1);
 
-/// Entries of each thread's read cache: how many managers a thread can
-/// read in turn without falling back to the arc-swap load.
+/// Entries of each thread's read cache: the managers a thread read most
+/// recently are served from it; others take the arc-swap load.
 const READ_CACHE_ENTRIES: usize = 4;
 
 thread_local! {
-    /// The slots this thread read last, by version. A `Weak` keeps no
-    /// tokens alive: once a slot has been replaced and no [`AccessToken`]
-    /// holds it any more, its tokens are dropped and the entry no longer
-    /// upgrades. One weak upgrade is half the atomic read-modify-writes of
-    /// an arc-swap load plus an `Arc` clone.
-    static READ_CACHE: RefCell<[(u64, Weak<Slot>); READ_CACHE_ENTRIES]> =
-        const { RefCell::new([const { (0, Weak::new()) }; READ_CACHE_ENTRIES]) };
+    /// The slots this thread read last.
+    static READ_CACHE: RefCell<ReadCache> = const { RefCell::new(ReadCache::new()) };
+}
+
+/// One thread's read cache: `Weak`s to the slots it read last, found by
+/// version (unique across managers). A `Weak` adds no reference to the
+/// slot's tokens: once a slot is replaced and no [`AccessToken`] holds it,
+/// it is dropped as before and its entry no longer upgrades. A hit is one
+/// weak upgrade, half the atomic read-modify-writes of an arc-swap load
+/// plus an `Arc` clone.
+struct ReadCache {
+    /// `(slot.version, slot)`: the version is kept beside the `Weak` so a
+    /// look-up upgrades only the entry it wants.
+    entries: [(u64, Weak<Slot>); READ_CACHE_ENTRIES],
+    /// Where the next slot goes when no entry is dead (round robin).
+    next: usize,
+}
+
+impl ReadCache {
+    const fn new() -> Self {
+        ReadCache {
+            entries: [const { (0, Weak::new()) }; READ_CACHE_ENTRIES],
+            next: 0,
+        }
+    }
+
+    /// The slot of `version`, if this thread holds it and it is alive.
+    #[inline]
+    fn get(&self, version: u64) -> Option<Arc<Slot>> {
+        let (_, slot) = self.entries.iter().find(|(v, _)| *v == version)?;
+        slot.upgrade()
+    }
+
+    /// Remembers `slot`, in a dead entry if there is one.
+    fn remember(&mut self, slot: &Arc<Slot>) {
+        let dead = self.entries.iter().position(|(_, w)| w.strong_count() == 0);
+        let at = match dead {
+            Some(dead) => dead,
+            None => {
+                let at = self.next;
+                self.next = (at + 1) % READ_CACHE_ENTRIES;
+                at
+            }
+        };
+        self.entries[at] = (slot.version, Arc::downgrade(slot));
+    }
 }
 
 pub(crate) struct Shared {
@@ -940,14 +985,10 @@ impl Shared {
     fn cached(&self) -> Option<Arc<Slot>> {
         let version = self.slot_version.load(Ordering::Acquire);
         let slot = READ_CACHE
-            .try_with(|cache| {
-                let cache = cache.try_borrow().ok()?;
-                let (_, weak) = cache.iter().find(|(v, _)| *v == version)?;
-                weak.upgrade()
-            })
+            .try_with(|cache| cache.try_borrow().ok()?.get(version))
             .ok()
             .flatten()
-            .or_else(|| self.load_slot(version))?;
+            .or_else(|| self.load_slot())?;
         if slot.fresh || slot.expires.is_none_or(|at| Instant::now() < at) {
             Some(slot)
         } else {
@@ -956,28 +997,28 @@ impl Shared {
     }
 
     /// The read path without the cache hit: loads the slot and remembers
-    /// it for this thread under `version` (evicting the oldest entry).
+    /// it for this thread under its own version.
     #[cold]
-    fn load_slot(&self, version: u64) -> Option<Arc<Slot>> {
+    fn load_slot(&self) -> Option<Arc<Slot>> {
         let slot = self.slot.load_full()?;
         let _ = READ_CACHE.try_with(|cache| {
             if let Ok(mut cache) = cache.try_borrow_mut() {
-                if let Some(oldest) = cache.iter_mut().min_by_key(|(v, _)| *v) {
-                    *oldest = (version, Arc::downgrade(&slot));
-                }
+                cache.remember(&slot);
             }
         });
         Some(slot)
     }
 
     /// Publishes `slot` to the read path under a new version. Called with
-    /// `inner` locked, so versions follow the order of the slots.
-    fn set_slot(&self, slot: Option<Arc<Slot>>) {
-        self.slot.store(slot);
-        self.slot_version.store(
-            NEXT_SLOT_VERSION.fetch_add(1, Ordering::Relaxed),
-            Ordering::Release,
-        );
+    /// `inner` locked, so versions follow the order of the slots. The
+    /// version is published first: a reader that loads the new slot has
+    /// synchronized with the version's store, so neither it nor anyone it
+    /// hands over to can go back to a cache entry of the old version.
+    fn set_slot(&self, slot: Option<Slot>) {
+        let version = NEXT_SLOT_VERSION.fetch_add(1, Ordering::Relaxed);
+        self.slot_version.store(version, Ordering::Release);
+        self.slot
+            .store(slot.map(|slot| Arc::new(Slot { version, ..slot })));
     }
 
     fn jitter_fraction(&self) -> f64 {
@@ -1035,11 +1076,12 @@ impl Shared {
                             .refresh_at
                             .is_some_and(|at| at > now && later(at, FRESH_MARGIN) < expires),
                     };
-                Some(Arc::new(Slot {
+                Some(Slot {
+                    version: 0,
                     tokens: tokens.clone(),
                     expires: inner.expires,
                     fresh,
-                }))
+                })
             }
             _ => None,
         };
@@ -1340,11 +1382,12 @@ impl Shared {
         inner.refresh_at = None;
         // Without the task nobody flips `fresh`: check the clock from now on.
         if let Some(slot) = self.slot.load_full() {
-            self.set_slot(Some(Arc::new(Slot {
+            self.set_slot(Some(Slot {
+                version: 0,
                 tokens: slot.tokens.clone(),
                 expires: slot.expires,
                 fresh: false,
-            })));
+            }));
         }
         inner.outcome = Some(Outcome {
             seq: u64::MAX,
@@ -1583,8 +1626,14 @@ mod tests {
             .build();
         // Twice: the second read is served by this thread's cache.
         let first = manager.access_token().await.unwrap();
+        let version = manager.shared.slot_version.load(Ordering::Acquire);
+        let hit = READ_CACHE.with(|cache| cache.borrow().get(version));
+        assert!(hit.is_some_and(|slot| Arc::ptr_eq(&slot, &first.0)));
         let again = manager.access_token().await.unwrap();
-        assert!(Arc::ptr_eq(first.tokens(), again.tokens()));
+        assert!(
+            Arc::ptr_eq(&first.0, &again.0),
+            "the same slot, from the cache"
+        );
         let old = Arc::downgrade(first.tokens());
         drop((first, again));
 
@@ -1606,6 +1655,47 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 0);
         assert_eq!(manager.access_token().await.unwrap().expose_secret(), "at");
         assert_eq!(calls.load(Ordering::SeqCst), 1, "after clear, a fetch");
+    }
+
+    /// Readers on four worker threads, their caches warm, while tokens are
+    /// stored one generation after another: no reader ever gets an older
+    /// generation after a newer one, and all see the last.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn readers_on_many_threads_never_go_back_to_an_older_token() {
+        const GENERATIONS: u32 = 300;
+        let generation = |n: u32| {
+            let mut set = tokens(Duration::from_secs(u32::MAX.into()));
+            set.access_token = format!("{n}").into();
+            set
+        };
+        let manager = TokenManager::builder("device", counting().0)
+            .initial_tokens(generation(0))
+            .build();
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let manager = manager.clone();
+                tokio::spawn(async move {
+                    let mut last = 0;
+                    while last < GENERATIONS {
+                        let token = manager.access_token().await.unwrap();
+                        let seen: u32 = token.expose_secret().parse().unwrap();
+                        assert!(seen >= last, "went back from {last} to {seen}");
+                        last = seen;
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for n in 1..=GENERATIONS {
+            manager.store(generation(n));
+            tokio::task::yield_now().await;
+        }
+        for reader in readers {
+            tokio::time::timeout(Duration::from_secs(30), reader)
+                .await
+                .expect("every reader sees the last generation")
+                .unwrap();
+        }
     }
 
     #[tokio::test(start_paused = true)]
