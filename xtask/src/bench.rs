@@ -6,7 +6,8 @@
 //!
 //! 1. `TokenManager::access_token()` on a valid token:
 //!    `cargo bench -p onesoidc-benches --bench access_token` (criterion,
-//!    then interleaved batches: the figures checked).
+//!    then interleaved batches: the figures checked), and `--bench
+//!    contended` (several threads at once, reported).
 //! 2. 10,000 callers on an expired token: `bench-stampede`.
 //! 3. client assertions vs the bare signature:
 //!    `cargo bench -p onesoidc-benches --bench assertion` (criterion).
@@ -272,6 +273,7 @@ impl Bench {
             "≤ 2×",
             Some(ratio <= 2.0),
         ));
+        self.contended();
         self.rows.push(Row::new(
             "1",
             "no lock held across an await",
@@ -279,6 +281,43 @@ impl Bench {
             "none",
             Some(true),
         ));
+    }
+
+    /// Item 1's reported figure: several threads reading one manager.
+    fn contended(&mut self) {
+        let what = "(info) 1 / 2 / 4 threads reading one manager at once";
+        let lines =
+            match self.cargo_bench(&["--package", "onesoidc-benches", "--bench", "contended"]) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    self.rows.push(Row::failed("1", what, e));
+                    return;
+                }
+            };
+        let figures: Option<Vec<String>> = ["1", "2", "4"]
+            .iter()
+            .map(|threads| {
+                let ns = tagged(&lines, "CONTENDED", threads)?;
+                Some(format!("{:.1}", ns.first()?))
+            })
+            .collect();
+        match figures {
+            Some(figures) => self.rows.push(Row::new(
+                "1",
+                what,
+                format!(
+                    "{} ns per call and thread (medians of 5 runs)",
+                    figures.join(" / ")
+                ),
+                "",
+                None,
+            )),
+            None => self.rows.push(Row::failed(
+                "1",
+                what,
+                "the contended bench printed no CONTENDED lines".into(),
+            )),
+        }
     }
 
     fn assertions(&mut self) {
@@ -491,8 +530,13 @@ impl Bench {
 /// The numbers of a bench's `PAIRED<TAB>label<TAB>number...` line (its
 /// interleaved measurement).
 fn paired(lines: &[String], label: &str) -> Option<Vec<f64>> {
+    tagged(lines, "PAIRED", label)
+}
+
+/// The numbers of a bench's `TAG<TAB>label<TAB>number...` line.
+fn tagged(lines: &[String], tag: &str, label: &str) -> Option<Vec<f64>> {
     lines.iter().find_map(|line| {
-        let mut fields = line.strip_prefix("PAIRED\t")?.split('\t');
+        let mut fields = line.strip_prefix(tag)?.strip_prefix('\t')?.split('\t');
         if fields.next()? != label {
             return None;
         }
