@@ -11,40 +11,14 @@
 //!
 //! `cargo bench -p onesoidc-benches --bench access_token`
 
-use std::future::Future;
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use criterion::{Criterion, criterion_group};
-use onesoidc_benches::{Coin, batch_ns, batch_size, median};
+use onesoidc_benches::{Coin, batch_ns, batch_size, day_long_tokens, median, ready};
 use onesoidc_core::TokenSet;
 use onesoidc_tokens::{TokenManager, refresh_fn};
-
-fn tokens() -> TokenSet {
-    TokenSet {
-        access_token: "eyJhbGciOiJFUzI1NiJ9.device.token".to_string().into(),
-        token_type: "Bearer".into(),
-        expires_at: Some(SystemTime::now() + Duration::from_secs(24 * 3600)),
-        refresh_token: None,
-        id_token: None,
-        scope: None,
-    }
-}
-
-/// Polls a future once: a valid token must be ready without waiting.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("access_token() had to wait on a valid token"),
-    }
-}
 
 /// A manager holding a valid token (its background task asleep), and the
 /// floor: a bare `ArcSwapOption` holding the same tokens.
@@ -66,12 +40,12 @@ impl Subject {
                 "device",
                 refresh_fn(|_| async { unreachable!("the token is valid") }),
             )
-            .initial_tokens(tokens())
+            .initial_tokens(day_long_tokens())
             .build()
         };
         // Let the background task start and go to sleep.
         runtime.block_on(tokio::task::yield_now());
-        let bare = ArcSwapOption::from_pointee(tokens());
+        let bare = ArcSwapOption::from_pointee(day_long_tokens());
         Subject {
             runtime,
             manager,
@@ -146,10 +120,7 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    // As in the assertion bench: only real `--bench` runs, not
-    // `cargo test --benches` nor a profiler's `--profile-time`.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
+    if onesoidc_benches::measuring_run() {
         paired();
     }
 }

@@ -212,11 +212,7 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not and
-    // only wants to know that the benchmarks run; `--profile-time` is for a
-    // profiler, which wants only the filtered function.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time") {
+    if onesoidc_benches::measuring_run() {
         paired();
     }
 }

@@ -7,30 +7,15 @@
 //!
 //! `cargo bench -p onesoidc-benches --bench contended`
 
-use std::future::Future;
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
-use onesoidc_benches::median;
-use onesoidc_core::TokenSet;
+use onesoidc_benches::{day_long_tokens, measuring_run, median, ready};
 use onesoidc_tokens::{TokenManager, refresh_fn};
 
 const CALLS: u32 = 2_000_000;
 const RUNS: usize = 5;
-
-/// Polls a future once: a valid token must be ready without waiting.
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("access_token() had to wait on a valid token"),
-    }
-}
 
 /// Mean ns per call over `threads` threads calling at once.
 fn run(manager: &TokenManager, runtime: &tokio::runtime::Runtime, threads: usize) -> f64 {
@@ -58,8 +43,7 @@ fn run(manager: &TokenManager, runtime: &tokio::runtime::Runtime, threads: usize
 }
 
 fn main() {
-    // `cargo test --benches` runs this without `--bench`: nothing to measure.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !measuring_run() {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -73,14 +57,7 @@ fn main() {
             "device",
             refresh_fn(|_| async { unreachable!("the token is valid") }),
         )
-        .initial_tokens(TokenSet {
-            access_token: "eyJhbGciOiJFUzI1NiJ9.device.token".to_string().into(),
-            token_type: "Bearer".into(),
-            expires_at: Some(SystemTime::now() + Duration::from_secs(24 * 3600)),
-            refresh_token: None,
-            id_token: None,
-            scope: None,
-        })
+        .initial_tokens(day_long_tokens())
         .build()
     };
     for threads in [1, 2, 4] {

@@ -130,6 +130,40 @@ pub fn batch_size<T>(length: Duration, mut f: impl FnMut() -> T) -> u32 {
     ((length.as_secs_f64() * 1e9 / one) as u32).max(1)
 }
 
+/// Device tokens valid for a day (for the read-path benchmarks).
+pub fn day_long_tokens() -> onesoidc_core::TokenSet {
+    onesoidc_core::TokenSet {
+        access_token: "eyJhbGciOiJFUzI1NiJ9.device.token".to_string().into(),
+        token_type: "Bearer".into(),
+        expires_at: Some(SystemTime::now() + Duration::from_secs(24 * 3600)),
+        refresh_token: None,
+        id_token: None,
+        scope: None,
+    }
+}
+
+/// Polls `future` once with a no-op waker and returns its output.
+///
+/// # Panics
+///
+/// When it is not ready: the benchmarks time calls that must not wait.
+pub fn ready<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("the future had to wait"),
+    }
+}
+
+/// Whether this is a real `cargo bench` run (`--bench`), not `cargo test
+/// --benches` (which only wants to know the benchmarks run) nor a
+/// profiler's `--profile-time` (which wants only the filtered function).
+pub fn measuring_run() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time")
+}
+
 /// A coin (xorshift) for which side of an interleaved pair goes first: a
 /// strict alternation can fall in step with a periodic cost (a reseed every
 /// N uses, a timer) and charge it to one side every time.

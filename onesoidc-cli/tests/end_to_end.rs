@@ -228,31 +228,43 @@ fn register_then_every_command_against_dev_idp() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown_user_id"));
 }
 
-/// Runs `onesoidc ciba` for alice while `answer` plays the person's phone.
-async fn ciba_outcome(
+/// A provider started with `config` and a device provisioned on it; runs
+/// `onesoidc ARGS --config .. --key-dir ..` in the background.
+async fn provider_and_cli(
     config: onesoidc_devidp::DevIdpConfig,
-    answer: impl FnOnce(onesoidc_devidp::DevIdp, String) + Send + 'static,
-) -> Output {
+    key_type: onesoidc_core::KeyType,
+    args: &'static [&'static str],
+) -> (
+    onesoidc_devidp::DevIdp,
+    tempfile::TempDir,
+    tokio::task::JoinHandle<Output>,
+) {
     let idp = onesoidc_devidp::DevIdp::start(config).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let paths = idp
-        .provision_device(dir.path(), onesoidc_core::KeyType::EccP384)
-        .unwrap();
+    let paths = idp.provision_device(dir.path(), key_type).unwrap();
     let (config, key_dir) = (
         paths.config.display().to_string(),
         paths.key_dir.display().to_string(),
     );
     let cli = tokio::task::spawn_blocking(move || {
-        onesoidc(&[
-            "ciba",
-            "-u",
-            "alice",
-            "--config",
-            &config,
-            "--key-dir",
-            &key_dir,
-        ])
+        let mut all = args.to_vec();
+        all.extend(["--config", &config, "--key-dir", &key_dir]);
+        onesoidc(&all)
     });
+    (idp, dir, cli)
+}
+
+/// Runs `onesoidc ciba` for alice while `answer` plays the person's phone.
+async fn ciba_outcome(
+    config: onesoidc_devidp::DevIdpConfig,
+    answer: impl FnOnce(onesoidc_devidp::DevIdp, String) + Send + 'static,
+) -> Output {
+    let (idp, _dir, cli) = provider_and_cli(
+        config,
+        onesoidc_core::KeyType::EccP384,
+        &["ciba", "-u", "alice"],
+    )
+    .await;
     let request = idp.next_ciba_request().await;
     answer(idp.clone(), request.auth_req_id);
     let out = cli.await.unwrap();
@@ -290,23 +302,12 @@ async fn denied_and_expired_logins_have_their_own_exit_codes() {
 
 #[tokio::test]
 async fn a_qr_login_cancelled_on_the_phone_exits_3() {
-    let idp = onesoidc_devidp::DevIdp::start(onesoidc_devidp::DevIdpConfig {
+    let config = onesoidc_devidp::DevIdpConfig {
         qr_interval: std::time::Duration::from_secs(1),
         ..Default::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = idp
-        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
-        .unwrap();
-    let (config, key_dir) = (
-        paths.config.display().to_string(),
-        paths.key_dir.display().to_string(),
-    );
-    let cli = tokio::task::spawn_blocking(move || {
-        onesoidc(&["qr", "--ascii", "--config", &config, "--key-dir", &key_dir])
-    });
+    };
+    let (idp, _dir, cli) =
+        provider_and_cli(config, onesoidc_core::KeyType::EccP256, &["qr", "--ascii"]).await;
     let session_id = idp.next_qr_session().await;
     idp.simulate_qr_cancel(&session_id).unwrap();
     let out = cli.await.unwrap();
