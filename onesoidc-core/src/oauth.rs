@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::jwt::{CLIENT_ASSERTION_TYPE, client_assertion};
 use crate::request::{HttpRequest, post_form};
-use crate::response::{HttpResponse, error_from_response, parse_json};
+use crate::response::{HttpResponse, error_from_response, invalid_response, parse_json};
 use crate::{CibaRequest, Error, Issuer, Signer, ciba_request_object};
 
 /// `grant_type` of the CIBA token request.
@@ -230,11 +230,7 @@ pub fn parse_token_response(
     now: SystemTime,
 ) -> Result<TokenSet, Error> {
     let body: TokenBody = parse_json(endpoint, response)?;
-    let invalid = |reason: String| Error::InvalidResponse {
-        endpoint: endpoint.to_string(),
-        status: response.status().as_u16(),
-        reason,
-    };
+    let invalid = |reason: String| invalid_response(endpoint, response, reason);
     if body.access_token.is_empty() {
         return Err(invalid("`access_token` is empty".into()));
     }
@@ -296,11 +292,11 @@ pub fn parse_backchannel_response(
 ) -> Result<BackchannelAuthResponse, Error> {
     let body: BackchannelBody = parse_json(endpoint, response)?;
     if body.auth_req_id.is_empty() {
-        return Err(Error::InvalidResponse {
-            endpoint: endpoint.to_string(),
-            status: response.status().as_u16(),
-            reason: "`auth_req_id` is empty".into(),
-        });
+        return Err(invalid_response(
+            endpoint,
+            response,
+            "`auth_req_id` is empty",
+        ));
     }
     Ok(BackchannelAuthResponse {
         auth_req_id: body.auth_req_id,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::request::{HttpRequest, get, post_json};
-use crate::response::{HttpResponse, parse_json};
+use crate::response::{HttpResponse, invalid_response, parse_json};
 use crate::{Error, Issuer};
 
 /// A QR login session created by the device.
@@ -105,11 +105,7 @@ struct SessionBody {
 /// Parses the 201 (or 200) answer to [`qr_create_request`].
 pub fn parse_qr_session(endpoint: &str, response: &HttpResponse) -> Result<QrSession, Error> {
     let body: SessionBody = parse_json(endpoint, response)?;
-    let invalid = |reason: &str| Error::InvalidResponse {
-        endpoint: endpoint.to_string(),
-        status: response.status().as_u16(),
-        reason: reason.to_string(),
-    };
+    let invalid = |reason: &str| invalid_response(endpoint, response, reason);
     if body.session_id.is_empty() {
         return Err(invalid("`session_id` is empty"));
     }
@@ -142,11 +138,7 @@ struct StatusBody {
 /// ```
 pub fn parse_qr_status(endpoint: &str, response: &HttpResponse) -> Result<QrStatus, Error> {
     let body: StatusBody = parse_json(endpoint, response)?;
-    let invalid = |reason: String| Error::InvalidResponse {
-        endpoint: endpoint.to_string(),
-        status: response.status().as_u16(),
-        reason,
-    };
+    let invalid = |reason: String| invalid_response(endpoint, response, reason);
     Ok(match body.status.as_str() {
         "pending" => QrStatus::Pending,
         "scanned" => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::request::{HttpRequest, get, post_json};
-use crate::response::{HttpResponse, parse_json};
+use crate::response::{HttpResponse, invalid_response, parse_json};
 use crate::{Error, PublicJwk};
 
 /// How often to ask whether the registration was approved.
@@ -99,11 +99,11 @@ pub fn parse_registration_response(
 ) -> Result<String, Error> {
     let body: CodeBody = parse_json(endpoint, response)?;
     if body.verification_code.is_empty() {
-        return Err(Error::InvalidResponse {
-            endpoint: endpoint.to_string(),
-            status: response.status().as_u16(),
-            reason: "`verification_code` is empty".into(),
-        });
+        return Err(invalid_response(
+            endpoint,
+            response,
+            "`verification_code` is empty",
+        ));
     }
     Ok(body.verification_code)
 }
@@ -165,11 +165,7 @@ pub fn parse_registration_status(
     response: &HttpResponse,
 ) -> Result<RegistrationStatus, Error> {
     let body: StatusBody = parse_json(endpoint, response)?;
-    let invalid = |reason: String| Error::InvalidResponse {
-        endpoint: endpoint.to_string(),
-        status: response.status().as_u16(),
-        reason,
-    };
+    let invalid = |reason: String| invalid_response(endpoint, response, reason);
     Ok(match body.status.as_str() {
         "pending" => RegistrationStatus::Pending,
         "approved" => match (body.device_id, body.client_id) {

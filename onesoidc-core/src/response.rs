@@ -28,15 +28,28 @@ pub fn parse_json<T: DeserializeOwned>(
     if !status.is_success() {
         return Err(error_from_response(endpoint, response));
     }
-    serde_json::from_slice(response.body()).map_err(|e| Error::InvalidResponse {
-        endpoint: endpoint.to_string(),
-        status: status.as_u16(),
-        reason: if response.body().is_empty() {
+    serde_json::from_slice(response.body()).map_err(|e| {
+        let reason = if response.body().is_empty() {
             "empty body where JSON was expected".to_string()
         } else {
             format!("{e} (body starts: {})", snippet(response.body()))
-        },
+        };
+        invalid_response(endpoint, response, reason)
     })
+}
+
+/// [`Error::InvalidResponse`] for `response` from `endpoint`: a 2xx answer
+/// whose body is not what the protocol says.
+pub(crate) fn invalid_response(
+    endpoint: &str,
+    response: &HttpResponse,
+    reason: impl Into<String>,
+) -> Error {
+    Error::InvalidResponse {
+        endpoint: endpoint.to_string(),
+        status: response.status().as_u16(),
+        reason: reason.into(),
+    }
 }
 
 /// The error for a non-2xx response: [`Error::OAuth`] when the body is an
