@@ -51,21 +51,37 @@ pub async fn ciba(g: &GlobalArgs, username: &str, args: &LoginArgs) -> Result<()
     let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
     let options = login_options(&client, args).await?;
-    let mut events = client.ciba_events(options.request_for_username(username));
-    let bar = spinner(g.json);
-    let mut waiting = Waiting {
+    let events = client.ciba_events(options.request_for_username(username));
+    let waiting = Waiting {
         text: format!("Asking {username} to approve on their phone"),
         deadline: None,
     };
+    follow(g, events, waiting, &mut interrupt, |event, waiting, bar| {
+        on_ciba_event(event, username, waiting, bar).transpose()
+    })
+    .await
+}
+
+/// Shows a spinner (refreshed every second) while `events` run, hands each
+/// to `on_event` until it returns a login, then prints who logged in and
+/// the tokens. Ctrl-C cancels; a stream that ends without a login fails.
+async fn follow<E>(
+    g: &GlobalArgs,
+    mut events: impl onesoidc_flows::Stream<Item = E> + Unpin,
+    mut waiting: Waiting,
+    interrupt: &mut crate::output::Interrupt,
+    mut on_event: impl FnMut(E, &mut Waiting, &ProgressBar) -> Result<Option<Login>, Failure>,
+) -> Result<(), Failure> {
+    let bar = spinner(g.json);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let result = loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(event) => {
-                    if let Some(done) = on_ciba_event(event, username, &mut waiting, &bar) {
-                        break done;
-                    }
-                }
+                Some(event) => match on_event(event, &mut waiting, &bar) {
+                    Ok(None) => {}
+                    Ok(Some(login)) => break Ok(login),
+                    Err(failure) => break Err(failure),
+                },
                 None => break Err(Failure::from("the login ended without a result")),
             },
             _ = tick.tick() => waiting.show(&bar),
@@ -125,54 +141,49 @@ pub async fn qr(
     let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
     let options = login_options(&client, args).await?;
-    let mut events = client.qr_events(options);
-    let bar = spinner(g.json);
-    let mut waiting = Waiting {
+    let events = client.qr_events(options);
+    let waiting = Waiting {
         text: "Creating a QR login session".into(),
         deadline: None,
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let result = loop {
-        tokio::select! {
-            event = events.next() => match event {
-                Some(QrEvent::SessionCreated(session)) => {
-                    let drawn = if ascii { render::ascii(&session.cb_url)? } else { render::terminal(&session.cb_url)? };
-                    bar.suspend(|| {
-                        say(g.json, &drawn);
-                        say(g.json, &format!("Scan with the ONES app: {}", session.cb_url));
-                    });
-                    if let Some(path) = png {
-                        std::fs::write(path, render::png(&session.cb_url)?).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                    }
-                    if let Some(path) = svg {
-                        std::fs::write(path, render::svg(&session.cb_url)?).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-                    }
-                    if g.json {
-                        crate::output::print_json(&serde_json::json!({"event": "session_created", "session_id": session.session_id, "cb_url": session.cb_url}));
-                    }
-                    waiting.text = "Waiting for the code to be scanned".into();
-                    waiting.deadline = Some(Instant::now() + session.expires_in);
-                    waiting.show(&bar);
+    follow(g, events, waiting, &mut interrupt, |event, waiting, bar| {
+        match event {
+            QrEvent::SessionCreated(session) => {
+                let drawn = if ascii {
+                    render::ascii(&session.cb_url)?
+                } else {
+                    render::terminal(&session.cb_url)?
+                };
+                bar.suspend(|| {
+                    say(g.json, &drawn);
+                    say(g.json, &format!("Scan with the ONES app: {}", session.cb_url));
+                });
+                if let Some(path) = png {
+                    std::fs::write(path, render::png(&session.cb_url)?)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 }
-                Some(QrEvent::WaitingForScan { .. }) => {}
-                Some(QrEvent::Scanned) => {
-                    waiting.text = "Scanned; waiting for approval on the phone".into();
-                    waiting.show(&bar);
+                if let Some(path) = svg {
+                    std::fs::write(path, render::svg(&session.cb_url)?)
+                        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 }
-                Some(QrEvent::Ciba(event)) => {
-                    if let Some(done) = on_ciba_event(event, "the person", &mut waiting, &bar) {
-                        break done;
-                    }
+                if g.json {
+                    crate::output::print_json(&serde_json::json!({"event": "session_created", "session_id": session.session_id, "cb_url": session.cb_url}));
                 }
-                Some(QrEvent::Failed(error)) => break Err(error.into()),
-                Some(_) => {}
-                None => break Err(Failure::from("the login ended without a result")),
-            },
-            _ = tick.tick() => waiting.show(&bar),
-            _ = interrupt.recv() => break Err(Failure::cancelled()),
+                waiting.text = "Waiting for the code to be scanned".into();
+                waiting.deadline = Some(Instant::now() + session.expires_in);
+                waiting.show(bar);
+            }
+            QrEvent::Scanned => {
+                waiting.text = "Scanned; waiting for approval on the phone".into();
+                waiting.show(bar);
+            }
+            QrEvent::Ciba(event) => {
+                return on_ciba_event(event, "the person", waiting, bar).transpose();
+            }
+            QrEvent::Failed(error) => return Err(error.into()),
+            _ => {}
         }
-    };
-    bar.finish_and_clear();
-    finish(g, &result?);
-    Ok(())
+        Ok(None)
+    })
+    .await
 }
