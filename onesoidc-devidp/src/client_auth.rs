@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::devices::Device;
 use crate::error::ApiError;
 use crate::form::Form;
-use crate::jose::{CLOCK_SKEW_SECS, CompactJws};
+use crate::jose::CompactJws;
 use crate::state::{JtiUse, Provider, unix_now};
 
 /// The only `client_assertion_type` accepted.
@@ -67,16 +67,9 @@ pub(crate) fn authenticate(
     let exp = claims
         .check_lifetime(unix_now(), MAX_ASSERTION_LIFETIME_SECS)
         .map_err(fail)?;
-    let jti = claims.required_string("jti").map_err(fail)?;
-    let fresh = state.lock().remember_jti(
-        client_id,
-        JtiUse::ClientAssertion,
-        jti,
-        exp.saturating_add(CLOCK_SKEW_SECS),
-    );
-    if !fresh {
-        return Err(fail(format!("`jti` {jti:?} was already used (replay)")));
-    }
+    state
+        .check_jti(client_id, JtiUse::ClientAssertion, claims, exp)
+        .map_err(fail)?;
     tracing::debug!(client_id, device_id = %device.device_id, endpoint, "client authenticated");
     Ok(device)
 }

@@ -93,11 +93,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": self.error, "error_description": self.description});
         let mut response = (self.status, axum::Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        crate::routes::no_store(&mut response);
         if self.error == code::INVALID_TOKEN {
-            headers.insert(
+            response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer error="invalid_token""#),
             );

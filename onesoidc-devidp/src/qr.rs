@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::config::UserDecision;
 use crate::error::{ApiError, ControlError, code};
-use crate::state::{Provider, ceil_secs, random_token};
+use crate::state::{Provider, Store, ceil_secs, random_token};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum QrStatus {
@@ -133,23 +133,10 @@ impl Provider {
         session_id: &str,
         client_id: Option<&str>,
     ) -> Result<(), ControlError> {
-        let now = Instant::now();
         let mut store = self.lock();
-        let record = store
-            .qr
-            .get_mut(session_id)
-            .filter(|r| client_id.is_none_or(|c| r.client_id == c))
-            .ok_or_else(|| ControlError::UnknownQrSession(session_id.to_string()))?;
-        match record.state_name(now) {
-            "pending" => {
-                record.status = QrStatus::Cancelled;
-                Ok(())
-            }
-            state => Err(ControlError::QrSessionNotPending {
-                session_id: session_id.to_string(),
-                state,
-            }),
-        }
+        pending_qr_mut(&mut store, session_id, client_id, Instant::now())?.status =
+            QrStatus::Cancelled;
+        Ok(())
     }
 
     /// `username` scans `session_id`: the session becomes `scanned` with a
@@ -160,17 +147,7 @@ impl Provider {
         }
         let now = Instant::now();
         let mut store = self.lock();
-        let record = store
-            .qr
-            .get_mut(session_id)
-            .ok_or_else(|| ControlError::UnknownQrSession(session_id.to_string()))?;
-        let state = record.state_name(now);
-        if state != "pending" {
-            return Err(ControlError::QrSessionNotPending {
-                session_id: session_id.to_string(),
-                state,
-            });
-        }
+        let record = pending_qr_mut(&mut store, session_id, None, now)?;
         let token = random_token("lht_");
         record.status = QrStatus::Scanned {
             login_hint_token: token.clone(),
@@ -249,5 +226,27 @@ impl Provider {
         }
         hint.used = true;
         Ok(hint.username.clone())
+    }
+}
+
+/// Pending session `session_id` (of `client_id`, when one is given), to
+/// change its status.
+fn pending_qr_mut<'a>(
+    store: &'a mut Store,
+    session_id: &str,
+    client_id: Option<&str>,
+    now: Instant,
+) -> Result<&'a mut QrRecord, ControlError> {
+    let record = store
+        .qr
+        .get_mut(session_id)
+        .filter(|r| client_id.is_none_or(|c| r.client_id == c))
+        .ok_or_else(|| ControlError::UnknownQrSession(session_id.to_string()))?;
+    match record.state_name(now) {
+        "pending" => Ok(record),
+        state => Err(ControlError::QrSessionNotPending {
+            session_id: session_id.to_string(),
+            state,
+        }),
     }
 }

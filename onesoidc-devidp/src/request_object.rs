@@ -85,16 +85,9 @@ pub(crate) fn validate(
     if nbf > now.saturating_add(CLOCK_SKEW_SECS) {
         return Err(fail(format!("`nbf` {nbf} is in the future (now {now})")));
     }
-    let jti = claims.required_string("jti").map_err(fail)?;
-    let fresh = state.lock().remember_jti(
-        client_id,
-        JtiUse::RequestObject,
-        jti,
-        exp.saturating_add(CLOCK_SKEW_SECS),
-    );
-    if !fresh {
-        return Err(fail(format!("`jti` {jti:?} was already used (replay)")));
-    }
+    state
+        .check_jti(client_id, JtiUse::RequestObject, claims, exp)
+        .map_err(fail)?;
 
     let scope = claims
         .string("scope")
@@ -154,14 +147,14 @@ pub(crate) fn validate(
         .map_err(ApiError::invalid_request)?
         .filter(|s| !s.is_empty());
 
+    if qr_session_id.is_some() && hints[0] != "login_hint_token" {
+        return Err(ApiError::invalid_request(
+            "`qr_session_id` is only allowed with a login_hint_token",
+        ));
+    }
     // Resolve the user last: using a login_hint_token consumes it.
     let username = match hints[0] {
         "login_hint" => {
-            if qr_session_id.is_some() {
-                return Err(ApiError::invalid_request(
-                    "`qr_session_id` is only allowed with a login_hint_token",
-                ));
-            }
             let user = claims
                 .required_string("login_hint")
                 .map_err(ApiError::invalid_request)?;
@@ -174,11 +167,6 @@ pub(crate) fn validate(
             user.to_string()
         }
         "id_token_hint" => {
-            if qr_session_id.is_some() {
-                return Err(ApiError::invalid_request(
-                    "`qr_session_id` is only allowed with a login_hint_token",
-                ));
-            }
             let hint = claims
                 .required_string("id_token_hint")
                 .map_err(ApiError::invalid_request)?;

@@ -132,6 +132,25 @@ pub(crate) struct Provider {
 }
 
 impl Provider {
+    /// Checks that the `jti` of `claims` was not used before by `client_id`
+    /// for `kind`, and remembers it until `exp` plus the clock skew (after
+    /// which the token is refused as expired anyway).
+    pub fn check_jti(
+        &self,
+        client_id: &str,
+        kind: JtiUse,
+        claims: &crate::jose::Claims,
+        exp: i64,
+    ) -> Result<(), String> {
+        let jti = claims.required_string("jti")?;
+        let forget_at = exp.saturating_add(crate::jose::CLOCK_SKEW_SECS);
+        if self.lock().remember_jti(client_id, kind, jti, forget_at) {
+            Ok(())
+        } else {
+            Err(format!("`jti` {jti:?} was already used (replay)"))
+        }
+    }
+
     /// A provider reachable at `host` (no trailing slash).
     pub fn new(host: &str, config: DevIdpConfig, key: ProviderKey) -> Result<Arc<Self>, String> {
         config.validate().map_err(|e| e.to_string())?;

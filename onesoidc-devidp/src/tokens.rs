@@ -60,7 +60,6 @@ pub(crate) enum RefreshState {
     Active,
     /// Exchanged for a new one; using it again is reuse.
     Rotated,
-    Revoked,
 }
 
 #[derive(Debug, Clone)]
@@ -119,18 +118,9 @@ fn server_error(reason: String) -> ApiError {
     )
 }
 
+/// Every token of the grant stops working: readers check `revoked_grants`.
 fn revoke_grant(store: &mut Store, grant_id: &str) {
     store.revoked_grants.insert(grant_id.to_string());
-    for record in store.refresh_tokens.values_mut() {
-        if record.grant_id == grant_id {
-            record.state = RefreshState::Revoked;
-        }
-    }
-    for record in store.access_tokens.values_mut() {
-        if record.grant_id.as_deref() == Some(grant_id) {
-            record.revoked = true;
-        }
-    }
 }
 
 fn is_active(store: &Store, record: &AccessRecord) -> bool {
@@ -238,20 +228,14 @@ impl Provider {
                 ));
             }
             let grant_id = record.grant_id.clone();
-            match record.state {
-                RefreshState::Rotated => {
-                    revoke_grant(&mut store, &grant_id);
-                    return Err(ApiError::invalid_grant(
-                        "the refresh token was already used; every token of its grant is now revoked",
-                    ));
-                }
-                RefreshState::Revoked => {
-                    return Err(ApiError::invalid_grant("the refresh token was revoked"));
-                }
-                RefreshState::Active => {}
-            }
             if store.revoked_grants.contains(&grant_id) {
                 return Err(ApiError::invalid_grant("the refresh token was revoked"));
+            }
+            if record.state == RefreshState::Rotated {
+                revoke_grant(&mut store, &grant_id);
+                return Err(ApiError::invalid_grant(
+                    "the refresh token was already used; every token of its grant is now revoked",
+                ));
             }
             if Instant::now() >= record.expires_at {
                 return Err(ApiError::invalid_grant("the refresh token has expired"));

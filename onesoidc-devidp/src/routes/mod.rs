@@ -67,7 +67,9 @@ pub(crate) fn json_no_store(status: StatusCode, body: &impl Serialize) -> Respon
     response
 }
 
-fn no_store(response: &mut Response) {
+/// `Cache-Control: no-store` and `Pragma: no-cache`, as OAuth wants on
+/// every answer that carries or refuses a token.
+pub(crate) fn no_store(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
@@ -98,12 +100,23 @@ pub(crate) fn finish(
     }
 }
 
+/// The access token record of the bearer token, if it is active.
+fn active_bearer(
+    provider: &Provider,
+    headers: &HeaderMap,
+) -> Result<crate::tokens::AccessRecord, ApiError> {
+    provider
+        .active_access_token(bearer(headers)?)
+        .ok_or_else(|| {
+            ApiError::invalid_token(
+                "the bearer token is not an active access token of this provider",
+            )
+        })
+}
+
 /// The client id of the device whose access token is the bearer token.
 pub(crate) fn device_bearer(provider: &Provider, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = bearer(headers)?;
-    let record = provider.active_access_token(token).ok_or_else(|| {
-        ApiError::invalid_token("the bearer token is not an active access token of this provider")
-    })?;
+    let record = active_bearer(provider, headers)?;
     if record.sub != record.client_id || provider.device(&record.client_id).is_none() {
         return Err(ApiError::invalid_token(
             "the bearer token is not a device access token (client_credentials)",
@@ -114,10 +127,7 @@ pub(crate) fn device_bearer(provider: &Provider, headers: &HeaderMap) -> Result<
 
 /// The user whose access token is the bearer token.
 pub(crate) fn user_bearer(provider: &Provider, headers: &HeaderMap) -> Result<String, ApiError> {
-    let token = bearer(headers)?;
-    let record = provider.active_access_token(token).ok_or_else(|| {
-        ApiError::invalid_token("the bearer token is not an active access token of this provider")
-    })?;
+    let record = active_bearer(provider, headers)?;
     if !provider.is_user(&record.sub) {
         return Err(ApiError::invalid_token(
             "the bearer token was not issued to a user",
