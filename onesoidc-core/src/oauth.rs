@@ -137,9 +137,7 @@ impl ClientAuth {
         token_type_hint: Option<&str>,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
-        let mut fields = vec![("token", token)];
-        fields.extend(token_type_hint.map(|h| ("token_type_hint", h)));
-        self.authenticated_form(introspection_endpoint, &fields, now)
+        self.token_form(introspection_endpoint, token, token_type_hint, now)
     }
 
     /// Token revocation (RFC 7009).
@@ -150,9 +148,21 @@ impl ClientAuth {
         token_type_hint: Option<&str>,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
+        self.token_form(revocation_endpoint, token, token_type_hint, now)
+    }
+
+    /// `token` (and `token_type_hint`), authenticated: the body of both
+    /// introspection and revocation.
+    fn token_form(
+        &self,
+        endpoint: &str,
+        token: &str,
+        token_type_hint: Option<&str>,
+        now: SystemTime,
+    ) -> Result<HttpRequest, Error> {
         let mut fields = vec![("token", token)];
         fields.extend(token_type_hint.map(|h| ("token_type_hint", h)));
-        self.authenticated_form(revocation_endpoint, &fields, now)
+        self.authenticated_form(endpoint, &fields, now)
     }
 }
 

@@ -89,9 +89,16 @@ pub fn identity(g: &GlobalArgs) -> Result<DeviceIdentity, Failure> {
     Ok(DeviceIdentity::load(&paths(g))?)
 }
 
-pub fn client(g: &GlobalArgs) -> Result<Arc<OnesIdClient>, Failure> {
-    let http = ReqwestClient::builder()
+/// The HTTP client, honouring `--allow-insecure-http`.
+pub fn http(g: &GlobalArgs) -> Result<ReqwestClient, Failure> {
+    Ok(ReqwestClient::builder()
         .allow_insecure_http(g.allow_insecure_http)
-        .build()?;
-    Ok(Arc::new(OnesIdClient::new(identity(g)?, Arc::new(http))?))
+        .build()?)
+}
+
+pub fn client(g: &GlobalArgs) -> Result<Arc<OnesIdClient>, Failure> {
+    Ok(Arc::new(OnesIdClient::new(
+        identity(g)?,
+        Arc::new(http(g)?),
+    )?))
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use onesoidc_flows::{
     DeviceRegistration, RegistrationProgress, create_unmanaged_identity, register_device,
 };
-use onesoidc_http::ReqwestClient;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -18,9 +17,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
     let identity = if registration.host.is_none() {
         create_unmanaged_identity(registration)?
     } else {
-        let http = ReqwestClient::builder()
-            .allow_insecure_http(g.allow_insecure_http)
-            .build()?;
+        let http = super::http(g)?;
         let bar = spinner(g.json);
         let deadline = std::cell::Cell::new(None::<Instant>);
         let show = |bar: &indicatif::ProgressBar, deadline: Option<Instant>| {
