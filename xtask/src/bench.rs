@@ -467,7 +467,7 @@ impl Bench {
     /// node and the installed openid-client script, or `None` without node/npm.
     fn node_client(&self) -> Result<Option<(String, PathBuf)>, String> {
         let node = std::env::var("ONESOIDC_INTEROP_NODE").unwrap_or_else(|_| "node".into());
-        let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
+        let npm = crate::interop::npm();
         let works = |program: &str| {
             Command::new(program)
                 .arg("--version")
@@ -483,44 +483,14 @@ impl Bench {
             );
             return Ok(None);
         }
-        let src = self.root.join("interop").join("bench");
         let cache = self.target.join("bench-node");
-        fs::create_dir_all(&cache)
-            .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
-        let mut wanted = Vec::new();
-        for name in ["package.json", "package-lock.json", "device_token.mjs"] {
-            let from = src.join(name);
-            let bytes =
-                fs::read(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
-            if name != "device_token.mjs" {
-                wanted.extend_from_slice(&bytes);
-            }
-            fs::write(cache.join(name), bytes)
-                .map_err(|e| format!("cannot copy {name} to {}: {e}", cache.display()))?;
-        }
-        let stamp = cache.join("node_modules").join(".onesoidc-installed");
-        let installed = cache
-            .join("node_modules")
-            .join("openid-client")
-            .join("package.json")
-            .exists();
-        if !(installed && fs::read(&stamp).is_ok_and(|s| s == wanted)) {
-            eprintln!("bench: npm ci in {}", cache.display());
-            let status = Command::new(npm)
-                .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-                .current_dir(&cache)
-                .stdin(Stdio::null())
-                .status()
-                .map_err(|e| format!("cannot run npm: {e}"))?;
-            if !status.success() {
-                return Err(format!(
-                    "`npm ci` in {} failed ({status}); the npm registry must be reachable on a first run",
-                    cache.display()
-                ));
-            }
-            fs::write(&stamp, wanted)
-                .map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
-        }
+        crate::interop::npm_install(
+            "bench",
+            &self.root.join("interop").join("bench"),
+            &["package.json", "package-lock.json", "device_token.mjs"],
+            "openid-client",
+            &cache,
+        )?;
         Ok(Some((node, cache.join("device_token.mjs"))))
     }
 }

@@ -103,7 +103,7 @@ fn find_node() -> Result<Option<String>, String> {
     }
 }
 
-fn npm() -> &'static str {
+pub(crate) fn npm() -> &'static str {
     if cfg!(windows) { "npm.cmd" } else { "npm" }
 }
 
@@ -119,31 +119,48 @@ fn node_major(version: &str) -> Option<u32> {
 /// Copies the provider's package into `cache` and runs `npm ci` there,
 /// unless this exact package.json + lock is already installed.
 fn install(root: &Path, cache: &Path) -> Result<(), String> {
-    let src = root.join("interop");
+    npm_install(
+        "interop",
+        &root.join("interop"),
+        &["package.json", "package-lock.json", "provider.mjs"],
+        "oidc-provider",
+        cache,
+    )
+}
+
+/// Copies `files` (package.json, package-lock.json and scripts) from `src`
+/// into `cache` and runs `npm ci` there, unless `package` is installed from
+/// this exact package.json + lock already (a stamp file remembers them).
+/// `who` prefixes the progress lines.
+pub(crate) fn npm_install(
+    who: &str,
+    src: &Path,
+    files: &[&str],
+    package: &str,
+    cache: &Path,
+) -> Result<(), String> {
     let read = |name: &str| {
-        fs::read(src.join(name)).map_err(|e| format!("cannot read interop/{name}: {e}"))
+        let from = src.join(name);
+        fs::read(&from).map_err(|e| format!("cannot read {}: {e}", from.display()))
     };
     let mut wanted = read("package.json")?;
     wanted.extend(read("package-lock.json")?);
     fs::create_dir_all(cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
-    for name in ["package.json", "package-lock.json", "provider.mjs"] {
+    for name in files {
         fs::copy(src.join(name), cache.join(name))
-            .map_err(|e| format!("cannot copy interop/{name} to {}: {e}", cache.display()))?;
+            .map_err(|e| format!("cannot copy {name} to {}: {e}", cache.display()))?;
     }
     let stamp = cache.join("node_modules").join(".onesoidc-installed");
     let installed = cache
         .join("node_modules")
-        .join("oidc-provider")
+        .join(package)
         .join("package.json")
         .exists();
     if installed && fs::read(&stamp).is_ok_and(|s| s == wanted) {
-        eprintln!(
-            "interop: oidc-provider already installed in {}",
-            cache.display()
-        );
+        eprintln!("{who}: {package} already installed in {}", cache.display());
         return Ok(());
     }
-    eprintln!("interop: npm ci in {}", cache.display());
+    eprintln!("{who}: npm ci in {}", cache.display());
     let started = Instant::now();
     let status = Command::new(npm())
         .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
@@ -158,10 +175,7 @@ fn install(root: &Path, cache: &Path) -> Result<(), String> {
         ));
     }
     fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))?;
-    eprintln!(
-        "interop: npm ci took {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("{who}: npm ci took {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
