@@ -167,7 +167,8 @@ impl OnesIdClient {
     /// `interval` before the first poll and between polls, adds 5 s on
     /// `slow_down`, and validates the ID token. Cancel by dropping the future.
     pub async fn ciba_wait(&self, started: &BackchannelAuthResponse) -> Result<Login, Error> {
-        self.ciba_wait_reporting(started, None).await
+        self.ciba_wait_reporting(started, None::<&mpsc::Sender<CibaEvent>>)
+            .await
     }
 
     /// Starts a CIBA login and waits for the result.
@@ -193,8 +194,13 @@ impl OnesIdClient {
         })
     }
 
-    /// Runs a whole CIBA login, reporting every step on `events`.
-    pub(crate) async fn ciba_run(&self, request: &CibaRequest, events: &mpsc::Sender<CibaEvent>) {
+    /// Runs a whole CIBA login, reporting every step on `events` (as
+    /// itself, or wrapped, e.g. in [`QrEvent::Ciba`](crate::QrEvent::Ciba)).
+    pub(crate) async fn ciba_run<T: From<CibaEvent>>(
+        &self,
+        request: &CibaRequest,
+        events: &mpsc::Sender<T>,
+    ) {
         let last = match self.ciba_start(request).await {
             Ok(started) => {
                 let event = CibaEvent::Started {
@@ -202,7 +208,7 @@ impl OnesIdClient {
                     expires_in: started.expires_in,
                     binding_message: request.binding_message.clone(),
                 };
-                if events.send(event).await.is_err() {
+                if events.send(event.into()).await.is_err() {
                     return;
                 }
                 match self.ciba_wait_reporting(&started, Some(events)).await {
@@ -212,13 +218,13 @@ impl OnesIdClient {
             }
             Err(error) => CibaEvent::Failed(error),
         };
-        let _ = events.send(last).await;
+        let _ = events.send(last.into()).await;
     }
 
-    async fn ciba_wait_reporting(
+    async fn ciba_wait_reporting<T: From<CibaEvent>>(
         &self,
         started: &BackchannelAuthResponse,
-        events: Option<&mpsc::Sender<CibaEvent>>,
+        events: Option<&mpsc::Sender<T>>,
     ) -> Result<Login, Error> {
         let began = Instant::now();
         let mut poller = CibaPoller::new(started);
@@ -231,7 +237,7 @@ impl OnesIdClient {
                     next_poll_in: wait,
                 };
                 // A closed receiver means the stream was dropped, which aborts this task.
-                let _ = events.send(event).await;
+                let _ = events.send(event.into()).await;
             }
             tokio::time::sleep(wait).await;
             let result = self.ciba_poll(&started.auth_req_id).await;

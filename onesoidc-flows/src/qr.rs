@@ -33,6 +33,13 @@ pub enum QrEvent {
     Failed(Error),
 }
 
+/// A CIBA event of the login that follows the scan.
+impl From<CibaEvent> for QrEvent {
+    fn from(event: CibaEvent) -> Self {
+        QrEvent::Ciba(event)
+    }
+}
+
 impl OnesIdClient {
     /// Creates a QR login session (with the device access token).
     pub async fn qr_create(&self) -> Result<QrSession, Error> {
@@ -116,15 +123,7 @@ impl OnesIdClient {
         let request = options
             .request(LoginHint::LoginHintToken(login_hint_token))
             .qr_session_id(session.session_id.clone());
-        // Forward the CIBA events as they come.
-        let (tx, mut rx) = mpsc::channel(16);
-        let forward = async {
-            while let Some(event) = rx.recv().await {
-                let _ = events.send(QrEvent::Ciba(event)).await;
-            }
-        };
-        let run = async move { self.ciba_run(&request, &tx).await };
-        tokio::join!(run, forward);
+        self.ciba_run(&request, events).await;
     }
 
     async fn qr_wait_reporting(
