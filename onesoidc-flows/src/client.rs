@@ -145,17 +145,7 @@ impl OnesIdClient {
 
     /// Sends `request` to `endpoint`; a transport failure names the endpoint.
     pub async fn send(&self, endpoint: &str, request: HttpRequest) -> Result<HttpResponse, Error> {
-        let method = request.method().clone();
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|source| Error::Transport {
-                endpoint: endpoint.to_string(),
-                source,
-            })?;
-        tracing::debug!(%method, endpoint, status = response.status().as_u16(), "response");
-        Ok(response)
+        send(self.http.as_ref(), endpoint, request).await
     }
 
     /// A device access token with the default options (PROTOCOL §4).
@@ -237,4 +227,23 @@ impl OnesIdClient {
             }
         }
     }
+}
+
+/// Sends `request` to `endpoint` through `http`; a transport failure names
+/// the endpoint.
+pub(crate) async fn send(
+    http: &dyn HttpClient,
+    endpoint: &str,
+    request: HttpRequest,
+) -> Result<HttpResponse, Error> {
+    let method = request.method().clone();
+    let response = http
+        .execute(request)
+        .await
+        .map_err(|source| Error::Transport {
+            endpoint: endpoint.to_string(),
+            source,
+        })?;
+    tracing::debug!(%method, endpoint, status = response.status().as_u16(), "response");
+    Ok(response)
 }

@@ -12,6 +12,8 @@ use onesoidc_core::{
     registration_status_request, registration_status_url, registration_url, write_files_atomically,
 };
 use onesoidc_http::HttpClient;
+
+use crate::client::send;
 use tokio::time::Instant;
 
 /// px-device-identity's config format version.
@@ -220,15 +222,7 @@ pub async fn register_device(
         &registration.role,
     );
     let endpoint = registration_url(host);
-    let send = |endpoint: String, request| {
-        let http = http.clone();
-        async move {
-            http.execute(request)
-                .await
-                .map_err(|source| Error::Transport { endpoint, source })
-        }
-    };
-    let response = send(endpoint.clone(), registration_request(host, &body)?).await?;
+    let response = send(http.as_ref(), &endpoint, registration_request(host, &body)?).await?;
     let code = parse_registration_response(&endpoint, &response)?;
     tracing::info!(verification_code = %code, "registration submitted");
     progress(RegistrationProgress::Submitted {
@@ -249,7 +243,8 @@ pub async fn register_device(
         progress(RegistrationProgress::Waiting { remaining });
         tokio::time::sleep(registration.poll_interval.min(remaining)).await;
         let response = send(
-            status_endpoint.clone(),
+            http.as_ref(),
+            &status_endpoint,
             registration_status_request(host, &code)?,
         )
         .await?;
