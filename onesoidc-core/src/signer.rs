@@ -304,10 +304,7 @@ fn rsa_bits_error(bits: u64, path: &Path) -> KeyError {
 /// only says `TooSmall`).
 fn rsa_size_error(pkcs1: &[u8], path: &Path) -> Option<KeyError> {
     use simple_asn1::ASN1Block;
-    let blocks = simple_asn1::from_der(pkcs1).ok()?;
-    let ASN1Block::Sequence(_, items) = blocks.first()? else {
-        return None;
-    };
+    let items = der_sequence_items(pkcs1)?;
     // RSAPrivateKey ::= SEQUENCE { version, modulus, publicExponent, ... }
     let [ASN1Block::Integer(_, _), ASN1Block::Integer(_, modulus), ..] = items.as_slice() else {
         return None;
@@ -327,15 +324,20 @@ fn ec_from_der(der: &[u8]) -> Option<(KeyMaterial, KeyType)> {
     })
 }
 
+/// The items of the DER `SEQUENCE` that `der` starts with.
+fn der_sequence_items(der: &[u8]) -> Option<Vec<simple_asn1::ASN1Block>> {
+    match simple_asn1::from_der(der).ok()?.into_iter().next()? {
+        simple_asn1::ASN1Block::Sequence(_, items) => Some(items),
+        _ => None,
+    }
+}
+
 /// The `privateKey` OCTET STRING of a PKCS#8 `PrivateKeyInfo`.
 fn pkcs8_inner_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
     use simple_asn1::ASN1Block;
-    let blocks = simple_asn1::from_der(pkcs8).ok()?;
-    let ASN1Block::Sequence(_, items) = blocks.first()? else {
-        return None;
-    };
-    items.iter().find_map(|item| match item {
-        ASN1Block::OctetString(_, bytes) => Some(bytes.clone()),
+    let items = der_sequence_items(pkcs8)?;
+    items.into_iter().find_map(|item| match item {
+        ASN1Block::OctetString(_, bytes) => Some(bytes),
         _ => None,
     })
 }
@@ -426,10 +428,7 @@ impl Signer for CommandSigner {
 /// ```
 pub fn ecdsa_der_to_fixed(der: &[u8], len: usize) -> Option<Vec<u8>> {
     use simple_asn1::ASN1Block;
-    let blocks = simple_asn1::from_der(der).ok()?;
-    let ASN1Block::Sequence(_, items) = blocks.first()? else {
-        return None;
-    };
+    let items = der_sequence_items(der)?;
     let [ASN1Block::Integer(_, r), ASN1Block::Integer(_, s)] = items.as_slice() else {
         return None;
     };

@@ -137,7 +137,8 @@ impl DeviceRegistration {
             .map_err(|e| write_error(self.paths.config.clone(), e.to_string()))?;
         let private = signer.private_key_pem()?;
         let public = signer.public_key_pem()?;
-        let jwk = serde_json::to_vec(&signer.public_jwk())
+        let public_jwk = signer.public_jwk();
+        let jwk = serde_json::to_vec(&public_jwk)
             .map_err(|e| write_error(self.paths.public_jwk(), e.to_string()))?;
         let (private_path, public_path, jwk_path) = (
             self.paths.private_key(),
@@ -154,11 +155,10 @@ impl DeviceRegistration {
             path: self.paths.config.clone(),
             source,
         })?;
-        let public_jwk = Some(signer.public_jwk());
         Ok(DeviceIdentity {
             config,
             signer: Arc::new(signer),
-            public_jwk,
+            public_jwk: Some(public_jwk),
         })
     }
 }
