@@ -18,6 +18,16 @@ pub struct RegisteredDevice {
     pub client_id: String,
 }
 
+impl RegisteredDevice {
+    /// New random ids (UUIDv4), as OnesID hands out on approval.
+    pub(crate) fn fresh() -> Self {
+        RegisteredDevice {
+            device_id: uuid::Uuid::new_v4().to_string(),
+            client_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+}
+
 /// A registered device and its verification key.
 #[derive(Debug)]
 pub(crate) struct Device {
@@ -40,10 +50,7 @@ impl Device {
 impl Provider {
     /// Registers `jwk` under fresh ids.
     pub fn register_key(&self, jwk: &PublicJwk) -> Result<RegisteredDevice, ControlError> {
-        let ids = RegisteredDevice {
-            device_id: uuid::Uuid::new_v4().to_string(),
-            client_id: uuid::Uuid::new_v4().to_string(),
-        };
+        let ids = RegisteredDevice::fresh();
         self.add_device(&ids, jwk)?;
         Ok(ids)
     }

@@ -129,10 +129,7 @@ impl Provider {
         }
         let status = match decision {
             UserDecision::Approve => {
-                let ids = RegisteredDevice {
-                    device_id: uuid::Uuid::new_v4().to_string(),
-                    client_id: uuid::Uuid::new_v4().to_string(),
-                };
+                let ids = RegisteredDevice::fresh();
                 let device = Device::new(&ids.device_id, &ids.client_id, &record.jwk)?;
                 store
                     .devices

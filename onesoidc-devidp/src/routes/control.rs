@@ -180,13 +180,10 @@ async fn add_device(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = form::json::<DeviceBody>(body, false).and_then(|body| {
+        let fresh = RegisteredDevice::fresh();
         let ids = RegisteredDevice {
-            device_id: body
-                .device_id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-            client_id: body
-                .client_id
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            device_id: body.device_id.unwrap_or(fresh.device_id),
+            client_id: body.client_id.unwrap_or(fresh.client_id),
         };
         p.add_device(&ids, &body.public_jwk)?;
         Ok((StatusCode::CREATED, Json(ids)).into_response())
