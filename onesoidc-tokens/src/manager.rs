@@ -718,7 +718,8 @@ struct Obtain<'a, T> {
     output: PhantomData<fn() -> T>,
 }
 
-/// [`Shared::obtain`], boxed.
+/// [`Shared::obtain`], boxed, so the read path's future stays a few words
+/// long and the slow path's state is allocated only when it is taken.
 type SlowPath<'a> = Pin<Box<dyn Future<Output = Result<Arc<TokenSet>, TokenError>> + Send + 'a>>;
 
 /// What [`Obtain`] yields: built from a published slot (the read path) or
@@ -777,7 +778,7 @@ impl<T: FromTokens> Future for Obtain<'_, T> {
                 if let Some(slot) = this.shared.cached() {
                     return Poll::Ready(Ok(T::from_slot(slot)));
                 }
-                this.slow.insert(this.shared.obtain_boxed(false))
+                this.slow.insert(Box::pin(this.shared.obtain(false)))
             }
         };
         let result = std::task::ready!(slow.as_mut().poll(cx));
@@ -847,9 +848,9 @@ pub(crate) struct Shared {
     name: Arc<str>,
     config: Config,
     slot: ArcSwapOption<Slot>,
-    /// The version of `slot`, from [`NEXT_SLOT_VERSION`]; stored (Release)
-    /// after each new slot, so a reader that loads a version (Acquire) sees
-    /// that slot or a newer one.
+    /// The version of the slot being published, from [`NEXT_SLOT_VERSION`];
+    /// stored (Release) just before the slot itself (see
+    /// [`Shared::set_slot`]), and equal to that slot's `version`.
     slot_version: AtomicU64,
     inner: Mutex<Inner>,
     /// Wakes the background task: the schedule changed or a caller needs a refresh.
@@ -1162,13 +1163,6 @@ impl Shared {
         TokenError::Stopped {
             name: self.name.to_string(),
         }
-    }
-
-    /// [`obtain`](Self::obtain) boxed, so the read path's future stays a
-    /// few words long (cheap to create and move) and the slow path's state
-    /// is allocated only when it is taken.
-    fn obtain_boxed(&self, force: bool) -> SlowPath<'_> {
-        Box::pin(self.obtain(force))
     }
 
     /// The slow path: a valid token, or the outcome of a refresh.
