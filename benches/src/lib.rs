@@ -20,6 +20,15 @@ use std::time::{Duration, Instant, SystemTime};
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
 use tokio::sync::oneshot;
 
+/// The value after `--name` on the command line, if any.
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 /// Prints a table row for `cargo xtask bench`.
 pub fn row(item: &str, what: &str, measured: &str, target: &str, met: Option<bool>) {
     let met = match met {

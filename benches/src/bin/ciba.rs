@@ -13,7 +13,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use onesoidc_benches::{ProviderThread, Summary, row};
+use onesoidc_benches::{ProviderThread, Summary, arg, row};
 use onesoidc_core::KeyType;
 use onesoidc_devidp::DevIdpConfig;
 use onesoidc_flows::{LoginOptions, OnesIdClient};
@@ -54,13 +54,6 @@ struct Run {
 }
 
 fn main() -> Result<(), BoxError> {
-    let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let runs = match arg("--runs") {
         Some(n) => n.parse::<usize>()?.max(1),
         None => DEFAULT_RUNS,

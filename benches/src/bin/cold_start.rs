@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use onesoidc_benches::{Summary, row};
+use onesoidc_benches::{Summary, arg, row};
 
 const WARM_UP: usize = 5;
 const DEFAULT_RUNS: usize = 60;
@@ -21,13 +21,6 @@ const FLOOR: &str = "/bin/true";
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), BoxError> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let binary = PathBuf::from(arg("--onesoidc").ok_or("--onesoidc PATH is required")?);
     let runs = match arg("--runs") {
         Some(n) => n.parse::<usize>()?.max(50),

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use onesoidc_benches::{ProviderThread, Summary, row, times};
+use onesoidc_benches::{ProviderThread, Summary, arg, row, times};
 use onesoidc_core::{DeviceConfig, KeyType};
 use onesoidc_devidp::DevIdpConfig;
 
@@ -49,13 +49,6 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, BoxError> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     Ok(Args {
         onesoidc: arg("--onesoidc")
             .ok_or("--onesoidc PATH (the release binary) is required")?

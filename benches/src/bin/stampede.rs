@@ -280,7 +280,7 @@ async fn series(
 }
 
 fn main() -> Result<(), BoxError> {
-    let rounds = match std::env::args().skip_while(|a| a != "--rounds").nth(1) {
+    let rounds = match onesoidc_benches::arg("--rounds") {
         Some(n) => n.parse::<usize>()?.max(1),
         None => DEFAULT_ROUNDS,
     };
