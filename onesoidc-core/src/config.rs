@@ -1,7 +1,6 @@
 //! `device.yml`, the device identity written by px-device-identity (PROTOCOL §1).
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -10,47 +9,6 @@ use serde_json::Value;
 
 use crate::error::ConfigError;
 use crate::{Issuer, yaml};
-
-/// Where px-device-identity keeps `device.yml`.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/px-device-identity/device.yml";
-/// Environment variable that overrides [`DEFAULT_CONFIG_PATH`].
-pub const CONFIG_PATH_ENV: &str = "ONESOIDC_DEVICE_CONFIG";
-/// Environment variable that overrides the key directory.
-pub const KEY_DIR_ENV: &str = "ONESOIDC_KEY_DIR";
-/// The largest `device.yml`, private key or `public_jwk.json` read (1 MiB;
-/// real ones are a few KiB at most). A larger file is refused without
-/// being read, so a junk or hostile file cannot exhaust memory.
-pub const MAX_IDENTITY_FILE_BYTES: u64 = 1024 * 1024;
-
-/// Reads a device identity file whole, refusing one larger than
-/// [`MAX_IDENTITY_FILE_BYTES`] with [`std::io::ErrorKind::FileTooLarge`]
-/// (by its size when it has one, else after reading one byte too many:
-/// `/dev/zero` ends too).
-pub(crate) fn read_identity_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let too_large = |size: &dyn fmt::Display| {
-        std::io::Error::new(
-            std::io::ErrorKind::FileTooLarge,
-            format!(
-                "the file is {size}; a device identity file is at most {} KiB",
-                MAX_IDENTITY_FILE_BYTES / 1024
-            ),
-        )
-    };
-    let file = std::fs::File::open(path)?;
-    if let Ok(meta) = file.metadata()
-        && meta.len() > MAX_IDENTITY_FILE_BYTES
-    {
-        return Err(too_large(&format_args!("{} bytes", meta.len())));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_IDENTITY_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_IDENTITY_FILE_BYTES {
-        return Err(too_large(&"larger than that"));
-    }
-    Ok(bytes)
-}
 
 /// The key type of a device, as `device.yml` spells it (`key_type`).
 ///
@@ -280,24 +238,6 @@ const KNOWN_FIELDS: [&str; 12] = [
 ];
 
 impl DeviceConfig {
-    /// Reads and parses `device.yml` at `path` (at most
-    /// [`MAX_IDENTITY_FILE_BYTES`], UTF-8; symlinks are followed).
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        let path = path.as_ref();
-        let read_error = |source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        };
-        let bytes = read_identity_file(path).map_err(read_error)?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            read_error(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "it is not UTF-8 text",
-            ))
-        })?;
-        Self::from_yaml_str(&text, path)
-    }
-
     /// Parses the text of a `device.yml`; `path` is only used in error messages.
     pub fn from_yaml_str(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let path = path.to_path_buf();
@@ -451,68 +391,5 @@ impl Fields {
                 Err(self.invalid(field, format!("expected true or false, found {other}")))
             }
         }
-    }
-}
-
-/// Where a device's `device.yml` and keys are.
-///
-/// ```
-/// use onesoidc_core::IdentityPaths;
-/// let paths = IdentityPaths::from_lookup(|name| match name {
-///     "HOME" => Some("/home/kiosk".into()),
-///     _ => None,
-/// });
-/// assert_eq!(paths.config.to_str(), Some("/etc/px-device-identity/device.yml"));
-/// assert_eq!(paths.key_dir.to_str(), Some("/home/kiosk/.local/share/px-device-identity"));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityPaths {
-    /// Path of `device.yml`.
-    pub config: PathBuf,
-    /// Directory with `private.pem`, `public.pem`, `public_jwk.json`.
-    pub key_dir: PathBuf,
-}
-
-impl IdentityPaths {
-    /// The defaults, overridden by `ONESOIDC_DEVICE_CONFIG` and `ONESOIDC_KEY_DIR`;
-    /// the key dir is `$XDG_DATA_HOME/px-device-identity`, else
-    /// `$HOME/.local/share/px-device-identity`.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var_os(name))
-    }
-
-    /// Like [`IdentityPaths::from_env`] with a custom environment look-up.
-    pub fn from_lookup(env: impl Fn(&str) -> Option<OsString>) -> Self {
-        let non_empty = |name: &str| env(name).filter(|v| !v.is_empty());
-        let config = non_empty(CONFIG_PATH_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        let key_dir = non_empty(KEY_DIR_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let data_home = non_empty("XDG_DATA_HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| {
-                        let home = non_empty("HOME").unwrap_or_else(|| "/root".into());
-                        PathBuf::from(home).join(".local/share")
-                    });
-                data_home.join("px-device-identity")
-            });
-        IdentityPaths { config, key_dir }
-    }
-
-    /// `private.pem` in the key dir.
-    pub fn private_key(&self) -> PathBuf {
-        self.key_dir.join("private.pem")
-    }
-
-    /// `public.pem` in the key dir.
-    pub fn public_key(&self) -> PathBuf {
-        self.key_dir.join("public.pem")
-    }
-
-    /// `public_jwk.json` in the key dir.
-    pub fn public_jwk(&self) -> PathBuf {
-        self.key_dir.join("public_jwk.json")
     }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     /// The device key could not sign.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// The HTTP client could not be set up (or none was given).
+    #[error("cannot set up the HTTP client: {0}")]
+    HttpClient(#[from] TransportError),
     /// The request never got an HTTP response.
     #[error("{endpoint}: {source}")]
     Transport {
@@ -102,6 +105,26 @@ pub enum Error {
     LoginRequired {
         /// What is missing.
         reason: String,
+    },
+    /// An administrator rejected the device's registration.
+    #[error(
+        "an administrator rejected registration {verification_code} at {endpoint}; ask them why, then register again"
+    )]
+    RegistrationRejected {
+        /// The registration status endpoint.
+        endpoint: String,
+        /// The verification code of the registration.
+        verification_code: String,
+    },
+    /// The provider reports that the registration failed on its side.
+    #[error(
+        "{endpoint} reports an error with registration {verification_code}; register again, or ask the provider's administrator"
+    )]
+    RegistrationFailed {
+        /// The registration status endpoint.
+        endpoint: String,
+        /// The verification code of the registration.
+        verification_code: String,
     },
     /// The ID token failed validation.
     #[error("{endpoint}: {source}")]
@@ -334,6 +357,9 @@ pub enum TransportErrorKind {
     BodyTooLarge,
     /// `http://` to a non-loopback host without opt-in.
     InsecureUrl,
+    /// The server answered with a redirect (3xx), or the backend followed
+    /// one: redirects are never followed (PROTOCOL §11).
+    Redirect,
     /// The request could not be built.
     InvalidRequest,
     /// Anything else (connection reset, protocol error).
@@ -347,6 +373,7 @@ impl std::fmt::Display for TransportErrorKind {
             TransportErrorKind::Timeout => "timed out",
             TransportErrorKind::BodyTooLarge => "response body too large",
             TransportErrorKind::InsecureUrl => "refusing plain http",
+            TransportErrorKind::Redirect => "refusing a redirect",
             TransportErrorKind::InvalidRequest => "invalid request",
             TransportErrorKind::Other => "transport error",
         })

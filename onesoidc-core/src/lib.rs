@@ -1,8 +1,8 @@
 //! The sans-IO core of onesoidc: everything a device needs to speak OnesID's
 //! protocol, without sockets, async or a global clock.
 //!
-//! - [`DeviceConfig`] and [`DeviceIdentity`]: px-device-identity's `device.yml` and key.
-//! - [`Signer`], [`PemSigner`], [`CommandSigner`]: RS256/ES256/ES384/ES512 signing.
+//! - [`DeviceConfig`]: px-device-identity's `device.yml`, parsed from its text.
+//! - [`Signer`], [`PemSigner`]: RS256/ES256/ES384/ES512 signing with a PEM key.
 //! - [`client_assertion`] and [`ciba_request_object`]: the JWTs the device signs.
 //! - [`ProviderMetadata`]: discovery with issuer check and fallback endpoints.
 //! - [`CibaPoller`]: the CIBA poll loop as a state machine.
@@ -11,8 +11,9 @@
 //! - [`ClientAuth`]: request builders for every token-endpoint call, and the
 //!   `parse_*` functions for their responses.
 //!
-//! Functions that depend on time take `now`. The crates above this one
-//! (`onesoidc-http`, `onesoidc-flows`) do the I/O.
+//! Functions that depend on time take `now`; nothing here reads a file, the
+//! environment, a clock or a socket. The crates above this one
+//! (`onesoidc-fs`, `onesoidc-http`, `onesoidc-flows`) do the I/O.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -23,7 +24,7 @@
 //! let endpoints = ProviderMetadata::fallback(&issuer);
 //! let auth = ClientAuth::new("my-client", Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()));
 //! let request = auth
-//!     .client_credentials_request(&endpoints.token_endpoint, None, None, SystemTime::now())
+//!     .client_credentials_request(&endpoints.token_endpoint, &Default::default(), SystemTime::now())
 //!     .unwrap();
 //! // ... send `request` with any HTTP client, then:
 //! let response = http::Response::builder()
@@ -41,7 +42,6 @@ mod config;
 mod discovery;
 mod error;
 mod id_token;
-mod identity;
 mod jwk;
 mod jwt;
 mod oauth;
@@ -53,17 +53,13 @@ mod signer;
 pub mod yaml;
 
 pub use ciba::{CibaPoller, PollStep};
-pub use config::{
-    CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, DeviceConfig, IdentityPaths, JwsAlgorithm, KEY_DIR_ENV,
-    KeySecurity, KeyType, MAX_IDENTITY_FILE_BYTES, Registration,
-};
+pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration};
 pub use discovery::{Issuer, ProviderMetadata};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
 pub use id_token::{
     CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,
     validate_id_token,
 };
-pub use identity::DeviceIdentity;
 pub use jwk::{PublicJwk, PublicJwkSet};
 pub use jwt::{
     ASSERTION_LIFETIME, CLIENT_ASSERTION_TYPE, CibaRequest, LoginHint, MAX_BINDING_MESSAGE_CHARS,
@@ -71,9 +67,9 @@ pub use jwt::{
 };
 pub use oauth::{
     BackchannelAuthResponse, CIBA_GRANT_TYPE, CibaPollResponse, ClientAuth, DEFAULT_CIBA_INTERVAL,
-    Introspection, MAX_EXPIRES_IN, SLOW_DOWN_INCREMENT, TokenSet, parse_backchannel_response,
-    parse_ciba_poll_response, parse_introspection_response, parse_revocation_response,
-    parse_token_response,
+    DeviceTokenRequest, Expiry, Introspection, MAX_EXPIRES_IN, SLOW_DOWN_INCREMENT, TokenSet,
+    parse_backchannel_response, parse_ciba_poll_response, parse_introspection_response,
+    parse_revocation_response, parse_token_response,
 };
 pub use ones::{
     Application, QrSession, QrStatus, applications_request, applications_url, find_application,
@@ -81,11 +77,11 @@ pub use ones::{
     qr_sessions_url, qr_status_request,
 };
 pub use registration::{
-    REGISTRATION_POLL_INTERVAL, REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus,
-    parse_registration_response, parse_registration_status, registration_request,
-    registration_status_request, registration_status_url, registration_url, write_files_atomically,
+    MachineFacts, REGISTRATION_POLL_INTERVAL, REGISTRATION_TIMEOUT, RegistrationBody,
+    RegistrationStatus, parse_registration_response, parse_registration_status,
+    registration_request, registration_status_request, registration_status_url, registration_url,
 };
-pub use signer::{CommandSigner, PemSigner, Signer, ecdsa_der_to_fixed};
+pub use signer::{PemSigner, Signer, ecdsa_der_to_fixed};
 
 /// Re-exported so callers can read tokens without naming the crate.
 pub use secrecy::{ExposeSecret, SecretString};

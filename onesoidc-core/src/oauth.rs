@@ -33,7 +33,9 @@ pub const SLOW_DOWN_INCREMENT: Duration = Duration::from_secs(5);
 /// use std::time::UNIX_EPOCH;
 /// use onesoidc_core::{ClientAuth, KeyType, PemSigner};
 /// let auth = ClientAuth::new("client-1", Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()));
-/// let req = auth.client_credentials_request("https://idp/oidc/token", None, None, UNIX_EPOCH).unwrap();
+/// let req = auth
+///     .client_credentials_request("https://idp/oidc/token", &Default::default(), UNIX_EPOCH)
+///     .unwrap();
 /// let body = String::from_utf8(req.body().clone()).unwrap();
 /// assert!(body.starts_with("grant_type=client_credentials&client_id=client-1&client_assertion_type="));
 /// ```
@@ -74,13 +76,12 @@ impl ClientAuth {
     pub fn client_credentials_request(
         &self,
         token_endpoint: &str,
-        scope: Option<&str>,
-        resource: Option<&str>,
+        request: &DeviceTokenRequest,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
         let mut fields = vec![("grant_type", "client_credentials")];
-        fields.extend(scope.map(|s| ("scope", s)));
-        fields.extend(resource.map(|r| ("resource", r)));
+        fields.extend(request.scope.as_deref().map(|s| ("scope", s)));
+        fields.extend(request.resource.as_deref().map(|r| ("resource", r)));
         self.authenticated_form(token_endpoint, &fields, now)
     }
 
@@ -166,10 +167,46 @@ impl ClientAuth {
     }
 }
 
+/// What a device asks for with its client credentials (PROTOCOL §4).
+///
+/// ```
+/// let request = onesoidc_core::DeviceTokenRequest::default().scope("read write");
+/// assert_eq!(request.scope_value(), Some("read write"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct DeviceTokenRequest {
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+impl DeviceTokenRequest {
+    /// Asks for these space-separated scopes (default: none, the provider's default).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Asks for a token meant for this resource (RFC 8707; default: none).
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// The scope asked for.
+    pub fn scope_value(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// The resource asked for.
+    pub fn resource_value(&self) -> Option<&str> {
+        self.resource.as_deref()
+    }
+}
+
 /// Tokens from a token endpoint.
 ///
-/// `Debug` redacts the tokens.
-#[derive(Debug, Clone)]
+/// `Debug` redacts the tokens and shows the expiry as RFC 3339.
+#[derive(Clone)]
 pub struct TokenSet {
     /// The access token.
     pub access_token: SecretString,
@@ -185,7 +222,75 @@ pub struct TokenSet {
     pub scope: Option<String>,
 }
 
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |t: &Option<SecretString>| t.as_ref().map(|_| "[redacted]");
+        f.debug_struct("TokenSet")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_at", &self.expiry())
+            .field("refresh_token", &redacted(&self.refresh_token))
+            .field("id_token", &redacted(&self.id_token))
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// When an access token expires, printed as RFC 3339 (UTC); see
+/// [`TokenSet::expiry`].
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let expiry = onesoidc_core::Expiry::new(Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)));
+/// assert_eq!(expiry.to_string(), "at 2027-01-15T08:00:00Z");
+/// assert_eq!(expiry.remaining(UNIX_EPOCH + Duration::from_secs(1_799_999_000)), Some(Duration::from_secs(1000)));
+/// assert_eq!(onesoidc_core::Expiry::new(None).to_string(), "at an unknown time");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Expiry(Option<SystemTime>);
+
+impl Expiry {
+    /// The expiry `at` (`None`: the provider did not say).
+    pub fn new(at: Option<SystemTime>) -> Self {
+        Expiry(at)
+    }
+
+    /// The moment, if known.
+    pub fn at(&self) -> Option<SystemTime> {
+        self.0
+    }
+
+    /// Time left at `now` (zero once past); `None` when unknown.
+    pub fn remaining(&self, now: SystemTime) -> Option<Duration> {
+        self.0
+            .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
+    }
+}
+
+impl std::fmt::Display for Expiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(at) => write!(f, "at {}", humantime::format_rfc3339_seconds(at)),
+            None => f.write_str("at an unknown time"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Expiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(at) => write!(f, "{}", humantime::format_rfc3339_seconds(at)),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
 impl TokenSet {
+    /// When the access token expires, readable: `at 2026-11-30T12:00:00Z`.
+    pub fn expiry(&self) -> Expiry {
+        Expiry(self.expires_at)
+    }
+
     /// Time left until expiry at `now` (zero once expired); `None` when unknown.
     pub fn expires_in(&self, now: SystemTime) -> Option<Duration> {
         self.expires_at

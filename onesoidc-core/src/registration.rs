@@ -1,7 +1,6 @@
-//! Device registration, px-device-identity's protocol (PROTOCOL §10), and
-//! writing a new identity to disk without ever leaving half of one behind.
+//! Device registration, px-device-identity's protocol (PROTOCOL §10):
+//! the request, the status polls and their answers.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -39,14 +38,31 @@ pub struct RegistrationBody {
     pub system_memory: u64,
 }
 
+/// Facts about the machine a device runs on, sent with its registration
+/// (gathered by the caller: `onesoidc-flows` reads them from the OS).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MachineFacts {
+    /// e.g. `linux`.
+    pub operating_system: String,
+    /// Kernel release, e.g. `6.1.0-18-amd64`.
+    pub operating_system_release: String,
+    /// e.g. `x86_64`.
+    pub system_architecture: String,
+    /// Total memory in bytes.
+    pub system_memory: u64,
+}
+
 impl RegistrationBody {
-    /// A body for `public_jwk` with this machine's OS facts filled in.
-    pub fn for_this_machine(
+    /// The body registering `public_jwk` for a device described by
+    /// `title`, `location`, `domain` and `role` (sent upper case, as px does)
+    /// on a machine with `facts`.
+    pub fn new(
         public_jwk: PublicJwk,
         title: &str,
         location: &str,
         domain: &str,
         role: &str,
+        facts: MachineFacts,
     ) -> Self {
         RegistrationBody {
             public_key: crate::PublicJwkSet {
@@ -56,21 +72,12 @@ impl RegistrationBody {
             location: location.to_string(),
             domain: domain.to_string(),
             role: role.to_uppercase(),
-            operating_system: std::env::consts::OS.to_string(),
-            operating_system_release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            system_architecture: std::env::consts::ARCH.to_string(),
-            system_memory: total_memory_bytes().unwrap_or(0),
+            operating_system: facts.operating_system,
+            operating_system_release: facts.operating_system_release,
+            system_architecture: facts.system_architecture,
+            system_memory: facts.system_memory,
         }
     }
-}
-
-fn total_memory_bytes() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// `{host}/devices/registration`.
@@ -187,67 +194,4 @@ pub fn parse_registration_status(
         "error" => RegistrationStatus::Failed,
         other => return Err(invalid(format!("unknown status {other:?}"))),
     })
-}
-
-/// Writes a set of files so that either all of them are replaced or none
-/// (errors name the file):
-/// each is written to a temporary file in its directory, synced, and only
-/// when every one is on disk are they renamed into place. Modes are set on
-/// the temporary files, so a secret is never readable by others, even briefly.
-///
-/// ```
-/// let dir = tempfile::tempdir().unwrap();
-/// let key = dir.path().join("private.pem");
-/// onesoidc_core::write_files_atomically(&[(key.as_path(), b"secret".as_slice(), 0o600)]).unwrap();
-/// assert_eq!(std::fs::read(&key).unwrap(), b"secret");
-/// ```
-pub fn write_files_atomically(files: &[(&Path, &[u8], u32)]) -> std::io::Result<()> {
-    let mut staged: Vec<(std::path::PathBuf, &Path)> = Vec::with_capacity(files.len());
-    let result = (|| {
-        for (path, bytes, mode) in files {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir).map_err(|e| naming(dir, e))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let temp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-            write_synced(&temp, bytes, *mode).map_err(|e| naming(path, e))?;
-            staged.push((temp, path));
-        }
-        for (temp, path) in &staged {
-            std::fs::rename(temp, path).map_err(|e| naming(path, e))?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        for (temp, _) in &staged {
-            let _ = std::fs::remove_file(temp);
-        }
-    }
-    result
-}
-
-/// The same error, with the path it is about in its message.
-fn naming(path: &Path, e: std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }

@@ -2,12 +2,12 @@
 //!
 //! [`PemSigner`] signs with a PEM private key for every px-device-identity key
 //! type (RS256, ES256, ES384 and ES512, all through aws-lc-rs: the key is
-//! parsed once, so each signature costs only the primitive). [`CommandSigner`]
-//! signs through `px-device-identity --operation SIGN` for TPM keys.
+//! parsed once, so each signature costs only the primitive). Signers that
+//! call out (a TPM through px-device-identity, an HSM) implement [`Signer`]
+//! elsewhere and say so with [`Signer::blocks`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -17,8 +17,6 @@ use aws_lc_rs::signature::{
     ECDSA_P521_SHA512_FIXED_SIGNING, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair,
     RSA_PKCS1_SHA256, RsaKeyPair,
 };
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{KeyError, SignError};
 use crate::jwk::PublicJwk;
@@ -28,7 +26,10 @@ use crate::{JwsAlgorithm, KeyType};
 ///
 /// Implement it for a new key store (PKCS#11, a cloud KMS): the rest of the
 /// library only needs the algorithm and a signature in JWS form (PKCS#1 v1.5
-/// for RS256, fixed-size `r || s` for ES*).
+/// for RS256, fixed-size `r || s` for ES*). A signer that waits for
+/// something outside the process (a program, a TPM, a network) returns
+/// `true` from [`blocks`](Signer::blocks): the flows then build its
+/// requests on tokio's blocking pool, never on an async worker.
 ///
 /// ```
 /// use onesoidc_core::{JwsAlgorithm, SignError, Signer};
@@ -55,6 +56,13 @@ pub trait Signer: Send + Sync + fmt::Debug {
 
     /// Signs `signing_input` (`base64url(header) . base64url(claims)`).
     fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError>;
+
+    /// Whether [`sign`](Signer::sign) may wait (on a process, a device or
+    /// the network) rather than only compute. Default `false`: an
+    /// in-memory key signs in microseconds.
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 enum KeyMaterial {
@@ -100,25 +108,6 @@ fn ec_signing_alg(key_type: KeyType) -> Option<&'static EcdsaSigningAlgorithm> {
 const EC_TYPES: [KeyType; 3] = [KeyType::EccP256, KeyType::EccP384, KeyType::EccP521];
 
 impl PemSigner {
-    /// Loads `path` (at most [`MAX_IDENTITY_FILE_BYTES`](crate::MAX_IDENTITY_FILE_BYTES))
-    /// and checks that it holds a key of `expected` type.
-    pub fn load(path: impl AsRef<Path>, expected: KeyType) -> Result<Self, KeyError> {
-        let path = path.as_ref();
-        let bytes = crate::config::read_identity_file(path).map_err(|source| KeyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let signer = Self::from_pem(&bytes, path)?;
-        if signer.key_type != expected {
-            return Err(KeyError::Mismatch {
-                path: path.to_path_buf(),
-                expected,
-                found: signer.key_type.to_string(),
-            });
-        }
-        Ok(signer)
-    }
-
     /// Parses a PEM private key of any supported type; `path` is only used in errors.
     pub fn from_pem(pem_bytes: &[u8], path: &Path) -> Result<Self, KeyError> {
         let invalid = |reason: String| KeyError::Invalid {
@@ -340,83 +329,6 @@ fn pkcs8_inner_key(pkcs8: &[u8]) -> Option<Vec<u8>> {
         ASN1Block::OctetString(_, bytes) => Some(bytes),
         _ => None,
     })
-}
-
-/// Signs through an external program, for `key_security: tpm`.
-///
-/// The program is called as `PROGRAM --operation SIGN --message <signing input>`
-/// and must print the signature base64url without padding. ECDSA signatures
-/// may come back DER-encoded; they are converted to the fixed-size `r || s`
-/// JWS wants.
-///
-/// ```no_run
-/// use onesoidc_core::{CommandSigner, JwsAlgorithm, Signer};
-/// let signer = CommandSigner::px_device_identity(JwsAlgorithm::RS256);
-/// let signature = signer.sign(b"header.claims")?;
-/// # Ok::<(), onesoidc_core::SignError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct CommandSigner {
-    program: PathBuf,
-    algorithm: JwsAlgorithm,
-}
-
-impl CommandSigner {
-    /// Signs with `px-device-identity` from `PATH`.
-    pub fn px_device_identity(algorithm: JwsAlgorithm) -> Self {
-        Self::new("px-device-identity", algorithm)
-    }
-
-    /// Signs with `program`, which takes px-device-identity's SIGN arguments.
-    pub fn new(program: impl Into<PathBuf>, algorithm: JwsAlgorithm) -> Self {
-        CommandSigner {
-            program: program.into(),
-            algorithm,
-        }
-    }
-}
-
-impl Signer for CommandSigner {
-    fn algorithm(&self) -> JwsAlgorithm {
-        self.algorithm
-    }
-
-    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
-        let command = format!("{} --operation SIGN", self.program.display());
-        let fail = |reason: String| SignError::Command {
-            command: command.clone(),
-            reason,
-        };
-        let message = std::str::from_utf8(signing_input)
-            .map_err(|_| fail("the signing input is not UTF-8".into()))?;
-        let output = Command::new(&self.program)
-            .args(["--operation", "SIGN", "--message", message])
-            .output()
-            .map_err(|e| {
-                fail(format!(
-                    "cannot run it ({e}); is px-device-identity installed?"
-                ))
-            })?;
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            return Err(fail(format!("{}: {}", output.status, stderr.trim())));
-        }
-        let printed = String::from_utf8_lossy(&output.stdout);
-        let printed = printed.trim().trim_end_matches('=');
-        let raw = URL_SAFE_NO_PAD
-            .decode(printed)
-            .map_err(|e| fail(format!("printed something that is not base64url ({e})")))?;
-        match self.algorithm.ecdsa_signature_len() {
-            None => Ok(raw),
-            Some(len) if raw.len() == len => Ok(raw),
-            Some(len) => ecdsa_der_to_fixed(&raw, len).ok_or_else(|| {
-                fail(format!(
-                    "printed a {}-byte signature that is neither {len}-byte r||s nor DER",
-                    raw.len()
-                ))
-            }),
-        }
-    }
 }
 
 /// Converts a DER `ECDSA-Sig-Value` to the fixed-size `r || s` of JWS.

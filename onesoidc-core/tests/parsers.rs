@@ -3,9 +3,9 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use onesoidc_core::{
-    CibaPollResponse, Error, ExposeSecret, Issuer, ProviderMetadata, parse_backchannel_response,
-    parse_ciba_poll_response, parse_introspection_response, parse_revocation_response,
-    parse_token_response,
+    CibaPollResponse, DeviceTokenRequest, Error, ExposeSecret, Issuer, ProviderMetadata,
+    parse_backchannel_response, parse_ciba_poll_response, parse_introspection_response,
+    parse_revocation_response, parse_token_response,
 };
 
 const TOKEN: &str = "https://idp/oidc/token";
@@ -320,8 +320,14 @@ fn request_builders_carry_client_auth() {
     let secret = onesoidc_core::SecretString::from("rt-1");
     let requests = [
         (
-            auth.client_credentials_request(TOKEN, Some("read"), Some("https://app"), UNIX_EPOCH)
-                .unwrap(),
+            auth.client_credentials_request(
+                TOKEN,
+                &DeviceTokenRequest::default()
+                    .scope("read")
+                    .resource("https://app"),
+                UNIX_EPOCH,
+            )
+            .unwrap(),
             "client_credentials",
         ),
         (

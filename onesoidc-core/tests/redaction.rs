@@ -2,10 +2,7 @@
 
 use std::sync::Arc;
 
-use onesoidc_core::{
-    ClientAuth, DeviceConfig, DeviceIdentity, KeyType, LoginHint, PemSigner, QrStatus,
-    SecretString, TokenSet,
-};
+use onesoidc_core::{ClientAuth, KeyType, LoginHint, PemSigner, QrStatus, SecretString, TokenSet};
 
 #[test]
 fn debug_output_never_shows_secrets() {
@@ -20,11 +17,6 @@ fn debug_output_never_shows_secrets() {
     let signer = PemSigner::generate(KeyType::EccP256).unwrap();
     let pem = signer.private_key_pem().unwrap();
     let key_body: String = pem.lines().nth(1).unwrap().to_string();
-    let config = DeviceConfig::from_yaml_str(
-        "id: d\nclient_id: c\nhost: https://idp\nkey_type: ECC:p256\nkey_security: default\n",
-        "device.yml".as_ref(),
-    )
-    .unwrap();
     let signer: Arc<dyn onesoidc_core::Signer> = Arc::new(signer);
     let debug = [
         format!("{tokens:?}"),
@@ -38,7 +30,6 @@ fn debug_output_never_shows_secrets() {
         ),
         format!("{signer:?}"),
         format!("{:?}", ClientAuth::new("c", signer.clone())),
-        format!("{:?}", DeviceIdentity::from_parts(config, signer)),
     ]
     .join("\n");
     for secret in [

@@ -9,9 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use onesoidc_core::{
-    CibaRequest, CommandSigner, DeviceIdentity, ExposeSecret, Issuer, JwsAlgorithm, KeyType,
-    LoginHint, PemSigner, PublicJwk, Signer, ciba_request_object, client_assertion,
-    ecdsa_der_to_fixed,
+    CibaRequest, ExposeSecret, Issuer, JwsAlgorithm, KeyType, LoginHint, PemSigner, PublicJwk,
+    ciba_request_object, client_assertion, ecdsa_der_to_fixed,
 };
 use serde_json::Value;
 
@@ -64,17 +63,10 @@ fn verify_independently(jwt: &str, public_pem: &[u8], alg: JwsAlgorithm) -> (Val
 fn assertions_from_every_px_key_verify_with_the_public_key() {
     let now = UNIX_EPOCH + Duration::from_secs(1_764_000_000);
     for name in common::FIXTURES {
-        let paths = common::fixture(name);
-        let identity = DeviceIdentity::load(&paths).unwrap();
-        let alg = identity.config.key_type.jws_algorithm();
-        let jwt = client_assertion(
-            identity.signer.as_ref(),
-            "client-1",
-            "https://idp/oidc/token",
-            now,
-        )
-        .unwrap();
-        let public_pem = std::fs::read(paths.public_key()).unwrap();
+        let signer = common::signer(name);
+        let alg = common::config(name).key_type.jws_algorithm();
+        let jwt = client_assertion(&signer, "client-1", "https://idp/oidc/token", now).unwrap();
+        let public_pem = common::public_pem(name);
         let (header, claims) = verify_independently(jwt.expose_secret(), &public_pem, alg);
         assert_eq!(
             header,
@@ -97,8 +89,7 @@ fn assertions_from_every_px_key_verify_with_the_public_key() {
 
 #[test]
 fn every_assertion_has_a_fresh_jti() {
-    let signer =
-        PemSigner::load(common::fixture("ecc-p256").private_key(), KeyType::EccP256).unwrap();
+    let signer = common::signer("ecc-p256");
     let jtis: std::collections::HashSet<String> = (0..50)
         .map(|_| {
             let jwt = client_assertion(&signer, "c", "https://idp/oidc/token", UNIX_EPOCH).unwrap();
@@ -112,9 +103,9 @@ fn every_assertion_has_a_fresh_jti() {
 
 #[test]
 fn ciba_request_object_claims() {
-    let paths = common::fixture("managed-ecc-p521");
-    let identity = DeviceIdentity::load(&paths).unwrap();
-    let issuer = Issuer::from_host(identity.config.host.as_deref().unwrap()).unwrap();
+    let config = common::config("managed-ecc-p521");
+    let signer = common::signer("managed-ecc-p521");
+    let issuer = Issuer::from_host(config.host.as_deref().unwrap()).unwrap();
     let now = UNIX_EPOCH + Duration::from_secs(1_000);
     let request = CibaRequest::new(LoginHint::LoginHintToken("lht".into()))
         .scope("profile")
@@ -122,11 +113,10 @@ fn ciba_request_object_claims() {
         .resource("https://vhh.example.com")
         .requested_expiry(120)
         .qr_session_id("qr-1");
-    let jwt =
-        ciba_request_object(identity.signer.as_ref(), "client-9", &issuer, &request, now).unwrap();
+    let jwt = ciba_request_object(&signer, "client-9", &issuer, &request, now).unwrap();
     let (_, claims) = verify_independently(
         &jwt,
-        &std::fs::read(paths.public_key()).unwrap(),
+        &common::public_pem("managed-ecc-p521"),
         JwsAlgorithm::ES512,
     );
     let expected_keys = [
@@ -190,14 +180,13 @@ fn ciba_request_validation() {
 #[test]
 fn public_jwk_matches_the_public_pem_and_has_alg() {
     for name in common::FIXTURES {
-        let paths = common::fixture(name);
-        let identity = DeviceIdentity::load(&paths).unwrap();
-        let jwk = identity.public_jwk.clone().unwrap();
-        let alg = identity.config.key_type.jws_algorithm();
+        let signer = common::signer(name);
+        let jwk = signer.public_jwk();
+        let alg = common::config(name).key_type.jws_algorithm();
         assert_eq!(jwk.algorithm(), Some(alg), "{name}");
         // A token signed by the key verifies with a DecodingKey built from our JWK.
         if alg != JwsAlgorithm::ES512 {
-            let jwt = client_assertion(identity.signer.as_ref(), "c", "aud", UNIX_EPOCH).unwrap();
+            let jwt = client_assertion(&signer, "c", "aud", UNIX_EPOCH).unwrap();
             let key = DecodingKey::from_jwk(&jwk.to_jsonwebtoken().unwrap()).unwrap();
             let mut v = Validation::new(if alg == JwsAlgorithm::RS256 {
                 Algorithm::RS256
@@ -260,8 +249,8 @@ fn generated_keys_round_trip_in_px_formats() {
 #[test]
 fn sec1_ec_keys_load() {
     // `openssl ec -in private.pem` writes SEC1; convert our PKCS#8 fixture the same way.
-    let pkcs8 =
-        pem::parse(std::fs::read(common::fixture("ecc-p384").private_key()).unwrap()).unwrap();
+    let pkcs8 = pem::parse(std::fs::read(common::fixture("ecc-p384").join("private.pem")).unwrap())
+        .unwrap();
     let pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
         &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
         pkcs8.contents(),
@@ -291,54 +280,4 @@ fn der_ecdsa_signatures_convert_to_fixed_size() {
         "r does not fit 16 bytes"
     );
     assert_eq!(ecdsa_der_to_fixed(b"nonsense", 64), None);
-}
-
-#[cfg(unix)]
-#[test]
-fn command_signer_for_tpm_keys() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    // A stand-in for `px-device-identity --operation SIGN` that signs DER-encoded
-    // ECDSA with a real key, as a TPM would: we sign, then DER-encode r||s.
-    let signer =
-        PemSigner::load(common::fixture("ecc-p256").private_key(), KeyType::EccP256).unwrap();
-    let raw = signer.sign(b"a.b").unwrap();
-    let der = {
-        let int = |b: &[u8]| {
-            let mut v = b.to_vec();
-            while v.len() > 1 && v[0] == 0 {
-                v.remove(0);
-            }
-            if v[0] & 0x80 != 0 {
-                v.insert(0, 0);
-            }
-            let mut out = vec![0x02, v.len() as u8];
-            out.extend(v);
-            out
-        };
-        let mut body = int(&raw[..32]);
-        body.extend(int(&raw[32..]));
-        let mut out = vec![0x30, body.len() as u8];
-        out.extend(body);
-        out
-    };
-    let script = dir.path().join("px-device-identity");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\n[ \"$1 $2 $3 $4\" = \"--operation SIGN --message a.b\" ] || exit 3\necho {}\n", URL_SAFE_NO_PAD.encode(&der)),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let tpm = CommandSigner::new(&script, JwsAlgorithm::ES256);
-    assert_eq!(tpm.sign(b"a.b").unwrap(), raw);
-    let err = tpm.sign(b"other").unwrap_err().to_string();
-    assert!(err.contains("exit status: 3"), "{err}");
-    let missing = CommandSigner::new(dir.path().join("absent"), JwsAlgorithm::RS256);
-    assert!(
-        missing
-            .sign(b"a.b")
-            .unwrap_err()
-            .to_string()
-            .contains("is px-device-identity installed")
-    );
 }

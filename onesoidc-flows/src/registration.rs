@@ -1,54 +1,49 @@
 //! Registering a device (PROTOCOL §10), producing the same files as
 //! px-device-identity, so existing tools keep working.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use onesoidc_core::{
-    DeviceConfig, DeviceIdentity, Error, IdentityPaths, KeySecurity, KeyType, PemSigner,
-    REGISTRATION_POLL_INTERVAL, REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus,
-    parse_registration_response, parse_registration_status, registration_request,
-    registration_status_request, registration_status_url, registration_url, write_files_atomically,
+    DeviceConfig, Error, KeySecurity, KeyType, MachineFacts, PemSigner, REGISTRATION_POLL_INTERVAL,
+    REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus, parse_registration_response,
+    parse_registration_status, registration_request, registration_status_request,
+    registration_status_url, registration_url,
 };
-use onesoidc_http::HttpClient;
-
-use crate::client::send;
+use onesoidc_fs::{IdentityPaths, NewFile, write_atomically};
+use onesoidc_http::{HttpClient, Policy};
 use tokio::time::Instant;
+
+use crate::DeviceIdentity;
+use crate::client::send;
 
 /// px-device-identity's config format version.
 pub const CONFIG_VERSION: &str = "0.0.3";
 
-/// What to register, and where the identity goes.
+/// What to register, and where the identity goes. Every setting has a
+/// default, given on its setter.
 ///
 /// ```
 /// use onesoidc_flows::DeviceRegistration;
+/// use onesoidc_flows::core::KeyType;
 /// let registration = DeviceRegistration::new("ServerName", "Bangkok", "server")
-///     .provider("https://idp-server.ones-now.com", "onesid1.com");
-/// assert_eq!(registration.key_type.to_string(), "ECC:p256");
+///     .provider("https://idp-server.ones-now.com", "onesid1.com")
+///     .key_type(KeyType::Rsa2048);
+/// assert_eq!(registration.host(), Some("https://idp-server.ones-now.com"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct DeviceRegistration {
-    /// The provider's base URL (`host`); `None` for an unmanaged identity.
-    pub host: Option<String>,
-    /// The domain (required with a provider).
-    pub domain: Option<String>,
-    /// Device title.
-    pub title: String,
-    /// Device location.
-    pub location: String,
-    /// Device role (`server`, `desktop`, ...); written lower case.
-    pub role: String,
-    /// Key type to generate (default ECC:p256).
-    pub key_type: KeyType,
-    /// Where device.yml and the keys go.
-    pub paths: IdentityPaths,
-    /// Replace an existing identity.
-    pub force: bool,
-    /// How long to wait for an administrator (default 300 s).
-    pub timeout: Duration,
-    /// How often to ask (default 10 s).
-    pub poll_interval: Duration,
+    host: Option<String>,
+    domain: Option<String>,
+    title: String,
+    location: String,
+    role: String,
+    key_type: KeyType,
+    paths: IdentityPaths,
+    force: bool,
+    timeout: Duration,
+    poll_interval: Duration,
+    policy: Policy,
 }
 
 /// Progress of a registration, for showing to the person registering.
@@ -83,14 +78,69 @@ impl DeviceRegistration {
             force: false,
             timeout: REGISTRATION_TIMEOUT,
             poll_interval: REGISTRATION_POLL_INTERVAL,
+            policy: Policy::default(),
         }
     }
 
     /// Registers with the provider at `host` (e.g. `https://idp-server.ones-now.com`) in `domain`.
+    /// Default: none, an unmanaged identity.
     pub fn provider(mut self, host: &str, domain: &str) -> Self {
         self.host = Some(host.trim_end_matches('/').to_string());
         self.domain = Some(domain.to_string());
         self
+    }
+
+    /// The key type to generate (default `ECC:p256`).
+    pub fn key_type(mut self, key_type: KeyType) -> Self {
+        self.key_type = key_type;
+        self
+    }
+
+    /// Where `device.yml` and the keys go (default [`IdentityPaths::from_env`]).
+    pub fn paths(mut self, paths: IdentityPaths) -> Self {
+        self.paths = paths;
+        self
+    }
+
+    /// Replace an existing identity (default: refuse). The old one stays
+    /// until the new one is approved and written.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    /// How long to wait for an administrator (default 300 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How often to ask whether it was approved (default 10 s; at least 10 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The HTTP rules the registration's requests obey (default
+    /// [`Policy::default`]: https except loopback, no redirects, 1 MiB, 30 s).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The provider's base URL; `None` for an unmanaged identity.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    /// The domain, with a provider.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// Where the identity goes.
+    pub fn identity_paths(&self) -> &IdentityPaths {
+        &self.paths
     }
 
     fn refuse_to_overwrite(&self) -> Result<(), Error> {
@@ -126,41 +176,63 @@ impl DeviceRegistration {
         }
     }
 
-    /// Writes the keys and device.yml, all or nothing.
+    /// Writes the keys and device.yml, all or nothing: the key directory
+    /// is private (0700), and `device.yml`, which makes the new set the
+    /// identity, is renamed into place last.
     fn write(&self, signer: PemSigner, config: DeviceConfig) -> Result<DeviceIdentity, Error> {
-        let write_error = |path: PathBuf, e: String| onesoidc_core::ConfigError::Write {
-            path,
-            source: std::io::Error::other(e),
-        };
+        let write_error =
+            |path: &std::path::Path, source: std::io::Error| onesoidc_core::ConfigError::Write {
+                path: path.to_path_buf(),
+                source,
+            };
         let yaml = config
             .to_yaml_string()
-            .map_err(|e| write_error(self.paths.config.clone(), e.to_string()))?;
+            .map_err(|e| write_error(&self.paths.config, std::io::Error::other(e.to_string())))?;
         let private = signer.private_key_pem()?;
         let public = signer.public_key_pem()?;
         let public_jwk = signer.public_jwk();
-        let jwk = serde_json::to_vec(&public_jwk)
-            .map_err(|e| write_error(self.paths.public_jwk(), e.to_string()))?;
         let (private_path, public_path, jwk_path) = (
             self.paths.private_key(),
             self.paths.public_key(),
             self.paths.public_jwk(),
         );
-        write_files_atomically(&[
-            (&private_path, private.as_bytes(), 0o600),
-            (&public_path, public.as_bytes(), 0o644),
-            (&jwk_path, &jwk, 0o644),
-            (&self.paths.config, yaml.as_bytes(), 0o644),
+        let jwk = serde_json::to_vec(&public_jwk)
+            .map_err(|e| write_error(&jwk_path, std::io::Error::other(e.to_string())))?;
+        onesoidc_fs::create_private_dir(&self.paths.key_dir)
+            .map_err(|e| write_error(&self.paths.key_dir, std::io::Error::other(e.to_string())))?;
+        write_atomically(&[
+            NewFile::new(&public_path, public.as_bytes(), 0o644),
+            NewFile::new(&jwk_path, &jwk, 0o644),
+            NewFile::new(&private_path, private.as_bytes(), 0o600),
+            NewFile::new(&self.paths.config, yaml.as_bytes(), 0o644),
         ])
-        .map_err(|source| onesoidc_core::ConfigError::Write {
-            path: self.paths.config.clone(),
-            source,
-        })?;
+        .map_err(|source| write_error(&self.paths.config, source))?;
         Ok(DeviceIdentity {
             config,
             signer: Arc::new(signer),
             public_jwk: Some(public_jwk),
         })
     }
+}
+
+/// What this machine is, for the registration body: the OS, the kernel
+/// release and the memory (from `/proc` on Linux; empty or 0 elsewhere).
+fn machine_facts() -> MachineFacts {
+    MachineFacts {
+        operating_system: std::env::consts::OS.to_string(),
+        operating_system_release: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        system_architecture: std::env::consts::ARCH.to_string(),
+        system_memory: total_memory_bytes().unwrap_or(0),
+    }
+}
+
+fn total_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// `2021-03-08 15:22:00.816527`, as px-device-identity writes `initiated_on` (UTC).
@@ -190,10 +262,9 @@ pub fn create_unmanaged_identity(
 /// cancellation (dropping the future) leave the previous identity untouched.
 ///
 /// ```no_run
-/// use std::sync::Arc;
 /// use onesoidc_flows::{DeviceRegistration, RegistrationProgress, register_device};
 /// # async fn run() -> Result<(), onesoidc_flows::Error> {
-/// let http = Arc::new(onesoidc_flows::http_client::ReqwestClient::new().unwrap());
+/// let http = onesoidc_flows::http_client::ReqwestClient::new()?;
 /// let registration = DeviceRegistration::new("ServerName", "Bangkok", "server")
 ///     .provider("https://idp-server.ones-now.com", "onesid1.com");
 /// let identity = register_device(http, &registration, |p| {
@@ -205,7 +276,7 @@ pub fn create_unmanaged_identity(
 /// # Ok(()) }
 /// ```
 pub async fn register_device(
-    http: Arc<dyn HttpClient>,
+    http: impl HttpClient + 'static,
     registration: &DeviceRegistration,
     mut progress: impl FnMut(RegistrationProgress),
 ) -> Result<DeviceIdentity, Error> {
@@ -213,16 +284,18 @@ pub async fn register_device(
         return create_unmanaged_identity(registration);
     };
     registration.refuse_to_overwrite()?;
+    let http = registration.policy.apply(http);
     let signer = PemSigner::generate(registration.key_type)?;
-    let body = RegistrationBody::for_this_machine(
+    let body = RegistrationBody::new(
         signer.public_jwk(),
         &registration.title,
         &registration.location,
         domain,
         &registration.role,
+        machine_facts(),
     );
     let endpoint = registration_url(host);
-    let response = send(http.as_ref(), &endpoint, registration_request(host, &body)?).await?;
+    let response = send(&http, &endpoint, registration_request(host, &body)?).await?;
     let code = parse_registration_response(&endpoint, &response)?;
     tracing::info!(verification_code = %code, "registration submitted");
     progress(RegistrationProgress::Submitted {
@@ -243,7 +316,7 @@ pub async fn register_device(
         progress(RegistrationProgress::Waiting { remaining });
         tokio::time::sleep(registration.poll_interval.min(remaining)).await;
         let response = send(
-            http.as_ref(),
+            &http,
             &status_endpoint,
             registration_status_request(host, &code)?,
         )
@@ -258,18 +331,15 @@ pub async fn register_device(
                 return registration.write(signer, config);
             }
             RegistrationStatus::Rejected => {
-                return Err(Error::OAuth {
+                return Err(Error::RegistrationRejected {
                     endpoint: status_endpoint,
-                    status: 200,
-                    error: "access_denied".into(),
-                    description: Some(format!("an administrator rejected registration {code}")),
+                    verification_code: code,
                 });
             }
             RegistrationStatus::Failed => {
-                return Err(Error::InvalidResponse {
+                return Err(Error::RegistrationFailed {
                     endpoint: status_endpoint,
-                    status: 200,
-                    reason: format!("the provider reports an error with registration {code}"),
+                    verification_code: code,
                 });
             }
         }

@@ -2,24 +2,22 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use onesoidc_core::{ConfigError, DeviceIdentity, Error, IdentityPaths, KeyType};
+use onesoidc_core::{ConfigError, Error, KeyType};
 use onesoidc_devidp::DevIdp;
 use onesoidc_flows::{
-    DeviceRegistration, OnesIdClient, RegistrationProgress, create_unmanaged_identity,
-    register_device,
+    DeviceIdentity, DeviceRegistration, IdentityPaths, OnesIdClient, RegistrationProgress,
+    create_unmanaged_identity, register_device,
 };
 
 fn registration(idp: &DevIdp, dir: &std::path::Path) -> DeviceRegistration {
-    let mut r = DeviceRegistration::new("ServerName", "Bangkok", "SERVER")
-        .provider(&idp.host(), "onesid1.com");
-    r.paths = IdentityPaths {
-        config: dir.join("etc/device.yml"),
-        key_dir: dir.join("keys"),
-    };
-    r
+    DeviceRegistration::new("ServerName", "Bangkok", "SERVER")
+        .provider(&idp.host(), "onesid1.com")
+        .paths(IdentityPaths::new(
+            dir.join("etc/device.yml"),
+            dir.join("keys"),
+        ))
 }
 
 #[cfg(unix)]
@@ -32,8 +30,8 @@ fn mode(path: &std::path::Path) -> u32 {
 async fn approved_registration_writes_a_working_identity() {
     let idp = DevIdp::start(support::config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut r = registration(&idp, dir.path());
-    r.key_type = KeyType::EccP521;
+    let r = registration(&idp, dir.path()).key_type(KeyType::EccP521);
+    let paths = r.identity_paths().clone();
     let approver = {
         let idp = idp.clone();
         tokio::spawn(async move {
@@ -44,7 +42,7 @@ async fn approved_registration_writes_a_working_identity() {
         })
     };
     let mut codes = Vec::new();
-    let identity = register_device(Arc::new(idp.in_process_client()), &r, |p| {
+    let identity = register_device(idp.in_process_client(), &r, |p| {
         if let RegistrationProgress::Submitted {
             verification_code, ..
         } = p
@@ -65,15 +63,17 @@ async fn approved_registration_writes_a_working_identity() {
     assert_eq!(config.key_type, KeyType::EccP521);
 
     // The files load as px-device-identity's would, and the device can log in.
-    let loaded = DeviceIdentity::load(&r.paths).unwrap();
+    let loaded = DeviceIdentity::load(&paths).unwrap();
     assert_eq!(loaded.config.client_id, config.client_id);
     assert_eq!(loaded.public_jwk, identity.public_jwk);
     let jwk: onesoidc_core::PublicJwk =
-        serde_json::from_slice(&std::fs::read(r.paths.public_jwk()).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(paths.public_jwk()).unwrap()).unwrap();
     assert_eq!(jwk.alg.as_deref(), Some("ES512"), "never ES521");
     #[cfg(unix)]
-    assert_eq!(mode(&r.paths.private_key()), 0o600);
-    let client = OnesIdClient::new(loaded, Arc::new(idp.in_process_client())).unwrap();
+    assert_eq!(mode(&paths.private_key()), 0o600);
+    #[cfg(unix)]
+    assert_eq!(mode(&paths.key_dir), 0o700, "the key directory is private");
+    let client = OnesIdClient::new(loaded, idp.in_process_client()).unwrap();
     client.device_token().await.unwrap();
 }
 
@@ -82,6 +82,7 @@ async fn rejection_and_timeout_leave_nothing_behind() {
     let idp = DevIdp::start(support::config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let r = registration(&idp, dir.path());
+    let paths = r.identity_paths().clone();
     let rejecter = {
         let idp = idp.clone();
         tokio::spawn(async move {
@@ -89,17 +90,17 @@ async fn rejection_and_timeout_leave_nothing_behind() {
             idp.reject_registration(&code).unwrap();
         })
     };
-    let err = register_device(Arc::new(idp.in_process_client()), &r, |_| {})
+    let err = register_device(idp.in_process_client(), &r, |_| {})
         .await
         .unwrap_err();
     rejecter.await.unwrap();
-    assert_eq!(err.oauth_error(), Some("access_denied"), "{err}");
-    assert!(!r.paths.config.exists() && !r.paths.key_dir.exists());
+    assert!(matches!(err, Error::RegistrationRejected { .. }), "{err}");
+    assert!(err.to_string().contains("rejected"), "{err}");
+    assert!(!paths.config.exists() && !paths.key_dir.exists());
 
-    let mut short = r.clone();
-    short.timeout = Duration::from_secs(35);
+    let short = r.clone().timeout(Duration::from_secs(35));
     let began = tokio::time::Instant::now();
-    let err = register_device(Arc::new(idp.in_process_client()), &short, |_| {})
+    let err = register_device(idp.in_process_client(), &short, |_| {})
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Expired { .. }), "{err}");
@@ -108,7 +109,7 @@ async fn rejection_and_timeout_leave_nothing_behind() {
         Duration::from_secs(35),
         "checks at 10, 20, 30 and 35 s"
     );
-    assert!(!r.paths.config.exists() && !r.paths.key_dir.exists());
+    assert!(!paths.config.exists() && !paths.key_dir.exists());
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,17 +117,14 @@ async fn existing_identity_needs_force_and_survives_a_failed_force() {
     let idp = DevIdp::start(support::config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let r = registration(&idp, dir.path());
-    let previous = create_unmanaged_identity(&DeviceRegistration {
-        host: None,
-        ..r.clone()
-    })
-    .unwrap();
+    let paths = r.identity_paths().clone();
+    let previous = create_unmanaged_identity(&r).unwrap();
     let before = (
-        std::fs::read(&r.paths.config).unwrap(),
-        std::fs::read(r.paths.private_key()).unwrap(),
+        std::fs::read(&paths.config).unwrap(),
+        std::fs::read(paths.private_key()).unwrap(),
     );
 
-    let err = register_device(Arc::new(idp.in_process_client()), &r, |_| {})
+    let err = register_device(idp.in_process_client(), &r, |_| {})
         .await
         .unwrap_err();
     assert!(
@@ -135,29 +133,28 @@ async fn existing_identity_needs_force_and_survives_a_failed_force() {
     );
     assert!(err.to_string().contains("--force"));
 
-    let mut forced = r.clone();
-    forced.force = true;
+    let forced = r.clone().force(true);
     let idp2 = idp.clone();
     tokio::spawn(async move {
         let code = idp2.next_registration().await;
         idp2.reject_registration(&code).unwrap();
     });
-    register_device(Arc::new(idp.in_process_client()), &forced, |_| {})
+    register_device(idp.in_process_client(), &forced, |_| {})
         .await
         .unwrap_err();
     let after = (
-        std::fs::read(&r.paths.config).unwrap(),
-        std::fs::read(r.paths.private_key()).unwrap(),
+        std::fs::read(&paths.config).unwrap(),
+        std::fs::read(paths.private_key()).unwrap(),
     );
     assert_eq!(
         before, after,
         "a failed --force leaves the old identity as it was"
     );
     assert_eq!(
-        DeviceIdentity::load(&r.paths).unwrap().config.id,
+        DeviceIdentity::load(&paths).unwrap().config.id,
         previous.config.id
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&r.paths.key_dir)
+    let leftovers: Vec<_> = std::fs::read_dir(&paths.key_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -171,14 +168,14 @@ async fn existing_identity_needs_force_and_survives_a_failed_force() {
 #[test]
 fn unmanaged_identity_loads_but_is_not_registered() {
     let dir = tempfile::tempdir().unwrap();
-    let mut r = DeviceRegistration::new("Kiosk", "Bangkok", "PUBLIC");
-    r.paths = IdentityPaths {
-        config: dir.path().join("device.yml"),
-        key_dir: dir.path().join("k"),
-    };
-    r.key_type = KeyType::Rsa3072;
+    let r = DeviceRegistration::new("Kiosk", "Bangkok", "PUBLIC")
+        .paths(IdentityPaths::new(
+            dir.path().join("device.yml"),
+            dir.path().join("k"),
+        ))
+        .key_type(KeyType::Rsa3072);
     create_unmanaged_identity(&r).unwrap();
-    let identity = DeviceIdentity::load(&r.paths).unwrap();
+    let identity = DeviceIdentity::load(r.identity_paths()).unwrap();
     assert!(!identity.config.is_managed);
     assert_eq!(identity.config.role.as_deref(), Some("public"));
     assert!(matches!(

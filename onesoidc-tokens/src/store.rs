@@ -4,12 +4,12 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use onesoidc_core::{ExposeSecret, TokenSet};
+use onesoidc_fs::{Access, NewFile, write_atomically};
 use serde::{Deserialize, Serialize};
 
 /// Where a manager keeps its tokens between runs.
@@ -191,50 +191,21 @@ impl FileTokenStore {
     }
 
     fn create_dir(&self) -> Result<(), StoreError> {
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&self.dir).map_err(|source| StoreError::Io {
+        onesoidc_fs::create_private_dir(&self.dir).map_err(|e| StoreError::Io {
             action: "create directory",
             path: self.dir.clone(),
-            source,
+            source: io::Error::other(e.to_string()),
         })
     }
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let file = path
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{file}.{}.{n}.{nanos}.tmp", std::process::id()))
-}
-
-fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path, file: &fs::File) {
-    use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = file.metadata() {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        let access = Access::of(&meta);
+        if access.readable_by_others() {
             tracing::warn!(
                 path = %path.display(),
-                mode = format_args!("{mode:04o}"),
+                mode = format_args!("{:04o}", access.mode),
                 "token file is readable by other users; it should be mode 0600 (chmod 600)"
             );
         }
@@ -254,7 +225,6 @@ impl TokenStore for FileTokenStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(e)),
         };
-        #[cfg(unix)]
         warn_if_readable_by_others(&path, &file);
         let mut bytes = Vec::new();
         io::Read::read_to_end(
@@ -319,28 +289,11 @@ impl TokenStore for FileTokenStore {
         // Serializing plain strings and integers cannot fail.
         let mut bytes = serde_json::to_vec_pretty(&stored).unwrap_or_default();
         bytes.push(b'\n');
-        let temp = temp_path(&path);
-        if let Err(source) = write_new_file(&temp, &bytes) {
-            let _ = fs::remove_file(&temp);
-            return Err(StoreError::Io {
-                action: "write",
-                path: temp,
-                source,
-            });
-        }
-        if let Err(source) = fs::rename(&temp, &path) {
-            let _ = fs::remove_file(&temp);
-            return Err(StoreError::Io {
-                action: "replace",
-                path,
-                source,
-            });
-        }
-        // Make the rename durable. Not every platform can open a directory.
-        if let Ok(dir) = fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        write_atomically(&[NewFile::new(&path, &bytes, 0o600)]).map_err(|source| StoreError::Io {
+            action: "write",
+            path,
+            source,
+        })
     }
 
     fn remove(&self, name: &str) -> Result<(), StoreError> {

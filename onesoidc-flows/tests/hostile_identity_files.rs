@@ -18,10 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use onesoidc_core::{
-    ConfigError, DeviceConfig, DeviceIdentity, Error, IdentityPaths, KeyError, KeyType,
-    MAX_IDENTITY_FILE_BYTES, PemSigner,
-};
+use onesoidc_flows::core::{ConfigError, DeviceConfig, Error, KeyError, KeyType, PemSigner};
+use onesoidc_flows::fs::MAX_IDENTITY_FILE_BYTES;
+use onesoidc_flows::{DeviceIdentity, IdentityPaths, load_device_config};
 
 /// RSA 1024-bit, PKCS#1 (`openssl genrsa -traditional 1024`).
 const RSA_1024_PKCS1: &str = "\
@@ -183,10 +182,7 @@ is_managed: true
 /// `private.pem` (mode 0600).
 fn identity() -> (tempfile::TempDir, IdentityPaths) {
     let dir = tempfile::tempdir().unwrap();
-    let paths = IdentityPaths {
-        config: dir.path().join("device.yml"),
-        key_dir: dir.path().to_path_buf(),
-    };
+    let paths = IdentityPaths::new(dir.path().join("device.yml"), dir.path());
     std::fs::write(&paths.config, DEVICE_YML).unwrap();
     write_key(
         &paths,
@@ -215,11 +211,11 @@ fn set_mode(path: &Path, mode: u32) {
 #[cfg(not(unix))]
 fn set_mode(_path: &Path, _mode: u32) {}
 
-/// `device.yml` with `text`, loaded through `DeviceConfig::load`.
+/// `device.yml` with `text`, loaded through `load_device_config`.
 fn load_yaml(text: impl AsRef<[u8]>) -> (Result<DeviceConfig, ConfigError>, PathBuf) {
     let (dir, paths) = identity();
     std::fs::write(&paths.config, text).unwrap();
-    let result = DeviceConfig::load(&paths.config);
+    let result = load_device_config(&paths.config);
     // Keep the path for messages; the dir goes with `dir`.
     let path = paths.config.clone();
     drop(dir);
@@ -322,7 +318,7 @@ fn a_huge_device_yml_is_refused_without_being_read() {
     file.set_len(50 * 1024 * 1024).unwrap();
     drop(file);
     let began = Instant::now();
-    let err = DeviceConfig::load(&paths.config).unwrap_err();
+    let err = load_device_config(&paths.config).unwrap_err();
     assert!(began.elapsed() < Duration::from_secs(2), "refused at once");
     assert_eq!(
         read_error_kind(&err),
@@ -349,10 +345,10 @@ fn a_huge_device_yml_is_refused_without_being_read() {
     text.push_str(&"x".repeat(padding));
     assert_eq!(text.len() as u64, MAX_IDENTITY_FILE_BYTES);
     std::fs::write(&paths.config, &text).unwrap();
-    DeviceConfig::load(&paths.config).unwrap();
+    load_device_config(&paths.config).unwrap();
     text.push('x');
     std::fs::write(&paths.config, &text).unwrap();
-    let err = DeviceConfig::load(&paths.config).unwrap_err();
+    let err = load_device_config(&paths.config).unwrap_err();
     assert_eq!(
         read_error_kind(&err),
         std::io::ErrorKind::FileTooLarge,
@@ -367,7 +363,7 @@ fn an_endless_file_is_refused_after_the_limit() {
     let (_dir, paths) = identity();
     std::fs::remove_file(&paths.config).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &paths.config).unwrap();
-    let err = DeviceConfig::load(&paths.config).unwrap_err();
+    let err = load_device_config(&paths.config).unwrap_err();
     assert_eq!(
         read_error_kind(&err),
         std::io::ErrorKind::FileTooLarge,
@@ -530,13 +526,13 @@ fn symlink_loops_and_dangling_symlinks_are_read_errors() {
     std::fs::remove_file(&paths.config).unwrap();
     std::os::unix::fs::symlink(&other, &paths.config).unwrap();
     std::os::unix::fs::symlink(&paths.config, &other).unwrap();
-    let err = DeviceConfig::load(&paths.config).unwrap_err();
+    let err = load_device_config(&paths.config).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     assert_names_file(&err, &paths.config);
 
     std::fs::remove_file(&paths.config).unwrap();
     std::os::unix::fs::symlink(dir.path().join("gone.yml"), &paths.config).unwrap();
-    let err = DeviceConfig::load(&paths.config).unwrap_err();
+    let err = load_device_config(&paths.config).unwrap_err();
     assert_eq!(read_error_kind(&err), std::io::ErrorKind::NotFound);
 
     // The same for the key.
@@ -558,7 +554,7 @@ fn a_device_yml_that_cannot_be_read_is_a_read_error() {
     let (_dir, paths) = identity();
     std::fs::remove_file(&paths.config).unwrap();
     std::fs::create_dir(&paths.config).unwrap();
-    let err = DeviceConfig::load(&paths.config).unwrap_err();
+    let err = load_device_config(&paths.config).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
     assert_names_file(&err, &paths.config);
     assert!(

@@ -1,20 +1,23 @@
-//! A device identity: `device.yml` plus the key that signs for it.
+//! [`DeviceIdentity`]: `device.yml` plus the key that signs for it, loaded
+//! from px-device-identity's files.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::error::{ConfigError, Error, KeyError};
-use crate::{
-    ClientAuth, CommandSigner, DeviceConfig, IdentityPaths, Issuer, KeySecurity, PemSigner,
-    PublicJwk, Signer,
+use onesoidc_core::{
+    ClientAuth, ConfigError, DeviceConfig, Error, Issuer, KeyError, KeySecurity, KeyType,
+    PemSigner, PublicJwk, Signer,
 };
+use onesoidc_fs::{Access, IdentityPaths, MAX_IDENTITY_FILE_BYTES, read_limited};
+
+use crate::signer::CommandSigner;
 
 /// A loaded device identity: its configuration and its signer.
 ///
 /// ```no_run
-/// let identity = onesoidc_core::DeviceIdentity::load_default()?;
+/// let identity = onesoidc_flows::DeviceIdentity::load_default()?;
 /// println!("device {} at {}", identity.config.id, identity.issuer()?);
-/// # Ok::<(), onesoidc_core::Error>(())
+/// # Ok::<(), onesoidc_flows::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct DeviceIdentity {
@@ -33,18 +36,18 @@ impl DeviceIdentity {
         Self::load(&IdentityPaths::from_env())
     }
 
-    /// Loads `device.yml` and the private key from `paths`.
+    /// Loads `device.yml` and the private key from `paths` (each at most
+    /// [`MAX_IDENTITY_FILE_BYTES`]; symlinks are followed).
     ///
-    /// A PEM key must match `key_type`; a TPM identity signs through
-    /// `px-device-identity`. A private key readable by group or others is
-    /// loaded with a warning.
+    /// A PEM key must match `key_type`; a private key readable by group or
+    /// others is loaded with a warning. A TPM identity signs through
+    /// `px-device-identity` ([`CommandSigner::px_device_identity`]).
     pub fn load(paths: &IdentityPaths) -> Result<Self, Error> {
-        let config = DeviceConfig::load(&paths.config)?;
+        let config = load_device_config(&paths.config)?;
         let key_path = paths.private_key();
         match config.key_security {
             KeySecurity::Default => {
-                warn_if_readable_by_others(&key_path);
-                let signer = PemSigner::load(&key_path, config.key_type)?;
+                let signer = load_pem_signer(&key_path, config.key_type)?;
                 let public_jwk = Some(signer.public_jwk());
                 Ok(DeviceIdentity {
                     config,
@@ -85,12 +88,62 @@ impl DeviceIdentity {
     }
 }
 
+/// Reads and parses `device.yml` at `path` (at most
+/// [`MAX_IDENTITY_FILE_BYTES`], UTF-8; symlinks are followed).
+///
+/// ```no_run
+/// let config = onesoidc_flows::load_device_config("/etc/px-device-identity/device.yml")?;
+/// println!("device {}", config.id);
+/// # Ok::<(), onesoidc_flows::core::ConfigError>(())
+/// ```
+pub fn load_device_config(path: impl AsRef<Path>) -> Result<DeviceConfig, ConfigError> {
+    let path = path.as_ref();
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = read_limited(path, MAX_IDENTITY_FILE_BYTES).map_err(read_error)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "it is not UTF-8 text",
+        ))
+    })?;
+    DeviceConfig::from_yaml_str(&text, path)
+}
+
+/// Loads the PEM private key at `path` and checks that it holds a key of
+/// `expected` type. A key readable by group or others loads with a warning.
+pub fn load_pem_signer(path: impl AsRef<Path>, expected: KeyType) -> Result<PemSigner, KeyError> {
+    let path = path.as_ref();
+    let read_error = |source| KeyError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = read_limited(path, MAX_IDENTITY_FILE_BYTES).map_err(read_error)?;
+    warn_if_readable_by_others(path);
+    let signer = PemSigner::from_pem(&bytes, path)?;
+    if signer.key_type() != expected {
+        return Err(KeyError::Mismatch {
+            path: path.to_path_buf(),
+            expected,
+            found: signer.key_type().to_string(),
+        });
+    }
+    Ok(signer)
+}
+
 fn read_public_jwk(path: &Path) -> Result<Option<PublicJwk>, Error> {
-    match crate::config::read_identity_file(path) {
+    match read_limited(path, MAX_IDENTITY_FILE_BYTES) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             Error::Key(KeyError::Invalid {
                 path: path.to_path_buf(),
-                reason: format!("not a JWK ({e})"),
+                reason: format!(
+                    "not a JWK ({:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
             })
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -101,20 +154,15 @@ fn read_public_jwk(path: &Path) -> Result<Option<PublicJwk>, Error> {
     }
 }
 
-#[cfg(unix)]
 fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        let access = Access::of(&meta);
+        if access.readable_by_others() {
             tracing::warn!(
                 path = %path.display(),
-                mode = format_args!("{mode:o}"),
+                mode = format_args!("{:o}", access.mode),
                 "the private key is readable by other users; run `chmod 600` on it"
             );
         }
     }
 }
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
