@@ -1,6 +1,5 @@
 //! CIBA: ask OnesID to authenticate a person on their phone (PROTOCOL §5).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use onesoidc_core::{
@@ -139,13 +138,21 @@ impl OnesIdClient {
         &self,
         request: &CibaRequest,
     ) -> Result<BackchannelAuthResponse, Error> {
-        let meta = self.provider_metadata().await?;
-        let endpoint = &meta.backchannel_authentication_endpoint;
-        let http_request =
-            self.client_auth()
-                .backchannel_request(endpoint, self.issuer(), request, self.now())?;
-        let response = self.send(endpoint, http_request).await?;
-        let started = parse_backchannel_response(endpoint, &response)?;
+        let endpoint = self
+            .provider_metadata()
+            .await?
+            .backchannel_authentication_endpoint
+            .clone();
+        let http_request = {
+            let (endpoint, issuer, request) =
+                (endpoint.clone(), self.issuer().clone(), request.clone());
+            self.signed_request(move |auth, now| {
+                auth.backchannel_request(&endpoint, &issuer, &request, now)
+            })
+            .await?
+        };
+        let response = self.send(&endpoint, http_request).await?;
+        let started = parse_backchannel_response(&endpoint, &response)?;
         tracing::info!(
             expires_in = started.expires_in.as_secs(),
             "CIBA request accepted; waiting for the user"
@@ -155,12 +162,16 @@ impl OnesIdClient {
 
     /// Polls once (with a fresh assertion).
     pub async fn ciba_poll(&self, auth_req_id: &str) -> Result<CibaPollResponse, Error> {
-        let endpoint = &self.provider_metadata().await?.token_endpoint;
-        let request = self
-            .client_auth()
-            .ciba_poll_request(endpoint, auth_req_id, self.now())?;
-        let response = self.send(endpoint, request).await?;
-        parse_ciba_poll_response(endpoint, &response, self.now())
+        let endpoint = self.provider_metadata().await?.token_endpoint.clone();
+        let request = {
+            let (endpoint, auth_req_id) = (endpoint.clone(), auth_req_id.to_string());
+            self.signed_request(move |auth, now| {
+                auth.ciba_poll_request(&endpoint, &auth_req_id, now)
+            })
+            .await?
+        };
+        let response = self.send(&endpoint, request).await?;
+        parse_ciba_poll_response(&endpoint, &response, self.now())
     }
 
     /// Polls until the person answers or the request expires: waits
@@ -187,7 +198,7 @@ impl OnesIdClient {
 
     /// The CIBA login as a stream of [`CibaEvent`]s (replacing the original's
     /// `CibaAuthSignals`). Dropping the stream cancels the login.
-    pub fn ciba_events(self: &Arc<Self>, request: CibaRequest) -> EventStream<CibaEvent> {
+    pub fn ciba_events(&self, request: CibaRequest) -> EventStream<CibaEvent> {
         let client = self.clone();
         EventStream::spawn(move |events| async move {
             client.ciba_run(&request, &events).await;

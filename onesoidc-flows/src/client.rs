@@ -6,23 +6,42 @@ use std::time::{Duration, SystemTime};
 use onesoidc_core::request::HttpRequest;
 use onesoidc_core::response::HttpResponse;
 use onesoidc_core::{
-    ClientAuth, DeviceIdentity, Error, ExposeSecret, IdentityPaths, Issuer, ProviderMetadata,
-    PublicJwkSet, TokenSet, parse_token_response,
+    ClientAuth, DeviceTokenRequest, Error, ExposeSecret, Issuer, ProviderMetadata, PublicJwkSet,
+    SecretString, TokenSet, parse_token_response,
 };
-use onesoidc_http::{HttpClient, ReqwestClient};
+use onesoidc_fs::IdentityPaths;
+use onesoidc_http::{HttpClient, Policy, PolicyClient};
 use tokio::sync::{Mutex, OnceCell, RwLock};
+
+use crate::DeviceIdentity;
 
 /// A registered device and the provider it belongs to.
 ///
-/// Cheap to share: wrap it in an `Arc`. Discovery runs once, on first use,
-/// and is cached; a failed discovery is retried on the next call.
+/// Cheap to clone: clones share the discovered endpoints, the provider's
+/// keys and the device's own access token. Discovery runs once, on first
+/// use; a failed discovery is retried on the next call. Every request goes
+/// through the HTTP [`Policy`] (https, no redirects, 1 MiB, timeouts),
+/// whichever [`HttpClient`] sends it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), onesoidc_flows::Error> {
+/// let client = onesoidc_flows::OnesIdClient::from_default_identity()?;
+/// let tokens = client.device_token().await?;
+/// println!("the device token expires {}", tokens.expiry());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
 pub struct OnesIdClient {
-    http: Arc<dyn HttpClient>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: PolicyClient,
     identity: DeviceIdentity,
     auth: ClientAuth,
     issuer: Issuer,
     metadata: OnceCell<ProviderMetadata>,
-    pub(crate) jwks_cache: RwLock<Option<Arc<PublicJwkSet>>>,
+    jwks: RwLock<Option<Arc<PublicJwkSet>>>,
     device_bearer: Mutex<Option<TokenSet>>,
 }
 
@@ -32,96 +51,199 @@ const BEARER_MARGIN: Duration = Duration::from_secs(30);
 impl std::fmt::Debug for OnesIdClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OnesIdClient")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.auth.client_id)
+            .field("issuer", &self.inner.issuer)
+            .field("client_id", &self.inner.auth.client_id)
             .finish_non_exhaustive()
     }
 }
 
-/// Options of a device access token request (PROTOCOL §4).
+/// Builds an [`OnesIdClient`]. Every setting has a default, given on its
+/// setter; with none set it is [`OnesIdClient::from_default_identity`].
 ///
+/// A custom [`HttpClient`] is the usual reason to use it, e.g. one that
+/// logs every exchange:
+///
+/// ```no_run
+/// use onesoidc_flows::OnesIdClient;
+/// use onesoidc_flows::http_client::{BoxFuture, HttpClient, HttpRequest, HttpResponse, ReqwestClient, TransportError};
+///
+/// /// Logs method, URL and status of every request.
+/// struct Logged<C>(C);
+///
+/// impl<C: HttpClient> HttpClient for Logged<C> {
+///     fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+///         let line = format!("{} {}", request.method(), request.uri());
+///         let sent = self.0.execute(request);
+///         Box::pin(async move {
+///             let result = sent.await;
+///             match &result {
+///                 Ok(response) => eprintln!("{line} -> {}", response.status()),
+///                 Err(error) => eprintln!("{line} -> {error}"),
+///             }
+///             result
+///         })
+///     }
+/// }
+///
+/// # fn run() -> Result<(), onesoidc_flows::Error> {
+/// let client = OnesIdClient::builder()
+///     .http(Logged(ReqwestClient::new()?))
+///     .build()?;
+/// # Ok(()) }
 /// ```
-/// let request = onesoidc_flows::DeviceTokenRequest::default().scope("read write");
-/// assert_eq!(request.scope.as_deref(), Some("read write"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceTokenRequest {
-    /// Space-separated scopes, if any.
-    pub scope: Option<String>,
-    /// Target resource (RFC 8707), if any.
-    pub resource: Option<String>,
+#[must_use]
+#[derive(Default)]
+pub struct OnesIdClientBuilder {
+    identity: Option<DeviceIdentity>,
+    paths: Option<IdentityPaths>,
+    http: Option<Arc<dyn HttpClient>>,
+    policy: Policy,
 }
 
-impl DeviceTokenRequest {
-    /// Sets the scope.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
+impl std::fmt::Debug for OnesIdClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnesIdClientBuilder")
+            .field("identity", &self.identity.as_ref().map(|i| &i.config.id))
+            .field("paths", &self.paths)
+            .field("http", &self.http.is_some())
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl OnesIdClientBuilder {
+    /// The device identity to use (default: loaded from
+    /// [`identity_paths`](Self::identity_paths)).
+    pub fn identity(mut self, identity: DeviceIdentity) -> Self {
+        self.identity = Some(identity);
         self
     }
 
-    /// Sets the target resource.
-    pub fn resource(mut self, resource: impl Into<String>) -> Self {
-        self.resource = Some(resource.into());
+    /// Where to load the identity from (default [`IdentityPaths::from_env`]:
+    /// px-device-identity's places, `ONESOIDC_DEVICE_CONFIG`, `ONESOIDC_KEY_DIR`).
+    pub fn identity_paths(mut self, paths: IdentityPaths) -> Self {
+        self.paths = Some(paths);
         self
     }
+
+    /// The HTTP backend (default: a [`ReqwestClient`](onesoidc_http::ReqwestClient)
+    /// built with the [`policy`](Self::policy)'s settings; without the
+    /// `reqwest` feature there is no default and this is required). The
+    /// policy applies above it either way.
+    pub fn http(mut self, http: impl HttpClient + 'static) -> Self {
+        self.http = Some(Arc::new(http));
+        self
+    }
+
+    /// The HTTP rules every request obeys (default [`Policy::default`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Allows plain `http://` to a provider that is not on loopback
+    /// (default: refused). Only for closed test networks.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.policy = self.policy.allow_insecure_http(allow);
+        self
+    }
+
+    /// Loads the identity if none was given, and builds the client.
+    ///
+    /// Fails with the file and field of a bad `device.yml` or key,
+    /// [`ConfigError::NotRegistered`](onesoidc_core::ConfigError::NotRegistered)
+    /// for an unmanaged identity, or [`Error::HttpClient`] when no HTTP
+    /// client can be had.
+    pub fn build(self) -> Result<OnesIdClient, Error> {
+        let identity = match self.identity {
+            Some(identity) => identity,
+            None => DeviceIdentity::load(&self.paths.unwrap_or_else(IdentityPaths::from_env))?,
+        };
+        let auth = identity.client_auth()?;
+        let issuer = identity.issuer()?;
+        let backend = match self.http {
+            Some(http) => http,
+            None => default_backend(&self.policy)?,
+        };
+        Ok(OnesIdClient {
+            inner: Arc::new(Inner {
+                http: self.policy.apply(backend),
+                identity,
+                auth,
+                issuer,
+                metadata: OnceCell::new(),
+                jwks: RwLock::new(None),
+                device_bearer: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_backend(policy: &Policy) -> Result<Arc<dyn HttpClient>, Error> {
+    let client = onesoidc_http::ReqwestClient::builder()
+        .allow_insecure_http(policy.insecure_http_allowed())
+        .timeout(policy.exchange_timeout())
+        .max_body_bytes(policy.body_limit())
+        .build()?;
+    Ok(Arc::new(client))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_backend(_policy: &Policy) -> Result<Arc<dyn HttpClient>, Error> {
+    Err(Error::HttpClient(onesoidc_core::TransportError::new(
+        onesoidc_core::TransportErrorKind::InvalidRequest,
+        "no HTTP client was given; pass one to OnesIdClientBuilder::http, or enable the `reqwest` feature of onesoidc-flows",
+    )))
 }
 
 impl OnesIdClient {
+    /// A builder; see [`OnesIdClientBuilder`].
+    pub fn builder() -> OnesIdClientBuilder {
+        OnesIdClientBuilder::default()
+    }
+
     /// A client for `identity`, sending through `http`.
     ///
     /// Fails with [`onesoidc_core::ConfigError::NotRegistered`] for an
     /// unmanaged identity.
-    pub fn new(identity: DeviceIdentity, http: Arc<dyn HttpClient>) -> Result<Self, Error> {
-        let auth = identity.client_auth()?;
-        let issuer = identity.issuer()?;
-        Ok(OnesIdClient {
-            http,
-            identity,
-            auth,
-            issuer,
-            metadata: OnceCell::new(),
-            jwks_cache: RwLock::new(None),
-            device_bearer: Mutex::new(None),
-        })
+    pub fn new(identity: DeviceIdentity, http: impl HttpClient + 'static) -> Result<Self, Error> {
+        Self::builder().identity(identity).http(http).build()
     }
 
     /// Loads the identity from `paths` and uses the default HTTP client.
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
     pub fn from_paths(paths: &IdentityPaths) -> Result<Self, Error> {
-        let identity = DeviceIdentity::load(paths)?;
-        // Building the HTTP client fails before any request (e.g. no usable
-        // TLS roots): the error names the provider it was for.
-        let issuer = identity.issuer()?;
-        let http = ReqwestClient::new().map_err(|source| Error::Transport {
-            endpoint: issuer.to_string(),
-            source,
-        })?;
-        Self::new(identity, Arc::new(http))
+        Self::builder().identity_paths(paths.clone()).build()
     }
 
     /// Loads the identity from the default paths (honouring
     /// `ONESOIDC_DEVICE_CONFIG` and `ONESOIDC_KEY_DIR`) and uses the default HTTP client.
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
     pub fn from_default_identity() -> Result<Self, Error> {
-        Self::from_paths(&IdentityPaths::from_env())
+        Self::builder().build()
     }
 
     /// The device identity.
     pub fn identity(&self) -> &DeviceIdentity {
-        &self.identity
+        &self.inner.identity
     }
 
     /// The issuer (`host + "/oidc"`).
     pub fn issuer(&self) -> &Issuer {
-        &self.issuer
+        &self.inner.issuer
     }
 
     /// The client credentials (client id and signer).
     pub fn client_auth(&self) -> &ClientAuth {
-        &self.auth
+        &self.inner.auth
     }
 
-    /// The HTTP client.
-    pub fn http(&self) -> &Arc<dyn HttpClient> {
-        &self.http
+    /// The HTTP client, with the policy applied.
+    pub fn http(&self) -> &PolicyClient {
+        &self.inner.http
     }
 
     /// The current time, as every assertion is stamped.
@@ -131,13 +253,15 @@ impl OnesIdClient {
 
     /// The provider's endpoints: discovered once, then cached (PROTOCOL §2).
     pub async fn provider_metadata(&self) -> Result<&ProviderMetadata, Error> {
-        self.metadata
+        let issuer = &self.inner.issuer;
+        self.inner
+            .metadata
             .get_or_try_init(|| async {
-                let request = ProviderMetadata::discovery_request(&self.issuer)?;
-                let endpoint = ProviderMetadata::discovery_url(&self.issuer);
+                let request = ProviderMetadata::discovery_request(issuer)?;
+                let endpoint = ProviderMetadata::discovery_url(issuer);
                 let response = self.send(&endpoint, request).await?;
-                let metadata = ProviderMetadata::from_discovery_response(&self.issuer, &response)?;
-                tracing::debug!(issuer = %self.issuer, discovered = metadata.discovered, "provider endpoints known");
+                let metadata = ProviderMetadata::from_discovery_response(issuer, &response)?;
+                tracing::debug!(%issuer, discovered = metadata.discovered, "provider endpoints known");
                 Ok(metadata)
             })
             .await
@@ -145,7 +269,33 @@ impl OnesIdClient {
 
     /// Sends `request` to `endpoint`; a transport failure names the endpoint.
     pub async fn send(&self, endpoint: &str, request: HttpRequest) -> Result<HttpResponse, Error> {
-        send(self.http.as_ref(), endpoint, request).await
+        send(&self.inner.http, endpoint, request).await
+    }
+
+    /// Builds a request signed with the device key: at once with an
+    /// in-memory key, on tokio's blocking pool with a signer that
+    /// [blocks](onesoidc_core::Signer::blocks) (a TPM through a program).
+    pub(crate) async fn signed_request(
+        &self,
+        build: impl FnOnce(&ClientAuth, SystemTime) -> Result<HttpRequest, Error> + Send + 'static,
+    ) -> Result<HttpRequest, Error> {
+        let auth = &self.inner.auth;
+        if !auth.signer.blocks() {
+            return build(auth, self.now());
+        }
+        let auth = auth.clone();
+        tokio::task::spawn_blocking(move || build(&auth, SystemTime::now()))
+            .await
+            .unwrap_or_else(|join_error| {
+                Err(Error::Sign(onesoidc_core::SignError::Command {
+                    command: "the device key's signer".into(),
+                    reason: if join_error.is_panic() {
+                        "it panicked".into()
+                    } else {
+                        "it was cancelled".into()
+                    },
+                }))
+            })
     }
 
     /// A device access token with the default options (PROTOCOL §4).
@@ -155,15 +305,16 @@ impl OnesIdClient {
 
     /// A device access token: client credentials with private_key_jwt.
     pub async fn device_token_with(&self, options: &DeviceTokenRequest) -> Result<TokenSet, Error> {
-        let endpoint = &self.provider_metadata().await?.token_endpoint;
-        let request = self.auth.client_credentials_request(
-            endpoint,
-            options.scope.as_deref(),
-            options.resource.as_deref(),
-            self.now(),
-        )?;
-        let response = self.send(endpoint, request).await?;
-        parse_token_response(endpoint, &response, self.now())
+        let endpoint = self.provider_metadata().await?.token_endpoint.clone();
+        let request = {
+            let (endpoint, options) = (endpoint.clone(), options.clone());
+            self.signed_request(move |auth, now| {
+                auth.client_credentials_request(&endpoint, &options, now)
+            })
+            .await?
+        };
+        let response = self.send(&endpoint, request).await?;
+        parse_token_response(&endpoint, &response, self.now())
     }
 
     /// Refreshes a user's tokens with the refresh_token grant (PROTOCOL §6).
@@ -174,22 +325,23 @@ impl OnesIdClient {
     /// a missing one [`Error::LoginRequired`] (nothing sent): either way
     /// the user has to log in again.
     pub async fn refresh(&self, previous: &TokenSet) -> Result<TokenSet, Error> {
-        let endpoint = &self.provider_metadata().await?.token_endpoint;
-        let refresh_token =
-            previous
-                .refresh_token
-                .as_ref()
-                .ok_or_else(|| Error::LoginRequired {
-                    reason: "these tokens have no refresh token".into(),
-                })?;
-        let request = self
-            .auth
-            .refresh_token_request(endpoint, refresh_token, self.now())?;
-        let response = self.send(endpoint, request).await?;
-        Ok(
-            parse_token_response(endpoint, &response, self.now())?
-                .keep_refresh_token_from(previous),
-        )
+        let refresh_token = previous
+            .refresh_token
+            .clone()
+            .ok_or_else(|| Error::LoginRequired {
+                reason: "these tokens have no refresh token".into(),
+            })?;
+        let endpoint = self.provider_metadata().await?.token_endpoint.clone();
+        let request = {
+            let endpoint = endpoint.clone();
+            self.signed_request(move |auth, now| {
+                auth.refresh_token_request(&endpoint, &refresh_token, now)
+            })
+            .await?
+        };
+        let response = self.send(&endpoint, request).await?;
+        Ok(parse_token_response(&endpoint, &response, self.now())?
+            .keep_refresh_token_from(previous))
     }
 
     /// Sends a request that carries the device access token as bearer
@@ -206,14 +358,14 @@ impl OnesIdClient {
             return Ok(response);
         }
         tracing::debug!(endpoint, "device token refused; getting a new one");
-        *self.device_bearer.lock().await = None;
+        *self.inner.device_bearer.lock().await = None;
         let bearer = self.device_bearer().await?;
         self.send(endpoint, build(bearer.expose_secret())?).await
     }
 
     /// The cached device access token, fetched when missing or about to expire.
-    async fn device_bearer(&self) -> Result<onesoidc_core::SecretString, Error> {
-        let mut cached = self.device_bearer.lock().await;
+    async fn device_bearer(&self) -> Result<SecretString, Error> {
+        let mut cached = self.inner.device_bearer.lock().await;
         let now = self.now();
         match cached.as_ref() {
             Some(tokens) if tokens.expires_at.is_none_or(|at| at > now + BEARER_MARGIN) => {
@@ -226,6 +378,16 @@ impl OnesIdClient {
                 Ok(bearer)
             }
         }
+    }
+
+    /// The provider's keys last fetched, if any.
+    pub(crate) async fn cached_jwks(&self) -> Option<Arc<PublicJwkSet>> {
+        self.inner.jwks.read().await.clone()
+    }
+
+    /// Remembers the provider's keys.
+    pub(crate) async fn cache_jwks(&self, jwks: Arc<PublicJwkSet>) {
+        *self.inner.jwks.write().await = Some(jwks);
     }
 }
 

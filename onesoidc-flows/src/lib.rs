@@ -28,24 +28,32 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod apps;
 mod ciba;
 mod client;
 mod events;
+mod identity;
 mod qr;
 mod registration;
 pub mod render;
+mod signer;
 mod validation;
 
 pub use ciba::{CibaEvent, Login, LoginOptions};
-pub use client::{DeviceTokenRequest, OnesIdClient};
+pub use client::{OnesIdClient, OnesIdClientBuilder};
 pub use events::EventStream;
+pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
 /// The sans-IO core, re-exported so one dependency is enough.
 pub use onesoidc_core as core;
 pub use onesoidc_core::{
-    Application, CibaRequest, Error, IdTokenClaims, Introspection, LoginHint, QrSession, TokenSet,
+    Application, CibaRequest, DeviceTokenRequest, Error, IdTokenClaims, Introspection, LoginHint,
+    QrSession, TokenSet,
 };
+/// Where the identity files are, and how they are read and written.
+pub use onesoidc_fs as fs;
+pub use onesoidc_fs::IdentityPaths;
 /// The HTTP transport, re-exported so one dependency is enough.
 pub use onesoidc_http as http_client;
 pub use qr::QrEvent;
@@ -53,5 +61,6 @@ pub use registration::{
     CONFIG_VERSION, DeviceRegistration, RegistrationProgress, create_unmanaged_identity,
     register_device,
 };
+pub use signer::{CommandSigner, PX_DEVICE_IDENTITY_ENV, PX_DEVICE_IDENTITY_PATHS};
 /// `Stream` and its combinators, for the event APIs.
 pub use tokio_stream::{Stream, StreamExt};

@@ -1,7 +1,6 @@
 //! QR login (PROTOCOL §8): the device shows a code, the person's phone
 //! scans it, and the device continues with CIBA using the hint it gets.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use onesoidc_core::{
@@ -96,7 +95,7 @@ impl OnesIdClient {
 
     /// The QR login as a stream of [`QrEvent`]s (replacing `QRAuthSignals`).
     /// Dropping the stream cancels the login.
-    pub fn qr_events(self: &Arc<Self>, options: LoginOptions) -> EventStream<QrEvent> {
+    pub fn qr_events(&self, options: LoginOptions) -> EventStream<QrEvent> {
         let client = self.clone();
         EventStream::spawn(move |events| async move {
             client.qr_run(&options, &events).await;

@@ -7,9 +7,13 @@
 //! assert!(text.lines().count() > 10);
 //! let svg = onesoidc_flows::render::svg(url).unwrap();
 //! assert!(svg.starts_with("<?xml"));
+//! # #[cfg(feature = "qr-png")] {
 //! let png = onesoidc_flows::render::png(url).unwrap();
 //! assert_eq!(&png[1..4], b"PNG");
+//! # }
 //! ```
+//!
+//! PNG needs the `qr-png` feature (on by default); the others need none.
 
 use qrcode::QrCode;
 use qrcode::render::{svg as svg_render, unicode};
@@ -62,6 +66,8 @@ pub fn svg(data: &str) -> Result<String, RenderError> {
 }
 
 /// A PNG image (greyscale, at least 256 × 256), as bytes.
+#[cfg(feature = "qr-png")]
+#[cfg_attr(docsrs, doc(cfg(feature = "qr-png")))]
 pub fn png(data: &str) -> Result<Vec<u8>, RenderError> {
     let image = code(data)?
         .render::<image::Luma<u8>>()

@@ -2,9 +2,9 @@
 //! introspection, and revocation (PROTOCOL §5, §7).
 
 use onesoidc_core::{
-    Error, IdTokenClaims, IdTokenError, IdTokenExpectations, Introspection, PublicJwkSet,
-    parse_introspection_response, parse_revocation_response, response::parse_json,
-    validate_id_token,
+    Error, ExposeSecret, IdTokenClaims, IdTokenError, IdTokenExpectations, Introspection,
+    PublicJwkSet, SecretString, parse_introspection_response, parse_revocation_response,
+    response::parse_json, validate_id_token,
 };
 
 use crate::OnesIdClient;
@@ -44,7 +44,7 @@ impl OnesIdClient {
 
     /// The provider's JWKS and whether it was just fetched.
     async fn jwks(&self, refetch: bool) -> Result<(std::sync::Arc<PublicJwkSet>, bool), Error> {
-        if !refetch && let Some(cached) = self.jwks_cache.read().await.clone() {
+        if !refetch && let Some(cached) = self.cached_jwks().await {
             return Ok((cached, false));
         }
         let endpoint = &self.provider_metadata().await?.jwks_uri;
@@ -53,7 +53,7 @@ impl OnesIdClient {
             .await?;
         let jwks: std::sync::Arc<PublicJwkSet> =
             std::sync::Arc::new(parse_json(endpoint, &response)?);
-        *self.jwks_cache.write().await = Some(jwks.clone());
+        self.cache_jwks(jwks.clone()).await;
         Ok((jwks, true))
     }
 
@@ -63,24 +63,37 @@ impl OnesIdClient {
         token: &str,
         token_type_hint: Option<&str>,
     ) -> Result<Introspection, Error> {
-        let endpoint = &self.provider_metadata().await?.introspection_endpoint;
-        let request = self.client_auth().introspection_request(
-            endpoint,
-            token,
-            token_type_hint,
-            self.now(),
-        )?;
-        let response = self.send(endpoint, request).await?;
-        parse_introspection_response(endpoint, &response)
+        let endpoint = self
+            .provider_metadata()
+            .await?
+            .introspection_endpoint
+            .clone();
+        let request = {
+            let endpoint = endpoint.clone();
+            let token = SecretString::from(token.to_string());
+            let hint = token_type_hint.map(str::to_string);
+            self.signed_request(move |auth, now| {
+                auth.introspection_request(&endpoint, token.expose_secret(), hint.as_deref(), now)
+            })
+            .await?
+        };
+        let response = self.send(&endpoint, request).await?;
+        parse_introspection_response(&endpoint, &response)
     }
 
     /// Revokes `token` (RFC 7009).
     pub async fn revoke(&self, token: &str, token_type_hint: Option<&str>) -> Result<(), Error> {
-        let endpoint = &self.provider_metadata().await?.revocation_endpoint;
-        let request =
-            self.client_auth()
-                .revocation_request(endpoint, token, token_type_hint, self.now())?;
-        let response = self.send(endpoint, request).await?;
-        parse_revocation_response(endpoint, &response)
+        let endpoint = self.provider_metadata().await?.revocation_endpoint.clone();
+        let request = {
+            let endpoint = endpoint.clone();
+            let token = SecretString::from(token.to_string());
+            let hint = token_type_hint.map(str::to_string);
+            self.signed_request(move |auth, now| {
+                auth.revocation_request(&endpoint, token.expose_secret(), hint.as_deref(), now)
+            })
+            .await?
+        };
+        let response = self.send(&endpoint, request).await?;
+        parse_revocation_response(&endpoint, &response)
     }
 }

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use mockito::Matcher;
-use onesoidc_core::{
-    ConfigError, DeviceConfig, DeviceIdentity, Error, ExposeSecret, KeyType, PemSigner,
-};
-use onesoidc_flows::OnesIdClient;
+use onesoidc_core::{ConfigError, DeviceConfig, Error, ExposeSecret, KeyType, PemSigner};
+use onesoidc_flows::{DeviceIdentity, OnesIdClient};
 use onesoidc_http::ReqwestClient;
 
 fn client_for(host: &str, key_type: KeyType) -> OnesIdClient {
@@ -16,7 +14,7 @@ fn client_for(host: &str, key_type: KeyType) -> OnesIdClient {
     let config = DeviceConfig::from_yaml_str(&yaml, "device.yml".as_ref()).unwrap();
     let identity =
         DeviceIdentity::from_parts(config, Arc::new(PemSigner::generate(key_type).unwrap()));
-    OnesIdClient::new(identity, Arc::new(ReqwestClient::new().unwrap())).unwrap()
+    OnesIdClient::new(identity, ReqwestClient::new().unwrap()).unwrap()
 }
 
 fn discovery_doc(base: &str) -> String {
@@ -190,7 +188,7 @@ fn unmanaged_identity_is_refused_with_advice() {
         config,
         Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()),
     );
-    let err = OnesIdClient::new(identity, Arc::new(ReqwestClient::new().unwrap())).unwrap_err();
+    let err = OnesIdClient::new(identity, ReqwestClient::new().unwrap()).unwrap_err();
     assert!(matches!(
         err,
         Error::Config(ConfigError::NotRegistered { .. })
@@ -262,4 +260,78 @@ async fn refresh_keeps_or_rotates_the_refresh_token() {
         "{missing:?}"
     );
     assert!(missing.to_string().contains("log the user in again"));
+}
+
+/// A signer that waits (as a TPM behind px-device-identity does) until
+/// `expected` signatures are being made at once, or a second has passed;
+/// it records the most it saw at once.
+#[derive(Debug)]
+struct WaitingSigner {
+    key: Arc<dyn onesoidc_core::Signer>,
+    expected: usize,
+    inside: std::sync::Mutex<(usize, usize)>,
+    changed: std::sync::Condvar,
+}
+
+impl onesoidc_core::Signer for WaitingSigner {
+    fn algorithm(&self) -> onesoidc_core::JwsAlgorithm {
+        self.key.algorithm()
+    }
+
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, onesoidc_core::SignError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        let mut state = self.inside.lock().unwrap();
+        state.0 += 1;
+        state.1 = state.1.max(state.0);
+        self.changed.notify_all();
+        while state.1 < self.expected {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self.changed.wait_timeout(state, left).unwrap().0;
+        }
+        state.0 -= 1;
+        drop(state);
+        self.key.sign(input)
+    }
+
+    fn blocks(&self) -> bool {
+        true
+    }
+}
+
+/// A signer that blocks runs on tokio's blocking pool: on a current-thread
+/// runtime, ten device-token calls sign at the same time instead of one
+/// after the other on the only worker.
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocking_signer_does_not_block_the_runtime() {
+    let idp = onesoidc_devidp::DevIdp::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
+    let loaded = DeviceIdentity::load(&paths).unwrap();
+    let signer = Arc::new(WaitingSigner {
+        key: loaded.signer.clone(),
+        expected: 10,
+        inside: Default::default(),
+        changed: Default::default(),
+    });
+    let identity = DeviceIdentity::from_parts(loaded.config.clone(), signer.clone());
+    let client = OnesIdClient::new(identity, idp.in_process_client()).unwrap();
+    client.provider_metadata().await.unwrap();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let client = client.clone();
+        calls.spawn(async move { client.device_token().await });
+    }
+    while let Some(result) = calls.join_next().await {
+        result.unwrap().unwrap();
+    }
+    assert_eq!(
+        signer.inside.lock().unwrap().1,
+        10,
+        "all ten signed at once, off the runtime's only thread"
+    );
 }

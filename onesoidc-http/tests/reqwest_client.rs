@@ -1,4 +1,5 @@
 //! The reqwest backend against a local mock server.
+#![cfg(feature = "reqwest")]
 
 use std::time::Duration;
 

@@ -1,0 +1,239 @@
+//! [`ReqwestClient`]: the default backend (feature `reqwest`).
+
+use std::time::Duration;
+
+use crate::policy::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT, ResponseUri, body_too_large, check_scheme,
+};
+use crate::{BoxFuture, HttpClient, HttpRequest, HttpResponse, TransportError, TransportErrorKind};
+
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default [`HttpClient`]: reqwest with rustls, pooled, hardened.
+///
+/// It enforces the [`Policy`](crate::Policy) rules itself too (defence in
+/// depth): `https://` except loopback, no redirects, 1 MiB bodies (stopping
+/// as soon as a body passes the limit), a connect and a whole-request
+/// timeout. It never sends loopback requests through an `HTTP(S)_PROXY`.
+///
+/// ```
+/// let client = onesoidc_http::ReqwestClient::new().unwrap();
+/// # let _ = client;
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+#[derive(Debug, Clone)]
+pub struct ReqwestClient {
+    inner: reqwest::Client,
+    max_body_bytes: usize,
+    allow_insecure_http: bool,
+}
+
+/// Builds a [`ReqwestClient`]; every setting has the documented default.
+///
+/// ```
+/// use std::time::Duration;
+/// let client = onesoidc_http::ReqwestClient::builder()
+///     .timeout(Duration::from_secs(5))
+///     .build()
+///     .unwrap();
+/// # let _ = client;
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+#[derive(Debug, Clone)]
+pub struct ReqwestClientBuilder {
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_body_bytes: usize,
+    allow_insecure_http: bool,
+    user_agent: String,
+}
+
+impl Default for ReqwestClientBuilder {
+    fn default() -> Self {
+        ReqwestClientBuilder {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allow_insecure_http: false,
+            user_agent: concat!("onesoidc/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+impl ReqwestClientBuilder {
+    /// Connect timeout (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Whole-request timeout, body included (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest response body accepted (default 1 MiB).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// Allow `http://` to hosts other than loopback (default: refused).
+    /// Only for closed test networks: tokens and assertions travel in clear.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
+    /// The `User-Agent` header (default `onesoidc/<version>`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<ReqwestClient, TransportError> {
+        let inner = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(self.user_agent)
+            .proxy(loopback_bypass())
+            .build()
+            .map_err(|e| {
+                TransportError::new(
+                    TransportErrorKind::Other,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
+        Ok(ReqwestClient {
+            inner,
+            max_body_bytes: self.max_body_bytes,
+            allow_insecure_http: self.allow_insecure_http,
+        })
+    }
+}
+
+/// The environment's `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` (and
+/// `NO_PROXY`) as reqwest reads them, but never for loopback, whatever
+/// `NO_PROXY` says: a request to a local provider must not go through a proxy.
+fn loopback_bypass() -> reqwest::Proxy {
+    reqwest::Proxy::custom(|url| {
+        if url.host_str().is_some_and(crate::is_loopback) {
+            return None;
+        }
+        let names: &[&str] = match url.scheme() {
+            "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+            _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+        };
+        names
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    })
+    .no_proxy(reqwest::NoProxy::from_env())
+}
+
+impl ReqwestClient {
+    /// A client with the default settings.
+    pub fn new() -> Result<Self, TransportError> {
+        Self::builder().build()
+    }
+
+    /// A builder with the default settings.
+    pub fn builder() -> ReqwestClientBuilder {
+        ReqwestClientBuilder::default()
+    }
+
+    /// Wraps a reqwest client you configured (your proxy, your CA for an
+    /// on-premises OnesID). Its own settings apply; this adds the checks
+    /// that do not depend on them: `https://` except loopback, the 1 MiB
+    /// body limit, and a refusal of any response that came through a
+    /// redirect (reqwest follows up to 10 by default).
+    ///
+    /// ```
+    /// let configured = reqwest::Client::builder().build().unwrap();
+    /// let client = onesoidc_http::ReqwestClient::from_client(configured);
+    /// # let _ = client;
+    /// ```
+    pub fn from_client(client: reqwest::Client) -> Self {
+        ReqwestClient {
+            inner: client,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            allow_insecure_http: false,
+        }
+    }
+
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        check_scheme(request.uri(), self.allow_insecure_http)?;
+        let request = reqwest::Request::try_from(request)
+            .map_err(|e| TransportError::new(TransportErrorKind::InvalidRequest, e.to_string()))?;
+        let requested = request.url().clone();
+        let mut response = self.inner.execute(request).await.map_err(classify)?;
+        if response.url() != &requested {
+            return Err(TransportError::new(
+                TransportErrorKind::Redirect,
+                format!(
+                    "the HTTP client followed a redirect to {}://{}{}; redirects are never followed: configure it not to follow them",
+                    response.url().scheme(),
+                    response.url().host_str().unwrap_or_default(),
+                    response.url().path()
+                ),
+            ));
+        }
+        if let Some(length) = response.content_length()
+            && length > self.max_body_bytes as u64
+        {
+            return Err(body_too_large(self.max_body_bytes));
+        }
+        let mut builder = http::Response::builder()
+            .status(response.status())
+            .version(response.version());
+        if let Some(headers) = builder.headers_mut() {
+            *headers = std::mem::take(response.headers_mut());
+        }
+        if let Ok(uri) = response.url().as_str().parse::<http::Uri>() {
+            builder = builder.extension(ResponseUri(uri));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(body_too_large(self.max_body_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        builder
+            .body(body)
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e.to_string()))
+    }
+}
+
+impl HttpClient for ReqwestClient {
+    fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        Box::pin(self.send(request))
+    }
+}
+
+fn classify(e: reqwest::Error) -> TransportError {
+    let kind = if e.is_timeout() {
+        TransportErrorKind::Timeout
+    } else if e.is_connect() {
+        TransportErrorKind::Connect
+    } else if e.is_builder() {
+        TransportErrorKind::InvalidRequest
+    } else {
+        TransportErrorKind::Other
+    };
+    // reqwest's Display is terse; its sources say what actually failed.
+    // The URL is dropped: its query could carry a secret.
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    TransportError::new(kind, message)
+}
