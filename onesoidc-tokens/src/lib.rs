@@ -25,7 +25,7 @@
 //! use onesoidc_tokens::{TokenEvent, TokenManager, refresh_fn};
 //! use tokio_stream::StreamExt;
 //!
-//! // In an application: `device_refresh(Arc::new(OnesIdClient::from_default_identity()?))`.
+//! // In an application: `device_refresh(OnesIdClient::from_default_identity()?)`.
 //! let refresh = refresh_fn(|_current| async {
 //!     Ok(TokenSet {
 //!         access_token: "device-token".to_string().into(),
@@ -48,6 +48,7 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
 mod manager;
@@ -61,9 +62,9 @@ pub use manager::{
     DEFAULT_REFRESH_JITTER, DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, JitterSource,
     TokenEvent, TokenManager, TokenManagerBuilder, TokenState, WallClock,
 };
-pub use refresh::{
-    RefreshFn, RefreshFuture, device_refresh, device_refresh_with, refresh_fn, user_refresh,
-};
+pub use refresh::{RefreshFn, RefreshFuture, refresh_fn};
+#[cfg(feature = "flows")]
+pub use refresh::{device_refresh, device_refresh_with, user_refresh};
 pub use registry::{CIBA_USER, DEVICE, TokenManagerRegistry};
 pub use store::{
     FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, MAX_TOKEN_FILE_BYTES, StoreError, TokenStore,

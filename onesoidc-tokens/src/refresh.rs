@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use onesoidc_core::{Error, TokenSet};
+#[cfg(feature = "flows")]
 use onesoidc_flows::{DeviceTokenRequest, OnesIdClient};
 
 /// The future a [`RefreshFn`] returns.
@@ -50,12 +51,16 @@ where
 /// The device's refresh: client credentials again (PROTOCOL §4), ignoring
 /// the current tokens. A device manager needs no initial tokens: it fetches
 /// on first use.
-pub fn device_refresh(client: Arc<OnesIdClient>) -> RefreshFn {
+#[cfg(feature = "flows")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
+pub fn device_refresh(client: OnesIdClient) -> RefreshFn {
     device_refresh_with(client, DeviceTokenRequest::default())
 }
 
 /// Like [`device_refresh`], asking for `options` (scope, resource) each time.
-pub fn device_refresh_with(client: Arc<OnesIdClient>, options: DeviceTokenRequest) -> RefreshFn {
+#[cfg(feature = "flows")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
+pub fn device_refresh_with(client: OnesIdClient, options: DeviceTokenRequest) -> RefreshFn {
     let options = Arc::new(options);
     Arc::new(move |_current| {
         let client = client.clone();
@@ -72,7 +77,9 @@ pub fn device_refresh_with(client: Arc<OnesIdClient>, options: DeviceTokenReques
 /// With no current tokens, or tokens without a refresh token, it fails with
 /// [`Error::LoginRequired`] and sends nothing: the manager then reports
 /// that a new login is needed.
-pub fn user_refresh(client: Arc<OnesIdClient>) -> RefreshFn {
+#[cfg(feature = "flows")]
+#[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
+pub fn user_refresh(client: OnesIdClient) -> RefreshFn {
     Arc::new(move |current: Option<Arc<TokenSet>>| {
         let client = client.clone();
         Box::pin(async move {

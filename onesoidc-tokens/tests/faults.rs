@@ -11,13 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use onesoidc_core::{
-    DeviceIdentity, Error, ExposeSecret, KeyType, MAX_EXPIRES_IN, TransportErrorKind,
-};
+use onesoidc_core::{Error, ExposeSecret, KeyType, MAX_EXPIRES_IN, TransportErrorKind};
 use onesoidc_devidp::faults::{Fault, FaultProxy, start_behind_proxy};
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
-use onesoidc_flows::OnesIdClient;
 use onesoidc_flows::http_client::ReqwestClient;
+use onesoidc_flows::{DeviceIdentity, OnesIdClient};
 use onesoidc_tokens::{
     FileTokenStore, TokenError, TokenEvent, TokenManager, TokenManagerBuilder, TokenState,
     TokenStore, device_refresh,
@@ -35,7 +33,7 @@ const BACKOFF_MAX: Duration = Duration::from_millis(400);
 struct World {
     idp: DevIdp,
     proxy: FaultProxy,
-    client: Arc<OnesIdClient>,
+    client: OnesIdClient,
     dir: tempfile::TempDir,
 }
 
@@ -56,7 +54,7 @@ async fn world(ttl: Duration) -> World {
         .timeout(HTTP_TIMEOUT)
         .build()
         .unwrap();
-    let client = Arc::new(OnesIdClient::new(identity, Arc::new(http)).unwrap());
+    let client = OnesIdClient::new(identity, http).unwrap();
     World {
         idp,
         proxy,

@@ -1,6 +1,5 @@
 //! Token managers against the local provider over real HTTP.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use onesoidc_core::{ExposeSecret, KeyType, SecretString, TokenSet};
@@ -13,7 +12,7 @@ async fn a_thousand_callers_on_an_expired_token_cause_one_token_request() {
     let idp = DevIdp::start(DevIdpConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
-    let client = Arc::new(OnesIdClient::from_paths(&paths).unwrap());
+    let client = OnesIdClient::from_paths(&paths).unwrap();
     let expired = TokenSet {
         access_token: SecretString::from("stale"),
         token_type: "Bearer".into(),

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use onesoidc_core::{DeviceConfig, DeviceIdentity, KeyType, PemSigner};
+use onesoidc_core::{DeviceConfig, KeyType, PemSigner};
+use onesoidc_flows::DeviceIdentity;
 use onesoidc_flows::OnesIdClient;
 use onesoidc_flows::http_client::{
     BoxFuture, HttpClient, HttpRequest, HttpResponse, TransportError,
@@ -90,14 +91,14 @@ impl HttpClient for Shared {
     }
 }
 
-fn client(idp: &Arc<FakeIdp>) -> Arc<OnesIdClient> {
+fn client(idp: &Arc<FakeIdp>) -> OnesIdClient {
     let yaml = "id: dev-1\nclient_id: client-1\nhost: https://idp.test\nkey_type: ECC:p256\nkey_security: default\n";
     let config = DeviceConfig::from_yaml_str(yaml, "device.yml".as_ref()).unwrap();
     let identity = DeviceIdentity::from_parts(
         config,
         Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()),
     );
-    Arc::new(OnesIdClient::new(identity, Arc::new(Shared(idp.clone()))).unwrap())
+    OnesIdClient::new(identity, Shared(idp.clone())).unwrap()
 }
 
 #[tokio::test]

@@ -1,0 +1,284 @@
+//! [`TokenManagerBuilder`]: a manager's settings, each with a documented
+//! default, and building it (loading saved tokens, starting its task).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use onesoidc_core::TokenSet;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::refresh::RefreshFn;
+use crate::store::TokenStore;
+
+use super::TokenManager;
+use super::driver::{DriverGuard, drive};
+use super::read_path::NEXT_SLOT_VERSION;
+use super::state::{Inner, Shared, lock};
+
+/// Default [`TokenManagerBuilder::refresh_skew`]: refresh 60 s before expiry.
+pub const DEFAULT_REFRESH_SKEW: Duration = Duration::from_secs(60);
+/// Default [`TokenManagerBuilder::jitter`]: up to 30 s more lead, at random.
+pub const DEFAULT_REFRESH_JITTER: Duration = Duration::from_secs(30);
+/// Default first retry delay of [`TokenManagerBuilder::backoff`].
+pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// Default cap on the retry delay of [`TokenManagerBuilder::backoff`].
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Default [`TokenManagerBuilder::refresh_timeout`].
+pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`TokenManagerBuilder::event_capacity`].
+pub const DEFAULT_EVENT_CAPACITY: usize = 16;
+
+/// A source of jitter fractions in `[0, 1)`; see [`TokenManagerBuilder::jitter_source`].
+pub type JitterSource = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The wall clock; see [`TokenManagerBuilder::wall_clock`].
+pub type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// Configures and builds a [`TokenManager`]. Every setting has a default,
+/// given on its method.
+#[must_use]
+pub struct TokenManagerBuilder {
+    name: String,
+    refresh: RefreshFn,
+    skew: Duration,
+    jitter: Duration,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    refresh_timeout: Duration,
+    event_capacity: usize,
+    jitter_source: Option<JitterSource>,
+    wall_clock: Option<WallClock>,
+    store: Option<Arc<dyn TokenStore>>,
+    initial: Option<TokenSet>,
+}
+
+impl fmt::Debug for TokenManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenManagerBuilder")
+            .field("name", &self.name)
+            .field("refresh_skew", &self.skew)
+            .field("jitter", &self.jitter)
+            .field("backoff_initial", &self.backoff_initial)
+            .field("backoff_max", &self.backoff_max)
+            .field("refresh_timeout", &self.refresh_timeout)
+            .field("event_capacity", &self.event_capacity)
+            .field("store", &self.store.is_some())
+            .field("initial_tokens", &self.initial.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenManagerBuilder {
+    pub(super) fn new(name: String, refresh: RefreshFn) -> Self {
+        TokenManagerBuilder {
+            name,
+            refresh,
+            skew: DEFAULT_REFRESH_SKEW,
+            jitter: DEFAULT_REFRESH_JITTER,
+            backoff_initial: DEFAULT_BACKOFF_INITIAL,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+            refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
+            event_capacity: DEFAULT_EVENT_CAPACITY,
+            jitter_source: None,
+            wall_clock: None,
+            store: None,
+            initial: None,
+        }
+    }
+
+    /// How long before expiry the background refresh starts. Default 60 s
+    /// ([`DEFAULT_REFRESH_SKEW`]).
+    ///
+    /// The lead is `skew + jitter × u` (`u` from the
+    /// [`jitter_source`](Self::jitter_source)), but never more than half the
+    /// token's remaining life: a token that lives less than twice the lead is
+    /// refreshed halfway through.
+    pub fn refresh_skew(mut self, skew: Duration) -> Self {
+        self.skew = skew;
+        self
+    }
+
+    /// The most extra lead, drawn at random per token so a fleet of managers
+    /// whose tokens expire together does not refresh in the same second.
+    /// Default 30 s ([`DEFAULT_REFRESH_JITTER`]): refreshes spread uniformly
+    /// over 60–90 s before expiry.
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Retry delays after a failed refresh: `initial`, then doubling, capped
+    /// at `max`; each drawn uniformly from `(d/2, d]` (jitter). Defaults 1 s
+    /// and 30 s ([`DEFAULT_BACKOFF_INITIAL`], [`DEFAULT_BACKOFF_MAX`]).
+    /// `initial` is at least 1 ms and `max` at least `initial`.
+    ///
+    /// Background retries run only while the old token is valid. Once it
+    /// has expired (or when there is none), the next caller's request
+    /// triggers a refresh, but not before the delay since the last failure
+    /// has passed: until then callers get the last error at once.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.backoff_initial = initial;
+        self.backoff_max = max;
+        self
+    }
+
+    /// How long one refresh may take before it counts as failed (a transport
+    /// timeout). Default 30 s ([`DEFAULT_REFRESH_TIMEOUT`]); at least 1 ms.
+    pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
+        self.refresh_timeout = timeout;
+        self
+    }
+
+    /// How many events a slow [`events`](TokenManager::events) subscriber
+    /// may fall behind before it skips the oldest. Default 16
+    /// ([`DEFAULT_EVENT_CAPACITY`]); at least 1.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Where jitter fractions come from: a function returning values in
+    /// `[0, 1)` (others are clamped). Default: uniform random numbers from
+    /// `rand`'s thread-local generator. Tests pass a constant, or a seeded
+    /// generator, to make timing exact.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # let refresh = onesoidc_tokens::refresh_fn(|_| async { unimplemented!() });
+    /// let builder = onesoidc_tokens::TokenManager::builder("device", refresh).jitter_source(|| 0.0);
+    /// # let _ = builder;
+    /// ```
+    pub fn jitter_source(mut self, source: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.jitter_source = Some(Arc::new(source));
+        self
+    }
+
+    /// The wall clock, read once per token to turn
+    /// [`TokenSet::expires_at`] into a deadline on tokio's clock. Default
+    /// [`SystemTime::now`]. All scheduling then uses tokio's clock, so a
+    /// paused runtime (`#[tokio::test(start_paused = true)]`) with a fixed
+    /// wall clock makes every time exact.
+    ///
+    /// tokio's clock is monotonic: on Linux it does not advance while the
+    /// machine is suspended, so after a resume the deadlines lag by the
+    /// suspended time. Call [`force_refresh`](TokenManager::force_refresh)
+    /// after a resume if that matters (laptops; not servers).
+    pub fn wall_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.wall_clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Keeps the tokens in `store` so a restart does not need a new login.
+    /// Default: none (tokens live in memory only).
+    ///
+    /// [`build`](Self::build) loads the saved tokens (unless
+    /// [`initial_tokens`](Self::initial_tokens) are given); every refresh and
+    /// [`store`](TokenManager::store) saves, [`clear`](TokenManager::clear)
+    /// removes. Saved tokens that have expired are still loaded, so a user
+    /// manager can use their refresh token.
+    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Tokens to start with (saved to the store, if any). Default: none, or
+    /// what the store holds; a manager without tokens fetches on first use.
+    pub fn initial_tokens(mut self, tokens: TokenSet) -> Self {
+        self.initial = Some(tokens);
+        self
+    }
+
+    /// Builds the manager and starts its background task.
+    ///
+    /// The task is spawned on the current tokio runtime, which needs its
+    /// time driver (`enable_all()` or `enable_time()`; `#[tokio::main]` and
+    /// `#[tokio::test]` have it), and lives as long as the manager or that
+    /// runtime, whichever ends first.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn build(self) -> TokenManager {
+        let runtime = tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
+            panic!(
+                "TokenManager `{}` must be built inside a tokio runtime",
+                self.name
+            )
+        });
+        let name: Arc<str> = self.name.into();
+        let backoff_initial = self.backoff_initial.max(Duration::from_millis(1));
+        let config = Config {
+            refresh: self.refresh,
+            skew: self.skew,
+            jitter: self.jitter,
+            backoff_initial,
+            backoff_max: self.backoff_max.max(backoff_initial),
+            refresh_timeout: self.refresh_timeout.max(Duration::from_millis(1)),
+            event_capacity: self.event_capacity.max(1),
+            jitter_source: self
+                .jitter_source
+                .unwrap_or_else(|| Arc::new(rand::random::<f64>)),
+            wall_clock: self.wall_clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+            store: self.store,
+        };
+        let (initial, save) = match self.initial {
+            Some(tokens) => (Some(tokens), true),
+            None => (load_from_store(&name, config.store.as_deref()), false),
+        };
+        let shared = Arc::new(Shared {
+            name,
+            config,
+            slot: ArcSwapOption::empty(),
+            slot_version: AtomicU64::new(NEXT_SLOT_VERSION.fetch_add(1, Ordering::Relaxed)),
+            inner: Mutex::new(Inner {
+                driver_alive: true,
+                ..Inner::default()
+            }),
+            wake: Arc::new(Notify::new()),
+            done: Notify::new(),
+            task: Mutex::new(None),
+            persist: Mutex::new(()),
+        });
+        if let Some(tokens) = initial {
+            let tokens = Arc::new(tokens);
+            {
+                let mut inner = shared.lock();
+                shared.install(&mut inner, tokens.clone(), Instant::now());
+            }
+            if save {
+                shared.persist(&tokens);
+            }
+        }
+        let driver = drive(DriverGuard(Arc::downgrade(&shared)), shared.wake.clone());
+        let task = runtime.spawn(driver);
+        *lock(&shared.task) = Some(task);
+        TokenManager { shared }
+    }
+}
+
+fn load_from_store(name: &str, store: Option<&dyn TokenStore>) -> Option<TokenSet> {
+    match store?.load(name) {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            tracing::warn!(manager = name, "cannot load saved tokens: {error}");
+            None
+        }
+    }
+}
+
+pub(super) struct Config {
+    pub(super) refresh: RefreshFn,
+    pub(super) skew: Duration,
+    pub(super) jitter: Duration,
+    pub(super) backoff_initial: Duration,
+    pub(super) backoff_max: Duration,
+    pub(super) refresh_timeout: Duration,
+    pub(super) event_capacity: usize,
+    pub(super) jitter_source: JitterSource,
+    pub(super) wall_clock: WallClock,
+    pub(super) store: Option<Arc<dyn TokenStore>>,
+}

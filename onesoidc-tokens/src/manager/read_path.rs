@@ -1,0 +1,271 @@
+//! The read path: [`AccessToken`], the published `Slot`, the future of
+//! `access_token()` and each thread's read cache.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use onesoidc_core::{ExposeSecret, TokenSet};
+use tokio::time::Instant;
+
+use crate::error::TokenError;
+
+use super::state::Shared;
+
+/// A valid access token, as handed out by [`TokenManager::access_token`](crate::TokenManager::access_token).
+///
+/// A cheap handle (one `Arc`) on the tokens the manager held when it was
+/// handed out; it keeps them alive while it lives, and a later refresh
+/// does not change it. Read the token with [`ExposeSecret::expose_secret`];
+/// `Debug` redacts it.
+///
+/// ```
+/// # async fn run(manager: onesoidc_tokens::TokenManager) -> Result<(), onesoidc_tokens::TokenError> {
+/// use onesoidc_core::ExposeSecret;
+/// let token = manager.access_token().await?;
+/// let header = format!("Bearer {}", token.expose_secret());
+/// # let _ = header; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AccessToken(pub(super) Arc<Slot>);
+
+impl AccessToken {
+    /// All the tokens (refresh and ID token, scope, expiry).
+    pub fn tokens(&self) -> &Arc<TokenSet> {
+        &self.0.tokens
+    }
+
+    /// The tokens, owned.
+    pub fn into_tokens(self) -> Arc<TokenSet> {
+        self.0.tokens.clone()
+    }
+
+    /// The token type (`Bearer`).
+    pub fn token_type(&self) -> &str {
+        &self.0.tokens.token_type
+    }
+
+    /// When the access token expires, if known.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.tokens.expires_at
+    }
+}
+
+impl ExposeSecret<str> for AccessToken {
+    fn expose_secret(&self) -> &str {
+        self.0.tokens.access_token.expose_secret()
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.0.tokens.token_type)
+            .field("expires_at", &self.0.tokens.expires_at)
+            .finish()
+    }
+}
+
+/// What the read path sees. Immutable; replaced on every change.
+pub(super) struct Slot {
+    /// From [`NEXT_SLOT_VERSION`] when published; 0 for a slot that never
+    /// was (the slow path's answer).
+    pub(super) version: u64,
+    pub(super) tokens: Arc<TokenSet>,
+    /// The deadline on tokio's clock, if the token expires.
+    pub(super) expires: Option<Instant>,
+    /// The background task will replace this slot before the token needs
+    /// refreshing (and so long before it expires): no clock check needed.
+    pub(super) fresh: bool,
+}
+
+/// The future of [`TokenManager::access_token`](crate::TokenManager::access_token) and [`TokenManager::tokens`](crate::TokenManager::tokens).
+///
+/// Hand-written rather than an `async fn` so that `poll` inlines into the
+/// caller: on a valid token it is the read cache's look-up and the
+/// freshness check, without a state machine written to and read back from
+/// memory (BENCHMARKS.md, item 1). Polled again after it completed, it
+/// looks at the token again.
+pub(super) struct Obtain<'a, T> {
+    pub(super) shared: &'a Shared,
+    /// The refresh being waited for, once the read path found no valid token.
+    pub(super) slow: Option<SlowPath<'a>>,
+    pub(super) output: PhantomData<fn() -> T>,
+}
+
+/// [`Shared::obtain`], boxed, so the read path's future stays a few words
+/// long and the slow path's state is allocated only when it is taken.
+pub(super) type SlowPath<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<TokenSet>, TokenError>> + Send + 'a>>;
+
+/// What [`Obtain`] yields: built from a published slot (the read path) or
+/// from the tokens a refresh returned (the slow path).
+pub(super) trait FromTokens {
+    fn from_slot(slot: Arc<Slot>) -> Self;
+    fn from_tokens(tokens: Arc<TokenSet>) -> Self;
+}
+
+impl FromTokens for AccessToken {
+    #[inline]
+    fn from_slot(slot: Arc<Slot>) -> Self {
+        AccessToken(slot)
+    }
+
+    fn from_tokens(tokens: Arc<TokenSet>) -> Self {
+        AccessToken(Arc::new(Slot {
+            version: 0,
+            tokens,
+            expires: None,
+            fresh: false,
+        }))
+    }
+}
+
+impl FromTokens for Arc<TokenSet> {
+    #[inline]
+    fn from_slot(slot: Arc<Slot>) -> Self {
+        slot.tokens.clone()
+    }
+
+    fn from_tokens(tokens: Arc<TokenSet>) -> Self {
+        tokens
+    }
+}
+
+impl<'a, T> Obtain<'a, T> {
+    pub(super) fn new(shared: &'a Shared) -> Self {
+        Obtain {
+            shared,
+            slow: None,
+            output: PhantomData,
+        }
+    }
+}
+
+impl<T: FromTokens> Future for Obtain<'_, T> {
+    type Output = Result<T, TokenError>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let slow = match &mut this.slow {
+            Some(slow) => slow,
+            None => {
+                if let Some(slot) = this.shared.cached() {
+                    return Poll::Ready(Ok(T::from_slot(slot)));
+                }
+                this.slow.insert(Box::pin(this.shared.obtain(false)))
+            }
+        };
+        let result = std::task::ready!(slow.as_mut().poll(cx));
+        this.slow = None;
+        Poll::Ready(result.map(T::from_tokens))
+    }
+}
+
+/// Versions of published slots, unique across all managers, so that a
+/// thread's read cache can key on the version alone.
+pub(super) static NEXT_SLOT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+/// Entries of each thread's read cache: the managers a thread read most
+/// recently are served from it; others take the arc-swap load.
+pub(super) const READ_CACHE_ENTRIES: usize = 4;
+
+thread_local! {
+    /// The slots this thread read last.
+    pub(super) static READ_CACHE: RefCell<ReadCache> = const { RefCell::new(ReadCache::new()) };
+}
+
+/// One thread's read cache: `Weak`s to the slots it read last, found by
+/// version (unique across managers). A `Weak` adds no reference to the
+/// slot's tokens: once a slot is replaced and no [`AccessToken`] holds it,
+/// it is dropped as before and its entry no longer upgrades. A hit is one
+/// weak upgrade, half the atomic read-modify-writes of an arc-swap load
+/// plus an `Arc` clone.
+pub(super) struct ReadCache {
+    /// `(slot.version, slot)`: the version is kept beside the `Weak` so a
+    /// look-up upgrades only the entry it wants.
+    pub(super) entries: [(u64, Weak<Slot>); READ_CACHE_ENTRIES],
+    /// Where the next slot goes when no entry is dead (round robin).
+    pub(super) next: usize,
+}
+
+impl ReadCache {
+    const fn new() -> Self {
+        ReadCache {
+            entries: [const { (0, Weak::new()) }; READ_CACHE_ENTRIES],
+            next: 0,
+        }
+    }
+
+    /// The slot of `version`, if this thread holds it and it is alive.
+    #[inline]
+    pub(super) fn get(&self, version: u64) -> Option<Arc<Slot>> {
+        let (_, slot) = self.entries.iter().find(|(v, _)| *v == version)?;
+        slot.upgrade()
+    }
+
+    /// Remembers `slot`, in a dead entry if there is one.
+    pub(super) fn remember(&mut self, slot: &Arc<Slot>) {
+        let dead = self.entries.iter().position(|(_, w)| w.strong_count() == 0);
+        let at = match dead {
+            Some(dead) => dead,
+            None => {
+                let at = self.next;
+                self.next = (at + 1) % READ_CACHE_ENTRIES;
+                at
+            }
+        };
+        self.entries[at] = (slot.version, Arc::downgrade(slot));
+    }
+}
+
+impl Shared {
+    /// The read path: the current token if valid, without locking.
+    #[inline]
+    pub(super) fn cached(&self) -> Option<Arc<Slot>> {
+        let version = self.slot_version.load(Ordering::Acquire);
+        let slot = READ_CACHE
+            .try_with(|cache| cache.try_borrow().ok()?.get(version))
+            .ok()
+            .flatten()
+            .or_else(|| self.load_slot())?;
+        if slot.fresh || slot.expires.is_none_or(|at| Instant::now() < at) {
+            Some(slot)
+        } else {
+            None
+        }
+    }
+
+    /// The read path without the cache hit: loads the slot and remembers
+    /// it for this thread under its own version.
+    #[cold]
+    pub(super) fn load_slot(&self) -> Option<Arc<Slot>> {
+        let slot = self.slot.load_full()?;
+        let _ = READ_CACHE.try_with(|cache| {
+            if let Ok(mut cache) = cache.try_borrow_mut() {
+                cache.remember(&slot);
+            }
+        });
+        Some(slot)
+    }
+
+    /// Publishes `slot` to the read path under a new version. Called with
+    /// `inner` locked, so versions follow the order of the slots. The
+    /// version is published first: a reader that loads the new slot has
+    /// synchronized with the version's store, so neither it nor anyone it
+    /// hands over to can go back to a cache entry of the old version.
+    pub(super) fn set_slot(&self, slot: Option<Slot>) {
+        let version = NEXT_SLOT_VERSION.fetch_add(1, Ordering::Relaxed);
+        self.slot_version.store(version, Ordering::Release);
+        self.slot
+            .store(slot.map(|slot| Arc::new(Slot { version, ..slot })));
+    }
+}

@@ -1,0 +1,578 @@
+//! The state machine: what a manager holds and decides (the schedule,
+//! backoff, attempts and their outcomes), under one mutex never held
+//! across an `.await`.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use onesoidc_core::{Error, TokenSet};
+use tokio::sync::{Notify, broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::{TokenError, requires_reauth};
+
+use super::builder::Config;
+use super::driver::{Attempt, Step};
+use super::events::{TokenEvent, TokenState};
+use super::read_path::Slot;
+
+/// A slot is handed out without a clock check only while the background
+/// task is due to wake at least this long before the token expires.
+pub(super) const FRESH_MARGIN: Duration = Duration::from_secs(5);
+
+pub(crate) struct Shared {
+    pub(super) name: Arc<str>,
+    pub(super) config: Config,
+    pub(super) slot: ArcSwapOption<Slot>,
+    /// The version of the slot being published, from [`NEXT_SLOT_VERSION`];
+    /// stored (Release) just before the slot itself (see
+    /// [`Shared::set_slot`]), and equal to that slot's `version`.
+    pub(super) slot_version: AtomicU64,
+    pub(super) inner: Mutex<Inner>,
+    /// Wakes the background task: the schedule changed or a caller needs a refresh.
+    pub(super) wake: Arc<Notify>,
+    /// Wakes callers waiting for an attempt's outcome.
+    pub(super) done: Notify,
+    pub(super) task: Mutex<Option<JoinHandle<()>>>,
+    /// Serializes writes to the store.
+    pub(super) persist: Mutex<()>,
+}
+
+#[derive(Default)]
+pub(super) struct Inner {
+    pub(super) tokens: Option<Arc<TokenSet>>,
+    /// Deadline of `tokens` on tokio's clock.
+    pub(super) expires: Option<Instant>,
+    pub(super) expiry_announced: bool,
+    /// Next background refresh attempt.
+    pub(super) refresh_at: Option<Instant>,
+    pub(super) failures: u32,
+    pub(super) last_failure: Option<Failure>,
+    /// Set when the refresh token was rejected; cleared by store/clear/success.
+    pub(super) reauth: Option<Arc<Error>>,
+    /// Attempt ids; the first is 1.
+    pub(super) last_seq: u64,
+    /// An attempt callers asked for that has not started.
+    pub(super) pending: Option<u64>,
+    pub(super) running: Option<u64>,
+    /// The last finished attempt.
+    pub(super) outcome: Option<Outcome>,
+    /// Bumped by store and clear: an attempt started before is discarded.
+    pub(super) generation: u64,
+    /// True from build until the background task ends.
+    pub(super) driver_alive: bool,
+    pub(super) events: Option<broadcast::Sender<TokenEvent>>,
+    pub(super) state: Option<watch::Sender<TokenState>>,
+}
+
+pub(super) struct Failure {
+    pub(super) error: Arc<Error>,
+    /// No caller-triggered attempt before this.
+    pub(super) retry_after: Instant,
+}
+
+#[derive(Clone)]
+pub(super) struct Outcome {
+    pub(super) seq: u64,
+    pub(super) result: AttemptResult,
+}
+
+#[derive(Clone)]
+pub(super) enum AttemptResult {
+    Done(Arc<TokenSet>),
+    Failed(TokenError),
+    /// Tokens were stored or cleared meanwhile; look again.
+    Superseded,
+}
+
+impl Inner {
+    pub(super) fn is_valid(&self, now: Instant) -> bool {
+        self.tokens.is_some() && self.expires.is_none_or(|at| at > now)
+    }
+
+    pub(super) fn valid_tokens(&self, now: Instant) -> Option<Arc<TokenSet>> {
+        if self.is_valid(now) {
+            self.tokens.clone()
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// The deadline the task still has to announce.
+    pub(super) fn pending_expiry(&self) -> Option<Instant> {
+        if self.tokens.is_some() && !self.expiry_announced {
+            self.expires
+        } else {
+            None
+        }
+    }
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `now + d`, saturating at about 30 years.
+pub(super) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
+}
+
+pub(super) fn compute_state(inner: &Inner, now: Instant) -> TokenState {
+    if !inner.driver_alive {
+        return TokenState::Stopped;
+    }
+    if let Some(error) = &inner.reauth {
+        return TokenState::ReauthRequired {
+            error: error.clone(),
+        };
+    }
+    let last_error = inner.last_failure.as_ref().map(|f| f.error.clone());
+    match &inner.tokens {
+        None => match last_error {
+            None => TokenState::Empty,
+            Some(error) => TokenState::Failed { error },
+        },
+        Some(tokens) if inner.is_valid(now) => match last_error {
+            None => TokenState::Valid {
+                expires_at: tokens.expires_at,
+            },
+            Some(error) => TokenState::RefreshFailing {
+                expires_at: tokens.expires_at,
+                failures: inner.failures,
+                error,
+            },
+        },
+        Some(_) => TokenState::Expired { error: last_error },
+    }
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    pub(super) fn jitter_fraction(&self) -> f64 {
+        let u = (self.config.jitter_source)();
+        if u.is_finite() {
+            u.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// `tokens.expires_at` as a deadline on tokio's clock.
+    pub(super) fn deadline(&self, tokens: &TokenSet, now: Instant) -> Option<Instant> {
+        let at = tokens.expires_at?;
+        let left = at
+            .duration_since((self.config.wall_clock)())
+            .unwrap_or(Duration::ZERO);
+        // Too far away to represent: it never expires in practice.
+        now.checked_add(left)
+    }
+
+    /// When to refresh a token that expires at `expires`.
+    pub(super) fn schedule_refresh(&self, now: Instant, expires: Instant) -> Option<Instant> {
+        let remaining = expires.saturating_duration_since(now);
+        if remaining.is_zero() {
+            return None;
+        }
+        let jitter = self.config.jitter.as_secs_f64() * self.jitter_fraction();
+        let jitter = Duration::try_from_secs_f64(jitter).unwrap_or(self.config.jitter);
+        let lead = self.config.skew.saturating_add(jitter).min(remaining / 2);
+        Some(expires - lead)
+    }
+
+    /// The delay after the `failures`-th failure in a row (1-based).
+    pub(super) fn backoff_delay(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        let full = self
+            .config
+            .backoff_initial
+            .saturating_mul(1 << doublings)
+            .min(self.config.backoff_max);
+        full.saturating_sub(full.mul_f64(self.jitter_fraction() / 2.0))
+    }
+
+    pub(super) fn publish_slot(&self, inner: &Inner, now: Instant) {
+        let slot = match &inner.tokens {
+            Some(tokens) if inner.is_valid(now) => {
+                // Fresh: the task will wake (and republish) well before expiry,
+                // with a margin in case its timer fires late.
+                let fresh = inner.driver_alive
+                    && inner.running.is_none()
+                    && match inner.expires {
+                        None => true,
+                        Some(expires) => inner
+                            .refresh_at
+                            .is_some_and(|at| at > now && later(at, FRESH_MARGIN) < expires),
+                    };
+                Some(Slot {
+                    version: 0,
+                    tokens: tokens.clone(),
+                    expires: inner.expires,
+                    fresh,
+                })
+            }
+            _ => None,
+        };
+        self.set_slot(slot);
+    }
+
+    pub(super) fn publish_state(&self, inner: &Inner, now: Instant) {
+        if let Some(sender) = &inner.state {
+            sender.send_replace(compute_state(inner, now));
+        }
+    }
+
+    pub(super) fn emit(&self, inner: &Inner, event: TokenEvent) {
+        tracing::debug!(manager = %self.name, ?event, "token event");
+        if let Some(sender) = &inner.events {
+            // No subscriber is fine.
+            let _ = sender.send(event);
+        }
+    }
+
+    /// Puts in new tokens (stored or refreshed) and schedules their refresh.
+    pub(super) fn install(&self, inner: &mut Inner, tokens: Arc<TokenSet>, now: Instant) {
+        inner.expires = self.deadline(&tokens, now);
+        inner.tokens = Some(tokens);
+        inner.expiry_announced = false;
+        inner.failures = 0;
+        inner.last_failure = None;
+        inner.reauth = None;
+        inner.refresh_at = inner
+            .expires
+            .and_then(|expires| self.schedule_refresh(now, expires));
+        self.publish_slot(inner, now);
+        self.publish_state(inner, now);
+    }
+
+    /// Callers waiting for an attempt that has not started look again.
+    pub(super) fn supersede_pending(&self, inner: &mut Inner) {
+        if let Some(seq) = inner.pending.take() {
+            inner.outcome = Some(Outcome {
+                seq,
+                result: AttemptResult::Superseded,
+            });
+        }
+    }
+
+    pub(super) fn expire_if_due(&self, inner: &mut Inner, now: Instant) {
+        if inner.pending_expiry().is_some_and(|at| at <= now) {
+            inner.expiry_announced = true;
+            inner.refresh_at = None;
+            self.publish_slot(inner, now);
+            self.publish_state(inner, now);
+            tracing::warn!(manager = %self.name, "access token expired without being refreshed");
+            self.emit(inner, TokenEvent::Expired);
+        }
+    }
+
+    pub(super) fn error_for(&self, inner: &Inner, error: Arc<Error>, now: Instant) -> TokenError {
+        let name = self.name.to_string();
+        if inner.reauth.is_some() {
+            TokenError::ReauthRequired {
+                name,
+                source: error,
+            }
+        } else if inner.tokens.is_some() && !inner.is_valid(now) {
+            TokenError::Expired {
+                name,
+                source: error,
+            }
+        } else {
+            TokenError::RefreshFailed {
+                name,
+                source: error,
+            }
+        }
+    }
+
+    pub(super) fn stopped(&self) -> TokenError {
+        TokenError::Stopped {
+            name: self.name.to_string(),
+        }
+    }
+
+    /// The slow path: a valid token, or the outcome of a refresh.
+    pub(super) async fn obtain(&self, mut force: bool) -> Result<Arc<TokenSet>, TokenError> {
+        loop {
+            let (seq, generation) = {
+                let now = Instant::now();
+                let mut inner = self.lock();
+                if !force {
+                    if let Some(tokens) = inner.valid_tokens(now) {
+                        return Ok(tokens);
+                    }
+                }
+                if !inner.driver_alive {
+                    return Err(self.stopped());
+                }
+                if !force {
+                    if let Some(error) = &inner.reauth {
+                        return Err(self.error_for(&inner, error.clone(), now));
+                    }
+                    if let Some(failure) = &inner.last_failure {
+                        if now < failure.retry_after {
+                            return Err(self.error_for(&inner, failure.error.clone(), now));
+                        }
+                    }
+                }
+                let seq = match inner.running.or(inner.pending) {
+                    Some(seq) => seq,
+                    None => {
+                        let seq = inner.next_seq();
+                        inner.pending = Some(seq);
+                        self.wake.notify_one();
+                        seq
+                    }
+                };
+                (seq, inner.generation)
+            };
+            match self.wait_outcome(seq, generation).await {
+                AttemptResult::Done(tokens) => return Ok(tokens),
+                AttemptResult::Failed(error) => return Err(error),
+                AttemptResult::Superseded => force = false,
+            }
+        }
+    }
+
+    /// Waits for attempt `seq` (or a later one) to end, or for tokens to be
+    /// stored or cleared (`Superseded`: the caller looks again).
+    pub(super) async fn wait_outcome(&self, seq: u64, generation: u64) -> AttemptResult {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            // Register before looking, so an outcome published in between
+            // still wakes us.
+            notified.as_mut().enable();
+            {
+                let inner = self.lock();
+                if let Some(outcome) = inner.outcome.as_ref().filter(|o| o.seq >= seq) {
+                    return outcome.result.clone();
+                }
+                if inner.generation != generation {
+                    return AttemptResult::Superseded;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Decides what the background task does next.
+    pub(super) fn next_step(&self, now: Instant) -> Step {
+        let mut inner = self.lock();
+        self.expire_if_due(&mut inner, now);
+        let seq = if let Some(seq) = inner.pending.take() {
+            Some(seq)
+        } else if inner.refresh_at.is_some_and(|at| at <= now) {
+            inner.refresh_at = None;
+            Some(inner.next_seq())
+        } else {
+            None
+        };
+        match seq {
+            Some(seq) => {
+                inner.running = Some(seq);
+                self.publish_slot(&inner, now);
+                Step::Refresh(Attempt {
+                    seq,
+                    generation: inner.generation,
+                    current: inner.tokens.clone(),
+                    expiry: inner.pending_expiry(),
+                    refresh: self.config.refresh.clone(),
+                    timeout: self.config.refresh_timeout,
+                    name: self.name.clone(),
+                })
+            }
+            None => Step::Sleep(match (inner.refresh_at, inner.pending_expiry()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }),
+        }
+    }
+
+    pub(super) fn expire_now(&self, now: Instant) {
+        let mut inner = self.lock();
+        self.expire_if_due(&mut inner, now);
+    }
+
+    /// Records an attempt's result; returns tokens to save.
+    pub(super) fn finish(
+        &self,
+        seq: u64,
+        generation: u64,
+        result: Result<TokenSet, Error>,
+        now: Instant,
+    ) -> Option<Arc<TokenSet>> {
+        let mut inner = self.lock();
+        inner.running = None;
+        let mut save = None;
+        let result = if inner.generation != generation {
+            tracing::debug!(manager = %self.name, "discarding a refresh: tokens were stored or cleared meanwhile");
+            self.publish_slot(&inner, now);
+            AttemptResult::Superseded
+        } else {
+            match result {
+                Ok(tokens) => {
+                    let tokens = Arc::new(tokens);
+                    let failures = inner.failures;
+                    self.install(&mut inner, tokens.clone(), now);
+                    save = Some(tokens.clone());
+                    if inner.is_valid(now) {
+                        tracing::info!(
+                            manager = %self.name,
+                            expires_in_s = inner.expires.map(|at| at.saturating_duration_since(now).as_secs()),
+                            "tokens refreshed"
+                        );
+                        self.emit(
+                            &inner,
+                            TokenEvent::Refreshed {
+                                expires_at: tokens.expires_at,
+                            },
+                        );
+                        AttemptResult::Done(tokens)
+                    } else {
+                        // Expired on arrival (`expires_in: 0`). Keep the tokens
+                        // (a rotated refresh token must not be lost) but never
+                        // hand them out, and back off as after any failure
+                        // instead of asking again on every call.
+                        inner.failures = failures;
+                        let error = Error::InvalidResponse {
+                            endpoint: format!("refresh of token manager `{}`", self.name),
+                            status: 200,
+                            reason: "the new access token had already expired when it arrived (expires_in 0)".into(),
+                        };
+                        AttemptResult::Failed(self.failed(&mut inner, error, now))
+                    }
+                }
+                Err(error) => AttemptResult::Failed(self.failed(&mut inner, error, now)),
+            }
+        };
+        inner.outcome = Some(Outcome { seq, result });
+        drop(inner);
+        self.done.notify_waiters();
+        save
+    }
+
+    pub(super) fn failed(&self, inner: &mut Inner, error: Error, now: Instant) -> TokenError {
+        let error = Arc::new(error);
+        let reauth_required = requires_reauth(&error);
+        inner.failures = inner.failures.saturating_add(1);
+        let delay = self.backoff_delay(inner.failures);
+        let retry_after = later(now, delay);
+        inner.last_failure = Some(Failure {
+            error: error.clone(),
+            retry_after,
+        });
+        inner.refresh_at = None;
+        if reauth_required {
+            inner.reauth = Some(error.clone());
+            tracing::warn!(manager = %self.name, "refresh token rejected; a new login is needed: {error}");
+        } else if inner.is_valid(now) {
+            if inner.expires.is_some_and(|expires| retry_after < expires) {
+                inner.refresh_at = Some(retry_after);
+                tracing::warn!(
+                    manager = %self.name,
+                    failures = inner.failures,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "refresh failed, will retry: {error}"
+                );
+            } else {
+                tracing::warn!(manager = %self.name, failures = inner.failures, "refresh failed; no time left to retry before expiry: {error}");
+            }
+        } else {
+            tracing::warn!(manager = %self.name, failures = inner.failures, "refresh failed: {error}");
+        }
+        self.publish_slot(inner, now);
+        self.publish_state(inner, now);
+        self.emit(
+            inner,
+            TokenEvent::RefreshFailed {
+                error: error.clone(),
+                reauth_required,
+            },
+        );
+        self.error_for(inner, error, now)
+    }
+
+    /// The background task has ended (shutdown, runtime shutdown, or abort).
+    pub(super) fn driver_stopped(&self) {
+        let mut inner = self.lock();
+        inner.driver_alive = false;
+        inner.pending = None;
+        inner.running = None;
+        inner.refresh_at = None;
+        // Without the task nobody flips `fresh`: check the clock from now on.
+        if let Some(slot) = self.slot.load_full() {
+            self.set_slot(Some(Slot {
+                version: 0,
+                tokens: slot.tokens.clone(),
+                expires: slot.expires,
+                fresh: false,
+            }));
+        }
+        inner.outcome = Some(Outcome {
+            seq: u64::MAX,
+            result: AttemptResult::Failed(self.stopped()),
+        });
+        if let Some(sender) = inner.state.take() {
+            sender.send_replace(TokenState::Stopped);
+        }
+        // Ends every event stream.
+        inner.events = None;
+        drop(inner);
+        self.done.notify_waiters();
+        tracing::debug!(manager = %self.name, "token manager stopped");
+    }
+
+    pub(super) fn persist(&self, tokens: &Arc<TokenSet>) {
+        let Some(store) = &self.config.store else {
+            return;
+        };
+        let _serial = lock(&self.persist);
+        let current = self.lock().tokens.clone();
+        // A newer set was installed: its own save wins.
+        if !current.is_some_and(|current| Arc::ptr_eq(&current, tokens)) {
+            return;
+        }
+        if let Err(error) = store.save(&self.name, tokens) {
+            tracing::warn!(manager = %self.name, "cannot save tokens: {error}");
+        }
+    }
+
+    pub(super) fn persist_removal(&self) {
+        let Some(store) = &self.config.store else {
+            return;
+        };
+        let _serial = lock(&self.persist);
+        if self.lock().tokens.is_some() {
+            return;
+        }
+        if let Err(error) = store.remove(&self.name) {
+            tracing::warn!(manager = %self.name, "cannot remove saved tokens: {error}");
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
