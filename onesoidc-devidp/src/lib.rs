@@ -112,12 +112,14 @@
 //! | `GET /control/stats` | [`Stats`] |
 //! | `GET` / `PUT /control/auto-approve` | `{"after_ms": 1500, "decision": "approve"}` or `null` |
 //!
-//! # Fault injection (tests only)
+//! # Fault injection (tests only, feature `fault-proxy`)
 //!
-//! [`faults::FaultProxy`] is a loopback proxy that sits between a device
+//! `faults::FaultProxy` is a loopback proxy that sits between a device
 //! and the provider and forwards, refuses, delays, truncates or replaces
-//! responses on demand; [`faults::start_behind_proxy`] starts a provider
-//! behind one. Not part of OnesID: for fault tests of clients.
+//! responses on demand; `faults::start_behind_proxy` starts a provider
+//! behind one. Not part of OnesID and not compiled by default: test
+//! support for fault tests of clients (`features = ["fault-proxy"]` in
+//! `[dev-dependencies]`).
 //!
 //! # Config file
 //!
@@ -134,6 +136,7 @@ mod client_auth;
 mod config;
 mod devices;
 mod error;
+#[cfg(feature = "fault-proxy")]
 pub mod faults;
 mod form;
 mod in_process;

@@ -138,23 +138,21 @@ impl DevIdp {
     /// let idp = onesoidc_devidp::DevIdp::start(Default::default()).await?;
     /// let dir = tempfile::tempdir()?;
     /// let paths = idp.provision_device(dir.path(), onesoidc_core::KeyType::EccP256)?;
-    /// let identity = onesoidc_core::DeviceIdentity::load(&paths).unwrap();
-    /// assert_eq!(identity.issuer().unwrap().as_str(), idp.issuer());
+    /// let yaml = std::fs::read_to_string(&paths.config)?;
+    /// let config = onesoidc_core::DeviceConfig::from_yaml_str(&yaml, &paths.config).unwrap();
+    /// assert_eq!(config.registration().unwrap().issuer.as_str(), idp.issuer());
     /// # Ok(()) }
     /// ```
     pub fn provision_device(
         &self,
         dir: &std::path::Path,
         key_type: onesoidc_core::KeyType,
-    ) -> io::Result<onesoidc_core::IdentityPaths> {
+    ) -> io::Result<onesoidc_fs::IdentityPaths> {
         let signer = onesoidc_core::PemSigner::generate(key_type).map_err(io::Error::other)?;
         let ids = self
             .try_register_device(&signer.public_jwk())
             .map_err(io::Error::other)?;
-        let paths = onesoidc_core::IdentityPaths {
-            config: dir.join("device.yml"),
-            key_dir: dir.to_path_buf(),
-        };
+        let paths = onesoidc_fs::IdentityPaths::new(dir.join("device.yml"), dir);
         let config = onesoidc_core::DeviceConfig {
             id: ids.device_id,
             client_id: Some(ids.client_id),
@@ -173,9 +171,9 @@ impl DevIdp {
         };
         let yaml = config.to_yaml_string().map_err(io::Error::other)?;
         let key = signer.private_key_pem().map_err(io::Error::other)?;
-        onesoidc_core::write_files_atomically(&[
-            (&paths.private_key(), key.as_bytes(), 0o600),
-            (&paths.config, yaml.as_bytes(), 0o644),
+        onesoidc_fs::write_atomically(&[
+            onesoidc_fs::NewFile::new(&paths.private_key(), key.as_bytes(), 0o600),
+            onesoidc_fs::NewFile::new(&paths.config, yaml.as_bytes(), 0o644),
         ])?;
         Ok(paths)
     }

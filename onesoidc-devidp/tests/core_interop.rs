@@ -46,7 +46,11 @@ async fn core_client_speaks_to_the_provider() {
         let auth = ClientAuth::new(device.client_id.clone(), Arc::new(signer));
 
         let request = auth
-            .client_credentials_request(&meta.token_endpoint, None, None, SystemTime::now())
+            .client_credentials_request(
+                &meta.token_endpoint,
+                &Default::default(),
+                SystemTime::now(),
+            )
             .unwrap();
         let response = send(&http, request).await;
         let device_tokens =
