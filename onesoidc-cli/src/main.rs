@@ -1,5 +1,7 @@
 //! `onesoidc`: OnesID device authentication from a shell.
 #![forbid(unsafe_code)]
+// The doc comments of `cli.rs` are clap's `--help` text, not rustdoc.
+#![allow(rustdoc::bare_urls)]
 
 mod cli;
 mod commands;

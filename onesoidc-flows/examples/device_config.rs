@@ -5,7 +5,7 @@
 
 mod common;
 
-use onesoidc_flows::core::DeviceIdentity;
+use onesoidc_flows::DeviceIdentity;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

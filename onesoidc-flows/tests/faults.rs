@@ -4,16 +4,14 @@
 //!
 //! Real sockets and a real clock: the margins on elapsed times are generous.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use onesoidc_core::{
-    CibaPollResponse, DeviceIdentity, Error, ExposeSecret, KeyType, MAX_EXPIRES_IN,
-    TransportErrorKind,
+    CibaPollResponse, Error, ExposeSecret, KeyType, MAX_EXPIRES_IN, TransportErrorKind,
 };
 use onesoidc_devidp::faults::{Fault, FaultProxy, start_behind_proxy};
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
-use onesoidc_flows::{LoginOptions, OnesIdClient};
+use onesoidc_flows::{DeviceIdentity, LoginOptions, OnesIdClient};
 use onesoidc_http::ReqwestClient;
 use serde_json::json;
 
@@ -26,7 +24,7 @@ const TOKEN_PATH: &str = "/oidc/token";
 struct World {
     idp: DevIdp,
     proxy: FaultProxy,
-    client: Arc<OnesIdClient>,
+    client: OnesIdClient,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +49,7 @@ async fn world_with(config: DevIdpConfig, discover: bool) -> World {
         .timeout(TIMEOUT)
         .build()
         .unwrap();
-    let client = Arc::new(OnesIdClient::new(identity, Arc::new(http)).unwrap());
+    let client = OnesIdClient::new(identity, http).unwrap();
     if discover {
         client.provider_metadata().await.unwrap();
     }

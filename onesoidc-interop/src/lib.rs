@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use onesoidc_core::{DeviceConfig, DeviceIdentity, KeyType, PemSigner};
-use onesoidc_flows::OnesIdClient;
+use onesoidc_core::{DeviceConfig, KeyType, PemSigner};
+use onesoidc_flows::{DeviceIdentity, OnesIdClient, load_pem_signer};
 use onesoidc_http::{HttpClient, ReqwestClient};
 
 /// Environment variable with the provider's host, e.g. `http://127.0.0.1:4000`.
@@ -141,7 +141,7 @@ impl DeviceKey {
 
     /// The fixture's private key, loaded as px wrote it.
     pub fn signer(&self) -> PemSigner {
-        PemSigner::load(self.dir().join("private.pem"), self.key_type)
+        load_pem_signer(self.dir().join("private.pem"), self.key_type)
             .unwrap_or_else(|e| panic!("{e}"))
     }
 

@@ -1,8 +1,11 @@
 //! Project automation: `cargo xtask test` runs what CI runs.
 //!
-//! - `cargo xtask test`: `cargo fmt --check`, `cargo clippy --workspace
-//!   --all-targets -- -D warnings`, `cargo test --workspace` (doctests included),
-//!   then `cargo xtask interop`.
+//! - `cargo xtask test`: `cargo fmt --check`, cargo-deny, the layering
+//!   checks (`layers.rs`: a core without I/O, crates without heavy
+//!   dependencies when their default features are off, every feature set
+//!   builds, docs without warnings), `cargo clippy --workspace --all-targets
+//!   -- -D warnings`, `cargo test --workspace` (doctests included), then
+//!   `cargo xtask interop`.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
 //!   oidc-provider (node + npm; see `interop.rs`).
 //! - `cargo xtask fuzz --seconds N [TARGET...]`: each cargo-fuzz target in
@@ -13,6 +16,7 @@ mod bench;
 mod deny;
 mod fuzz;
 mod interop;
+mod layers;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
 fn test() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
     deny::run()?;
+    layers::run()?;
     cargo(&[
         "clippy",
         "--workspace",

@@ -29,7 +29,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use onesoidc_benches::{ProviderThread, Summary, arg, row, times};
-use onesoidc_core::{DeviceConfig, KeyType};
+use onesoidc_core::KeyType;
 use onesoidc_devidp::DevIdpConfig;
 
 const DEFAULT_ROUNDS: usize = 12;
@@ -175,7 +175,7 @@ fn main() -> Result<(), BoxError> {
     let paths = provider
         .idp()
         .provision_device(dir.path(), KeyType::EccP256)?;
-    let config = DeviceConfig::load(&paths.config)?;
+    let config = onesoidc_flows::load_device_config(&paths.config)?;
     let client_id = config.client_id.clone().ok_or("no client id")?;
     let issuer = provider.idp().issuer();
     let key = paths.private_key();

@@ -193,7 +193,7 @@ async fn bare_wake() -> Result<Duration, BoxError> {
     Ok(last - signalled)
 }
 
-async fn round(provider: &ProviderThread, client: &Arc<OnesIdClient>) -> Result<Round, BoxError> {
+async fn round(provider: &ProviderThread, client: &OnesIdClient) -> Result<Round, BoxError> {
     let manager = TokenManager::builder("device", device_refresh(client.clone()))
         .initial_tokens(expired_tokens())
         .build();
@@ -228,7 +228,7 @@ struct Series {
 
 async fn series(
     provider: &ProviderThread,
-    client: Arc<OnesIdClient>,
+    client: OnesIdClient,
     rounds: usize,
     label: &str,
 ) -> Result<Series, BoxError> {
@@ -298,18 +298,18 @@ fn main() -> Result<(), BoxError> {
         onesoidc_benches::load_average().unwrap_or_default()
     );
     runtime.block_on(async {
-        let client = Arc::new(OnesIdClient::from_paths(&paths)?);
+        let client = OnesIdClient::from_paths(&paths)?;
         let plain = series(&provider, client, rounds, "loopback").await?;
 
         // A provider across a network: the same, with each request delayed.
         let mut simulated = Vec::new();
         for rtt in SIMULATED_RTTS {
-            let identity = onesoidc_core::DeviceIdentity::load(&paths)?;
+            let identity = onesoidc_flows::DeviceIdentity::load(&paths)?;
             let delayed = Delayed {
                 inner: ReqwestClient::new()?,
                 delay: rtt,
             };
-            let client = Arc::new(OnesIdClient::new(identity, Arc::new(delayed))?);
+            let client = OnesIdClient::new(identity, delayed)?;
             let label = format!("loopback + {} ms simulated RTT", rtt.as_millis());
             let measured = series(&provider, client, SIMULATED_ROUNDS, &label).await?;
             simulated.push((rtt, measured));

@@ -2,13 +2,12 @@
 
 use crate::output::out;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use onesoidc_core::{ExposeSecret, IdentityPaths, KeyType, TokenSet};
+use onesoidc_core::{ExposeSecret, KeyType, TokenSet};
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
 use onesoidc_flows::{
-    CibaEvent, DeviceRegistration, Login, LoginOptions, OnesIdClient, QrEvent,
+    CibaEvent, DeviceRegistration, IdentityPaths, Login, LoginOptions, OnesIdClient, QrEvent,
     RegistrationProgress, StreamExt, register_device, render,
 };
 use onesoidc_http::ReqwestClient;
@@ -104,10 +103,7 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
         })
         .await?;
 
-    let paths = IdentityPaths {
-        config: dir.path().join("device.yml"),
-        key_dir: dir.path().join("keys"),
-    };
+    let paths = IdentityPaths::new(dir.path().join("device.yml"), dir.path().join("keys"));
     steps
         .run(
             "Register this device (onesoidc register)",
@@ -115,7 +111,7 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
         )
         .await?;
 
-    let client = Arc::new(OnesIdClient::from_paths(&paths)?);
+    let client = OnesIdClient::from_paths(&paths)?;
     steps
         .run(
             "Get the device's access token (client credentials, private_key_jwt)",
@@ -274,13 +270,13 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
 }
 
 async fn register(idp: &DevIdp, paths: &IdentityPaths) -> Result<((), String), Failure> {
-    let mut registration = DeviceRegistration::new("onesoidc demo", "here", "SERVER")
-        .provider(&idp.host(), "demo.local");
-    registration.paths = paths.clone();
-    registration.key_type = KeyType::EccP256;
-    registration.poll_interval = Duration::from_secs(1);
+    let registration = DeviceRegistration::new("onesoidc demo", "here", "SERVER")
+        .provider(&idp.host(), "demo.local")
+        .paths(paths.clone())
+        .key_type(KeyType::EccP256)
+        .poll_interval(Duration::from_secs(1));
     let mut code = String::new();
-    let identity = register_device(Arc::new(ReqwestClient::new()?), &registration, |p| {
+    let identity = register_device(ReqwestClient::new()?, &registration, |p| {
         if let RegistrationProgress::Submitted {
             verification_code, ..
         } = p
@@ -336,7 +332,7 @@ async fn follow_ciba(
     result
 }
 
-async fn follow_qr(client: &Arc<OnesIdClient>, json: bool) -> Result<Login, Failure> {
+async fn follow_qr(client: &OnesIdClient, json: bool) -> Result<Login, Failure> {
     let mut events = client.qr_events(LoginOptions::default().binding_message("QR login"));
     let bar = spinner(json);
     let result = loop {

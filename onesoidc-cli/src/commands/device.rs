@@ -18,10 +18,13 @@ pub async fn device_token(
     scope: &Option<String>,
     resource: &Option<String>,
 ) -> Result<(), Failure> {
-    let options = DeviceTokenRequest {
-        scope: scope.clone(),
-        resource: resource.clone(),
-    };
+    let mut options = DeviceTokenRequest::default();
+    if let Some(scope) = scope {
+        options = options.scope(scope);
+    }
+    if let Some(resource) = resource {
+        options = options.resource(resource);
+    }
     let tokens = client(g)?.device_token_with(&options).await?;
     print_tokens(g, &tokens, None);
     Ok(())

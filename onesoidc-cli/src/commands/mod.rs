@@ -8,11 +8,8 @@ mod login;
 mod register;
 mod watch;
 
-use std::sync::Arc;
-
-use onesoidc_core::{DeviceIdentity, IdentityPaths};
-use onesoidc_flows::OnesIdClient;
-use onesoidc_http::ReqwestClient;
+use onesoidc_flows::{DeviceIdentity, IdentityPaths, OnesIdClient};
+use onesoidc_http::{Policy, ReqwestClient};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::output::Failure;
@@ -45,18 +42,20 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             timeout,
             poll_interval,
         } => {
-            let mut registration = onesoidc_flows::DeviceRegistration::new(title, location, role);
+            let mut identity_paths = paths(g);
+            if let (Some(dir), None) = (config_dir, &g.config) {
+                identity_paths.config = dir.join("device.yml");
+            }
+            let mut registration = onesoidc_flows::DeviceRegistration::new(title, location, role)
+                .key_type(*key_type)
+                .paths(identity_paths)
+                .force(*force)
+                .timeout(std::time::Duration::from_secs(*timeout))
+                .poll_interval(std::time::Duration::from_secs((*poll_interval).max(1)))
+                .policy(policy(g));
             if let (Some(address), Some(domain)) = (address, domain) {
                 registration = registration.provider(address, domain);
             }
-            registration.key_type = *key_type;
-            registration.paths = paths(g);
-            if let (Some(dir), None) = (config_dir, &g.config) {
-                registration.paths.config = dir.join("device.yml");
-            }
-            registration.force = *force;
-            registration.timeout = std::time::Duration::from_secs(*timeout);
-            registration.poll_interval = std::time::Duration::from_secs((*poll_interval).max(1));
             register::register(g, &registration).await
         }
         Command::DevIdp {
@@ -89,6 +88,11 @@ pub fn identity(g: &GlobalArgs) -> Result<DeviceIdentity, Failure> {
     Ok(DeviceIdentity::load(&paths(g))?)
 }
 
+/// The HTTP rules, honouring `--allow-insecure-http`.
+pub fn policy(g: &GlobalArgs) -> Policy {
+    Policy::default().allow_insecure_http(g.allow_insecure_http)
+}
+
 /// The HTTP client, honouring `--allow-insecure-http`.
 pub fn http(g: &GlobalArgs) -> Result<ReqwestClient, Failure> {
     Ok(ReqwestClient::builder()
@@ -96,9 +100,9 @@ pub fn http(g: &GlobalArgs) -> Result<ReqwestClient, Failure> {
         .build()?)
 }
 
-pub fn client(g: &GlobalArgs) -> Result<Arc<OnesIdClient>, Failure> {
-    Ok(Arc::new(OnesIdClient::new(
-        identity(g)?,
-        Arc::new(http(g)?),
-    )?))
+pub fn client(g: &GlobalArgs) -> Result<OnesIdClient, Failure> {
+    Ok(OnesIdClient::builder()
+        .identity(identity(g)?)
+        .policy(policy(g))
+        .build()?)
 }

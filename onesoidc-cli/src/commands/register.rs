@@ -1,6 +1,5 @@
 //! `register`: a new identity, approved by an administrator.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use onesoidc_flows::{
@@ -14,7 +13,7 @@ use crate::output::{Failure, minutes_seconds, print_json, say, spinner};
 
 pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
-    let identity = if registration.host.is_none() {
+    let identity = if registration.host().is_none() {
         create_unmanaged_identity(registration)?
     } else {
         let http = super::http(g)?;
@@ -28,7 +27,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
                 ));
             }
         };
-        let flow = register_device(Arc::new(http), registration, |progress| match progress {
+        let flow = register_device(http, registration, |progress| match progress {
             RegistrationProgress::Submitted {
                 verification_code,
                 timeout,
@@ -45,7 +44,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
                         eprintln!();
                         eprintln!(
                             "  Ask an administrator of {} to approve this code.",
-                            registration.domain.as_deref().unwrap_or("the domain")
+                            registration.domain().unwrap_or("the domain")
                         );
                         eprintln!();
                     }
@@ -73,7 +72,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
             "client_id": config.client_id,
             "host": config.host,
             "config": config.path,
-            "key_dir": registration.paths.key_dir,
+            "key_dir": registration.identity_paths().key_dir,
             "key_type": config.key_type.to_string(),
         }));
     } else {
@@ -92,7 +91,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
             &format!(
                 "Identity: {}; keys in {}",
                 config.path.display(),
-                registration.paths.key_dir.display()
+                registration.identity_paths().key_dir.display()
             ),
         );
     }

@@ -7,7 +7,6 @@
 
 #![allow(dead_code)] // each example uses part of this
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
@@ -15,15 +14,15 @@ use onesoidc_flows::OnesIdClient;
 
 /// A device ready to talk to its provider. Keep it alive while you use the client.
 pub struct Device {
-    pub client: Arc<OnesIdClient>,
-    pub paths: onesoidc_flows::core::IdentityPaths,
+    pub client: OnesIdClient,
+    pub paths: onesoidc_flows::IdentityPaths,
     _local: Option<(DevIdp, tempfile::TempDir)>,
 }
 
 pub async fn device() -> Result<Device, Box<dyn std::error::Error>> {
     if std::env::var_os("ONESOIDC_DEVICE_CONFIG").is_some() {
-        let paths = onesoidc_flows::core::IdentityPaths::from_env();
-        let client = Arc::new(OnesIdClient::from_paths(&paths)?);
+        let paths = onesoidc_flows::IdentityPaths::from_env();
+        let client = OnesIdClient::from_paths(&paths)?;
         return Ok(Device {
             client,
             paths,
@@ -43,7 +42,7 @@ pub async fn device() -> Result<Device, Box<dyn std::error::Error>> {
         "(no ONESOIDC_DEVICE_CONFIG: using a local provider at {} and a throwaway device)",
         idp.issuer()
     );
-    let client = Arc::new(OnesIdClient::from_paths(&paths)?);
+    let client = OnesIdClient::from_paths(&paths)?;
     Ok(Device {
         client,
         paths,

@@ -1,17 +1,16 @@
 //! A local provider and a device registered with it, for the flow tests.
 #![allow(dead_code)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use onesoidc_core::{DeviceIdentity, KeyType};
+use onesoidc_core::KeyType;
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
-use onesoidc_flows::OnesIdClient;
+use onesoidc_flows::{DeviceIdentity, OnesIdClient};
 
 /// A running provider, a registered device's client, and the temp dir holding its identity.
 pub struct World {
     pub idp: DevIdp,
-    pub client: Arc<OnesIdClient>,
+    pub client: OnesIdClient,
     _dir: tempfile::TempDir,
 }
 
@@ -32,7 +31,7 @@ pub async fn world_with(config: DevIdpConfig) -> World {
     let dir = tempfile::tempdir().unwrap();
     let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
     let identity = DeviceIdentity::load(&paths).unwrap();
-    let client = Arc::new(OnesIdClient::new(identity, Arc::new(idp.in_process_client())).unwrap());
+    let client = OnesIdClient::new(identity, idp.in_process_client()).unwrap();
     World {
         idp,
         client,

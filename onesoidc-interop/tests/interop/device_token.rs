@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use onesoidc_flows::core::{DeviceIdentity, ExposeSecret};
-use onesoidc_flows::{DeviceTokenRequest, OnesIdClient};
+use onesoidc_flows::core::ExposeSecret;
+use onesoidc_flows::{DeviceIdentity, DeviceTokenRequest, OnesIdClient};
 use onesoidc_interop::{
     DeviceKey, ECC_P256, ECC_P384, RSA_2048, http, issuer, jwt_claims, jwt_header,
 };
