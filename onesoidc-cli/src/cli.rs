@@ -173,20 +173,17 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         refreshes: Option<u64>,
     },
-    /// Run a local OnesID-compatible provider for development (not for production)
+    /// Run a local OnesID-compatible provider for development, with a console in the browser (not for production)
     ///
+    /// Prints the console's address first (http://127.0.0.1:8080/ by
+    /// default): there you approve registrations and logins as the
+    /// administrator or as the person on the phone, and see what your device
+    /// did. A QR code's link, opened on a phone, shows a page to sign in on.
     /// Users alice and bob and the application vhh-server exist by default;
-    /// `--config FILE` reads a JSON provider config instead (users,
-    /// applications, lifetimes as *_ms, devices). Approve requests through its
-    /// /control/ routes (printed at start) or with --auto-approve-ms. Stops on Ctrl-C.
-    DevIdp {
-        /// Port to listen on (loopback only)
-        #[arg(long, short, default_value_t = 8080)]
-        port: u16,
-        /// Approve every CIBA request, QR scan and registration after this many milliseconds
-        #[arg(long, value_name = "MS")]
-        auto_approve_ms: Option<u64>,
-    },
+    /// --provider-config FILE reads the provider's own JSON config (keys
+    /// below), and the flags override it. Stops on Ctrl-C.
+    #[command(after_long_help = DEV_IDP_CONFIG_HELP)]
+    DevIdp(DevIdpArgs),
     /// See every flow work, in one command, against an embedded provider
     ///
     /// Creates a throwaway device identity, registers it, and runs device
@@ -202,6 +199,89 @@ pub enum Command {
         hint: Option<String>,
     },
 }
+
+/// Options of `dev-idp`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Provider")]
+pub struct DevIdpArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]. Anything but loopback
+    /// (e.g. 0.0.0.0:8080, for a real phone) serves your network
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Shorthand for --listen 127.0.0.1:PORT
+    #[arg(long, short, value_name = "PORT", conflicts_with = "listen")]
+    pub port: Option<u16>,
+    /// The URL devices and phones reach the provider at (the issuer is URL/oidc)
+    /// [default: http://ADDR; for 0.0.0.0, this machine's network address]
+    #[arg(long, value_name = "URL")]
+    pub public_host: Option<String>,
+    /// The provider's JSON config file (keys below; the flags override it)
+    #[arg(long, value_name = "FILE", env = "ONESOIDC_DEVIDP_CONFIG")]
+    pub provider_config: Option<PathBuf>,
+    /// Approve every CIBA request, QR scan and registration after this many milliseconds
+    #[arg(long, value_name = "MS")]
+    pub auto_approve_ms: Option<u64>,
+    #[command(flatten)]
+    pub timing: DevIdpTiming,
+}
+
+/// Lifetimes and intervals of `dev-idp`, as `15s`, `1500ms`, `2m`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Lifetimes and poll intervals (15s, 1500ms, 2m; defaults below)")]
+pub struct DevIdpTiming {
+    /// Lifetime of access tokens
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Option<std::time::Duration>,
+    /// Lifetime of refresh tokens (each rotation starts a new one)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Option<std::time::Duration>,
+    /// Lifetime of ID tokens
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub id_token_ttl: Option<std::time::Duration>,
+    /// How long a CIBA login waits for the person
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ciba_expires_in: Option<std::time::Duration>,
+    /// CIBA poll interval (polling sooner is slow_down)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ciba_interval: Option<std::time::Duration>,
+    /// How long a QR code waits to be scanned
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub qr_expires_in: Option<std::time::Duration>,
+    /// QR status poll interval told to devices
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub qr_interval: Option<std::time::Duration>,
+    /// Registration status poll interval told to devices
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub registration_interval: Option<std::time::Duration>,
+    /// How long a registration waits for the administrator
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub registration_expires_in: Option<std::time::Duration>,
+}
+
+/// `dev-idp --help`: the provider config's keys, with their flags and defaults.
+pub const DEV_IDP_CONFIG_HELP: &str = "\
+Provider config (--provider-config FILE or ONESOIDC_DEVIDP_CONFIG): a JSON object,
+every key optional, unknown keys are errors; durations in milliseconds.
+
+  key                            flag                        default
+  users                                                      [\"alice\", \"bob\"]
+  applications                                               [vhh-server: VHH Server, https://vhh.example.com]
+                                 (each {\"client_identifier\", \"client_id\", \"name\", \"url\"})
+  access_token_ttl_ms            --access-token-ttl          300000 (5 min)
+  refresh_token_ttl_ms           --refresh-token-ttl         3600000 (1 h)
+  id_token_ttl_ms                --id-token-ttl              300000 (5 min)
+  ciba_expires_in_ms             --ciba-expires-in           120000 (2 min)
+  ciba_interval_ms               --ciba-interval             5000 (5 s)
+  qr_expires_in_ms               --qr-expires-in             300000 (5 min)
+  qr_interval_ms                 --qr-interval               5000 (5 s)
+  registration_poll_interval_ms  --registration-interval     10000 (10 s)
+  registration_expires_in_ms     --registration-expires-in   300000 (5 min)
+  auto_approve                   --auto-approve-ms           none; {\"after_ms\": 1500, \"decision\": \"approve\" or \"deny\"}
+  devices                                                    none; [{\"device_id\", \"client_id\", \"public_jwk\": {...}}]
+
+Example: onesoidc dev-idp --access-token-ttl 15s --ciba-interval 1s --qr-interval 1s
+Real phone on the same network: onesoidc dev-idp --listen 0.0.0.0:8080 (devices then
+need --allow-insecure-http: the provider speaks plain http).";
 
 /// Options of a person's login.
 #[derive(Debug, Args)]

@@ -36,7 +36,8 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match (&e, e.oauth_error()) {
-            (_, Some("access_denied")) | (Error::Cancelled { .. }, _) => EXIT_DENIED,
+            (_, Some("access_denied"))
+            | (Error::Cancelled { .. } | Error::RegistrationRejected { .. }, _) => EXIT_DENIED,
             (_, Some("expired_token")) | (Error::Expired { .. }, _) => EXIT_EXPIRED,
             _ => EXIT_ERROR,
         };

@@ -100,6 +100,7 @@ impl Provider {
             store.auto_approve
         };
         self.ciba_events.push(info);
+        self.changed();
         if let Some(policy) = policy {
             self.after(policy.after, move |state| {
                 if let Err(e) = state.decide_ciba(&id, policy.user_decision) {
@@ -134,6 +135,8 @@ impl Provider {
             },
             UserDecision::Deny => CibaStatus::Denied,
         };
+        drop(store);
+        self.changed();
         tracing::debug!(?decision, "CIBA request decided");
         Ok(())
     }

@@ -65,6 +65,8 @@ impl Provider {
         store
             .devices
             .insert(ids.client_id.clone(), Arc::new(device));
+        drop(store);
+        self.changed();
         tracing::debug!(client_id = %ids.client_id, alg = %jwk.alg.as_deref().unwrap_or("-"), "device registered");
         Ok(())
     }

@@ -26,6 +26,7 @@ pub(crate) mod code {
     pub const INVALID_TOKEN: &str = "invalid_token";
     pub const NOT_FOUND: &str = "not_found";
     pub const CONFLICT: &str = "conflict";
+    pub const FORBIDDEN: &str = "forbidden";
 }
 
 /// An error response: status, `error` code and `error_description`.

@@ -20,6 +20,8 @@ pub(crate) const CLOCK_SKEW_SECS: i64 = 60;
 pub(crate) struct DeviceKey {
     algorithm: JwsAlgorithm,
     verifier: Verifier,
+    /// What the console shows, e.g. `EC P-256 · ES256`, `RSA 3072 · RS256`.
+    kind: String,
 }
 
 #[derive(Clone)]
@@ -57,7 +59,7 @@ impl DeviceKey {
                     .ok_or_else(|| format!("unsupported `alg` {name:?}"))?,
             ),
         };
-        let (algorithm, verifier) = match jwk.kty.as_str() {
+        let (algorithm, verifier, kind) = match jwk.kty.as_str() {
             "RSA" => {
                 let n = decode_b64("n", jwk.n.as_deref())?;
                 let e = decode_b64("e", jwk.e.as_deref())?;
@@ -72,7 +74,11 @@ impl DeviceKey {
                     return Err("RSA exponent `e` is empty".into());
                 }
                 let key = DecodingKey::from_rsa_raw_components(&n, &e);
-                (JwsAlgorithm::RS256, Verifier::Jwt(key, Algorithm::RS256))
+                (
+                    JwsAlgorithm::RS256,
+                    Verifier::Jwt(key, Algorithm::RS256),
+                    format!("RSA {bits}"),
+                )
             }
             "EC" => {
                 let (alg, len, aws_alg): (_, _, &'static dyn VerificationAlgorithm) =
@@ -108,7 +114,8 @@ impl DeviceKey {
                     JwsAlgorithm::ES384 => Verifier::Jwt(components()?, Algorithm::ES384),
                     _ => Verifier::P521(point),
                 };
-                (alg, verifier)
+                let curve = jwk.crv.clone().unwrap_or_default();
+                (alg, verifier, format!("EC {curve}"))
             }
             other => return Err(format!("unsupported key type `kty: {other}`")),
         };
@@ -124,7 +131,14 @@ impl DeviceKey {
         Ok(DeviceKey {
             algorithm,
             verifier,
+            kind: format!("{kind} · {algorithm}"),
         })
+    }
+
+    /// The key's type, size or curve, and algorithm, e.g. `EC P-256 · ES256`
+    /// (never the key itself).
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 
     /// The one algorithm this key verifies.

@@ -58,6 +58,7 @@
 //! | `GET /oidc/qr/sessions/{id}` | QR session status, device bearer token |
 //! | `DELETE /oidc/qr/sessions/{id}` | cancel a pending session (dev IdP extension) |
 //! | `POST /oidc/qr/sessions/{id}/scan` | the `cb_url`: the phone scans, with a user's bearer token |
+//! | `GET /oidc/qr/sessions/{id}/scan` | the `cb_url` opened in a browser: the phone page (see *Console*) |
 //! | `GET /oidc/.well-known/applications` | well-known applications, device bearer token (§9) |
 //! | `POST /devices/registration` | device registration request (§10, at the host root) |
 //! | `GET /devices/registration/status/{code}` | registration status |
@@ -112,6 +113,42 @@
 //! | `GET /control/stats` | [`Stats`] |
 //! | `GET` / `PUT /control/auto-approve` | `{"after_ms": 1500, "decision": "approve"}` or `null` |
 //!
+//! # Console (not part of OnesID)
+//!
+//! Pages for people, served by the provider itself ([`DevIdp::console_url`]
+//! prints where): plain HTML from askama templates, a stylesheet and a
+//! little JavaScript compiled into the binary, no Node build step.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /` | the console: pending registrations, CIBA logins and QR sessions with buttons to answer them; users, applications, devices, the last 50 token endpoint requests |
+//! | `GET /oidc/qr/sessions/{id}/scan` | the phone page: pick a user, confirm (the scan), then approve or deny the device's login |
+//! | `GET /console/events` | server-sent events: the console's sections that changed |
+//! | `GET /console/phone/{id}/events` | server-sent events: the phone page's state |
+//! | `GET /console/assets/{name}` | `console.css`, `console.js`, `icon.svg` |
+//! | `POST /console/ciba/{auth_req_id}/approve` / `deny` | as `/control/ciba/...` |
+//! | `POST /console/qr/{session_id}/scan` | `{"username": "alice"}`, as `/control/qr/.../scan` ([`DevIdp::simulate_qr_scan`]) |
+//! | `POST /console/qr/{session_id}/cancel` | as `/control/qr/.../cancel` |
+//! | `POST /console/registrations/{code}/approve` / `reject` | as `/control/registrations/...` |
+//!
+//! Safe enough for a test tool that may face a browser with other tabs open:
+//!
+//! - every `POST /console/...` needs the per-process token the pages embed
+//!   (`<meta name="devidp-console-token">`) in an `X-DevIdp-Console-Token`
+//!   header: `403 forbidden` without it, or with an `Origin` of another
+//!   site. A cross-site page can neither read the token nor send the header
+//!   (that needs a CORS preflight, which is never granted). The `/control/`
+//!   routes stay as they are, without a token, for tests and scripts;
+//! - the console routes answer only to the provider's own host names (its
+//!   host, and the loopback names when it listens on loopback or on every
+//!   address): `403` for any other `Host`, so DNS rebinding cannot read the
+//!   token;
+//! - every value is HTML-escaped by the templates (a binding message of
+//!   `<script>` shows as text), and the pages' Content-Security-Policy
+//!   allows only their own script and no framing;
+//! - no access, refresh or ID token, assertion, key or `login_hint_token` is
+//!   ever shown: only kinds, key types and lifetimes.
+//!
 //! # Fault injection (tests only, feature `fault-proxy`)
 //!
 //! `faults::FaultProxy` is a loopback proxy that sits between a device
@@ -131,9 +168,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod activity;
 mod ciba;
 mod client_auth;
 mod config;
+mod console;
 mod devices;
 mod error;
 #[cfg(feature = "fault-proxy")]

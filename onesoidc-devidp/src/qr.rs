@@ -72,6 +72,7 @@ impl Provider {
             store.auto_approve
         };
         self.qr_events.push(session_id.clone());
+        self.changed();
         let first_user = self.config.users.first().cloned();
         let scan = policy.filter(|p| p.user_decision == UserDecision::Approve);
         if let (Some(policy), Some(user)) = (scan, first_user) {
@@ -136,6 +137,8 @@ impl Provider {
         let mut store = self.lock();
         pending_qr_mut(&mut store, session_id, client_id, Instant::now())?.status =
             QrStatus::Cancelled;
+        drop(store);
+        self.changed();
         Ok(())
     }
 
@@ -161,6 +164,8 @@ impl Provider {
         };
         store.login_hint_tokens.retain(|_, h| now < h.expires_at);
         store.login_hint_tokens.insert(token, hint);
+        drop(store);
+        self.changed();
         tracing::debug!(%username, "QR session scanned");
         Ok(())
     }

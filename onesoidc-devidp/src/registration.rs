@@ -27,6 +27,8 @@ pub(crate) struct RegistrationRecord {
     pub jwk: PublicJwk,
     /// `title`, `location`, `domain`, `role`, ... as the device sent them.
     pub details: Map<String, Value>,
+    /// The key's kind for the console, e.g. `EC P-256 · ES256`.
+    pub key_kind: String,
     pub expires_at: Instant,
     pub status: RegistrationStatus,
 }
@@ -57,12 +59,13 @@ impl Provider {
         jwk: PublicJwk,
         details: Map<String, Value>,
     ) -> Result<String, ApiError> {
-        DeviceKey::from_jwk(&jwk)
+        let key = DeviceKey::from_jwk(&jwk)
             .map_err(|e| ApiError::invalid_request(format!("`publicKey.keys[0]`: {e}")))?;
         let now = Instant::now();
         let record = RegistrationRecord {
             jwk,
             details,
+            key_kind: key.kind().to_string(),
             expires_at: now + self.config.registration_expires_in,
             status: RegistrationStatus::Pending,
         };
@@ -78,6 +81,7 @@ impl Provider {
             (code, store.auto_approve)
         };
         self.registration_events.push(code.clone());
+        self.changed();
         if let Some(policy) = policy {
             let id = code.clone();
             self.after(policy.after, move |state| {
@@ -145,6 +149,8 @@ impl Provider {
         if let Some(record) = store.registrations.get_mut(code) {
             record.status = status;
         }
+        drop(store);
+        self.changed();
         tracing::debug!(?decision, "registration decided");
         Ok(ids)
     }

@@ -39,12 +39,35 @@ struct Inner {
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone and the server stops: end the live streams.
+        self.provider.close();
+    }
+}
+
 impl std::fmt::Debug for DevIdp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DevIdp")
             .field("host", &self.host())
             .finish_non_exhaustive()
     }
+}
+
+/// Other `host:port` names a browser on this machine may use for a server
+/// bound to `addr`: the loopback names, when it listens on loopback or on
+/// every address.
+fn loopback_aliases(addr: SocketAddr) -> Vec<String> {
+    let ip = addr.ip();
+    if !(ip.is_loopback() || ip.is_unspecified()) {
+        return Vec::new();
+    }
+    let port = addr.port();
+    vec![
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ]
 }
 
 /// `http://{addr}`, naming loopback when bound to the unspecified address.
@@ -91,7 +114,8 @@ impl DevIdp {
             .await
             .map_err(io::Error::other)?
             .map_err(io::Error::other)?;
-        let provider = Provider::new(&host, config, key)
+        let aliases = loopback_aliases(local_addr);
+        let provider = Provider::with_aliases(&host, &aliases, config, key)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let app = crate::routes::router(Arc::clone(&provider));
         let router = app.clone();
@@ -185,6 +209,20 @@ impl DevIdp {
     /// The base URL, e.g. `http://127.0.0.1:41234` (`host` in device.yml).
     pub fn host(&self) -> String {
         self.provider().host.clone()
+    }
+
+    /// The console's address: [`DevIdp::host`] + `/`. A browser there sees
+    /// what is pending and what happened, and approves or denies with a
+    /// click (not part of OnesID).
+    pub fn console_url(&self) -> String {
+        format!("{}/", self.provider().host)
+    }
+
+    /// The `cb_url` of QR session `session_id`: what its QR code encodes.
+    /// The phone app `POST`s it; a browser that opens it (`GET`, e.g. a
+    /// phone's camera app) gets a page to pick a user and confirm.
+    pub fn cb_url(&self, session_id: &str) -> String {
+        self.provider().cb_url(session_id)
     }
 
     /// The issuer: [`DevIdp::host`] + `/oidc`.
@@ -342,6 +380,9 @@ impl DevIdp {
     /// waits for the server task. Other handles stay valid for the control
     /// methods, but the HTTP server is gone.
     pub async fn shutdown(self) {
+        // Open console pages keep a live stream each: end them first, so
+        // the graceful shutdown does not wait for the browser.
+        self.inner.provider.close();
         let sender = self
             .inner
             .shutdown
@@ -373,6 +414,15 @@ impl DevIdp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_servers_answer_to_every_loopback_name() {
+        assert_eq!(
+            loopback_aliases("0.0.0.0:8080".parse().unwrap()),
+            ["127.0.0.1:8080", "localhost:8080", "[::1]:8080"]
+        );
+        assert!(loopback_aliases("10.1.2.3:9".parse().unwrap()).is_empty());
+    }
 
     #[test]
     fn unspecified_addresses_name_loopback() {

@@ -6,10 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
+use crate::activity::TokenLog;
 use crate::ciba::{CibaRecord, CibaRequestInfo};
 use crate::config::{AutoApprove, DevIdpConfig};
+use crate::console::Guard;
 use crate::devices::Device;
 use crate::provider_key::ProviderKey;
 use crate::qr::{HintRecord, QrRecord};
@@ -22,6 +24,13 @@ pub(crate) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds since the Unix epoch, for the console's clocks.
+pub(crate) fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whole seconds, rounded up, for `expires_in` and `interval` on the wire.
@@ -90,6 +99,8 @@ pub(crate) struct Store {
     pub registrations: HashMap<String, RegistrationRecord>,
     pub stats: Stats,
     pub auto_approve: Option<AutoApprove>,
+    /// The token endpoint's recent requests, for the console.
+    pub token_log: TokenLog,
 }
 
 impl Store {
@@ -129,6 +140,14 @@ pub(crate) struct Provider {
     pub ciba_events: Events<CibaRequestInfo>,
     pub qr_events: Events<String>,
     pub registration_events: Events<String>,
+    /// The console's token and the host names it answers to.
+    pub console: Guard,
+    /// Bumped whenever something the console shows changes.
+    changes: watch::Sender<u64>,
+    /// Set when the server stops: the console's live streams end.
+    closing: watch::Sender<bool>,
+    /// tokio's clock against the wall clock, for the console's countdowns.
+    pub wall_clock: crate::console::WallClock,
 }
 
 impl Provider {
@@ -152,7 +171,19 @@ impl Provider {
     }
 
     /// A provider reachable at `host` (no trailing slash).
+    #[cfg(test)]
     pub fn new(host: &str, config: DevIdpConfig, key: ProviderKey) -> Result<Arc<Self>, String> {
+        Self::with_aliases(host, &[], config, key)
+    }
+
+    /// A provider reachable at `host` (no trailing slash) and, for its
+    /// console, also by the `host:port` authorities in `aliases`.
+    pub fn with_aliases(
+        host: &str,
+        aliases: &[String],
+        config: DevIdpConfig,
+        key: ProviderKey,
+    ) -> Result<Arc<Self>, String> {
         config.validate().map_err(|e| e.to_string())?;
         let host = host.trim_end_matches('/').to_string();
         let issuer = format!("{host}/oidc");
@@ -173,6 +204,7 @@ impl Provider {
             introspection_endpoint: format!("{issuer}/token/introspection"),
             revocation_endpoint: format!("{issuer}/token/revocation"),
             jwks_uri: format!("{issuer}/jwks"),
+            console: Guard::new(&host, aliases),
             issuer,
             host,
             config,
@@ -181,7 +213,31 @@ impl Provider {
             ciba_events: Events::new(),
             qr_events: Events::new(),
             registration_events: Events::new(),
+            changes: watch::Sender::new(0),
+            closing: watch::Sender::new(false),
+            wall_clock: crate::console::WallClock::now(),
         }))
+    }
+
+    /// Tells the console's live streams that something changed.
+    pub fn changed(&self) {
+        self.changes
+            .send_modify(|version| *version = version.wrapping_add(1));
+    }
+
+    /// Receives a value whenever [`Provider::changed`] is called.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Ends the console's live streams (the server is stopping).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Becomes `true` when the server stops.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Locks the store (a panic elsewhere does not make it unusable).

@@ -65,7 +65,7 @@ pub fn run(filters: &[String]) -> Result<(), String> {
     result
 }
 
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 

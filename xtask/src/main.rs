@@ -4,8 +4,9 @@
 //!   checks (`layers.rs`: a core without I/O, crates without heavy
 //!   dependencies when their default features are off, every feature set
 //!   builds, docs without warnings), `cargo clippy --workspace --all-targets
-//!   -- -D warnings`, `cargo test --workspace` (doctests included), then
-//!   `cargo xtask interop`.
+//!   -- -D warnings`, `cargo test --workspace` (doctests included; with
+//!   Chromium for the dev IdP console's browser test, see `browser.rs`),
+//!   then `cargo xtask interop`.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
 //!   oidc-provider (node + npm; see `interop.rs`).
 //! - `cargo xtask fuzz --seconds N [TARGET...]`: each cargo-fuzz target in
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod browser;
 mod deny;
 mod fuzz;
 mod interop;
@@ -24,7 +26,7 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test      fmt --check, clippy -D warnings, every test, interop (what CI runs)
+  test      fmt --check, clippy -D warnings, every test (with Chromium), interop (what CI runs)
   interop   library and CLI against the stock oidc-provider (needs node + npm)
   fuzz      --seconds N [TARGET...]: each cargo-fuzz target for N s (needs cargo-fuzz)
   bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target";
@@ -63,19 +65,33 @@ fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace"])?;
+    let browser = browser::test_env()?;
+    cargo_with_env(&["test", "--workspace"], &browser)?;
+    if !browser.is_empty() {
+        let shots = browser::screenshot_dir(&target_dir(&workspace_root()));
+        eprintln!(
+            "xtask: the console's screenshots are in {}",
+            shots.display()
+        );
+    }
     interop::run(&[])?;
     Ok(())
 }
 
 /// Runs `cargo ARGS` at the workspace root, failing on a non-zero exit.
 fn cargo(args: &[&str]) -> Result<(), String> {
+    cargo_with_env(args, &[])
+}
+
+/// [`cargo`] with extra environment variables.
+fn cargo_with_env(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = workspace_root();
     eprintln!("xtask: cargo {}", args.join(" "));
     let started = Instant::now();
     let status = Command::new(cargo)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(&root)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

@@ -263,8 +263,12 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
             total.as_secs_f64()
         );
         out!(
-            "Next: `onesoidc dev-idp` runs this provider for your own experiments; `onesoidc --help` lists every command."
+            "Next: `onesoidc dev-idp` runs this provider for your own experiments, with a console at"
         );
+        out!(
+            "http://127.0.0.1:8080/ where you approve registrations and logins by clicking, as the"
+        );
+        out!("administrator or the person on the phone. `onesoidc --help` lists every command.");
     }
     Ok(())
 }

@@ -58,10 +58,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             }
             register::register(g, &registration).await
         }
-        Command::DevIdp {
-            port,
-            auto_approve_ms,
-        } => dev_idp::run(*port, g.config.as_deref(), *auto_approve_ms).await,
+        Command::DevIdp(args) => dev_idp::run(g, args).await,
         Command::Demo => demo::run(g).await,
         Command::Watch {
             skew,

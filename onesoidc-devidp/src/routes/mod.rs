@@ -1,5 +1,6 @@
-//! The HTTP surface: OnesID's routes (PROTOCOL §2–§10) and the control
-//! surface under `/control/` (not part of OnesID).
+//! The HTTP surface: OnesID's routes (PROTOCOL §2–§10), the control
+//! surface under `/control/` and the console (`/`, `/console/`, and `GET`
+//! of a QR code's `cb_url`); the last two are not part of OnesID.
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ mod registration;
 mod token;
 
 /// The shared state handlers receive.
-type Shared = axum::extract::State<Arc<Provider>>;
+pub(crate) type Shared = axum::extract::State<Arc<Provider>>;
 
 /// Every route of the provider.
 pub(crate) fn router(provider: Arc<Provider>) -> Router {
@@ -43,7 +44,10 @@ pub(crate) fn router(provider: Arc<Provider>) -> Router {
             "/oidc/qr/sessions/{session_id}",
             get(qr::status).delete(qr::cancel),
         )
-        .route("/oidc/qr/sessions/{session_id}/scan", post(qr::scan))
+        .route(
+            "/oidc/qr/sessions/{session_id}/scan",
+            get(crate::console::phone_page).post(qr::scan),
+        )
         .route("/oidc/.well-known/applications", get(applications::list))
         .route("/devices/registration", post(registration::create))
         .route(
@@ -51,6 +55,7 @@ pub(crate) fn router(provider: Arc<Provider>) -> Router {
             get(registration::status),
         )
         .nest("/control", control::router())
+        .merge(crate::console::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(provider)

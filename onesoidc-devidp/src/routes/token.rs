@@ -7,29 +7,66 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use super::{Shared, finish, json_no_store};
+use crate::activity::{TokenEvent, TokenOutcome, shorten};
 use crate::ciba::CIBA_GRANT_TYPE;
 use crate::client_auth::authenticate;
 use crate::error::{ApiError, code};
 use crate::form::{Form, check_resource};
-use crate::state::Provider;
-use crate::tokens::Grant;
+use crate::state::{Provider, unix_now_ms};
+use crate::tokens::{Grant, TokenResponse};
+
+/// What a request asked for, as far as it was read: for the console's log.
+#[derive(Default)]
+struct Asked {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+}
 
 pub(super) async fn token(
     axum::extract::State(p): Shared,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = handle(&p, &headers, body);
+    let mut asked = Asked::default();
+    let result = handle(&p, &headers, body, &mut asked);
+    record(&p, asked, &result);
+    let result = result.map(|tokens| json_no_store(StatusCode::OK, &tokens));
     finish(&p, "token", result)
+}
+
+/// Adds the request to the console's log: kinds and lifetimes only.
+fn record(p: &Provider, asked: Asked, result: &Result<TokenResponse, ApiError>) {
+    let outcome = match result {
+        Ok(tokens) => TokenOutcome::Issued {
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token.is_some(),
+            id_token: tokens.id_token.is_some(),
+        },
+        Err(e) => TokenOutcome::Refused {
+            error: e.error,
+            description: shorten(&e.description),
+        },
+    };
+    p.lock().token_log.push(TokenEvent {
+        at_ms: unix_now_ms(),
+        grant_type: asked.grant_type,
+        client_id: asked.client_id,
+        outcome,
+        repeats: 1,
+    });
+    p.changed();
 }
 
 fn handle(
     p: &Provider,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+    asked: &mut Asked,
+) -> Result<TokenResponse, ApiError> {
     let form = Form::parse(headers, body)?;
     let grant_type = form.get("grant_type");
+    asked.grant_type = grant_type.as_ref().ok().copied().flatten().map(shorten);
+    asked.client_id = form.get("client_id").ok().flatten().map(shorten);
     {
         let mut store = p.lock();
         let counts = &mut store.stats.token_requests;
@@ -68,7 +105,7 @@ fn handle(
             ));
         }
     };
-    Ok(json_no_store(StatusCode::OK, &tokens))
+    Ok(tokens)
 }
 
 fn single_resource(form: &Form) -> Result<Option<String>, ApiError> {

@@ -1,0 +1,103 @@
+//! Running the `onesoidc` binary from tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Every wait for the binary ends after this long.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// `onesoidc ARGS`, without the caller's identity or log settings.
+pub fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_onesoidc"));
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("ONESOIDC_DEVICE_CONFIG")
+        .env_remove("ONESOIDC_KEY_DIR")
+        .env_remove("ONESOIDC_DEVIDP_CONFIG")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `onesoidc ARGS` to the end.
+pub fn onesoidc(args: &[&str]) -> Output {
+    command(args).output().unwrap()
+}
+
+/// A running `onesoidc dev-idp`, killed when dropped.
+pub struct DevIdpProcess {
+    child: Child,
+    /// Its stdout lines up to `Ctrl-C stops it.`
+    pub banner: Vec<String>,
+    /// `http://127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl Drop for DevIdpProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DevIdpProcess {
+    /// Starts `onesoidc dev-idp --port 0 EXTRA` and waits for its banner.
+    pub fn start(extra: &[&str]) -> Self {
+        let mut child = command(&["dev-idp", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keep reading, so the server never writes into a closed pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut banner = Vec::new();
+        let mut host = None;
+        loop {
+            let line = match rx.recv_timeout(DEADLINE) {
+                Ok(line) => line,
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "dev-idp printed no banner within {DEADLINE:?} ({e}); see its stderr above"
+                    );
+                }
+            };
+            if let Some(issuer) = line.trim().strip_prefix("issuer") {
+                host = issuer.trim().strip_suffix("/oidc").map(str::to_string);
+            }
+            let last = line.starts_with("Ctrl-C");
+            banner.push(line);
+            if last {
+                break;
+            }
+        }
+        let host = host.expect("the banner names the issuer");
+        DevIdpProcess {
+            child,
+            banner,
+            host,
+        }
+    }
+}
+
+/// The stdout of a successful run.
+pub fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
