@@ -31,7 +31,9 @@ use aws_lc_rs::signature::{
 };
 use criterion::{Criterion, criterion_group};
 use onesoidc_benches::{Coin, batch_ns, batch_size, median};
-use onesoidc_core::{ExposeSecret, KeyType, PemSigner, Signer, client_assertion};
+use onesoidc_core::{
+    ClientId, Endpoint, ExposeSecret, KeyType, PemSigner, Signer, client_assertion,
+};
 
 const CLIENT_ID: &str = "7f3e2c1a-9b8d-4e6f-a5c4-3b2a1f0e9d8c";
 const AUDIENCE: &str = "https://idp-server.ones-now.com/oidc/token";
@@ -72,6 +74,8 @@ struct Subject {
     rng: SystemRandom,
     signing_input: Vec<u8>,
     rsa_out: Vec<u8>,
+    client_id: ClientId,
+    audience: Endpoint,
 }
 
 impl Subject {
@@ -79,7 +83,13 @@ impl Subject {
         let signer = PemSigner::generate(key_type).unwrap();
         let raw = Raw::generate(key_type);
         // A real assertion's signing input: same length, same hashing cost.
-        let sample = client_assertion(&signer, CLIENT_ID, AUDIENCE, SystemTime::now()).unwrap();
+        let sample = client_assertion(
+            &signer,
+            &CLIENT_ID.into(),
+            &AUDIENCE.into(),
+            SystemTime::now(),
+        )
+        .unwrap();
         let signing_input = {
             let jwt = sample.expose_secret();
             jwt.as_bytes()[..jwt.rfind('.').unwrap()].to_vec()
@@ -95,14 +105,16 @@ impl Subject {
             rng: SystemRandom::new(),
             signing_input,
             rsa_out,
+            client_id: CLIENT_ID.into(),
+            audience: AUDIENCE.into(),
         }
     }
 
     fn assertion(&self) -> usize {
         client_assertion(
             &self.signer,
-            CLIENT_ID,
-            AUDIENCE,
+            &self.client_id,
+            &self.audience,
             black_box(SystemTime::now()),
         )
         .unwrap()

@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
     .to_vec();
     let expect = IdTokenExpectations {
         issuer: issuer(),
-        client_id: CLIENT_ID,
+        client_id: &CLIENT_ID.into(),
         allowed_algorithms: if mode & 2 == 0 { &[] } else { &extended },
     };
     if mode & 1 == 0 {

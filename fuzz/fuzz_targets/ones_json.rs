@@ -33,14 +33,14 @@ fn check_resolved(issuer: &Issuer, url: &str) {
 
 fuzz_target!(|data: &[u8]| {
     let response = response(data);
-    if let Ok(session) = parse_qr_session(URL, &response) {
+    if let Ok(session) = parse_qr_session(&URL.into(), &response) {
         assert!(!session.session_id.is_empty());
         assert!(!session.interval.is_zero());
     }
-    if let Ok(QrStatus::Scanned { login_hint_token }) = parse_qr_status(URL, &response) {
+    if let Ok(QrStatus::Scanned { login_hint_token }) = parse_qr_status(&URL.into(), &response) {
         assert!(!login_hint_token.is_empty());
     }
-    if let Ok(apps) = parse_applications(URL, &response) {
+    if let Ok(apps) = parse_applications(&URL.into(), &response) {
         for app in &apps {
             if let Ok(found) = find_application(&apps, &app.client_identifier, issuer()) {
                 assert_eq!(found.client_identifier, app.client_identifier);
@@ -54,13 +54,13 @@ fuzz_target!(|data: &[u8]| {
                     .any(|a| a.client_identifier == "\u{0}not-listed")
         );
     }
-    if let Ok(code) = parse_registration_response(URL, &response) {
+    if let Ok(code) = parse_registration_response(&URL.into(), &response) {
         assert!(!code.is_empty());
     }
     if let Ok(RegistrationStatus::Approved {
         device_id,
         client_id,
-    }) = parse_registration_status(URL, &response)
+    }) = parse_registration_status(&URL.into(), &response)
     {
         assert!(!device_id.is_empty() && !client_id.is_empty());
     }

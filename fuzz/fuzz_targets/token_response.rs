@@ -17,7 +17,7 @@ const TOKEN: &str = "https://idp.example.com/oidc/token";
 fuzz_target!(|data: &[u8]| {
     let response = response(data);
     let now = now();
-    if let Ok(tokens) = parse_token_response(TOKEN, &response, now) {
+    if let Ok(tokens) = parse_token_response(&TOKEN.into(), &response, now) {
         assert!(!tokens.access_token.expose_secret().is_empty());
         if let Some(at) = tokens.expires_at {
             assert!(at >= now && at <= now + MAX_EXPIRES_IN);
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = tokens.expires_in(now);
         let _ = tokens.is_expired(now);
     }
-    match parse_ciba_poll_response(TOKEN, &response, now) {
+    match parse_ciba_poll_response(&TOKEN.into(), &response, now) {
         Ok(CibaPollResponse::Tokens(_)) => assert!(response.status().is_success()),
         Ok(_) => assert!(!response.status().is_success()),
         Err(e) => {
@@ -34,12 +34,12 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.http_status();
         }
     }
-    if let Ok(started) = parse_backchannel_response(TOKEN, &response) {
+    if let Ok(started) = parse_backchannel_response(&TOKEN.into(), &response) {
         assert!(!started.auth_req_id.is_empty());
         assert!(started.interval > Duration::ZERO);
     }
-    let _ = parse_introspection_response(TOKEN, &response);
-    if let Err(e) = parse_revocation_response(TOKEN, &response) {
+    let _ = parse_introspection_response(&TOKEN.into(), &response);
+    if let Err(e) = parse_revocation_response(&TOKEN.into(), &response) {
         let _ = e.to_string();
     }
     if let Ok(meta) = ProviderMetadata::from_discovery_response(issuer(), &response) {

@@ -111,7 +111,7 @@ pub enum Command {
         token: String,
         /// access_token or refresh_token
         #[arg(long)]
-        hint: Option<String>,
+        hint: Option<onesoidc_core::TokenTypeHint>,
     },
     /// Check an ID token's signature and claims against the provider; print its claims
     ValidateIdToken {
@@ -196,7 +196,7 @@ pub enum Command {
         token: String,
         /// access_token or refresh_token
         #[arg(long)]
-        hint: Option<String>,
+        hint: Option<onesoidc_core::TokenTypeHint>,
     },
 }
 

@@ -33,13 +33,28 @@ impl Failure {
     }
 }
 
+impl From<std::sync::Arc<Error>> for Failure {
+    fn from(e: std::sync::Arc<Error>) -> Self {
+        Failure::from_error(&e)
+    }
+}
+
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = match (&e, e.oauth_error()) {
-            (_, Some("access_denied"))
-            | (Error::Cancelled { .. } | Error::RegistrationRejected { .. }, _) => EXIT_DENIED,
-            (_, Some("expired_token")) | (Error::Expired { .. }, _) => EXIT_EXPIRED,
-            _ => EXIT_ERROR,
+        Failure::from_error(&e)
+    }
+}
+
+impl Failure {
+    /// The exit code of `e`: 3 denied or cancelled, 4 nobody answered in
+    /// time, 1 anything else.
+    fn from_error(e: &Error) -> Self {
+        let code = if e.is_denied() {
+            EXIT_DENIED
+        } else if e.is_expired() {
+            EXIT_EXPIRED
+        } else {
+            EXIT_ERROR
         };
         Failure {
             message: e.to_string(),

@@ -167,7 +167,7 @@ fn register_then_every_command_against_dev_idp() {
     ]));
     let info: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
     assert_eq!(info["active"], true);
-    assert_eq!(info["aud"], "https://vhh.example.com");
+    assert_eq!(info["aud"], serde_json::json!(["https://vhh.example.com"]));
 
     let id_token = login["id_token"].as_str().unwrap();
     let valid = stdout(&onesoidc(&[

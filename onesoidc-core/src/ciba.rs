@@ -1,4 +1,4 @@
-//! The CIBA poll loop as a state machine (PROTOCOL §5).
+//! The CIBA poll loop as a state machine ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10)).
 //!
 //! The caller sends the polls and sleeps; [`CibaPoller`] says how long to wait
 //! and when to stop, from the responses and the time elapsed since the
@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use crate::{BackchannelAuthResponse, CibaPollResponse, Error, SLOW_DOWN_INCREMENT, TokenSet};
+use crate::{
+    AuthReqId, BackchannelAuthResponse, CibaPollResponse, Error, SLOW_DOWN_INCREMENT, TokenSet,
+};
 
 /// What to do after a poll.
 #[derive(Debug)]
@@ -39,7 +41,7 @@ pub enum PollStep {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CibaPoller {
-    auth_req_id: String,
+    auth_req_id: AuthReqId,
     interval: Duration,
     expires_in: Duration,
     polls: u32,

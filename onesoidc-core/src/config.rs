@@ -1,4 +1,4 @@
-//! `device.yml`, the device identity written by px-device-identity (PROTOCOL §1).
+//! `device.yml`, the device identity written by px-device-identity ([PROTOCOL §1](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#1-device-identity-on-disk-written-by-px-device-identity-or-by-onesoidc-register)).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,7 +8,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use crate::error::ConfigError;
-use crate::{Issuer, yaml};
+use crate::{ClientId, Issuer, yaml};
 
 /// The key type of a device, as `device.yml` spells it (`key_type`).
 ///
@@ -53,7 +53,7 @@ impl KeyType {
         }
     }
 
-    /// The JWS algorithm a key of this type signs with (PROTOCOL §1).
+    /// The JWS algorithm a key of this type signs with ([PROTOCOL §1](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#1-device-identity-on-disk-written-by-px-device-identity-or-by-onesoidc-register)).
     pub fn jws_algorithm(self) -> JwsAlgorithm {
         match self {
             KeyType::Rsa2048 | KeyType::Rsa3072 => JwsAlgorithm::RS256,
@@ -71,17 +71,20 @@ impl fmt::Display for KeyType {
 }
 
 impl FromStr for KeyType {
-    type Err = String;
+    type Err = UnknownKeyType;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         KeyType::ALL
             .into_iter()
             .find(|kt| kt.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                format!("unknown key type {s:?}; expected one of RSA:2048, RSA:3072, ECC:p256, ECC:p384, ECC:p521")
-            })
+            .ok_or_else(|| UnknownKeyType(s.to_string()))
     }
 }
+
+/// A `key_type` this library (and px-device-identity) does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key type {0:?}; expected one of RSA:2048, RSA:3072, ECC:p256, ECC:p384, ECC:p521")]
+pub struct UnknownKeyType(pub String);
 
 /// A JWS algorithm a device key can sign with.
 ///
@@ -162,7 +165,7 @@ impl KeySecurity {
     }
 }
 
-/// The parsed `device.yml` of a device (PROTOCOL §1).
+/// The parsed `device.yml` of a device ([PROTOCOL §1](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#1-device-identity-on-disk-written-by-px-device-identity-or-by-onesoidc-register)).
 ///
 /// Loading keeps unknown fields in [`DeviceConfig::extra`] and accepts the
 /// boolean spellings both px-device-identity writers use. An unmanaged
@@ -186,7 +189,7 @@ pub struct DeviceConfig {
     /// The device id (`id`).
     pub id: String,
     /// The OAuth client id, `None` for an unmanaged identity.
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
     /// The identity provider's base URL, `None` for an unmanaged identity.
     pub host: Option<String>,
     /// The device's domain.
@@ -217,7 +220,7 @@ pub struct DeviceConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     /// The OAuth client id.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The issuer, `host + "/oidc"`.
     pub issuer: Issuer,
 }
@@ -254,7 +257,7 @@ impl DeviceConfig {
         let key_type = fields.required_string("key_type")?;
         let key_type = key_type
             .parse::<KeyType>()
-            .map_err(|reason| fields.invalid("key_type", reason))?;
+            .map_err(|e| fields.invalid("key_type", e.to_string()))?;
         let key_security = match fields.required_string("key_security")?.as_str() {
             "default" | "Default" | "DEFAULT" => KeySecurity::Default,
             "tpm" | "Tpm" | "TPM" => KeySecurity::Tpm,
@@ -267,11 +270,11 @@ impl DeviceConfig {
         };
         let host = fields.optional_string("host")?;
         if let Some(host) = &host {
-            Issuer::from_host(host).map_err(|reason| fields.invalid("host", reason))?;
+            Issuer::from_host(host).map_err(|e| fields.invalid("host", e.to_string()))?;
         }
         let config = DeviceConfig {
             id,
-            client_id: fields.optional_string("client_id")?,
+            client_id: fields.optional_string("client_id")?.map(ClientId::new),
             host,
             domain: fields.optional_string("domain")?,
             key_type,
@@ -304,10 +307,10 @@ impl DeviceConfig {
                 id: self.id.clone(),
             });
         };
-        let issuer = Issuer::from_host(host).map_err(|reason| ConfigError::InvalidField {
+        let issuer = Issuer::from_host(host).map_err(|e| ConfigError::InvalidField {
             path: self.path.clone(),
             field: "host",
-            reason,
+            reason: e.to_string(),
         })?;
         Ok(Registration {
             client_id: client_id.clone(),
@@ -321,7 +324,10 @@ impl DeviceConfig {
         let mut map: BTreeMap<String, Value> = self.extra.clone();
         let opt = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
         map.insert("id".into(), Value::String(self.id.clone()));
-        map.insert("client_id".into(), opt(&self.client_id));
+        map.insert(
+            "client_id".into(),
+            opt(&self.client_id.as_ref().map(|c| c.to_string())),
+        );
         map.insert("host".into(), opt(&self.host));
         map.insert("domain".into(), opt(&self.domain));
         map.insert("key_type".into(), self.key_type.as_str().into());

@@ -1,11 +1,11 @@
-//! The issuer and OpenID Provider discovery (PROTOCOL §2).
+//! The issuer and OpenID Provider discovery ([PROTOCOL §2](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#2-discovery)).
 
 use std::fmt;
 
 use serde::Deserialize;
 
-use crate::Error;
 use crate::response::{HttpResponse, parse_json};
+use crate::{Endpoint, Error};
 
 /// An OpenID issuer: `host + "/oidc"`, without a trailing slash.
 ///
@@ -13,7 +13,7 @@ use crate::response::{HttpResponse, parse_json};
 /// use onesoidc_core::Issuer;
 /// let issuer = Issuer::from_host("https://idp-server.ones-now.com/").unwrap();
 /// assert_eq!(issuer.as_str(), "https://idp-server.ones-now.com/oidc");
-/// assert_eq!(issuer.endpoint("/token"), "https://idp-server.ones-now.com/oidc/token");
+/// assert_eq!(issuer.endpoint("/token").as_str(), "https://idp-server.ones-now.com/oidc/token");
 /// assert_eq!(issuer.origin(), "https://idp-server.ones-now.com");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,17 +24,23 @@ pub struct Issuer {
 
 impl Issuer {
     /// Uses `url` as the issuer as it is (a trailing slash is removed).
-    pub fn new(url: &str) -> Result<Self, String> {
+    /// Anything but an `https://` or `http://` URL with a host and no query
+    /// or fragment is [`Error::InvalidUrl`].
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: url.to_string(),
+            reason,
+        };
         let trimmed = url.trim().trim_end_matches('/');
-        let parsed = url::Url::parse(trimmed).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+        let parsed = url::Url::parse(trimmed).map_err(|e| invalid(format!("not a URL ({e})")))?;
         if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(format!("{url:?} must start with https://"));
+            return Err(invalid("it must start with https://".into()));
         }
         if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(format!("{url:?} has no host"));
+            return Err(invalid("it has no host".into()));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(format!("{url:?} must not have a query or fragment"));
+            return Err(invalid("it must not have a query or fragment".into()));
         }
         Ok(Issuer {
             url: trimmed.to_string(),
@@ -43,7 +49,7 @@ impl Issuer {
     }
 
     /// The issuer of a provider whose base URL (`host` in device.yml) is `host`.
-    pub fn from_host(host: &str) -> Result<Self, String> {
+    pub fn from_host(host: &str) -> Result<Self, Error> {
         let base = host.trim().trim_end_matches('/');
         Issuer::new(&format!("{base}/oidc"))
     }
@@ -59,11 +65,11 @@ impl Issuer {
     }
 
     /// The issuer URL followed by `path` (which starts with `/`).
-    pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
+    pub fn endpoint(&self, path: &str) -> Endpoint {
+        Endpoint::new(format!("{}{path}", self.url))
     }
 
-    /// Resolves an application URL per PROTOCOL §9: absolute URLs stay, a
+    /// Resolves an application URL per [PROTOCOL §9](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#9-well-known-applications-ones-extension): absolute URLs stay, a
     /// path resolves against the issuer's origin.
     ///
     /// ```
@@ -99,15 +105,15 @@ pub struct ProviderMetadata {
     /// The issuer.
     pub issuer: Issuer,
     /// `token_endpoint`.
-    pub token_endpoint: String,
+    pub token_endpoint: Endpoint,
     /// `backchannel_authentication_endpoint` (CIBA).
-    pub backchannel_authentication_endpoint: String,
+    pub backchannel_authentication_endpoint: Endpoint,
     /// `introspection_endpoint`.
-    pub introspection_endpoint: String,
+    pub introspection_endpoint: Endpoint,
     /// `revocation_endpoint`.
-    pub revocation_endpoint: String,
+    pub revocation_endpoint: Endpoint,
     /// `jwks_uri`.
-    pub jwks_uri: String,
+    pub jwks_uri: Endpoint,
     /// `id_token_signing_alg_values_supported`; empty when unknown.
     pub id_token_signing_alg_values_supported: Vec<String>,
     /// Whether these came from a discovery document (false: fallback paths).
@@ -117,18 +123,18 @@ pub struct ProviderMetadata {
 #[derive(Deserialize)]
 struct Document {
     issuer: String,
-    token_endpoint: Option<String>,
-    backchannel_authentication_endpoint: Option<String>,
-    introspection_endpoint: Option<String>,
-    revocation_endpoint: Option<String>,
-    jwks_uri: Option<String>,
+    token_endpoint: Option<Endpoint>,
+    backchannel_authentication_endpoint: Option<Endpoint>,
+    introspection_endpoint: Option<Endpoint>,
+    revocation_endpoint: Option<Endpoint>,
+    jwks_uri: Option<Endpoint>,
     #[serde(default)]
     id_token_signing_alg_values_supported: Vec<String>,
 }
 
 impl ProviderMetadata {
     /// The URL of the discovery document.
-    pub fn discovery_url(issuer: &Issuer) -> String {
+    pub fn discovery_url(issuer: &Issuer) -> Endpoint {
         issuer.endpoint("/.well-known/openid-configuration")
     }
 
@@ -172,7 +178,7 @@ impl ProviderMetadata {
         let doc: Document = parse_json(&endpoint, response)?;
         if doc.issuer != issuer.as_str() {
             return Err(Error::IssuerMismatch {
-                endpoint,
+                endpoint: endpoint.into_string(),
                 expected: issuer.as_str().to_string(),
                 found: doc.issuer,
             });

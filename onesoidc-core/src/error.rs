@@ -144,6 +144,10 @@ pub enum Error {
         /// The identifiers listed, comma separated.
         known: String,
     },
+    /// Another part of onesoidc failed (a token manager, drawing a QR code);
+    /// its message says which and why.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A URL (issuer, endpoint, application URL) is not usable.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
@@ -155,7 +159,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The OAuth `error` code, when the server sent one.
+    /// The OAuth `error` code, when the server sent one (looking through
+    /// [`Error::Other`]).
     ///
     /// ```
     /// let e = onesoidc_core::Error::OAuth {
@@ -167,7 +172,7 @@ impl Error {
     /// assert_eq!(e.oauth_error(), Some("invalid_grant"));
     /// ```
     pub fn oauth_error(&self) -> Option<&str> {
-        match self {
+        match self.innermost() {
             Error::OAuth { error, .. } => Some(error),
             _ => None,
         }
@@ -175,12 +180,97 @@ impl Error {
 
     /// The HTTP status of the response that caused the error, if there was one.
     pub fn http_status(&self) -> Option<u16> {
-        match self {
+        match self.innermost() {
             Error::HttpStatus { status, .. }
             | Error::OAuth { status, .. }
             | Error::InvalidResponse { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// Whether the provider could not be reached or is having trouble, so
+    /// trying again later may work: no response at all (cannot connect,
+    /// timed out, connection reset), HTTP 429 or 5xx, or the OAuth errors
+    /// `temporarily_unavailable` and `server_error`. A UI shows "check the
+    /// network" (the seed's `networkError` signal).
+    ///
+    /// ```
+    /// use onesoidc_core::{Error, TransportError, TransportErrorKind};
+    /// let down = Error::Transport {
+    ///     endpoint: "https://idp/oidc/token".into(),
+    ///     source: TransportError::new(TransportErrorKind::Connect, "connection refused"),
+    /// };
+    /// assert!(down.is_network());
+    /// assert!(!down.is_denied());
+    /// ```
+    pub fn is_network(&self) -> bool {
+        match self.innermost() {
+            Error::Transport { source, .. } => matches!(
+                source.kind,
+                TransportErrorKind::Connect
+                    | TransportErrorKind::Timeout
+                    | TransportErrorKind::Other
+            ),
+            Error::HttpStatus { status, .. } => *status == 429 || *status >= 500,
+            Error::OAuth { status, error, .. } => {
+                *status >= 500
+                    || matches!(error.as_str(), "temporarily_unavailable" | "server_error")
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the person said no: denied the login on the phone
+    /// (`access_denied`), cancelled a QR session, or an administrator
+    /// rejected a registration (the seed's `authenticationError` signal).
+    pub fn is_denied(&self) -> bool {
+        let inner = self.innermost();
+        inner.oauth_error() == Some("access_denied")
+            || matches!(
+                inner,
+                Error::Cancelled { .. } | Error::RegistrationRejected { .. }
+            )
+    }
+
+    /// Whether nobody answered in time: a CIBA request, QR session or
+    /// registration expired (`expired_token`, or the wait ran out).
+    pub fn is_expired(&self) -> bool {
+        let inner = self.innermost();
+        inner.oauth_error() == Some("expired_token") || matches!(inner, Error::Expired { .. })
+    }
+
+    /// Whether the person has to log in again (CIBA or QR) before their
+    /// tokens work: the refresh token was rejected (`invalid_grant`) or
+    /// there is none ([`Error::LoginRequired`]).
+    pub fn requires_login(&self) -> bool {
+        let inner = self.innermost();
+        inner.oauth_error() == Some("invalid_grant") || matches!(inner, Error::LoginRequired { .. })
+    }
+
+    /// The `Error` at the bottom of an [`Error::Other`] (e.g. the provider
+    /// error behind a token manager's failure), or this one.
+    fn innermost(&self) -> &Error {
+        let mut current = self;
+        while let Error::Other(other) = current {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(other.as_ref());
+            let mut found = None;
+            while let Some(e) = source {
+                if let Some(inner) = e.downcast_ref::<Error>() {
+                    found = Some(inner);
+                    break;
+                }
+                if let Some(inner) = e.downcast_ref::<std::sync::Arc<Error>>() {
+                    found = Some(inner.as_ref());
+                    break;
+                }
+                source = e.source();
+            }
+            match found {
+                Some(inner) => current = inner,
+                None => break,
+            }
+        }
+        current
     }
 }
 
@@ -358,7 +448,7 @@ pub enum TransportErrorKind {
     /// `http://` to a non-loopback host without opt-in.
     InsecureUrl,
     /// The server answered with a redirect (3xx), or the backend followed
-    /// one: redirects are never followed (PROTOCOL §11).
+    /// one: redirects are never followed ([PROTOCOL §11](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#11-http-hygiene)).
     Redirect,
     /// The request could not be built.
     InvalidRequest,

@@ -1,4 +1,4 @@
-//! ID token validation (PROTOCOL §5, OIDC Core §3.1.3.7), sans-IO: the
+//! ID token validation ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10), OIDC Core §3.1.3.7), sans-IO: the
 //! caller supplies the provider's JWKS, the allowed algorithms and `now`.
 
 use std::time::{Duration, SystemTime};
@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{Issuer, PublicJwk, PublicJwkSet, unix_seconds};
+use crate::{ClientId, Issuer, PublicJwk, PublicJwkSet, unix_seconds};
 
 /// Allowed clock difference between provider and device.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -125,7 +125,7 @@ pub struct IdTokenExpectations<'a> {
     /// The provider's issuer.
     pub issuer: &'a Issuer,
     /// This device's client id.
-    pub client_id: &'a str,
+    pub client_id: &'a ClientId,
     /// The provider's `id_token_signing_alg_values_supported`; empty means
     /// [`DEFAULT_ID_TOKEN_ALGORITHMS`].
     pub allowed_algorithms: &'a [String],
@@ -307,7 +307,7 @@ fn check_claims(
             .collect(),
         _ => return Err(IdTokenError::MissingClaim("aud")),
     };
-    if !aud.iter().any(|a| a == expect.client_id) {
+    if !aud.iter().any(|a| a == expect.client_id.as_str()) {
         return Err(IdTokenError::WrongAudience {
             client_id: expect.client_id.to_string(),
             found: serde_json::to_string(&aud).unwrap_or_default(),

@@ -2,10 +2,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
-    EllipticCurveKeyType, Jwk, RSAKeyParameters, RSAKeyType, ThumbprintHash,
-};
 use serde::{Deserialize, Serialize};
 
 use crate::JwsAlgorithm;
@@ -13,7 +9,7 @@ use crate::JwsAlgorithm;
 /// A public device key as a JWK, with `alg` (px-device-identity's
 /// `public_jwk.json`, and the key a provider registers).
 ///
-/// Unlike jsonwebtoken's `Jwk`, it can say `ES512`. Reading accepts px's
+/// It can say `ES512` (jsonwebtoken's `Jwk` cannot). Reading accepts px's
 /// non-standard `ES521` as ES512; writing always says `ES512`.
 ///
 /// ```
@@ -100,7 +96,7 @@ impl PublicJwk {
     }
 
     /// This key with `kid` set to its thumbprint and `alg` normalised (`ES521` → `ES512`).
-    pub fn with_thumbprint_kid(mut self) -> Result<Self, String> {
+    pub fn with_thumbprint_kid(mut self) -> Result<Self, JwkError> {
         self.kid = Some(self.thumbprint()?);
         if let Some(alg) = self.algorithm() {
             self.alg = Some(alg.as_str().into());
@@ -108,42 +104,67 @@ impl PublicJwk {
         Ok(self)
     }
 
-    /// The RFC 7638 SHA-256 thumbprint, base64url.
-    pub fn thumbprint(&self) -> Result<String, String> {
-        self.to_jsonwebtoken()?
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| format!("cannot compute the JWK thumbprint: {e}"))
-    }
-
-    /// The same key as a jsonwebtoken `Jwk` (without `alg`, which it cannot
-    /// say for ES512), e.g. to build a `DecodingKey`.
-    pub fn to_jsonwebtoken(&self) -> Result<Jwk, String> {
-        let missing = |f: &str| format!("{} JWK without `{f}`", self.kty);
-        let algorithm = match self.kty.as_str() {
-            "RSA" => AlgorithmParameters::RSA(RSAKeyParameters {
-                key_type: RSAKeyType::RSA,
-                n: self.n.clone().ok_or_else(|| missing("n"))?,
-                e: self.e.clone().ok_or_else(|| missing("e"))?,
-            }),
-            "EC" => AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
-                key_type: EllipticCurveKeyType::EC,
-                curve: match self.crv.as_deref() {
-                    Some("P-256") => EllipticCurve::P256,
-                    Some("P-384") => EllipticCurve::P384,
-                    Some("P-521") => EllipticCurve::P521,
-                    other => return Err(format!("unsupported EC curve {other:?}")),
-                },
-                x: self.x.clone().ok_or_else(|| missing("x"))?,
-                y: self.y.clone().ok_or_else(|| missing("y"))?,
-            }),
-            other => return Err(format!("unsupported key type `kty: {other}`")),
+    /// The RFC 7638 SHA-256 thumbprint, base64url: the digest of the key's
+    /// required members, in lexicographic order, without whitespace.
+    pub fn thumbprint(&self) -> Result<String, JwkError> {
+        let member = |name: &'static str, value: &'_ Option<String>| -> Result<String, JwkError> {
+            let value = value.as_deref().ok_or(JwkError::MissingMember {
+                kty: self.kty.clone(),
+                member: name,
+            })?;
+            // Base64url (or a curve name, checked below): nothing to escape in JSON.
+            let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+            if name != "crv" && (value.is_empty() || !value.chars().all(plain)) {
+                return Err(JwkError::NotBase64Url { member: name });
+            }
+            Ok(value.to_string())
         };
-        Ok(Jwk {
-            common: CommonParameters {
-                key_id: self.kid.clone(),
-                ..CommonParameters::default()
-            },
-            algorithm,
-        })
+        let canonical = match self.kty.as_str() {
+            "RSA" => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                member("e", &self.e)?,
+                member("n", &self.n)?
+            ),
+            "EC" => {
+                let crv = member("crv", &self.crv)?;
+                if !matches!(crv.as_str(), "P-256" | "P-384" | "P-521") {
+                    return Err(JwkError::UnsupportedCurve(crv));
+                }
+                format!(
+                    r#"{{"crv":"{crv}","kty":"EC","x":"{}","y":"{}"}}"#,
+                    member("x", &self.x)?,
+                    member("y", &self.y)?
+                )
+            }
+            other => return Err(JwkError::UnsupportedKeyType(other.to_string())),
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
+        Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
     }
+}
+
+/// A JWK that cannot be used as a device or provider key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwkError {
+    /// A member the key type requires is absent.
+    #[error("{kty} JWK without `{member}`")]
+    MissingMember {
+        /// `kty` of the key.
+        kty: String,
+        /// The member.
+        member: &'static str,
+    },
+    /// A key member is empty or not base64url.
+    #[error("JWK member `{member}` is not base64url")]
+    NotBase64Url {
+        /// The member.
+        member: &'static str,
+    },
+    /// Not `RSA` or `EC`.
+    #[error("unsupported key type `kty: {0}`")]
+    UnsupportedKeyType(String),
+    /// An EC curve other than P-256, P-384, P-521.
+    #[error("unsupported EC curve {0:?}")]
+    UnsupportedCurve(String),
 }

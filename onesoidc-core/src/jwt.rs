@@ -1,4 +1,4 @@
-//! Signing JWTs with the device key: client assertions (PROTOCOL §3) and
+//! Signing JWTs with the device key: client assertions ([PROTOCOL §3](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#3-client-authentication-private_key_jwt-rfc-7523-oidc-core-9)) and
 //! CIBA request objects (§5). Both take `now`, so tests are exact.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::error::SignError;
-use crate::{Issuer, Signer};
+use crate::{ClientId, Endpoint, Issuer, QrSessionId, Scope, Signer};
 
 /// `client_assertion_type` for private_key_jwt.
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -17,7 +17,7 @@ pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 /// Lifetime of a client assertion.
 pub const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
 
-/// Lifetime of a CIBA request object (PROTOCOL §5 allows at most 300 s).
+/// Lifetime of a CIBA request object ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10) allows at most 300 s).
 pub const REQUEST_OBJECT_LIFETIME: Duration = Duration::from_secs(300);
 
 /// Longest `binding_message` the protocol allows, in characters.
@@ -84,22 +84,23 @@ struct AssertionClaims<'a> {
 /// use onesoidc_core::{KeyType, PemSigner, client_assertion};
 /// let signer = PemSigner::generate(KeyType::EccP256).unwrap();
 /// let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// let jwt = client_assertion(&signer, "client-1", "https://idp/oidc/token", now).unwrap();
+/// let token = "https://idp/oidc/token".into();
+/// let jwt = client_assertion(&signer, &"client-1".into(), &token, now).unwrap();
 /// let claims: serde_json::Value = jsonwebtoken::dangerous::insecure_decode(jwt.expose_secret()).unwrap().claims;
 /// assert_eq!(claims["exp"], 1_700_000_060);
 /// assert_eq!(claims["aud"], "https://idp/oidc/token");
 /// ```
 pub fn client_assertion(
     signer: &dyn Signer,
-    client_id: &str,
-    audience: &str,
+    client_id: &ClientId,
+    audience: &Endpoint,
     now: SystemTime,
 ) -> Result<SecretString, SignError> {
     let iat = unix_seconds(now);
     let claims = AssertionClaims {
-        iss: client_id,
-        sub: client_id,
-        aud: audience,
+        iss: client_id.as_str(),
+        sub: client_id.as_str(),
+        aud: audience.as_str(),
         jti: uuid::Uuid::new_v4().to_string(),
         iat,
         exp: iat + ASSERTION_LIFETIME.as_secs(),
@@ -107,7 +108,7 @@ pub fn client_assertion(
     sign_jwt(signer, &claims).map(SecretString::from)
 }
 
-/// Who the CIBA request is about: exactly one hint (PROTOCOL §5).
+/// Who the CIBA request is about: exactly one hint ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10)).
 #[derive(Clone, PartialEq, Eq)]
 pub enum LoginHint {
     /// A username (`login_hint`).
@@ -128,42 +129,58 @@ impl std::fmt::Debug for LoginHint {
     }
 }
 
-/// What a CIBA authentication request asks for.
+/// What a CIBA authentication request asks for ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10)): who, and
+/// the options of the login. Build it with the setters; the fields are
+/// public to read.
 ///
 /// ```
+/// use std::time::Duration;
 /// use onesoidc_core::{CibaRequest, LoginHint};
-/// let request = CibaRequest::new(LoginHint::Username("alice".into()))
+/// let request = CibaRequest::for_username("alice")
 ///     .binding_message("Log in to kiosk 7")
-///     .resource("https://vhh.example.com");
+///     .resource("https://vhh.example.com")
+///     .requested_expiry(Duration::from_secs(120));
 /// assert_eq!(request.scope, "openid offline_access profile");
+/// assert_eq!(request.hint, Some(LoginHint::Username("alice".into())));
 /// ```
+///
+/// A QR login finds the person by the scan: its request has no hint
+/// ([`CibaRequest::new`]); the flow adds the `login_hint_token` and
+/// `qr_session_id` it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CibaRequest {
-    /// Who to authenticate.
-    pub hint: LoginHint,
-    /// Space-separated scopes; must contain `openid`.
-    pub scope: String,
-    /// Shown on the user's phone; at most 120 characters.
+    /// Who to authenticate (`None` until known, e.g. before a QR scan).
+    pub hint: Option<LoginHint>,
+    /// Space-separated scopes; always contains `openid`.
+    pub scope: Scope,
+    /// Shown on the person's phone; at most 120 characters.
     pub binding_message: Option<String>,
-    /// Target application URL (RFC 8707).
+    /// Target application URL (RFC 8707), e.g. a well-known application's.
     pub resource: Option<String>,
-    /// Requested lifetime of the request, in seconds.
-    pub requested_expiry: Option<u64>,
+    /// Requested lifetime of the request (sent in whole seconds, rounded up).
+    pub requested_expiry: Option<Duration>,
     /// Requested ACR values.
     pub acr_values: Option<String>,
     /// ONES extension: the QR session this request continues.
-    pub qr_session_id: Option<String>,
+    pub qr_session_id: Option<QrSessionId>,
+}
+
+impl Default for CibaRequest {
+    fn default() -> Self {
+        CibaRequest::new()
+    }
 }
 
 impl CibaRequest {
     /// Default scope for user logins.
     pub const DEFAULT_SCOPE: &'static str = "openid offline_access profile";
 
-    /// A request for `hint` with the default scope.
-    pub fn new(hint: LoginHint) -> Self {
+    /// A request with the default scope and no hint yet.
+    pub fn new() -> Self {
         CibaRequest {
-            hint,
-            scope: Self::DEFAULT_SCOPE.into(),
+            hint: None,
+            scope: Scope::new(Self::DEFAULT_SCOPE),
             binding_message: None,
             resource: None,
             requested_expiry: None,
@@ -172,70 +189,98 @@ impl CibaRequest {
         }
     }
 
-    /// Sets the scope (`openid` is added when missing).
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        let scope = scope.into();
-        self.scope = if scope.split_whitespace().any(|s| s == "openid") {
-            scope
-        } else {
-            format!("openid {scope}").trim().to_string()
-        };
+    /// A request for the person with this username (`login_hint`).
+    pub fn for_username(username: impl Into<String>) -> Self {
+        Self::new().login_hint(LoginHint::Username(username.into()))
+    }
+
+    /// Who to authenticate.
+    pub fn login_hint(mut self, hint: LoginHint) -> Self {
+        self.hint = Some(hint);
         self
     }
 
-    /// Sets the message shown on the user's phone.
+    /// The scopes (default `openid offline_access profile`); `openid` is
+    /// added when missing.
+    pub fn scope(mut self, scope: impl Into<Scope>) -> Self {
+        self.scope = scope.into().with_openid();
+        self
+    }
+
+    /// The message shown on the person's phone (at most 120 characters).
     pub fn binding_message(mut self, message: impl Into<String>) -> Self {
         self.binding_message = Some(message.into());
         self
     }
 
-    /// Sets the target application URL.
+    /// The target application URL (`resource`).
     pub fn resource(mut self, url: impl Into<String>) -> Self {
         self.resource = Some(url.into());
         self
     }
 
-    /// Sets the requested expiry in seconds.
-    pub fn requested_expiry(mut self, seconds: u64) -> Self {
-        self.requested_expiry = Some(seconds);
+    /// The requested lifetime of the request.
+    pub fn requested_expiry(mut self, expiry: Duration) -> Self {
+        self.requested_expiry = Some(expiry);
         self
     }
 
-    /// Sets the ACR values.
+    /// The requested ACR values.
     pub fn acr_values(mut self, acr: impl Into<String>) -> Self {
         self.acr_values = Some(acr.into());
         self
     }
 
     /// Marks this request as the continuation of QR session `session_id`.
-    pub fn qr_session_id(mut self, session_id: impl Into<String>) -> Self {
+    pub fn qr_session_id(mut self, session_id: impl Into<QrSessionId>) -> Self {
         self.qr_session_id = Some(session_id.into());
         self
     }
 
     /// Checks what the protocol requires before anything is sent.
-    pub fn validate(&self) -> Result<(), String> {
-        if !self.scope.split_whitespace().any(|s| s == "openid") {
-            return Err(format!("scope {:?} must contain `openid`", self.scope));
+    pub fn validate(&self) -> Result<(), InvalidCibaRequest> {
+        if !self.scope.contains("openid") {
+            return Err(InvalidCibaRequest::NoOpenidScope(self.scope.clone()));
         }
         if let Some(m) = &self.binding_message {
             let chars = m.chars().count();
             if chars > MAX_BINDING_MESSAGE_CHARS {
-                return Err(format!(
-                    "binding message is {chars} characters; at most {MAX_BINDING_MESSAGE_CHARS} are allowed"
-                ));
+                return Err(InvalidCibaRequest::BindingMessageTooLong { chars });
             }
         }
-        let hint_empty = match &self.hint {
-            LoginHint::Username(s) | LoginHint::LoginHintToken(s) | LoginHint::IdTokenHint(s) => {
-                s.trim().is_empty()
-            }
-        };
-        if hint_empty {
-            return Err("the login hint is empty".into());
+        match &self.hint {
+            None => Err(InvalidCibaRequest::NoHint),
+            Some(
+                LoginHint::Username(s) | LoginHint::LoginHintToken(s) | LoginHint::IdTokenHint(s),
+            ) if s.trim().is_empty() => Err(InvalidCibaRequest::EmptyHint),
+            Some(_) => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Why a [`CibaRequest`] cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidCibaRequest {
+    /// The scope lacks `openid`.
+    #[error("scope {0:?} must contain `openid`")]
+    NoOpenidScope(Scope),
+    /// The binding message is longer than the protocol allows.
+    #[error(
+        "the binding message is {chars} characters; at most {MAX_BINDING_MESSAGE_CHARS} are allowed"
+    )]
+    BindingMessageTooLong {
+        /// Its length in characters.
+        chars: usize,
+    },
+    /// No username or other hint says who to authenticate.
+    #[error(
+        "the request names nobody to authenticate: give a username (CibaRequest::for_username)"
+    )]
+    NoHint,
+    /// The hint is empty.
+    #[error("the login hint is empty")]
+    EmptyHint,
 }
 
 #[derive(Serialize)]
@@ -266,7 +311,7 @@ struct RequestObjectClaims<'a> {
     qr_session_id: Option<&'a str>,
 }
 
-/// The signed CIBA request object (PROTOCOL §5): `aud` = issuer,
+/// The signed CIBA request object ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10)): `aud` = issuer,
 /// `iat` = `nbf` = now, `exp` = now + 300 s, a fresh `jti`.
 ///
 /// ```
@@ -274,15 +319,15 @@ struct RequestObjectClaims<'a> {
 /// use onesoidc_core::{CibaRequest, Issuer, KeyType, LoginHint, PemSigner, ciba_request_object};
 /// let signer = PemSigner::generate(KeyType::EccP256).unwrap();
 /// let issuer = Issuer::new("https://idp.example.com/oidc").unwrap();
-/// let request = CibaRequest::new(LoginHint::Username("alice".into()));
-/// let jwt = ciba_request_object(&signer, "client-1", &issuer, &request, UNIX_EPOCH).unwrap();
+/// let request = CibaRequest::for_username("alice");
+/// let jwt = ciba_request_object(&signer, &"client-1".into(), &issuer, &request, UNIX_EPOCH).unwrap();
 /// let claims: serde_json::Value = jsonwebtoken::dangerous::insecure_decode(&jwt).unwrap().claims;
 /// assert_eq!(claims["login_hint"], "alice");
 /// assert_eq!(claims["aud"], "https://idp.example.com/oidc");
 /// ```
 pub fn ciba_request_object(
     signer: &dyn Signer,
-    client_id: &str,
+    client_id: &ClientId,
     issuer: &Issuer,
     request: &CibaRequest,
     now: SystemTime,
@@ -290,27 +335,30 @@ pub fn ciba_request_object(
     let iat = unix_seconds(now);
     let (mut login_hint, mut login_hint_token, mut id_token_hint) = (None, None, None);
     match &request.hint {
-        LoginHint::Username(u) => login_hint = Some(u.as_str()),
-        LoginHint::LoginHintToken(t) => login_hint_token = Some(t.as_str()),
-        LoginHint::IdTokenHint(t) => id_token_hint = Some(t.as_str()),
+        Some(LoginHint::Username(u)) => login_hint = Some(u.as_str()),
+        Some(LoginHint::LoginHintToken(t)) => login_hint_token = Some(t.as_str()),
+        Some(LoginHint::IdTokenHint(t)) => id_token_hint = Some(t.as_str()),
+        None => {}
     }
     let claims = RequestObjectClaims {
-        iss: client_id,
+        iss: client_id.as_str(),
         aud: issuer.as_str(),
         iat,
         nbf: iat,
         exp: iat + REQUEST_OBJECT_LIFETIME.as_secs(),
         jti: uuid::Uuid::new_v4().to_string(),
-        client_id,
-        scope: &request.scope,
+        client_id: client_id.as_str(),
+        scope: request.scope.as_str(),
         login_hint,
         login_hint_token,
         id_token_hint,
         binding_message: request.binding_message.as_deref(),
         resource: request.resource.as_deref(),
-        requested_expiry: request.requested_expiry,
+        requested_expiry: request
+            .requested_expiry
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0)),
         acr_values: request.acr_values.as_deref(),
-        qr_session_id: request.qr_session_id.as_deref(),
+        qr_session_id: request.qr_session_id.as_ref().map(QrSessionId::as_str),
     };
     sign_jwt(signer, &claims)
 }

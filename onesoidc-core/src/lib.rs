@@ -42,6 +42,7 @@ mod config;
 mod discovery;
 mod error;
 mod id_token;
+mod ids;
 mod jwk;
 mod jwt;
 mod oauth;
@@ -53,23 +54,25 @@ mod signer;
 pub mod yaml;
 
 pub use ciba::{CibaPoller, PollStep};
-pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration};
+pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration, UnknownKeyType};
 pub use discovery::{Issuer, ProviderMetadata};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
 pub use id_token::{
     CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,
     validate_id_token,
 };
-pub use jwk::{PublicJwk, PublicJwkSet};
+pub use ids::{AuthReqId, ClientId, Endpoint, QrSessionId, Scope};
+pub use jwk::{JwkError, PublicJwk, PublicJwkSet};
 pub use jwt::{
-    ASSERTION_LIFETIME, CLIENT_ASSERTION_TYPE, CibaRequest, LoginHint, MAX_BINDING_MESSAGE_CHARS,
-    REQUEST_OBJECT_LIFETIME, ciba_request_object, client_assertion, sign_jwt, unix_seconds,
+    ASSERTION_LIFETIME, CLIENT_ASSERTION_TYPE, CibaRequest, InvalidCibaRequest, LoginHint,
+    MAX_BINDING_MESSAGE_CHARS, REQUEST_OBJECT_LIFETIME, ciba_request_object, client_assertion,
+    sign_jwt, unix_seconds,
 };
 pub use oauth::{
     BackchannelAuthResponse, CIBA_GRANT_TYPE, CibaPollResponse, ClientAuth, DEFAULT_CIBA_INTERVAL,
     DeviceTokenRequest, Expiry, Introspection, MAX_EXPIRES_IN, SLOW_DOWN_INCREMENT, TokenSet,
-    parse_backchannel_response, parse_ciba_poll_response, parse_introspection_response,
-    parse_revocation_response, parse_token_response,
+    TokenTypeHint, UnknownTokenTypeHint, parse_backchannel_response, parse_ciba_poll_response,
+    parse_introspection_response, parse_revocation_response, parse_token_response,
 };
 pub use ones::{
     Application, QrSession, QrStatus, applications_request, applications_url, find_application,

@@ -1,5 +1,5 @@
 //! OAuth requests with private_key_jwt client authentication, and the
-//! parsers of their responses (PROTOCOL §3–§7).
+//! parsers of their responses ([PROTOCOL §3](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#3-client-authentication-private_key_jwt-rfc-7523-oidc-core-9)–[§7](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#7-introspection-and-revocation)).
 //!
 //! Each `*_request` function is pure apart from the random `jti`: it takes
 //! `now`, signs a fresh client assertion for the endpoint, and returns an
@@ -15,7 +15,9 @@ use serde::Deserialize;
 use crate::jwt::{CLIENT_ASSERTION_TYPE, client_assertion};
 use crate::request::{HttpRequest, post_form};
 use crate::response::{HttpResponse, error_from_response, invalid_response, parse_json};
-use crate::{CibaRequest, Error, Issuer, Signer, ciba_request_object};
+use crate::{
+    AuthReqId, CibaRequest, ClientId, Endpoint, Error, Issuer, Scope, Signer, ciba_request_object,
+};
 
 /// `grant_type` of the CIBA token request.
 pub const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
@@ -31,25 +33,60 @@ pub const SLOW_DOWN_INCREMENT: Duration = Duration::from_secs(5);
 /// ```
 /// use std::sync::Arc;
 /// use std::time::UNIX_EPOCH;
-/// use onesoidc_core::{ClientAuth, KeyType, PemSigner};
+/// use onesoidc_core::{ClientAuth, Endpoint, KeyType, PemSigner};
 /// let auth = ClientAuth::new("client-1", Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()));
-/// let req = auth
-///     .client_credentials_request("https://idp/oidc/token", &Default::default(), UNIX_EPOCH)
-///     .unwrap();
+/// let token = Endpoint::from("https://idp/oidc/token");
+/// let req = auth.client_credentials_request(&token, &Default::default(), UNIX_EPOCH).unwrap();
 /// let body = String::from_utf8(req.body().clone()).unwrap();
 /// assert!(body.starts_with("grant_type=client_credentials&client_id=client-1&client_assertion_type="));
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClientAuth {
     /// The OAuth client id.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The device key.
     pub signer: Arc<dyn Signer>,
 }
 
+/// Which kind of token is being introspected or revoked (RFC 7009 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenTypeHint {
+    /// `access_token`.
+    AccessToken,
+    /// `refresh_token`.
+    RefreshToken,
+}
+
+impl TokenTypeHint {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenTypeHint::AccessToken => "access_token",
+            TokenTypeHint::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenTypeHint {
+    type Err = UnknownTokenTypeHint;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "access_token" => Ok(TokenTypeHint::AccessToken),
+            "refresh_token" => Ok(TokenTypeHint::RefreshToken),
+            other => Err(UnknownTokenTypeHint(other.to_string())),
+        }
+    }
+}
+
+/// A token type hint other than `access_token` or `refresh_token`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token type hint {0:?}; use access_token or refresh_token")]
+pub struct UnknownTokenTypeHint(pub String);
+
 impl ClientAuth {
     /// Client credentials for `client_id` signed by `signer`.
-    pub fn new(client_id: impl Into<String>, signer: Arc<dyn Signer>) -> Self {
+    pub fn new(client_id: impl Into<ClientId>, signer: Arc<dyn Signer>) -> Self {
         ClientAuth {
             client_id: client_id.into(),
             signer,
@@ -59,36 +96,36 @@ impl ClientAuth {
     /// `POST endpoint` with `fields` plus client authentication, signed for `endpoint`.
     pub fn authenticated_form(
         &self,
-        endpoint: &str,
+        endpoint: &Endpoint,
         fields: &[(&str, &str)],
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
         let assertion = client_assertion(self.signer.as_ref(), &self.client_id, endpoint, now)?;
         let mut all: Vec<(&str, &str)> = Vec::with_capacity(fields.len() + 3);
         all.extend_from_slice(fields);
-        all.push(("client_id", &self.client_id));
+        all.push(("client_id", self.client_id.as_str()));
         all.push(("client_assertion_type", CLIENT_ASSERTION_TYPE));
         all.push(("client_assertion", assertion.expose_secret()));
         post_form(endpoint, &all)
     }
 
-    /// Client credentials grant (PROTOCOL §4).
+    /// Client credentials grant ([PROTOCOL §4](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#4-device-access-token)).
     pub fn client_credentials_request(
         &self,
-        token_endpoint: &str,
+        token_endpoint: &Endpoint,
         request: &DeviceTokenRequest,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
         let mut fields = vec![("grant_type", "client_credentials")];
-        fields.extend(request.scope.as_deref().map(|s| ("scope", s)));
+        fields.extend(request.scope.as_ref().map(|s| ("scope", s.as_str())));
         fields.extend(request.resource.as_deref().map(|r| ("resource", r)));
         self.authenticated_form(token_endpoint, &fields, now)
     }
 
-    /// Refresh token grant (PROTOCOL §6).
+    /// Refresh token grant ([PROTOCOL §6](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#6-refresh)).
     pub fn refresh_token_request(
         &self,
-        token_endpoint: &str,
+        token_endpoint: &Endpoint,
         refresh_token: &SecretString,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
@@ -99,33 +136,35 @@ impl ClientAuth {
         self.authenticated_form(token_endpoint, &fields, now)
     }
 
-    /// CIBA authentication request with a signed request object (PROTOCOL §5).
+    /// CIBA authentication request with a signed request object ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10)).
+    /// A request the protocol does not allow is [`Error::InvalidRequest`]
+    /// and nothing is signed.
     pub fn backchannel_request(
         &self,
-        backchannel_endpoint: &str,
+        backchannel_endpoint: &Endpoint,
         issuer: &Issuer,
         request: &CibaRequest,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
         request.validate().map_err(|reason| Error::InvalidRequest {
             endpoint: backchannel_endpoint.to_string(),
-            reason,
+            reason: reason.to_string(),
         })?;
         let object =
             ciba_request_object(self.signer.as_ref(), &self.client_id, issuer, request, now)?;
         self.authenticated_form(backchannel_endpoint, &[("request", &object)], now)
     }
 
-    /// CIBA token poll (PROTOCOL §5).
+    /// CIBA token poll ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10)).
     pub fn ciba_poll_request(
         &self,
-        token_endpoint: &str,
-        auth_req_id: &str,
+        token_endpoint: &Endpoint,
+        auth_req_id: &AuthReqId,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
         let fields = [
             ("grant_type", CIBA_GRANT_TYPE),
-            ("auth_req_id", auth_req_id),
+            ("auth_req_id", auth_req_id.as_str()),
         ];
         self.authenticated_form(token_endpoint, &fields, now)
     }
@@ -133,55 +172,55 @@ impl ClientAuth {
     /// Token introspection (RFC 7662).
     pub fn introspection_request(
         &self,
-        introspection_endpoint: &str,
-        token: &str,
-        token_type_hint: Option<&str>,
+        introspection_endpoint: &Endpoint,
+        token: &SecretString,
+        hint: Option<TokenTypeHint>,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
-        self.token_form(introspection_endpoint, token, token_type_hint, now)
+        self.token_form(introspection_endpoint, token, hint, now)
     }
 
     /// Token revocation (RFC 7009).
     pub fn revocation_request(
         &self,
-        revocation_endpoint: &str,
-        token: &str,
-        token_type_hint: Option<&str>,
+        revocation_endpoint: &Endpoint,
+        token: &SecretString,
+        hint: Option<TokenTypeHint>,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
-        self.token_form(revocation_endpoint, token, token_type_hint, now)
+        self.token_form(revocation_endpoint, token, hint, now)
     }
 
     /// `token` (and `token_type_hint`), authenticated: the body of both
     /// introspection and revocation.
     fn token_form(
         &self,
-        endpoint: &str,
-        token: &str,
-        token_type_hint: Option<&str>,
+        endpoint: &Endpoint,
+        token: &SecretString,
+        hint: Option<TokenTypeHint>,
         now: SystemTime,
     ) -> Result<HttpRequest, Error> {
-        let mut fields = vec![("token", token)];
-        fields.extend(token_type_hint.map(|h| ("token_type_hint", h)));
+        let mut fields = vec![("token", token.expose_secret())];
+        fields.extend(hint.map(|h| ("token_type_hint", h.as_str())));
         self.authenticated_form(endpoint, &fields, now)
     }
 }
 
-/// What a device asks for with its client credentials (PROTOCOL §4).
+/// What a device asks for with its client credentials ([PROTOCOL §4](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#4-device-access-token)).
 ///
 /// ```
 /// let request = onesoidc_core::DeviceTokenRequest::default().scope("read write");
-/// assert_eq!(request.scope_value(), Some("read write"));
+/// assert_eq!(request.scope_value().unwrap(), "read write");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct DeviceTokenRequest {
-    scope: Option<String>,
+    scope: Option<Scope>,
     resource: Option<String>,
 }
 
 impl DeviceTokenRequest {
     /// Asks for these space-separated scopes (default: none, the provider's default).
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+    pub fn scope(mut self, scope: impl Into<Scope>) -> Self {
         self.scope = Some(scope.into());
         self
     }
@@ -193,8 +232,8 @@ impl DeviceTokenRequest {
     }
 
     /// The scope asked for.
-    pub fn scope_value(&self) -> Option<&str> {
-        self.scope.as_deref()
+    pub fn scope_value(&self) -> Option<&Scope> {
+        self.scope.as_ref()
     }
 
     /// The resource asked for.
@@ -219,7 +258,7 @@ pub struct TokenSet {
     /// The ID token, if any.
     pub id_token: Option<SecretString>,
     /// Granted scope, if the provider said.
-    pub scope: Option<String>,
+    pub scope: Option<Scope>,
 }
 
 impl std::fmt::Debug for TokenSet {
@@ -302,7 +341,7 @@ impl TokenSet {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
-    /// Applies PROTOCOL §6: a refresh response without a `refresh_token` keeps the old one.
+    /// Applies [PROTOCOL §6](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#6-refresh): a refresh response without a `refresh_token` keeps the old one.
     pub fn keep_refresh_token_from(mut self, previous: &TokenSet) -> Self {
         if self.refresh_token.is_none() {
             self.refresh_token = previous.refresh_token.clone();
@@ -335,12 +374,13 @@ pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(366 * 24 * 3600);
 /// use secrecy::ExposeSecret;
 /// let response = http::Response::builder().status(200)
 ///     .body(br#"{"access_token":"at","token_type":"Bearer","expires_in":300}"#.to_vec()).unwrap();
-/// let tokens = onesoidc_core::parse_token_response("https://idp/oidc/token", &response, UNIX_EPOCH).unwrap();
+/// let token = onesoidc_core::Endpoint::from("https://idp/oidc/token");
+/// let tokens = onesoidc_core::parse_token_response(&token, &response, UNIX_EPOCH).unwrap();
 /// assert_eq!(tokens.access_token.expose_secret(), "at");
 /// assert_eq!(tokens.expires_at, Some(UNIX_EPOCH + Duration::from_secs(300)));
 /// ```
 pub fn parse_token_response(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
     now: SystemTime,
 ) -> Result<TokenSet, Error> {
@@ -377,7 +417,7 @@ pub fn parse_token_response(
         expires_at,
         refresh_token: body.refresh_token.filter(|t| !t.is_empty()).map(Into::into),
         id_token: body.id_token.filter(|t| !t.is_empty()).map(Into::into),
-        scope: body.scope,
+        scope: body.scope.map(Scope::new),
     })
 }
 
@@ -385,7 +425,7 @@ pub fn parse_token_response(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackchannelAuthResponse {
     /// Identifies this authentication request when polling.
-    pub auth_req_id: String,
+    pub auth_req_id: AuthReqId,
     /// How long the request stays valid.
     pub expires_in: Duration,
     /// How long to wait between polls.
@@ -402,7 +442,7 @@ struct BackchannelBody {
 
 /// Parses the backchannel response (CIBA Core §7.3).
 pub fn parse_backchannel_response(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<BackchannelAuthResponse, Error> {
     let body: BackchannelBody = parse_json(endpoint, response)?;
@@ -414,7 +454,7 @@ pub fn parse_backchannel_response(
         ));
     }
     Ok(BackchannelAuthResponse {
-        auth_req_id: body.auth_req_id,
+        auth_req_id: AuthReqId::new(body.auth_req_id),
         expires_in: Duration::from_secs(body.expires_in),
         interval: body
             .interval
@@ -437,7 +477,7 @@ pub enum CibaPollResponse {
 /// Parses a CIBA poll response: pending and slow_down are values; any other
 /// error (`access_denied`, `expired_token`, ...) is an [`Error::OAuth`].
 pub fn parse_ciba_poll_response(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
     now: SystemTime,
 ) -> Result<CibaPollResponse, Error> {
@@ -462,7 +502,7 @@ pub struct Introspection {
     pub sub: Option<String>,
     /// Client the token was issued to.
     #[serde(default)]
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
     /// Expiry, seconds since the epoch.
     #[serde(default)]
     pub exp: Option<u64>,
@@ -474,31 +514,52 @@ pub struct Introspection {
     pub iss: Option<String>,
     /// Scope.
     #[serde(default)]
-    pub scope: Option<String>,
-    /// Audience: a string or a list.
-    #[serde(default)]
-    pub aud: Option<serde_json::Value>,
+    pub scope: Option<Scope>,
+    /// Audiences (the wire's string or list; empty when absent).
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub aud: Vec<String>,
     /// Token type.
     #[serde(default)]
     pub token_type: Option<String>,
+}
+
+/// `"a"` or `["a", "b"]` (or `null`) as a list.
+fn string_or_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(one)) => vec![one],
+        Some(OneOrMany::Many(many)) => many,
+    })
 }
 
 /// Parses an introspection response.
 ///
 /// ```
 /// let response = http::Response::builder().status(200).body(br#"{"active":false}"#.to_vec()).unwrap();
-/// let i = onesoidc_core::parse_introspection_response("https://idp/oidc/token/introspection", &response).unwrap();
+/// let endpoint = onesoidc_core::Endpoint::from("https://idp/oidc/token/introspection");
+/// let i = onesoidc_core::parse_introspection_response(&endpoint, &response).unwrap();
 /// assert!(!i.active);
 /// ```
 pub fn parse_introspection_response(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<Introspection, Error> {
     parse_json(endpoint, response)
 }
 
 /// Parses a revocation response: any 2xx is success (RFC 7009 §2.2).
-pub fn parse_revocation_response(endpoint: &str, response: &HttpResponse) -> Result<(), Error> {
+pub fn parse_revocation_response(
+    endpoint: &Endpoint,
+    response: &HttpResponse,
+) -> Result<(), Error> {
     if response.status().is_success() {
         Ok(())
     } else {

@@ -1,4 +1,4 @@
-//! ONES extensions: QR login sessions (PROTOCOL §8) and well-known
+//! ONES extensions: QR login sessions ([PROTOCOL §8](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#8-qr-login-ones-extension)) and well-known
 //! applications (§9). Request builders and response parsers only.
 
 use std::time::Duration;
@@ -7,13 +7,13 @@ use serde::Deserialize;
 
 use crate::request::{HttpRequest, get, post_json};
 use crate::response::{HttpResponse, invalid_response, parse_json};
-use crate::{Error, Issuer};
+use crate::{ClientId, Endpoint, Error, Issuer, QrSessionId};
 
 /// A QR login session created by the device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QrSession {
     /// The session id, later sent as `qr_session_id`.
-    pub session_id: String,
+    pub session_id: QrSessionId,
     /// What the QR code encodes, exactly.
     pub cb_url: String,
     /// How long the session can be scanned.
@@ -50,7 +50,7 @@ impl std::fmt::Debug for QrStatus {
 }
 
 /// `{issuer}/qr/sessions`.
-pub fn qr_sessions_url(issuer: &Issuer) -> String {
+pub fn qr_sessions_url(issuer: &Issuer) -> Endpoint {
     issuer.endpoint("/qr/sessions")
 }
 
@@ -58,21 +58,22 @@ pub fn qr_sessions_url(issuer: &Issuer) -> String {
 ///
 /// ```
 /// let issuer = onesoidc_core::Issuer::new("https://idp/oidc").unwrap();
-/// assert_eq!(onesoidc_core::qr_session_url(&issuer, "a/b").unwrap(), "https://idp/oidc/qr/sessions/a%2Fb");
+/// let url = onesoidc_core::qr_session_url(&issuer, &"a/b".into()).unwrap();
+/// assert_eq!(url.as_str(), "https://idp/oidc/qr/sessions/a%2Fb");
 /// ```
-pub fn qr_session_url(issuer: &Issuer, session_id: &str) -> Result<String, Error> {
+pub fn qr_session_url(issuer: &Issuer, session_id: &QrSessionId) -> Result<Endpoint, Error> {
     let base = qr_sessions_url(issuer);
-    let mut url = url::Url::parse(&base).map_err(|e| Error::InvalidUrl {
-        url: base.clone(),
+    let mut url = url::Url::parse(base.as_str()).map_err(|e| Error::InvalidUrl {
+        url: base.to_string(),
         reason: e.to_string(),
     })?;
     url.path_segments_mut()
         .map_err(|_| Error::InvalidUrl {
-            url: base.clone(),
+            url: base.to_string(),
             reason: "cannot hold a path".into(),
         })?
-        .push(session_id);
-    Ok(url.into())
+        .push(session_id.as_str());
+    Ok(Endpoint::new(String::from(url)))
 }
 
 /// `POST {issuer}/qr/sessions` with the device access token and body `{}`.
@@ -88,7 +89,7 @@ pub fn qr_create_request(issuer: &Issuer, device_token: &str) -> Result<HttpRequ
 pub fn qr_status_request(
     issuer: &Issuer,
     device_token: &str,
-    session_id: &str,
+    session_id: &QrSessionId,
 ) -> Result<HttpRequest, Error> {
     get(&qr_session_url(issuer, session_id)?, Some(device_token))
 }
@@ -103,7 +104,7 @@ struct SessionBody {
 }
 
 /// Parses the 201 (or 200) answer to [`qr_create_request`].
-pub fn parse_qr_session(endpoint: &str, response: &HttpResponse) -> Result<QrSession, Error> {
+pub fn parse_qr_session(endpoint: &Endpoint, response: &HttpResponse) -> Result<QrSession, Error> {
     let body: SessionBody = parse_json(endpoint, response)?;
     let invalid = |reason: &str| invalid_response(endpoint, response, reason);
     if body.session_id.is_empty() {
@@ -114,7 +115,7 @@ pub fn parse_qr_session(endpoint: &str, response: &HttpResponse) -> Result<QrSes
         return Err(invalid("`cb_url` is not an http(s) URL"));
     }
     Ok(QrSession {
-        session_id: body.session_id,
+        session_id: QrSessionId::new(body.session_id),
         cb_url: body.cb_url,
         expires_in: Duration::from_secs(body.expires_in),
         interval: Duration::from_secs(body.interval.filter(|i| *i > 0).unwrap_or(5)),
@@ -134,9 +135,9 @@ struct StatusBody {
 /// use onesoidc_core::{QrStatus, parse_qr_status};
 /// let r = http::Response::builder().status(200)
 ///     .body(br#"{"session_id":"s","status":"scanned","login_hint_token":"lht"}"#.to_vec()).unwrap();
-/// assert_eq!(parse_qr_status("u", &r).unwrap(), QrStatus::Scanned { login_hint_token: "lht".into() });
+/// assert_eq!(parse_qr_status(&"u".into(), &r).unwrap(), QrStatus::Scanned { login_hint_token: "lht".into() });
 /// ```
-pub fn parse_qr_status(endpoint: &str, response: &HttpResponse) -> Result<QrStatus, Error> {
+pub fn parse_qr_status(endpoint: &Endpoint, response: &HttpResponse) -> Result<QrStatus, Error> {
     let body: StatusBody = parse_json(endpoint, response)?;
     let invalid = |reason: String| invalid_response(endpoint, response, reason);
     Ok(match body.status.as_str() {
@@ -154,14 +155,14 @@ pub fn parse_qr_status(endpoint: &str, response: &HttpResponse) -> Result<QrStat
     })
 }
 
-/// A well-known application (PROTOCOL §9).
+/// A well-known application ([PROTOCOL §9](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#9-well-known-applications-ones-extension)).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Application {
     /// The identifier to look it up by, e.g. `vhh-server`.
     pub client_identifier: String,
     /// Its OAuth client id, if listed.
     #[serde(default)]
-    pub client_id: Option<String>,
+    pub client_id: Option<ClientId>,
     /// Display name, if listed.
     #[serde(default)]
     pub name: Option<String>,
@@ -175,7 +176,7 @@ struct ApplicationsBody {
 }
 
 /// `{issuer}/.well-known/applications`.
-pub fn applications_url(issuer: &Issuer) -> String {
+pub fn applications_url(issuer: &Issuer) -> Endpoint {
     issuer.endpoint("/.well-known/applications")
 }
 
@@ -186,14 +187,14 @@ pub fn applications_request(issuer: &Issuer, device_token: &str) -> Result<HttpR
 
 /// Parses the applications list.
 pub fn parse_applications(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<Vec<Application>, Error> {
     Ok(parse_json::<ApplicationsBody>(endpoint, response)?.applications)
 }
 
 /// Finds `identifier` in `applications` and resolves its URL against the
-/// issuer (PROTOCOL §9); the result's `url` is what CIBA sends as `resource`.
+/// issuer ([PROTOCOL §9](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#9-well-known-applications-ones-extension)); the result's `url` is what CIBA sends as `resource`.
 ///
 /// ```
 /// use onesoidc_core::{Application, Issuer, find_application};
@@ -212,7 +213,7 @@ pub fn find_application(
         .iter()
         .find(|a| a.client_identifier == identifier)
         .ok_or_else(|| Error::UnknownApplication {
-            endpoint: applications_url(issuer),
+            endpoint: applications_url(issuer).into_string(),
             identifier: identifier.to_string(),
             known: applications
                 .iter()

@@ -1,4 +1,4 @@
-//! Device registration, px-device-identity's protocol (PROTOCOL §10):
+//! Device registration, px-device-identity's protocol ([PROTOCOL §10](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#10-device-registration-px-device-identitys-protocol)):
 //! the request, the status polls and their answers.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::request::{HttpRequest, get, post_json};
 use crate::response::{HttpResponse, invalid_response, parse_json};
-use crate::{Error, PublicJwk};
+use crate::{ClientId, Endpoint, Error, PublicJwk};
 
 /// How often to ask whether the registration was approved.
 pub const REGISTRATION_POLL_INTERVAL: Duration = Duration::from_secs(10);
@@ -81,14 +81,17 @@ impl RegistrationBody {
 }
 
 /// `{host}/devices/registration`.
-pub fn registration_url(host: &str) -> String {
-    format!("{}/devices/registration", host.trim_end_matches('/'))
+pub fn registration_url(host: &str) -> Endpoint {
+    Endpoint::new(format!(
+        "{}/devices/registration",
+        host.trim_end_matches('/')
+    ))
 }
 
 /// `POST {host}/devices/registration`.
 pub fn registration_request(host: &str, body: &RegistrationBody) -> Result<HttpRequest, Error> {
     let json = serde_json::to_value(body).map_err(|e| Error::InvalidRequest {
-        endpoint: registration_url(host),
+        endpoint: registration_url(host).into_string(),
         reason: e.to_string(),
     })?;
     post_json(&registration_url(host), None, &json)
@@ -101,7 +104,7 @@ struct CodeBody {
 
 /// The verification code from the 201 answer: show it to the person registering.
 pub fn parse_registration_response(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<String, Error> {
     let body: CodeBody = parse_json(endpoint, response)?;
@@ -116,13 +119,13 @@ pub fn parse_registration_response(
 }
 
 /// `{host}/devices/registration/status/{code}`, the code percent-encoded.
-pub fn registration_status_url(host: &str, code: &str) -> String {
+pub fn registration_status_url(host: &str, code: &str) -> Endpoint {
     let encoded: String = url::form_urlencoded::byte_serialize(code.as_bytes()).collect();
-    format!(
+    Endpoint::new(format!(
         "{}/status/{}",
         registration_url(host),
         encoded.replace('+', "%20")
-    )
+    ))
 }
 
 /// `GET {host}/devices/registration/status/{code}`.
@@ -140,7 +143,7 @@ pub enum RegistrationStatus {
         /// The device id (`id` in device.yml).
         device_id: String,
         /// The OAuth client id.
-        client_id: String,
+        client_id: ClientId,
     },
     /// An administrator rejected it.
     Rejected,
@@ -164,11 +167,11 @@ struct StatusBody {
 /// use onesoidc_core::{RegistrationStatus, parse_registration_status};
 /// let r = http::Response::builder().status(200)
 ///     .body(br#"{"status":"approved","deviceId":"d","clientId":"c"}"#.to_vec()).unwrap();
-/// assert_eq!(parse_registration_status("u", &r).unwrap(),
+/// assert_eq!(parse_registration_status(&"u".into(), &r).unwrap(),
 ///     RegistrationStatus::Approved { device_id: "d".into(), client_id: "c".into() });
 /// ```
 pub fn parse_registration_status(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<RegistrationStatus, Error> {
     let body: StatusBody = parse_json(endpoint, response)?;
@@ -181,7 +184,7 @@ pub fn parse_registration_status(
             {
                 RegistrationStatus::Approved {
                     device_id,
-                    client_id,
+                    client_id: ClientId::new(client_id),
                 }
             }
             _ => {

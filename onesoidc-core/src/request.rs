@@ -3,13 +3,15 @@
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request};
 
+use crate::Endpoint;
+
 /// An HTTP request as the core builds it.
 pub type HttpRequest = Request<Vec<u8>>;
 
-fn builder(method: Method, url: &str, bearer: Option<&str>) -> http::request::Builder {
+fn builder(method: Method, url: &Endpoint, bearer: Option<&str>) -> http::request::Builder {
     let mut b = Request::builder()
         .method(method)
-        .uri(url)
+        .uri(url.as_str())
         .header(ACCEPT, "application/json");
     if let Some(token) = bearer {
         b = b.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -20,7 +22,7 @@ fn builder(method: Method, url: &str, bearer: Option<&str>) -> http::request::Bu
 /// Builds a request, or an [`crate::Error::InvalidUrl`] naming the URL.
 fn finish(
     b: http::request::Builder,
-    url: &str,
+    url: &Endpoint,
     body: Vec<u8>,
 ) -> Result<HttpRequest, crate::Error> {
     b.body(body).map_err(|e| crate::Error::InvalidUrl {
@@ -30,13 +32,13 @@ fn finish(
 }
 
 /// `GET url`, with a bearer token when given.
-pub fn get(url: &str, bearer: Option<&str>) -> Result<HttpRequest, crate::Error> {
+pub fn get(url: &Endpoint, bearer: Option<&str>) -> Result<HttpRequest, crate::Error> {
     finish(builder(Method::GET, url, bearer), url, Vec::new())
 }
 
 /// `POST url` with a JSON body and a bearer token.
 pub fn post_json(
-    url: &str,
+    url: &Endpoint,
     bearer: Option<&str>,
     body: &serde_json::Value,
 ) -> Result<HttpRequest, crate::Error> {
@@ -47,10 +49,11 @@ pub fn post_json(
 /// `POST url` with an `application/x-www-form-urlencoded` body.
 ///
 /// ```
-/// let req = onesoidc_core::request::post_form("https://idp/oidc/token", &[("grant_type", "client_credentials")]).unwrap();
+/// let token = onesoidc_core::Endpoint::from("https://idp/oidc/token");
+/// let req = onesoidc_core::request::post_form(&token, &[("grant_type", "client_credentials")]).unwrap();
 /// assert_eq!(req.body(), b"grant_type=client_credentials");
 /// ```
-pub fn post_form(url: &str, fields: &[(&str, &str)]) -> Result<HttpRequest, crate::Error> {
+pub fn post_form(url: &Endpoint, fields: &[(&str, &str)]) -> Result<HttpRequest, crate::Error> {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields)
         .finish();

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
+use crate::{Endpoint, Error};
 
 /// An HTTP response as the core sees it.
 pub type HttpResponse = http::Response<Vec<u8>>;
@@ -21,7 +21,7 @@ struct OAuthErrorBody {
 
 /// Parses a 2xx JSON body as `T`; any other status becomes an [`Error`].
 pub fn parse_json<T: DeserializeOwned>(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<T, Error> {
     let status = response.status();
@@ -41,7 +41,7 @@ pub fn parse_json<T: DeserializeOwned>(
 /// [`Error::InvalidResponse`] for `response` from `endpoint`: a 2xx answer
 /// whose body is not what the protocol says.
 pub(crate) fn invalid_response(
-    endpoint: &str,
+    endpoint: &Endpoint,
     response: &HttpResponse,
     reason: impl Into<String>,
 ) -> Error {
@@ -54,7 +54,7 @@ pub(crate) fn invalid_response(
 
 /// The error for a non-2xx response: [`Error::OAuth`] when the body is an
 /// OAuth error object, [`Error::HttpStatus`] otherwise.
-pub fn error_from_response(endpoint: &str, response: &HttpResponse) -> Error {
+pub fn error_from_response(endpoint: &Endpoint, response: &HttpResponse) -> Error {
     let status = response.status().as_u16();
     match serde_json::from_slice::<OAuthErrorBody>(response.body()) {
         Ok(body) => Error::OAuth {

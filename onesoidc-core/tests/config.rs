@@ -29,7 +29,7 @@ fn protocol_example_loads() {
     let c = parse(PROTOCOL_EXAMPLE).unwrap();
     assert_eq!(c.id, "8b477978-c63d-46f5-9492-67fafdd0d68e");
     assert_eq!(
-        c.client_id.as_deref(),
+        c.client_id.as_ref().map(|c| c.as_str()),
         Some("d5fe8500-6003-49fd-9b8f-7adaf102e9a3")
     );
     assert_eq!(c.key_type, KeyType::Rsa2048);

@@ -70,7 +70,7 @@ fn check(
         set,
         IdTokenExpectations {
             issuer: &issuer,
-            client_id: "client-1",
+            client_id: &"client-1".into(),
             allowed_algorithms: allowed,
         },
         now(),

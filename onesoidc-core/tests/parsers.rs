@@ -3,12 +3,13 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use onesoidc_core::{
-    CibaPollResponse, DeviceTokenRequest, Error, ExposeSecret, Issuer, ProviderMetadata,
-    parse_backchannel_response, parse_ciba_poll_response, parse_introspection_response,
-    parse_revocation_response, parse_token_response,
+    CibaPollResponse, DeviceTokenRequest, Endpoint, Error, ExposeSecret, Issuer, ProviderMetadata,
+    TokenTypeHint, parse_backchannel_response, parse_ciba_poll_response,
+    parse_introspection_response, parse_revocation_response, parse_token_response,
 };
 
-const TOKEN: &str = "https://idp/oidc/token";
+static TOKEN: std::sync::LazyLock<Endpoint> =
+    std::sync::LazyLock::new(|| Endpoint::from("https://idp/oidc/token"));
 
 fn response(status: u16, body: &str) -> http::Response<Vec<u8>> {
     http::Response::builder()
@@ -21,7 +22,7 @@ fn response(status: u16, body: &str) -> http::Response<Vec<u8>> {
 fn token_response_success() {
     let now = UNIX_EPOCH + Duration::from_secs(100);
     let body = r#"{"access_token":"eyJ.a.b","token_type":"bearer","expires_in":3600,"refresh_token":"rt","id_token":"it","scope":"openid profile"}"#;
-    let t = parse_token_response(TOKEN, &response(200, body), now).unwrap();
+    let t = parse_token_response(&TOKEN, &response(200, body), now).unwrap();
     assert_eq!(t.access_token.expose_secret(), "eyJ.a.b");
     assert_eq!(t.token_type, "Bearer");
     assert_eq!(t.expires_at, Some(now + Duration::from_secs(3600)));
@@ -46,7 +47,7 @@ fn token_response_expires_in_shapes() {
     let now = UNIX_EPOCH;
     let parse = |e: &str| {
         let body = format!(r#"{{"access_token":"a","token_type":"Bearer"{e}}}"#);
-        parse_token_response(TOKEN, &response(200, &body), now)
+        parse_token_response(&TOKEN, &response(200, &body), now)
     };
     assert_eq!(parse("").unwrap().expires_at, None);
     assert_eq!(parse(r#","expires_in":null"#).unwrap().expires_at, None);
@@ -80,14 +81,14 @@ fn token_response_invalid_shapes() {
         ("", "empty body"),
     ];
     for (body, needle) in cases {
-        let err = parse_token_response(TOKEN, &response(200, body), UNIX_EPOCH).unwrap_err();
+        let err = parse_token_response(&TOKEN, &response(200, body), UNIX_EPOCH).unwrap_err();
         assert!(
             matches!(err, Error::InvalidResponse { status: 200, .. }),
             "{body}: {err}"
         );
         let message = err.to_string();
         assert!(
-            message.contains(needle) && message.contains(TOKEN),
+            message.contains(needle) && message.contains(TOKEN.as_str()),
             "{message}"
         );
     }
@@ -96,7 +97,7 @@ fn token_response_invalid_shapes() {
 #[test]
 fn oauth_errors_keep_code_description_and_status() {
     let err = parse_token_response(
-        TOKEN,
+        &TOKEN,
         &response(
             401,
             r#"{"error":"invalid_client","error_description":"assertion signature invalid"}"#,
@@ -111,7 +112,7 @@ fn oauth_errors_keep_code_description_and_status() {
             error,
             description,
         } => {
-            assert_eq!(endpoint, TOKEN);
+            assert_eq!(endpoint, TOKEN.as_str());
             assert_eq!(*status, 401);
             assert_eq!(error, "invalid_client");
             assert_eq!(description.as_deref(), Some("assertion signature invalid"));
@@ -127,7 +128,7 @@ fn oauth_errors_keep_code_description_and_status() {
 #[test]
 fn http_errors_without_oauth_body() {
     let err = parse_token_response(
-        TOKEN,
+        &TOKEN,
         &response(502, "<html><body>\n Bad Gateway </body></html>"),
         UNIX_EPOCH,
     )
@@ -141,19 +142,19 @@ fn http_errors_without_oauth_body() {
         message.contains("HTTP 502") && message.contains("<html><body> Bad Gateway"),
         "{message}"
     );
-    let err = parse_token_response(TOKEN, &response(302, ""), UNIX_EPOCH).unwrap_err();
+    let err = parse_token_response(&TOKEN, &response(302, ""), UNIX_EPOCH).unwrap_err();
     assert!(
         err.to_string().contains("redirects are not followed"),
         "{err}"
     );
     let long = "x".repeat(5000);
-    let err = parse_token_response(TOKEN, &response(500, &long), UNIX_EPOCH).unwrap_err();
+    let err = parse_token_response(&TOKEN, &response(500, &long), UNIX_EPOCH).unwrap_err();
     assert!(err.to_string().len() < 400);
 }
 
 #[test]
 fn backchannel_response() {
-    let ep = "https://idp/oidc/backchannel";
+    let ep = &Endpoint::from("https://idp/oidc/backchannel");
     let r = parse_backchannel_response(
         ep,
         &response(
@@ -190,7 +191,7 @@ fn backchannel_response() {
 
 #[test]
 fn ciba_poll_responses() {
-    let poll = |status, body| parse_ciba_poll_response(TOKEN, &response(status, body), UNIX_EPOCH);
+    let poll = |status, body| parse_ciba_poll_response(&TOKEN, &response(status, body), UNIX_EPOCH);
     assert!(matches!(
         poll(400, r#"{"error":"authorization_pending"}"#).unwrap(),
         CibaPollResponse::Pending
@@ -210,7 +211,7 @@ fn ciba_poll_responses() {
         "invalid_grant",
     ] {
         let body = format!(r#"{{"error":"{code}"}}"#);
-        let err = parse_ciba_poll_response(TOKEN, &response(400, &body), UNIX_EPOCH).unwrap_err();
+        let err = parse_ciba_poll_response(&TOKEN, &response(400, &body), UNIX_EPOCH).unwrap_err();
         assert_eq!(err.oauth_error(), Some(code));
     }
     assert!(matches!(
@@ -221,11 +222,11 @@ fn ciba_poll_responses() {
 
 #[test]
 fn introspection_and_revocation() {
-    let ep = "https://idp/oidc/token/introspection";
+    let ep = &Endpoint::from("https://idp/oidc/token/introspection");
     let i = parse_introspection_response(ep, &response(200, r#"{"active":true,"sub":"alice","client_id":"c","exp":10,"iat":5,"iss":"https://idp/oidc","scope":"openid","aud":["a","b"],"token_type":"Bearer"}"#)).unwrap();
     assert!(i.active);
     assert_eq!(i.sub.as_deref(), Some("alice"));
-    assert_eq!(i.aud, Some(serde_json::json!(["a", "b"])));
+    assert_eq!(i.aud, ["a", "b"]);
     assert!(
         !parse_introspection_response(ep, &response(200, r#"{"active":false}"#))
             .unwrap()
@@ -238,7 +239,7 @@ fn introspection_and_revocation() {
             .oauth_error(),
         Some("invalid_client")
     );
-    let rv = "https://idp/oidc/token/revocation";
+    let rv = &Endpoint::from("https://idp/oidc/token/revocation");
     parse_revocation_response(rv, &response(200, "")).unwrap();
     assert_eq!(
         parse_revocation_response(rv, &response(400, r#"{"error":"unsupported_token_type"}"#))
@@ -298,7 +299,7 @@ fn discovery_document() {
 
 #[test]
 fn request_builders_carry_client_auth() {
-    use onesoidc_core::{CibaRequest, ClientAuth, KeyType, LoginHint, PemSigner};
+    use onesoidc_core::{CibaRequest, ClientAuth, KeyType, PemSigner};
     use std::sync::Arc;
     let auth = ClientAuth::new(
         "cid",
@@ -321,7 +322,7 @@ fn request_builders_carry_client_auth() {
     let requests = [
         (
             auth.client_credentials_request(
-                TOKEN,
+                &TOKEN,
                 &DeviceTokenRequest::default()
                     .scope("read")
                     .resource("https://app"),
@@ -331,17 +332,18 @@ fn request_builders_carry_client_auth() {
             "client_credentials",
         ),
         (
-            auth.refresh_token_request(TOKEN, &secret, UNIX_EPOCH)
+            auth.refresh_token_request(&TOKEN, &secret, UNIX_EPOCH)
                 .unwrap(),
             "refresh_token",
         ),
         (
-            auth.ciba_poll_request(TOKEN, "req-1", UNIX_EPOCH).unwrap(),
+            auth.ciba_poll_request(&TOKEN, &"req-1".into(), UNIX_EPOCH)
+                .unwrap(),
             onesoidc_core::CIBA_GRANT_TYPE,
         ),
     ];
     for (req, grant) in &requests {
-        assert_eq!(req.uri(), TOKEN);
+        assert_eq!(req.uri(), TOKEN.as_str());
         let f = fields(req);
         assert_eq!(get(&f, "grant_type").as_deref(), Some(*grant));
         assert_eq!(get(&f, "client_id").as_deref(), Some("cid"));
@@ -352,7 +354,7 @@ fn request_builders_carry_client_auth() {
         let assertion = get(&f, "client_assertion").unwrap();
         let claims: serde_json::Value =
             jsonwebtoken::dangerous::insecure_decode_claims(&assertion).unwrap();
-        assert_eq!(claims["aud"], TOKEN);
+        assert_eq!(claims["aud"], TOKEN.as_str());
     }
     let f = fields(&requests[0].0);
     assert_eq!(get(&f, "scope").as_deref(), Some("read"));
@@ -366,14 +368,9 @@ fn request_builders_carry_client_auth() {
         Some("req-1")
     );
 
-    let bc = "https://idp/oidc/backchannel";
+    let bc = &Endpoint::from("https://idp/oidc/backchannel");
     let req = auth
-        .backchannel_request(
-            bc,
-            &issuer,
-            &CibaRequest::new(LoginHint::Username("alice".into())),
-            UNIX_EPOCH,
-        )
+        .backchannel_request(bc, &issuer, &CibaRequest::for_username("alice"), UNIX_EPOCH)
         .unwrap();
     let f = fields(&req);
     let object = get(&f, "request").unwrap();
@@ -383,9 +380,8 @@ fn request_builders_carry_client_auth() {
     let assertion: serde_json::Value =
         jsonwebtoken::dangerous::insecure_decode_claims(get(&f, "client_assertion").unwrap())
             .unwrap();
-    assert_eq!(assertion["aud"], bc);
-    let bad =
-        CibaRequest::new(LoginHint::Username("alice".into())).binding_message("x".repeat(200));
+    assert_eq!(assertion["aud"], bc.as_str());
+    let bad = CibaRequest::for_username("alice").binding_message("x".repeat(200));
     assert!(matches!(
         auth.backchannel_request(bc, &issuer, &bad, UNIX_EPOCH)
             .unwrap_err(),
@@ -395,9 +391,9 @@ fn request_builders_carry_client_auth() {
     for (req, token) in [
         (
             auth.introspection_request(
-                "https://idp/oidc/token/introspection",
-                "tok",
-                Some("access_token"),
+                &"https://idp/oidc/token/introspection".into(),
+                &"tok".into(),
+                Some(TokenTypeHint::AccessToken),
                 UNIX_EPOCH,
             )
             .unwrap(),
@@ -405,8 +401,8 @@ fn request_builders_carry_client_auth() {
         ),
         (
             auth.revocation_request(
-                "https://idp/oidc/token/revocation",
-                "tok2",
+                &"https://idp/oidc/token/revocation".into(),
+                &"tok2".into(),
                 None,
                 UNIX_EPOCH,
             )

@@ -28,7 +28,10 @@ impl ProviderKey {
             .map_err(|e| format!("cannot export the provider key: {e}"))?;
         let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())
             .map_err(|e| format!("jsonwebtoken rejects the provider key: {e}"))?;
-        let jwk = signer.public_jwk().with_thumbprint_kid()?;
+        let jwk = signer
+            .public_jwk()
+            .with_thumbprint_kid()
+            .map_err(|e| e.to_string())?;
         let (Some(n), Some(e), Some(kid)) = (&jwk.n, &jwk.e, &jwk.kid) else {
             return Err("the provider JWK lacks n, e or kid".into());
         };

@@ -179,7 +179,7 @@ impl DevIdp {
         let paths = onesoidc_fs::IdentityPaths::new(dir.join("device.yml"), dir);
         let config = onesoidc_core::DeviceConfig {
             id: ids.device_id,
-            client_id: Some(ids.client_id),
+            client_id: Some(ids.client_id.into()),
             host: Some(self.host()),
             domain: Some("devidp.local".into()),
             key_type,

@@ -8,9 +8,9 @@ use std::time::SystemTime;
 use onesoidc_core::request::HttpRequest;
 use onesoidc_core::response::HttpResponse;
 use onesoidc_core::{
-    CibaPollResponse, CibaRequest, ClientAuth, ExposeSecret, Issuer, KeyType, LoginHint, PemSigner,
-    ProviderMetadata, parse_backchannel_response, parse_ciba_poll_response,
-    parse_introspection_response, parse_revocation_response, parse_token_response,
+    CibaPollResponse, CibaRequest, ClientAuth, Issuer, KeyType, PemSigner, ProviderMetadata,
+    parse_backchannel_response, parse_ciba_poll_response, parse_introspection_response,
+    parse_revocation_response, parse_token_response,
 };
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
 
@@ -56,7 +56,7 @@ async fn core_client_speaks_to_the_provider() {
         let device_tokens =
             parse_token_response(&meta.token_endpoint, &response, SystemTime::now()).unwrap();
 
-        let ciba = CibaRequest::new(LoginHint::Username("alice".into()))
+        let ciba = CibaRequest::for_username("alice")
             .binding_message("interop")
             .resource("https://vhh.example.com");
         let request = auth
@@ -97,11 +97,10 @@ async fn core_client_speaks_to_the_provider() {
             parse_token_response(&meta.token_endpoint, &response, SystemTime::now()).unwrap();
         assert!(refreshed.refresh_token.is_some());
 
-        let token = refreshed.access_token.expose_secret().to_string();
         let request = auth
             .introspection_request(
                 &meta.introspection_endpoint,
-                &token,
+                &refreshed.access_token,
                 None,
                 SystemTime::now(),
             )
@@ -114,8 +113,8 @@ async fn core_client_speaks_to_the_provider() {
         let request = auth
             .revocation_request(
                 &meta.revocation_endpoint,
-                device_tokens.access_token.expose_secret(),
-                Some("access_token"),
+                &device_tokens.access_token,
+                Some(onesoidc_core::TokenTypeHint::AccessToken),
                 SystemTime::now(),
             )
             .unwrap();

@@ -4,33 +4,32 @@
 
 mod common;
 
-use onesoidc_flows::{CibaEvent, LoginOptions, StreamExt};
+use onesoidc_flows::{CibaEvent, CibaRequest, StreamExt};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let username = std::env::args().nth(1).unwrap_or_else(|| "alice".into());
-    let device = common::device().await?;
-    let request = LoginOptions::default().request_for_username(&username);
-    let mut events = device.client.ciba_events(request);
-    while let Some(event) = events.next().await {
-        match event {
-            CibaEvent::Started { expires_in, .. } => {
-                println!("started; {} s to answer", expires_in.as_secs())
+fn main() -> std::process::ExitCode {
+    common::main(async {
+        let username = std::env::args().nth(1).unwrap_or_else(|| "alice".into());
+        let device = common::device().await?;
+        let mut events = device
+            .client
+            .ciba_events(CibaRequest::for_username(&username));
+        while let Some(event) = events.next().await {
+            // Every event prints as a line without secrets.
+            println!("{event}");
+            match event {
+                CibaEvent::Authenticated(login) => {
+                    println!("scope: {}", login.tokens.scope.as_deref().unwrap_or("-"));
+                }
+                // The seed's networkError / authenticationError signals:
+                CibaEvent::Failed(error) if error.is_network() => {
+                    eprintln!("check the network and try again");
+                }
+                CibaEvent::Failed(error) if error.is_denied() => {
+                    eprintln!("{username} said no");
+                }
+                _ => {}
             }
-            CibaEvent::WaitingForAuthorization {
-                remaining, polls, ..
-            } => {
-                println!(
-                    "waiting ({polls} polls so far, {} s left)",
-                    remaining.as_secs()
-                )
-            }
-            CibaEvent::Authenticated(login) => {
-                println!("authenticated; scope {:?}", login.tokens.scope)
-            }
-            CibaEvent::Failed(error) => return Err(error.into()),
-            _ => {}
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -5,16 +5,15 @@
 
 mod common;
 
-use std::time::SystemTime;
-
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let device = common::device().await?;
-    let tokens = device.client.device_token().await?;
-    let expires_in = tokens.expires_in(SystemTime::now()).map(|d| d.as_secs());
-    println!(
-        "device access token ({}), expires in {expires_in:?} s",
-        tokens.token_type
-    );
-    Ok(())
+fn main() -> std::process::ExitCode {
+    common::main(async {
+        let device = common::device().await?;
+        let tokens = device.client.device_token().await?;
+        println!(
+            "device access token ({}), expires {}",
+            tokens.token_type,
+            tokens.expiry()
+        );
+        Ok(())
+    })
 }

@@ -5,25 +5,25 @@
 
 mod common;
 
-use onesoidc_flows::{LoginOptions, render};
+use onesoidc_flows::{CibaRequest, render};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let device = common::device().await?;
-    let login = device
-        .client
-        .qr_login(&LoginOptions::default(), |session| {
-            match render::terminal(&session.cb_url) {
-                Ok(code) => println!("{code}"),
-                Err(e) => eprintln!("{e}"),
-            }
-            println!(
-                "scan with the ONES app ({} s)",
-                session.expires_in.as_secs()
-            );
-        })
-        .await?;
-    let who = login.claims.map(|c| c.sub).unwrap_or_default();
-    println!("{who} logged in; token type {}", login.tokens.token_type);
-    Ok(())
+fn main() -> std::process::ExitCode {
+    common::main(async {
+        let device = common::device().await?;
+        let login = device
+            .client
+            .qr_login(&CibaRequest::new(), |session| {
+                match render::terminal(&session.cb_url) {
+                    Ok(code) => println!("{code}"),
+                    Err(e) => eprintln!("{e}"),
+                }
+                println!(
+                    "scan with the ONES app ({} s)",
+                    session.expires_in.as_secs()
+                );
+            })
+            .await?;
+        println!("{login}");
+        Ok(())
+    })
 }

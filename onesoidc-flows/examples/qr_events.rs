@@ -5,36 +5,30 @@
 
 mod common;
 
-use onesoidc_flows::{CibaEvent, LoginOptions, QrEvent, StreamExt, render};
+use onesoidc_flows::{CibaRequest, Error, QrEvent, StreamExt, render};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let device = common::device().await?;
-    let out = std::env::temp_dir();
-    let mut events = device.client.qr_events(LoginOptions::default());
-    while let Some(event) = events.next().await {
-        match event {
-            QrEvent::SessionCreated(session) => {
-                std::fs::write(out.join("qr.svg"), render::svg(&session.cb_url)?)?;
-                std::fs::write(out.join("qr.png"), render::png(&session.cb_url)?)?;
-                println!("{}", render::ascii(&session.cb_url)?);
-                println!(
-                    "session {} (also in {}/qr.png)",
-                    session.session_id,
-                    out.display()
-                );
+fn main() -> std::process::ExitCode {
+    common::main(async {
+        let device = common::device().await?;
+        let out = std::env::temp_dir();
+        let write = |name: &str, bytes: &[u8]| {
+            std::fs::write(out.join(name), bytes).map_err(|e| Error::Other(e.into()))
+        };
+        let mut events = device.client.qr_events(CibaRequest::new());
+        while let Some(event) = events.next().await {
+            println!("{event}");
+            match event {
+                QrEvent::SessionCreated(session) => {
+                    write("qr.svg", render::svg(&session.cb_url)?.as_bytes())?;
+                    write("qr.png", &render::png(&session.cb_url)?)?;
+                    println!("{}", render::ascii(&session.cb_url)?);
+                    println!("(also in {}/qr.png)", out.display());
+                }
+                // One terminal failure, whatever stage failed.
+                QrEvent::Failed(error) => return Err(Error::Other(Box::new(error))),
+                _ => {}
             }
-            QrEvent::WaitingForScan { remaining } => {
-                println!("waiting for the scan ({} s left)", remaining.as_secs())
-            }
-            QrEvent::Scanned => println!("scanned"),
-            QrEvent::Ciba(CibaEvent::Authenticated(_)) => println!("authenticated"),
-            QrEvent::Ciba(CibaEvent::Failed(error)) | QrEvent::Failed(error) => {
-                return Err(error.into());
-            }
-            QrEvent::Ciba(other) => println!("{other:?}"),
-            _ => {}
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -1,4 +1,4 @@
-//! Well-known applications (PROTOCOL §9).
+//! Well-known applications ([PROTOCOL §9](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#9-well-known-applications-ones-extension)).
 
 use onesoidc_core::{
     Application, Error, applications_request, applications_url, find_application,
@@ -8,7 +8,9 @@ use onesoidc_core::{
 use crate::OnesIdClient;
 
 impl OnesIdClient {
-    /// Every application the provider lists for this device.
+    /// Every application the provider lists for this device, each URL
+    /// resolved against the issuer (a path becomes a URL on the issuer's
+    /// origin), ready to be CIBA's `resource`.
     pub async fn applications(&self) -> Result<Vec<Application>, Error> {
         let endpoint = applications_url(self.issuer());
         let response = self
@@ -17,17 +19,25 @@ impl OnesIdClient {
                 &endpoint,
             )
             .await?;
-        parse_applications(&endpoint, &response)
+        parse_applications(&endpoint, &response)?
+            .into_iter()
+            .map(|app| {
+                Ok(Application {
+                    url: self.issuer().resolve_url(&app.url)?,
+                    ..app
+                })
+            })
+            .collect()
     }
 
     /// The application with `client_identifier`, its URL resolved against the
     /// issuer, ready to be CIBA's `resource`.
     ///
     /// ```no_run
-    /// use onesoidc_flows::LoginOptions;
+    /// use onesoidc_flows::CibaRequest;
     /// # async fn run(client: onesoidc_flows::OnesIdClient) -> Result<(), onesoidc_flows::Error> {
     /// let app = client.application("vhh-server").await?;
-    /// let request = LoginOptions::default().resource(app.url).request_for_username("alice");
+    /// let request = CibaRequest::for_username("alice").resource(app.url);
     /// let login = client.ciba(&request).await?;
     /// # Ok(()) }
     /// ```

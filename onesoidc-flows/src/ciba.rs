@@ -1,10 +1,12 @@
-//! CIBA: ask OnesID to authenticate a person on their phone (PROTOCOL §5).
+//! CIBA: ask OnesID to authenticate a person on their phone ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10)).
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use onesoidc_core::{
-    BackchannelAuthResponse, CibaPollResponse, CibaPoller, CibaRequest, Error, ExposeSecret,
-    IdTokenClaims, LoginHint, PollStep, TokenSet, parse_backchannel_response,
+    AuthReqId, BackchannelAuthResponse, CibaPollResponse, CibaPoller, CibaRequest, Error,
+    ExposeSecret, IdTokenClaims, PollStep, TokenSet, parse_backchannel_response,
     parse_ciba_poll_response,
 };
 use tokio::sync::mpsc;
@@ -12,15 +14,34 @@ use tokio::time::Instant;
 
 use crate::{EventStream, OnesIdClient};
 
-/// What happens during a CIBA login, in order. The stream ends after
-/// `Authenticated` or `Failed`.
-#[derive(Debug)]
+/// What happens during a CIBA login, in order (the seed's
+/// `CibaAuthSignals`). The stream ends after `Authenticated` or `Failed`,
+/// exactly one of which comes last.
+///
+/// `Display` gives a line for a log or a UI, never a token:
+///
+/// ```
+/// use std::time::Duration;
+/// use onesoidc_flows::CibaEvent;
+/// let event = CibaEvent::WaitingForAuthorization {
+///     remaining: Duration::from_secs(90),
+///     polls: 2,
+///     next_poll_in: Duration::from_secs(5),
+/// };
+/// assert_eq!(event.to_string(), "waiting for the person to approve (90 s left, 2 polls, next in 5 s)");
+/// ```
+///
+/// A `Failed` error says what went wrong; for a UI, ask it:
+/// [`Error::is_denied`] (the person said no), [`Error::is_expired`] (nobody
+/// answered in time), [`Error::is_network`] (try again later), otherwise a
+/// configuration or provider problem its message names.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum CibaEvent {
     /// The provider accepted the request; the person's phone is being asked.
     Started {
         /// Identifies the request.
-        auth_req_id: String,
+        auth_req_id: AuthReqId,
         /// How long the person has to answer.
         expires_in: Duration,
         /// The binding message shown on the phone, if any.
@@ -38,17 +59,48 @@ pub enum CibaEvent {
     /// The person approved; the ID token (if any) has been validated.
     Authenticated(Login),
     /// The login failed: denied, expired, or an error.
-    Failed(Error),
+    Failed(Arc<Error>),
+}
+
+impl fmt::Display for CibaEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CibaEvent::Started {
+                expires_in,
+                binding_message,
+                ..
+            } => {
+                write!(f, "asked the person to approve")?;
+                if let Some(message) = binding_message {
+                    write!(f, " \u{201c}{message}\u{201d}")?;
+                }
+                write!(f, " ({} s to answer)", expires_in.as_secs())
+            }
+            CibaEvent::WaitingForAuthorization {
+                remaining,
+                polls,
+                next_poll_in,
+            } => write!(
+                f,
+                "waiting for the person to approve ({} s left, {polls} polls, next in {} s)",
+                remaining.as_secs(),
+                next_poll_in.as_secs()
+            ),
+            CibaEvent::Authenticated(login) => write!(f, "{login}"),
+            CibaEvent::Failed(error) => write!(f, "failed: {error}"),
+        }
+    }
 }
 
 /// A person's finished login (CIBA or QR): their tokens and, when the
 /// provider sent an ID token, its claims, already validated (signature
-/// against the provider's keys, issuer, audience, expiry).
+/// against the provider's keys, issuer, audience, expiry). A login that
+/// asked for `openid` always has them.
 ///
 /// ```no_run
 /// # async fn run(client: onesoidc_flows::OnesIdClient) -> Result<(), onesoidc_flows::Error> {
-/// use onesoidc_flows::LoginOptions;
-/// let login = client.ciba(&LoginOptions::default().request_for_username("alice")).await?;
+/// use onesoidc_flows::CibaRequest;
+/// let login = client.ciba(&CibaRequest::for_username("alice")).await?;
 /// if let Some(claims) = &login.claims {
 ///     println!("{} logged in", claims.sub);
 /// }
@@ -72,68 +124,21 @@ impl Login {
     }
 }
 
-/// Options of a person's login that do not depend on how the person is found.
-///
-/// ```
-/// use onesoidc_flows::LoginOptions;
-/// let options = LoginOptions::default().binding_message("Kiosk 7").resource("https://vhh.example.com");
-/// let request = options.request_for_username("alice");
-/// assert_eq!(request.binding_message.as_deref(), Some("Kiosk 7"));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoginOptions {
-    /// Scopes; default `openid offline_access profile`. `openid` is added when missing.
-    pub scope: Option<String>,
-    /// Shown on the phone (at most 120 characters).
-    pub binding_message: Option<String>,
-    /// Target application URL (`resource`).
-    pub resource: Option<String>,
-    /// Requested lifetime of the request, in seconds.
-    pub requested_expiry: Option<u64>,
-    /// Requested ACR values.
-    pub acr_values: Option<String>,
-}
-
-impl LoginOptions {
-    /// Sets the scope.
-    pub fn scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = Some(scope.into());
-        self
-    }
-
-    /// Sets the binding message.
-    pub fn binding_message(mut self, message: impl Into<String>) -> Self {
-        self.binding_message = Some(message.into());
-        self
-    }
-
-    /// Sets the target application URL.
-    pub fn resource(mut self, url: impl Into<String>) -> Self {
-        self.resource = Some(url.into());
-        self
-    }
-
-    /// The CIBA request for `hint` with these options.
-    pub fn request(&self, hint: LoginHint) -> CibaRequest {
-        let mut request = CibaRequest::new(hint);
-        if let Some(scope) = &self.scope {
-            request = request.scope(scope.clone());
+/// `authenticated alice; the token expires at 2026-11-30T12:00:00Z`.
+impl fmt::Display for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.claims {
+            Some(claims) => write!(f, "authenticated {}", claims.sub)?,
+            None => write!(f, "authenticated")?,
         }
-        request.binding_message = self.binding_message.clone();
-        request.resource = self.resource.clone();
-        request.requested_expiry = self.requested_expiry;
-        request.acr_values = self.acr_values.clone();
-        request
-    }
-
-    /// The CIBA request for a username.
-    pub fn request_for_username(&self, username: &str) -> CibaRequest {
-        self.request(LoginHint::Username(username.to_string()))
+        write!(f, "; the token expires {}", self.tokens.expiry())
     }
 }
 
 impl OnesIdClient {
-    /// Starts a CIBA login: sends the signed request object.
+    /// Starts a CIBA login: sends the signed request object. A request
+    /// naming nobody, without `openid` or with too long a binding message is
+    /// refused before anything is sent ([`Error::InvalidRequest`]).
     pub async fn ciba_start(
         &self,
         request: &CibaRequest,
@@ -161,10 +166,10 @@ impl OnesIdClient {
     }
 
     /// Polls once (with a fresh assertion).
-    pub async fn ciba_poll(&self, auth_req_id: &str) -> Result<CibaPollResponse, Error> {
+    pub async fn ciba_poll(&self, auth_req_id: &AuthReqId) -> Result<CibaPollResponse, Error> {
         let endpoint = self.provider_metadata().await?.token_endpoint.clone();
         let request = {
-            let (endpoint, auth_req_id) = (endpoint.clone(), auth_req_id.to_string());
+            let (endpoint, auth_req_id) = (endpoint.clone(), auth_req_id.clone());
             self.signed_request(move |auth, now| {
                 auth.ciba_poll_request(&endpoint, &auth_req_id, now)
             })
@@ -185,9 +190,9 @@ impl OnesIdClient {
     /// Starts a CIBA login and waits for the result.
     ///
     /// ```no_run
-    /// use onesoidc_flows::{LoginOptions, OnesIdClient};
+    /// use onesoidc_flows::{CibaRequest, OnesIdClient};
     /// # async fn run(client: OnesIdClient) -> Result<(), onesoidc_flows::Error> {
-    /// let request = LoginOptions::default().binding_message("Kiosk 7").request_for_username("alice");
+    /// let request = CibaRequest::for_username("alice").binding_message("Kiosk 7");
     /// let login = client.ciba(&request).await?;
     /// # Ok(()) }
     /// ```
@@ -198,38 +203,46 @@ impl OnesIdClient {
 
     /// The CIBA login as a stream of [`CibaEvent`]s (replacing the original's
     /// `CibaAuthSignals`). Dropping the stream cancels the login.
+    ///
+    /// ```no_run
+    /// use onesoidc_flows::{CibaEvent, CibaRequest, StreamExt};
+    /// # async fn run(client: onesoidc_flows::OnesIdClient) {
+    /// let mut events = client.ciba_events(CibaRequest::for_username("alice"));
+    /// while let Some(event) = events.next().await {
+    ///     println!("{event}");
+    /// }
+    /// # }
+    /// ```
     pub fn ciba_events(&self, request: CibaRequest) -> EventStream<CibaEvent> {
         let client = self.clone();
         EventStream::spawn(move |events| async move {
-            client.ciba_run(&request, &events).await;
+            let last = client.ciba_run(&request, &events).await;
+            let _ = events.send(last).await;
         })
     }
 
-    /// Runs a whole CIBA login, reporting every step on `events` (as
-    /// itself, or wrapped, e.g. in [`QrEvent::Ciba`](crate::QrEvent::Ciba)).
+    /// Runs a whole CIBA login, reporting every step but the last on
+    /// `events` (as itself, or wrapped as a QR event); returns the last.
     pub(crate) async fn ciba_run<T: From<CibaEvent>>(
         &self,
         request: &CibaRequest,
         events: &mpsc::Sender<T>,
-    ) {
-        let last = match self.ciba_start(request).await {
-            Ok(started) => {
-                let event = CibaEvent::Started {
-                    auth_req_id: started.auth_req_id.clone(),
-                    expires_in: started.expires_in,
-                    binding_message: request.binding_message.clone(),
-                };
-                if events.send(event.into()).await.is_err() {
-                    return;
-                }
-                match self.ciba_wait_reporting(&started, Some(events)).await {
-                    Ok(login) => CibaEvent::Authenticated(login),
-                    Err(error) => CibaEvent::Failed(error),
-                }
-            }
-            Err(error) => CibaEvent::Failed(error),
+    ) -> CibaEvent {
+        let started = match self.ciba_start(request).await {
+            Ok(started) => started,
+            Err(error) => return CibaEvent::Failed(Arc::new(error)),
         };
-        let _ = events.send(last.into()).await;
+        let event = CibaEvent::Started {
+            auth_req_id: started.auth_req_id.clone(),
+            expires_in: started.expires_in,
+            binding_message: request.binding_message.clone(),
+        };
+        // A closed receiver means the stream was dropped, which aborts this task.
+        let _ = events.send(event.into()).await;
+        match self.ciba_wait_reporting(&started, Some(events)).await {
+            Ok(login) => CibaEvent::Authenticated(login),
+            Err(error) => CibaEvent::Failed(Arc::new(error)),
+        }
     }
 
     async fn ciba_wait_reporting<T: From<CibaEvent>>(
@@ -247,7 +260,6 @@ impl OnesIdClient {
                     polls: poller.polls(),
                     next_poll_in: wait,
                 };
-                // A closed receiver means the stream was dropped, which aborts this task.
                 let _ = events.send(event.into()).await;
             }
             tokio::time::sleep(wait).await;
@@ -265,7 +277,10 @@ impl OnesIdClient {
     }
 
     /// Validates the ID token of `tokens`, when there is one.
-    async fn check_id_token(&self, tokens: &TokenSet) -> Result<Option<IdTokenClaims>, Error> {
+    pub(crate) async fn check_id_token(
+        &self,
+        tokens: &TokenSet,
+    ) -> Result<Option<IdTokenClaims>, Error> {
         match &tokens.id_token {
             Some(id_token) => Ok(Some(
                 self.validate_id_token(id_token.expose_secret()).await?,

@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 use onesoidc_core::request::HttpRequest;
 use onesoidc_core::response::HttpResponse;
 use onesoidc_core::{
-    ClientAuth, DeviceTokenRequest, Error, ExposeSecret, Issuer, ProviderMetadata, PublicJwkSet,
-    SecretString, TokenSet, parse_token_response,
+    ClientAuth, DeviceTokenRequest, Endpoint, Error, ExposeSecret, Issuer, ProviderMetadata,
+    PublicJwkSet, SecretString, TokenSet, parse_token_response,
 };
 use onesoidc_fs::IdentityPaths;
-use onesoidc_http::{HttpClient, Policy, PolicyClient};
+use onesoidc_http::{BoxFuture, HttpClient, Policy, PolicyClient};
 use tokio::sync::{Mutex, OnceCell, RwLock};
 
 use crate::DeviceIdentity;
@@ -43,6 +43,22 @@ struct Inner {
     metadata: OnceCell<ProviderMetadata>,
     jwks: RwLock<Option<Arc<PublicJwkSet>>>,
     device_bearer: Mutex<Option<TokenSet>>,
+    device_token_source: std::sync::RwLock<Option<Arc<dyn DeviceTokenSource>>>,
+}
+
+/// Where an [`OnesIdClient`] gets the device's access token for the
+/// requests that carry it as a bearer (QR sessions, well-known
+/// applications). By default the client fetches and caches its own; give it
+/// a source (onesoidc-tokens implements this for a `TokenManager`) so one
+/// process holds one device token, on one refresh schedule.
+pub trait DeviceTokenSource: Send + Sync {
+    /// A valid device access token, or `None` when the source is gone (the
+    /// client then fetches its own again).
+    fn device_token(&self) -> BoxFuture<'_, Option<Result<SecretString, Error>>>;
+
+    /// The provider refused the token last handed out (HTTP 401): the next
+    /// one must be a new one.
+    fn refused(&self) -> BoxFuture<'_, ()>;
 }
 
 /// A cached device token is replaced this long before it expires.
@@ -174,6 +190,7 @@ impl OnesIdClientBuilder {
                 metadata: OnceCell::new(),
                 jwks: RwLock::new(None),
                 device_bearer: Mutex::new(None),
+                device_token_source: std::sync::RwLock::new(None),
             }),
         })
     }
@@ -251,7 +268,7 @@ impl OnesIdClient {
         SystemTime::now()
     }
 
-    /// The provider's endpoints: discovered once, then cached (PROTOCOL §2).
+    /// The provider's endpoints: discovered once, then cached ([PROTOCOL §2](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#2-discovery)).
     pub async fn provider_metadata(&self) -> Result<&ProviderMetadata, Error> {
         let issuer = &self.inner.issuer;
         self.inner
@@ -268,7 +285,11 @@ impl OnesIdClient {
     }
 
     /// Sends `request` to `endpoint`; a transport failure names the endpoint.
-    pub async fn send(&self, endpoint: &str, request: HttpRequest) -> Result<HttpResponse, Error> {
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        request: HttpRequest,
+    ) -> Result<HttpResponse, Error> {
         send(&self.inner.http, endpoint, request).await
     }
 
@@ -298,7 +319,7 @@ impl OnesIdClient {
             })
     }
 
-    /// A device access token with the default options (PROTOCOL §4).
+    /// A device access token with the default options ([PROTOCOL §4](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#4-device-access-token)).
     pub async fn device_token(&self) -> Result<TokenSet, Error> {
         self.device_token_with(&DeviceTokenRequest::default()).await
     }
@@ -317,7 +338,7 @@ impl OnesIdClient {
         parse_token_response(&endpoint, &response, self.now())
     }
 
-    /// Refreshes a user's tokens with the refresh_token grant (PROTOCOL §6).
+    /// Refreshes a user's tokens with the refresh_token grant ([PROTOCOL §6](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#6-refresh)).
     ///
     /// When the response has no new refresh token, the old one is kept in
     /// the returned set; when it has one (rotation), the new one replaces it.
@@ -344,27 +365,68 @@ impl OnesIdClient {
             .keep_refresh_token_from(previous))
     }
 
+    /// Takes the device access token for bearer requests (QR sessions,
+    /// applications) from `source` from now on, e.g. a token manager, so
+    /// the process holds one device token instead of two.
+    ///
+    /// ```no_run
+    /// # async fn run(client: onesoidc_flows::OnesIdClient, source: std::sync::Arc<dyn onesoidc_flows::DeviceTokenSource>) {
+    /// client.use_device_tokens_from(source);
+    /// # }
+    /// ```
+    pub fn use_device_tokens_from(&self, source: Arc<dyn DeviceTokenSource>) {
+        *self
+            .inner
+            .device_token_source
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(source);
+    }
+
+    fn device_token_source(&self) -> Option<Arc<dyn DeviceTokenSource>> {
+        self.inner
+            .device_token_source
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// Sends a request that carries the device access token as bearer
-    /// (QR sessions, applications). The token is cached until shortly before
-    /// it expires; a 401 gets one retry with a new token.
+    /// (QR sessions, applications). The token comes from the
+    /// [`DeviceTokenSource`] if there is one, else from the client's own
+    /// cache (kept until shortly before it expires); a 401 gets one retry
+    /// with a new token.
     pub(crate) async fn with_device_bearer(
         &self,
         build: impl Fn(&str) -> Result<HttpRequest, Error>,
-        endpoint: &str,
+        endpoint: &Endpoint,
     ) -> Result<HttpResponse, Error> {
         let bearer = self.device_bearer().await?;
         let response = self.send(endpoint, build(bearer.expose_secret())?).await?;
         if response.status() != http::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
-        tracing::debug!(endpoint, "device token refused; getting a new one");
-        *self.inner.device_bearer.lock().await = None;
+        tracing::debug!(%endpoint, "device token refused; getting a new one");
+        match self.device_token_source() {
+            Some(source) => source.refused().await,
+            None => *self.inner.device_bearer.lock().await = None,
+        }
         let bearer = self.device_bearer().await?;
         self.send(endpoint, build(bearer.expose_secret())?).await
     }
 
-    /// The cached device access token, fetched when missing or about to expire.
+    /// The device access token for bearer requests.
     async fn device_bearer(&self) -> Result<SecretString, Error> {
+        if let Some(source) = self.device_token_source()
+            && let Some(token) = source.device_token().await
+        {
+            return token;
+        }
+        self.own_device_bearer().await
+    }
+
+    /// The client's own cached device access token, fetched when missing or
+    /// about to expire.
+    async fn own_device_bearer(&self) -> Result<SecretString, Error> {
         let mut cached = self.inner.device_bearer.lock().await;
         let now = self.now();
         match cached.as_ref() {
@@ -395,7 +457,7 @@ impl OnesIdClient {
 /// the endpoint.
 pub(crate) async fn send(
     http: &dyn HttpClient,
-    endpoint: &str,
+    endpoint: &Endpoint,
     request: HttpRequest,
 ) -> Result<HttpResponse, Error> {
     let method = request.method().clone();
@@ -406,6 +468,6 @@ pub(crate) async fn send(
             endpoint: endpoint.to_string(),
             source,
         })?;
-    tracing::debug!(%method, endpoint, status = response.status().as_u16(), "response");
+    tracing::debug!(%method, %endpoint, status = response.status().as_u16(), "response");
     Ok(response)
 }

@@ -5,32 +5,61 @@
 //! provider once, and signs a fresh client assertion for every request.
 //!
 //! ```no_run
-//! use onesoidc_flows::{LoginOptions, OnesIdClient};
-//! use onesoidc_flows::core::ExposeSecret;
+//! use std::process::ExitCode;
+//! use onesoidc_flows::{CibaRequest, Error, OnesIdClient};
 //!
 //! #[tokio::main]
-//! async fn main() -> Result<(), onesoidc_flows::Error> {
+//! async fn main() -> ExitCode {
+//!     match run().await {
+//!         Ok(()) => ExitCode::SUCCESS,
+//!         Err(error) => {
+//!             eprintln!("error: {error}"); // names the file, field, endpoint or status
+//!             ExitCode::FAILURE
+//!         }
+//!     }
+//! }
+//!
+//! async fn run() -> Result<(), Error> {
 //!     // device.yml and the key from px-device-identity's default places
 //!     // (or ONESOIDC_DEVICE_CONFIG / ONESOIDC_KEY_DIR).
 //!     let client = OnesIdClient::from_default_identity()?;
 //!     let device = client.device_token().await?;                // the device itself
-//!     println!("device token expires at {:?}", device.expires_at);
+//!     println!("the device token expires {}", device.expiry());
 //!
 //!     let app = client.application("vhh-server").await?;        // where the person goes
-//!     let request = LoginOptions::default()
+//!     let request = CibaRequest::for_username("alice")
 //!         .binding_message("Log in to kiosk 7")
-//!         .resource(app.url)
-//!         .request_for_username("alice");
+//!         .resource(app.url);
 //!     let login = client.ciba(&request).await?;                  // alice approves on her phone
-//!     println!("alice's token: {}", login.tokens.access_token.expose_secret());
+//!     println!("{login}");                                       // authenticated alice; the token expires at ...
 //!     Ok(())
 //! }
 //! ```
+//!
+//! Every flow also comes as a `Stream` of events that print as log lines
+//! ([`OnesIdClient::ciba_events`], [`OnesIdClient::qr_events`]); dropping
+//! the stream cancels the flow. [`OnesIdClient::builder`] takes your own
+//! [`HttpClient`](onesoidc_http::HttpClient) (a proxy, a decorator, another
+//! backend); the HTTP rules of [PROTOCOL §11](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#11-http-hygiene) hold for any of them.
+//!
+//! # Features
+//!
+//! - `reqwest` (default): the default HTTP backend. Without it, give
+//!   [`OnesIdClient::builder`] an `HttpClient` of your own: no reqwest or
+//!   hyper is compiled.
+//! - `qr-png` (default): [`render::png`] (the `image` crate). Terminal,
+//!   ASCII and SVG codes need no feature.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod apps;
+
+/// The README's Rust blocks, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 mod ciba;
 mod client;
 mod events;
@@ -41,15 +70,16 @@ pub mod render;
 mod signer;
 mod validation;
 
-pub use ciba::{CibaEvent, Login, LoginOptions};
-pub use client::{OnesIdClient, OnesIdClientBuilder};
+pub use ciba::{CibaEvent, Login};
+pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder};
 pub use events::EventStream;
 pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
 /// The sans-IO core, re-exported so one dependency is enough.
 pub use onesoidc_core as core;
 pub use onesoidc_core::{
-    Application, CibaRequest, DeviceTokenRequest, Error, IdTokenClaims, Introspection, LoginHint,
-    QrSession, TokenSet,
+    Application, AuthReqId, CibaRequest, ClientId, DeviceTokenRequest, Endpoint, Error,
+    IdTokenClaims, Introspection, LoginHint, QrSession, QrSessionId, Scope, SecretString, TokenSet,
+    TokenTypeHint,
 };
 /// Where the identity files are, and how they are read and written.
 pub use onesoidc_fs as fs;

@@ -1,14 +1,14 @@
-//! Registering a device (PROTOCOL §10), producing the same files as
+//! Registering a device ([PROTOCOL §10](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#10-device-registration-px-device-identitys-protocol)), producing the same files as
 //! px-device-identity, so existing tools keep working.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use onesoidc_core::{
-    DeviceConfig, Error, KeySecurity, KeyType, MachineFacts, PemSigner, REGISTRATION_POLL_INTERVAL,
-    REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus, parse_registration_response,
-    parse_registration_status, registration_request, registration_status_request,
-    registration_status_url, registration_url,
+    ClientId, DeviceConfig, Error, KeySecurity, KeyType, MachineFacts, PemSigner,
+    REGISTRATION_POLL_INTERVAL, REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus,
+    parse_registration_response, parse_registration_status, registration_request,
+    registration_status_request, registration_status_url, registration_url,
 };
 use onesoidc_fs::{IdentityPaths, NewFile, write_atomically};
 use onesoidc_http::{HttpClient, Policy};
@@ -20,8 +20,9 @@ use crate::client::send;
 /// px-device-identity's config format version.
 pub const CONFIG_VERSION: &str = "0.0.3";
 
-/// What to register, and where the identity goes. Every setting has a
-/// default, given on its setter.
+/// What to register, and where the identity goes. Build it with the
+/// setters (every setting has a default, given on its setter); the fields
+/// are public to read.
 ///
 /// ```
 /// use onesoidc_flows::DeviceRegistration;
@@ -29,21 +30,33 @@ pub const CONFIG_VERSION: &str = "0.0.3";
 /// let registration = DeviceRegistration::new("ServerName", "Bangkok", "server")
 ///     .provider("https://idp-server.ones-now.com", "onesid1.com")
 ///     .key_type(KeyType::Rsa2048);
-/// assert_eq!(registration.host(), Some("https://idp-server.ones-now.com"));
+/// assert_eq!(registration.host.as_deref(), Some("https://idp-server.ones-now.com"));
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DeviceRegistration {
-    host: Option<String>,
-    domain: Option<String>,
-    title: String,
-    location: String,
-    role: String,
-    key_type: KeyType,
-    paths: IdentityPaths,
-    force: bool,
-    timeout: Duration,
-    poll_interval: Duration,
-    policy: Policy,
+    /// The provider's base URL (`host`); `None` for an unmanaged identity.
+    pub host: Option<String>,
+    /// The domain (required with a provider).
+    pub domain: Option<String>,
+    /// Device title.
+    pub title: String,
+    /// Device location.
+    pub location: String,
+    /// Device role (`server`, `desktop`, ...); written lower case.
+    pub role: String,
+    /// Key type to generate.
+    pub key_type: KeyType,
+    /// Where `device.yml` and the keys go.
+    pub paths: IdentityPaths,
+    /// Replace an existing identity.
+    pub force: bool,
+    /// How long to wait for an administrator.
+    pub timeout: Duration,
+    /// How often to ask.
+    pub poll_interval: Duration,
+    /// The HTTP rules of the registration's requests.
+    pub policy: Policy,
 }
 
 /// Progress of a registration, for showing to the person registering.
@@ -128,21 +141,6 @@ impl DeviceRegistration {
         self
     }
 
-    /// The provider's base URL; `None` for an unmanaged identity.
-    pub fn host(&self) -> Option<&str> {
-        self.host.as_deref()
-    }
-
-    /// The domain, with a provider.
-    pub fn domain(&self) -> Option<&str> {
-        self.domain.as_deref()
-    }
-
-    /// Where the identity goes.
-    pub fn identity_paths(&self) -> &IdentityPaths {
-        &self.paths
-    }
-
     fn refuse_to_overwrite(&self) -> Result<(), Error> {
         if self.force {
             return Ok(());
@@ -157,7 +155,7 @@ impl DeviceRegistration {
         Ok(())
     }
 
-    fn config(&self, id: String, client_id: Option<String>) -> DeviceConfig {
+    fn config(&self, id: String, client_id: Option<ClientId>) -> DeviceConfig {
         DeviceConfig {
             id,
             client_id,
@@ -332,13 +330,13 @@ pub async fn register_device(
             }
             RegistrationStatus::Rejected => {
                 return Err(Error::RegistrationRejected {
-                    endpoint: status_endpoint,
+                    endpoint: status_endpoint.into_string(),
                     verification_code: code,
                 });
             }
             RegistrationStatus::Failed => {
                 return Err(Error::RegistrationFailed {
-                    endpoint: status_endpoint,
+                    endpoint: status_endpoint.into_string(),
                     verification_code: code,
                 });
             }

@@ -26,6 +26,13 @@ pub struct RenderError {
     reason: String,
 }
 
+/// So `?` on a rendering works in a function returning the flows' error.
+impl From<RenderError> for onesoidc_core::Error {
+    fn from(error: RenderError) -> Self {
+        onesoidc_core::Error::Other(Box::new(error))
+    }
+}
+
 fn code(data: &str) -> Result<QrCode, RenderError> {
     QrCode::new(data.as_bytes()).map_err(|e| RenderError {
         len: data.len(),

@@ -1,9 +1,9 @@
 //! Checking tokens: ID tokens against the provider's keys, access tokens by
-//! introspection, and revocation (PROTOCOL §5, §7).
+//! introspection, and revocation ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10), [§7](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#7-introspection-and-revocation)).
 
 use onesoidc_core::{
-    Error, ExposeSecret, IdTokenClaims, IdTokenError, IdTokenExpectations, Introspection,
-    PublicJwkSet, SecretString, parse_introspection_response, parse_revocation_response,
+    Error, IdTokenClaims, IdTokenError, IdTokenExpectations, Introspection, PublicJwkSet,
+    SecretString, TokenTypeHint, parse_introspection_response, parse_revocation_response,
     response::parse_json, validate_id_token,
 };
 
@@ -37,7 +37,7 @@ impl OnesIdClient {
             other => other,
         };
         result.map_err(|source| Error::IdToken {
-            endpoint: meta.jwks_uri.clone(),
+            endpoint: meta.jwks_uri.to_string(),
             source,
         })
     }
@@ -58,10 +58,17 @@ impl OnesIdClient {
     }
 
     /// Asks the provider whether `token` is active (RFC 7662).
+    ///
+    /// ```no_run
+    /// # async fn run(client: onesoidc_flows::OnesIdClient, tokens: onesoidc_flows::TokenSet) -> Result<(), onesoidc_flows::Error> {
+    /// let info = client.introspect(&tokens.access_token, None).await?;
+    /// println!("active: {}", info.active);
+    /// # Ok(()) }
+    /// ```
     pub async fn introspect(
         &self,
-        token: &str,
-        token_type_hint: Option<&str>,
+        token: &SecretString,
+        hint: Option<TokenTypeHint>,
     ) -> Result<Introspection, Error> {
         let endpoint = self
             .provider_metadata()
@@ -70,10 +77,9 @@ impl OnesIdClient {
             .clone();
         let request = {
             let endpoint = endpoint.clone();
-            let token = SecretString::from(token.to_string());
-            let hint = token_type_hint.map(str::to_string);
+            let token = token.clone();
             self.signed_request(move |auth, now| {
-                auth.introspection_request(&endpoint, token.expose_secret(), hint.as_deref(), now)
+                auth.introspection_request(&endpoint, &token, hint, now)
             })
             .await?
         };
@@ -82,14 +88,17 @@ impl OnesIdClient {
     }
 
     /// Revokes `token` (RFC 7009).
-    pub async fn revoke(&self, token: &str, token_type_hint: Option<&str>) -> Result<(), Error> {
+    pub async fn revoke(
+        &self,
+        token: &SecretString,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<(), Error> {
         let endpoint = self.provider_metadata().await?.revocation_endpoint.clone();
         let request = {
             let endpoint = endpoint.clone();
-            let token = SecretString::from(token.to_string());
-            let hint = token_type_hint.map(str::to_string);
+            let token = token.clone();
             self.signed_request(move |auth, now| {
-                auth.revocation_request(&endpoint, token.expose_secret(), hint.as_deref(), now)
+                auth.revocation_request(&endpoint, &token, hint, now)
             })
             .await?
         };

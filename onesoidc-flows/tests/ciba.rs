@@ -5,17 +5,15 @@ mod support;
 
 use std::time::Duration;
 
-use onesoidc_core::{CibaRequest, Error, LoginHint};
+use onesoidc_core::{CibaRequest, Error};
 
 use onesoidc_devidp::DevIdpConfig;
-use onesoidc_flows::{CibaEvent, LoginOptions, StreamExt};
+use onesoidc_flows::{CibaEvent, StreamExt};
 use support::{config, world, world_with};
 use tokio::time::Instant;
 
 fn alice() -> CibaRequest {
-    LoginOptions::default()
-        .binding_message("Kiosk 7")
-        .request_for_username("alice")
+    CibaRequest::for_username("alice").binding_message("Kiosk 7")
 }
 
 #[tokio::test(start_paused = true)]
@@ -109,7 +107,7 @@ async fn unknown_user_is_refused_at_the_start() {
     let w = world().await;
     let err = w
         .client
-        .ciba(&LoginOptions::default().request_for_username("mallory"))
+        .ciba(&CibaRequest::for_username("mallory"))
         .await
         .unwrap_err();
     assert_eq!(err.oauth_error(), Some("unknown_user_id"), "{err}");
@@ -142,9 +140,7 @@ async fn events_in_order_and_drop_cancels() {
     );
 
     // Dropping the stream stops the polling.
-    let mut stream = w
-        .client
-        .ciba_events(CibaRequest::new(LoginHint::Username("bob".into())));
+    let mut stream = w.client.ciba_events(CibaRequest::for_username("bob"));
     assert!(matches!(
         stream.next().await,
         Some(CibaEvent::Started { .. })

@@ -11,7 +11,7 @@ use onesoidc_core::{
 };
 use onesoidc_devidp::faults::{Fault, FaultProxy, start_behind_proxy};
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
-use onesoidc_flows::{DeviceIdentity, LoginOptions, OnesIdClient};
+use onesoidc_flows::{CibaRequest, DeviceIdentity, OnesIdClient};
 use onesoidc_http::ReqwestClient;
 use serde_json::json;
 
@@ -170,7 +170,7 @@ async fn server_errors_with_html_bodies_are_http_status_with_a_short_one_line_sn
             ),
             (
                 w.token_endpoint(),
-                timed("ciba_poll", w.client.ciba_poll("some-auth-req-id"))
+                timed("ciba_poll", w.client.ciba_poll(&"some-auth-req-id".into()))
                     .await
                     .unwrap_err(),
             ),
@@ -178,8 +178,7 @@ async fn server_errors_with_html_bodies_are_http_status_with_a_short_one_line_sn
                 introspection.clone(),
                 timed(
                     "introspect",
-                    w.client
-                        .introspect(device.access_token.expose_secret(), None),
+                    w.client.introspect(&device.access_token, None),
                 )
                 .await
                 .unwrap_err(),
@@ -269,7 +268,7 @@ async fn a_truncated_body_is_a_transport_error_not_a_parse_error() {
         .await
         .unwrap_err();
     assert_transport(&err, TransportErrorKind::Other, &w.token_endpoint());
-    let err = timed("ciba_poll", w.client.ciba_poll("id"))
+    let err = timed("ciba_poll", w.client.ciba_poll(&"id".into()))
         .await
         .unwrap_err();
     assert_transport(&err, TransportErrorKind::Other, &w.token_endpoint());
@@ -287,8 +286,7 @@ async fn bodies_over_one_mebibyte_are_refused_with_or_without_a_length() {
         assert_transport(&err, TransportErrorKind::BodyTooLarge, &w.token_endpoint());
         let err = timed(
             "introspect",
-            w.client
-                .introspect(device.access_token.expose_secret(), None),
+            w.client.introspect(&device.access_token, None),
         )
         .await
         .unwrap_err();
@@ -333,14 +331,14 @@ async fn invalid_json_and_wrong_shapes_are_invalid_response() {
             .await
             .unwrap_err();
         assert_invalid_response(&err, &endpoint, needle);
-        let err = timed("ciba_poll", w.client.ciba_poll("id"))
+        let err = timed("ciba_poll", w.client.ciba_poll(&"id".into()))
             .await
             .unwrap_err();
         assert_invalid_response(&err, &endpoint, needle);
     }
     // An introspection answer without `active` is not one.
     w.proxy.set(Fault::json(&json!({"sub": "someone"}))).await;
-    let err = timed("introspect", w.client.introspect("token", None))
+    let err = timed("introspect", w.client.introspect(&"token".into(), None))
         .await
         .unwrap_err();
     assert_invalid_response(&err, &w.idp.introspection_endpoint(), "active");
@@ -470,18 +468,18 @@ async fn ciba_under_faults_ends_in_a_typed_error() {
         true,
     )
     .await;
-    let request = LoginOptions::default().request_for_username("alice");
+    let request = CibaRequest::for_username("alice");
     let started = w.client.ciba_start(&request).await.unwrap();
-    let id = started.auth_req_id.as_str();
+    let id = started.auth_req_id.clone();
     let endpoint = w.token_endpoint();
 
     w.proxy.set(Fault::Down).await;
-    let err = timed("ciba_poll", w.client.ciba_poll(id))
+    let err = timed("ciba_poll", w.client.ciba_poll(&id))
         .await
         .unwrap_err();
     assert_transport(&err, TransportErrorKind::Connect, &endpoint);
     w.proxy.set(Fault::bad_gateway()).await;
-    let err = timed("ciba_poll", w.client.ciba_poll(id))
+    let err = timed("ciba_poll", w.client.ciba_poll(&id))
         .await
         .unwrap_err();
     assert_eq!(err.http_status(), Some(502), "{err}");
@@ -490,7 +488,7 @@ async fn ciba_under_faults_ends_in_a_typed_error() {
             delay: Duration::from_secs(60),
         })
         .await;
-    let err = timed("ciba_poll", w.client.ciba_poll(id))
+    let err = timed("ciba_poll", w.client.ciba_poll(&id))
         .await
         .unwrap_err();
     assert_eq!(transport_kind(&err), Some(TransportErrorKind::Timeout));
@@ -498,7 +496,7 @@ async fn ciba_under_faults_ends_in_a_typed_error() {
     // The request is still pending at the provider: polls went nowhere.
     w.proxy.set(Fault::Forward).await;
     assert!(matches!(
-        w.client.ciba_poll(id).await.unwrap(),
+        w.client.ciba_poll(&id).await.unwrap(),
         CibaPollResponse::Pending | CibaPollResponse::SlowDown
     ));
 
@@ -526,7 +524,7 @@ async fn a_token_after_a_fault_is_still_valid_at_the_provider() {
     let tokens = w.client.device_token().await.unwrap();
     let info = w
         .client
-        .introspect(tokens.access_token.expose_secret(), None)
+        .introspect(&tokens.access_token, None)
         .await
         .unwrap();
     assert!(info.active);

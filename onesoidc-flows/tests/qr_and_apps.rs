@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use onesoidc_core::{Error, ExposeSecret, QrStatus};
+use onesoidc_core::{Error, ExposeSecret, QrStatus, TokenTypeHint};
 use onesoidc_devidp::DevIdpConfig;
-use onesoidc_flows::{LoginOptions, QrEvent, StreamExt, render};
+use onesoidc_flows::{CibaRequest, QrEvent, StreamExt, render};
 use support::{config, world, world_with};
 use tokio::time::Instant;
 
@@ -26,11 +26,11 @@ async fn qr_scan_then_ciba_logs_the_scanner_in() {
     let mut shown = None;
     let login = w
         .client
-        .qr_login(&LoginOptions::default(), |s| shown = Some(s.clone()))
+        .qr_login(&CibaRequest::new(), |s| shown = Some(s.clone()))
         .await
         .unwrap();
     let session = shown.unwrap();
-    assert!(session.cb_url.contains(&session.session_id));
+    assert!(session.cb_url.contains(session.session_id.as_str()));
     assert!(render::terminal(&session.cb_url).unwrap().lines().count() > 10);
     // The flow validated the ID token and hands its claims over.
     let claims = login.claims.expect("an ID token came");
@@ -54,7 +54,7 @@ async fn qr_events_then_ciba_events() {
         let request = idp.next_ciba_request().await;
         idp.approve_ciba(&request.auth_req_id).unwrap();
     });
-    let events: Vec<QrEvent> = w.client.qr_events(LoginOptions::default()).collect().await;
+    let events: Vec<QrEvent> = w.client.qr_events(CibaRequest::new()).collect().await;
     assert!(
         matches!(events.first(), Some(QrEvent::SessionCreated(_))),
         "{events:?}"
@@ -69,12 +69,14 @@ async fn qr_events_then_ciba_events() {
             .all(|e| matches!(e, QrEvent::WaitingForScan { .. }))
     );
     assert!(
-        matches!(
-            events.last(),
-            Some(QrEvent::Ciba(onesoidc_flows::CibaEvent::Authenticated(_)))
-        ),
+        matches!(events.last(), Some(QrEvent::Authenticated(_))),
         "{events:?}"
     );
+    let failures = events
+        .iter()
+        .filter(|e| matches!(e, QrEvent::Failed(_)))
+        .count();
+    assert_eq!(failures, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -92,8 +94,16 @@ async fn qr_session_expires_when_nobody_scans() {
     let began = Instant::now();
     let err = w.client.qr_wait_for_scan(&session).await.unwrap_err();
     assert!(matches!(err, Error::Expired { .. }), "{err}");
-    assert!(began.elapsed() <= Duration::from_secs(5));
-    let err = w.client.qr_check("no-such-session").await.unwrap_err();
+    assert_eq!(
+        began.elapsed(),
+        Duration::from_secs(5),
+        "checks at 1, 2, .. 5 s"
+    );
+    let err = w
+        .client
+        .qr_check(&"no-such-session".into())
+        .await
+        .unwrap_err();
     assert_eq!(err.http_status(), Some(404));
 }
 
@@ -105,14 +115,17 @@ async fn qr_events_end_with_cancelled_when_the_phone_cancels() {
         let session = idp.next_qr_session().await;
         idp.simulate_qr_cancel(&session).unwrap();
     });
-    let events: Vec<QrEvent> = w.client.qr_events(LoginOptions::default()).collect().await;
-    assert!(
-        matches!(
-            events.last(),
-            Some(QrEvent::Failed(Error::Cancelled { .. }))
-        ),
-        "{events:?}"
-    );
+    let events: Vec<QrEvent> = w.client.qr_events(CibaRequest::new()).collect().await;
+    match events.last() {
+        Some(QrEvent::Failed(error)) => {
+            assert!(matches!(**error, Error::Cancelled { .. }), "{error}");
+            assert!(
+                error.is_denied(),
+                "a cancel on the phone is the person saying no"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         w.idp.stats().backchannel_requests,
         0,
@@ -127,7 +140,10 @@ async fn qr_session_cancelled_on_the_phone_is_cancelled_not_expired() {
     w.idp.simulate_qr_cancel(&session.session_id).unwrap();
     let err = w.client.qr_wait_for_scan(&session).await.unwrap_err();
     assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
-    assert!(err.to_string().contains(&session.session_id), "{err}");
+    assert!(
+        err.to_string().contains(session.session_id.as_str()),
+        "{err}"
+    );
     // Only a pending session can be cancelled.
     assert!(w.idp.simulate_qr_cancel(&session.session_id).is_err());
 }
@@ -150,26 +166,24 @@ async fn applications_and_resource_tokens() {
         .set_auto_approve(Some(onesoidc_devidp::AutoApprove::approve_after(
             Duration::from_millis(10),
         )));
-    let request = LoginOptions::default()
-        .resource(app.url.clone())
-        .request_for_username("alice");
+    let request = CibaRequest::for_username("alice").resource(app.url.clone());
     let tokens = w.client.ciba(&request).await.unwrap().tokens;
     let info = w
         .client
-        .introspect(tokens.access_token.expose_secret(), Some("access_token"))
+        .introspect(&tokens.access_token, Some(TokenTypeHint::AccessToken))
         .await
         .unwrap();
     assert!(info.active);
     assert_eq!(info.sub.as_deref(), Some("alice"));
-    assert_eq!(info.aud, Some(serde_json::json!(app.url)));
+    assert_eq!(info.aud, std::slice::from_ref(&app.url));
 
     w.client
-        .revoke(tokens.access_token.expose_secret(), Some("access_token"))
+        .revoke(&tokens.access_token, Some(TokenTypeHint::AccessToken))
         .await
         .unwrap();
     let info = w
         .client
-        .introspect(tokens.access_token.expose_secret(), None)
+        .introspect(&tokens.access_token, None)
         .await
         .unwrap();
     assert!(!info.active, "revoked tokens introspect inactive");
@@ -200,10 +214,7 @@ async fn device_token_over_real_http() {
             .device_token()
             .await
             .unwrap_or_else(|e| panic!("{kt}: {e}"));
-        let info = client
-            .introspect(tokens.access_token.expose_secret(), None)
-            .await
-            .unwrap();
+        let info = client.introspect(&tokens.access_token, None).await.unwrap();
         assert!(info.active, "{kt}");
         assert_eq!(
             info.client_id.as_deref(),

@@ -31,7 +31,7 @@ async fn approved_registration_writes_a_working_identity() {
     let idp = DevIdp::start(support::config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let r = registration(&idp, dir.path()).key_type(KeyType::EccP521);
-    let paths = r.identity_paths().clone();
+    let paths = r.paths.clone();
     let approver = {
         let idp = idp.clone();
         tokio::spawn(async move {
@@ -82,7 +82,7 @@ async fn rejection_and_timeout_leave_nothing_behind() {
     let idp = DevIdp::start(support::config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let r = registration(&idp, dir.path());
-    let paths = r.identity_paths().clone();
+    let paths = r.paths.clone();
     let rejecter = {
         let idp = idp.clone();
         tokio::spawn(async move {
@@ -117,7 +117,7 @@ async fn existing_identity_needs_force_and_survives_a_failed_force() {
     let idp = DevIdp::start(support::config()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let r = registration(&idp, dir.path());
-    let paths = r.identity_paths().clone();
+    let paths = r.paths.clone();
     let previous = create_unmanaged_identity(&r).unwrap();
     let before = (
         std::fs::read(&paths.config).unwrap(),
@@ -175,7 +175,7 @@ fn unmanaged_identity_loads_but_is_not_registered() {
         ))
         .key_type(KeyType::Rsa3072);
     create_unmanaged_identity(&r).unwrap();
-    let identity = DeviceIdentity::load(r.identity_paths()).unwrap();
+    let identity = DeviceIdentity::load(&r.paths).unwrap();
     assert!(!identity.config.is_managed);
     assert_eq!(identity.config.role.as_deref(), Some("public"));
     assert!(matches!(

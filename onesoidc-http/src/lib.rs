@@ -3,7 +3,7 @@
 //! (feature `reqwest`, on by default) [`ReqwestClient`], a hardened
 //! default backend.
 //!
-//! The policy is PROTOCOL §11: `https://` only (plain `http://` on
+//! The policy is [PROTOCOL §11](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#11-http-hygiene): `https://` only (plain `http://` on
 //! loopback, or with an explicit opt-in), redirects never followed (a 3xx
 //! answer is an error), bodies over 1 MiB refused, and a timeout around
 //! each exchange (30 s). `onesoidc-flows` applies it above whichever

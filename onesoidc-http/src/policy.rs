@@ -1,4 +1,4 @@
-//! [`Policy`]: the rules of PROTOCOL §11, applied above any backend.
+//! [`Policy`]: the rules of [PROTOCOL §11](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#11-http-hygiene), applied above any backend.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseUri(pub http::Uri);
 
-/// The HTTP rules every request of onesoidc obeys (PROTOCOL §11), whatever
+/// The HTTP rules every request of onesoidc obeys ([PROTOCOL §11](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#11-http-hygiene)), whatever
 /// backend sends it. Every setting has a documented default.
 ///
 /// - Only `https://`; plain `http://` only to loopback (`127.0.0.0/8`,

@@ -218,7 +218,8 @@ impl Phone {
 
     async fn act(action: &str, body: serde_json::Value) {
         let url = format!("{}/ciba/{action}", required_env(CONTROL_ENV));
-        let request = onesoidc_core::request::post_json(&url, None, &body).expect("request");
+        let request =
+            onesoidc_core::request::post_json(&url.as_str().into(), None, &body).expect("request");
         let response = http()
             .execute(request)
             .await

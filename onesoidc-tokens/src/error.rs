@@ -80,28 +80,28 @@ impl TokenError {
     }
 }
 
-/// Whether a failed refresh means "log in again" rather than "try again later".
-///
-/// True for the OAuth error `invalid_grant` (RFC 6749 §5.2: the refresh token
-/// is invalid, expired or revoked) and for [`Error::LoginRequired`] (there
-/// is no refresh token, nothing was sent). A manager stops refreshing after such an error and emits
-/// [`TokenEvent::RefreshFailed`](crate::TokenEvent::RefreshFailed) with
-/// `reauth_required: true`; every other error is retried with backoff.
+/// A token manager's failure as an [`onesoidc_core::Error`]
+/// ([`Error::Other`]), so `?` works in a function returning the flows'
+/// error; its predicates (`is_network()`, `requires_login()`, ...) look
+/// through to the provider's answer.
 ///
 /// ```
+/// use std::sync::Arc;
 /// use onesoidc_core::Error;
+/// use onesoidc_tokens::TokenError;
 /// let rejected = Error::OAuth {
 ///     endpoint: "https://idp/oidc/token".into(),
 ///     status: 400,
 ///     error: "invalid_grant".into(),
 ///     description: None,
 /// };
-/// assert!(onesoidc_tokens::requires_reauth(&rejected));
-/// let busy = Error::HttpStatus { endpoint: "https://idp/oidc/token".into(), status: 503, body: String::new() };
-/// assert!(!onesoidc_tokens::requires_reauth(&busy));
-/// let missing = Error::LoginRequired { reason: "these tokens have no refresh token".into() };
-/// assert!(onesoidc_tokens::requires_reauth(&missing));
+/// let failed = TokenError::ReauthRequired { name: "ciba_user".into(), source: Arc::new(rejected) };
+/// let error = Error::from(failed);
+/// assert!(error.requires_login());
+/// assert!(error.to_string().contains("ciba_user"));
 /// ```
-pub fn requires_reauth(error: &Error) -> bool {
-    error.oauth_error() == Some("invalid_grant") || matches!(error, Error::LoginRequired { .. })
+impl From<TokenError> for Error {
+    fn from(error: TokenError) -> Self {
+        Error::Other(Box::new(error))
+    }
 }

@@ -51,12 +51,16 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+#[cfg(feature = "flows")]
+mod lend;
 mod manager;
 mod refresh;
 mod registry;
 mod store;
 
-pub use error::{TokenError, requires_reauth};
+pub use error::TokenError;
+#[cfg(feature = "flows")]
+pub use lend::device_manager;
 pub use manager::{
     AccessToken, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_EVENT_CAPACITY,
     DEFAULT_REFRESH_JITTER, DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, JitterSource,
@@ -69,3 +73,5 @@ pub use registry::{CIBA_USER, DEVICE, TokenManagerRegistry};
 pub use store::{
     FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, MAX_TOKEN_FILE_BYTES, StoreError, TokenStore,
 };
+/// `Stream` and its combinators, for [`TokenManager::events`].
+pub use tokio_stream::{Stream, StreamExt};

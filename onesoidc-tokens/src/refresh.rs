@@ -17,9 +17,9 @@ pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<TokenSet, Error>> + 
 ///
 /// A manager runs at most one at a time, under a timeout (see
 /// [`TokenManagerBuilder::refresh_timeout`](crate::TokenManagerBuilder::refresh_timeout)).
-/// An error for which [`requires_reauth`](crate::requires_reauth) is true
-/// stops the manager refreshing until new tokens are stored; any other error
-/// is retried with backoff. Build one with [`refresh_fn`],
+/// An error for which [`Error::requires_login`] is true stops the manager
+/// refreshing until new tokens are stored; any other error is retried with
+/// backoff. Build one with [`refresh_fn`],
 /// [`device_refresh`] or [`user_refresh`].
 pub type RefreshFn = Arc<dyn Fn(Option<Arc<TokenSet>>) -> RefreshFuture + Send + Sync>;
 
@@ -48,7 +48,7 @@ where
     Arc::new(move |current| Box::pin(f(current)))
 }
 
-/// The device's refresh: client credentials again (PROTOCOL §4), ignoring
+/// The device's refresh: client credentials again ([PROTOCOL §4](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#4-device-access-token)), ignoring
 /// the current tokens. A device manager needs no initial tokens: it fetches
 /// on first use.
 #[cfg(feature = "flows")]
@@ -69,7 +69,7 @@ pub fn device_refresh_with(client: OnesIdClient, options: DeviceTokenRequest) ->
     })
 }
 
-/// A user's refresh: the refresh_token grant (PROTOCOL §6) with the refresh
+/// A user's refresh: the refresh_token grant ([PROTOCOL §6](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#6-refresh)) with the refresh
 /// token of the current tokens. A rotated refresh token replaces the old one;
 /// when the response has none, the old one is kept
 /// ([`OnesIdClient::refresh`]).

@@ -129,7 +129,7 @@ impl StoredTokens {
                 .id_token
                 .as_ref()
                 .map(|t| t.expose_secret().to_string()),
-            scope: tokens.scope.clone(),
+            scope: tokens.scope.as_ref().map(|s| s.to_string()),
         }
     }
 
@@ -154,7 +154,7 @@ impl StoredTokens {
             expires_at,
             refresh_token: self.refresh_token.filter(|t| !t.is_empty()).map(Into::into),
             id_token: self.id_token.filter(|t| !t.is_empty()).map(Into::into),
-            scope: self.scope,
+            scope: self.scope.map(onesoidc_core::Scope::new),
         })
     }
 }

@@ -48,7 +48,7 @@ async fn a_thousand_callers_on_an_expired_token_cause_one_token_request() {
     assert_eq!(tokens.len(), 1, "every caller got that request's token");
     assert!(!tokens.contains("stale"), "never the expired token");
     let info = client
-        .introspect(tokens.iter().next().unwrap(), None)
+        .introspect(&tokens.iter().next().unwrap().as_str().into(), None)
         .await
         .unwrap();
     assert!(info.active);

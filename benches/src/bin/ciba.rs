@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use onesoidc_benches::{ProviderThread, Summary, arg, row};
 use onesoidc_core::KeyType;
 use onesoidc_devidp::DevIdpConfig;
-use onesoidc_flows::{LoginOptions, OnesIdClient};
+use onesoidc_flows::{CibaRequest, OnesIdClient};
 use tokio::time::Instant;
 
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -86,9 +86,8 @@ fn main() -> Result<(), BoxError> {
         let mut results = Vec::new();
         for i in 1..=runs {
             let delay = delays.next();
-            let request = LoginOptions::default()
-                .binding_message(format!("bench run {i}"))
-                .request_for_username("alice");
+            let request =
+                CibaRequest::for_username("alice").binding_message(format!("bench run {i}"));
             let started = client.ciba_start(&request).await?;
             let interval = started.interval;
             let waiting_since = Instant::now();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
 use onesoidc_example_hyper_backend::HyperClient;
 use onesoidc_flows::core::{ExposeSecret, KeyType};
-use onesoidc_flows::{LoginOptions, OnesIdClient};
+use onesoidc_flows::{CibaRequest, OnesIdClient};
 use onesoidc_tokens::{TokenManager, refresh_fn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +42,7 @@ async fn device_token_manager_and_ciba_through_hyper() {
     assert_ne!(managed.expose_secret(), tokens.access_token.expose_secret());
 
     let login = client
-        .ciba(&LoginOptions::default().request_for_username("alice"))
+        .ciba(&CibaRequest::for_username("alice"))
         .await
         .unwrap();
     assert_eq!(login.claims.unwrap().sub, "alice");

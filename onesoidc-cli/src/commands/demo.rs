@@ -4,10 +4,10 @@ use crate::output::out;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use onesoidc_core::{ExposeSecret, KeyType, TokenSet};
+use onesoidc_core::{ExposeSecret, KeyType, TokenSet, TokenTypeHint};
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
 use onesoidc_flows::{
-    CibaEvent, DeviceRegistration, IdentityPaths, Login, LoginOptions, OnesIdClient, QrEvent,
+    CibaEvent, CibaRequest, DeviceRegistration, IdentityPaths, Login, OnesIdClient, QrEvent,
     RegistrationProgress, StreamExt, register_device, render,
 };
 use onesoidc_http::ReqwestClient;
@@ -135,10 +135,9 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
 
     let alice = steps
         .run("Log alice in on her phone (CIBA), for vhh-server", async {
-            let request = LoginOptions::default()
+            let request = CibaRequest::for_username("alice")
                 .binding_message("onesoidc demo")
-                .resource(app.url.clone())
-                .request_for_username("alice");
+                .resource(app.url.clone());
             let login = follow_ciba(client.ciba_events(request), json).await?;
             let detail = format!(
                 "alice approved \u{201c}onesoidc demo\u{201d}: access token for {}, refresh token {}",
@@ -175,17 +174,18 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
         .run(
             "Introspect alice's access token, revoke it, introspect again",
             async {
-                let token = alice.access_token.expose_secret();
-                let before = client.introspect(token, Some("access_token")).await?;
-                client.revoke(token, Some("access_token")).await?;
-                let after = client.introspect(token, Some("access_token")).await?;
+                let token = &alice.access_token;
+                let hint = Some(TokenTypeHint::AccessToken);
+                let before = client.introspect(token, hint).await?;
+                client.revoke(token, hint).await?;
+                let after = client.introspect(token, hint).await?;
                 if !before.active || after.active {
                     return Err(Failure::from(format!(
                         "expected active then inactive, got {} then {}",
                         before.active, after.active
                     )));
                 }
-                let aud = before.aud.map(|a| a.to_string()).unwrap_or_default();
+                let aud = before.aud.join(", ");
                 Ok((
                     (),
                     format!(
@@ -337,7 +337,7 @@ async fn follow_ciba(
 }
 
 async fn follow_qr(client: &OnesIdClient, json: bool) -> Result<Login, Failure> {
-    let mut events = client.qr_events(LoginOptions::default().binding_message("QR login"));
+    let mut events = client.qr_events(CibaRequest::new().binding_message("QR login"));
     let bar = spinner(json);
     let result = loop {
         match events.next().await {
@@ -354,10 +354,8 @@ async fn follow_qr(client: &OnesIdClient, json: bool) -> Result<Login, Failure> 
                 bar.set_message("waiting for the code to be scanned");
             }
             Some(QrEvent::Scanned) => bar.set_message("scanned; waiting for approval on the phone"),
-            Some(QrEvent::Ciba(CibaEvent::Authenticated(login))) => break Ok(login),
-            Some(QrEvent::Ciba(CibaEvent::Failed(error))) | Some(QrEvent::Failed(error)) => {
-                break Err(error.into());
-            }
+            Some(QrEvent::Authenticated(login)) => break Ok(login),
+            Some(QrEvent::Failed(error)) => break Err(error.into()),
             Some(_) => {}
             None => break Err(Failure::from("the login ended without a result")),
         }

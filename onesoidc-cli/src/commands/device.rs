@@ -38,7 +38,8 @@ pub fn jwk(g: &GlobalArgs, jwks: bool) -> Result<(), Failure> {
         .ok_or(
             "the public key is unknown: a TPM identity needs public_jwk.json in the key directory",
         )?
-        .with_thumbprint_kid()?;
+        .with_thumbprint_kid()
+        .map_err(|e| e.to_string())?;
     let value = if jwks {
         serde_json::to_value(PublicJwkSet { keys: vec![jwk] })?
     } else {

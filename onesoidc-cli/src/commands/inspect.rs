@@ -1,6 +1,7 @@
 //! `apps`, `introspect`, `validate-id-token`, `revoke`.
 
 use crate::output::out;
+use onesoidc_flows::{SecretString, TokenTypeHint};
 use serde_json::json;
 
 use super::client;
@@ -38,7 +39,11 @@ pub async fn apps(g: &GlobalArgs, identifier: Option<&str>) -> Result<(), Failur
     Ok(())
 }
 
-pub async fn introspect(g: &GlobalArgs, token: &str, hint: Option<&str>) -> Result<(), Failure> {
+pub async fn introspect(
+    g: &GlobalArgs,
+    token: &SecretString,
+    hint: Option<TokenTypeHint>,
+) -> Result<(), Failure> {
     let info = client(g)?.introspect(token, hint).await?;
     let value = json!({
         "active": info.active, "sub": info.sub, "client_id": info.client_id, "scope": info.scope,
@@ -67,7 +72,11 @@ pub async fn validate_id_token(g: &GlobalArgs, token: &str) -> Result<(), Failur
     Ok(())
 }
 
-pub async fn revoke(g: &GlobalArgs, token: &str, hint: Option<&str>) -> Result<(), Failure> {
+pub async fn revoke(
+    g: &GlobalArgs,
+    token: &SecretString,
+    hint: Option<TokenTypeHint>,
+) -> Result<(), Failure> {
     client(g)?.revoke(token, hint).await?;
     if g.json {
         print_json(&json!({"revoked": true}));

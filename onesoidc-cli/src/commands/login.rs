@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use indicatif::ProgressBar;
-use onesoidc_flows::{CibaEvent, Login, LoginOptions, OnesIdClient, QrEvent, StreamExt, render};
+use onesoidc_flows::{CibaEvent, CibaRequest, Login, OnesIdClient, QrEvent, StreamExt, render};
 use tokio::time::Instant;
 
 use super::client;
@@ -12,18 +12,22 @@ use super::device::print_tokens;
 use crate::cli::{GlobalArgs, LoginArgs};
 use crate::output::{Failure, minutes_seconds, say, spinner};
 
-/// The login options, with `--target-app` resolved to its URL.
-async fn login_options(client: &OnesIdClient, args: &LoginArgs) -> Result<LoginOptions, Failure> {
-    let resource = match (&args.target_app, &args.resource) {
-        (Some(app), _) => Some(client.application(app).await?.url),
-        (None, resource) => resource.clone(),
-    };
-    Ok(LoginOptions {
-        scope: args.scope.clone(),
-        binding_message: args.binding_message.clone(),
-        resource,
-        ..LoginOptions::default()
-    })
+/// The login's options (no one named yet), with `--target-app` resolved
+/// to its URL.
+async fn login_options(client: &OnesIdClient, args: &LoginArgs) -> Result<CibaRequest, Failure> {
+    let mut request = CibaRequest::new();
+    if let Some(scope) = &args.scope {
+        request = request.scope(scope.as_str());
+    }
+    if let Some(message) = &args.binding_message {
+        request = request.binding_message(message);
+    }
+    match (&args.target_app, &args.resource) {
+        (Some(app), _) => request = request.resource(client.application(app).await?.url),
+        (None, Some(resource)) => request = request.resource(resource),
+        (None, None) => {}
+    }
+    Ok(request)
 }
 
 /// What the spinner says while waiting, refreshed every second.
@@ -51,7 +55,8 @@ pub async fn ciba(g: &GlobalArgs, username: &str, args: &LoginArgs) -> Result<()
     let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
     let options = login_options(&client, args).await?;
-    let events = client.ciba_events(options.request_for_username(username));
+    let events = client
+        .ciba_events(options.login_hint(onesoidc_flows::LoginHint::Username(username.to_string())));
     let waiting = Waiting {
         text: format!("Asking {username} to approve on their phone"),
         deadline: None,
@@ -177,9 +182,12 @@ pub async fn qr(
                 waiting.text = "Scanned; waiting for approval on the phone".into();
                 waiting.show(bar);
             }
-            QrEvent::Ciba(event) => {
-                return on_ciba_event(event, "the person", waiting, bar).transpose();
+            QrEvent::AuthorizationRequested { expires_in, .. } => {
+                waiting.deadline = Some(Instant::now() + expires_in);
+                waiting.text = "Scanned; waiting for the person to approve on the phone".into();
+                waiting.show(bar);
             }
+            QrEvent::Authenticated(login) => return Ok(Some(login)),
             QrEvent::Failed(error) => return Err(error.into()),
             _ => {}
         }

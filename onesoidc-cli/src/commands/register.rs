@@ -13,7 +13,7 @@ use crate::output::{Failure, minutes_seconds, print_json, say, spinner};
 
 pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
-    let identity = if registration.host().is_none() {
+    let identity = if registration.host.is_none() {
         create_unmanaged_identity(registration)?
     } else {
         let http = super::http(g)?;
@@ -44,7 +44,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
                         eprintln!();
                         eprintln!(
                             "  Ask an administrator of {} to approve this code.",
-                            registration.domain().unwrap_or("the domain")
+                            registration.domain.as_deref().unwrap_or("the domain")
                         );
                         eprintln!();
                     }
@@ -72,7 +72,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
             "client_id": config.client_id,
             "host": config.host,
             "config": config.path,
-            "key_dir": registration.identity_paths().key_dir,
+            "key_dir": registration.paths.key_dir,
             "key_type": config.key_type.to_string(),
         }));
     } else {
@@ -91,7 +91,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
             &format!(
                 "Identity: {}; keys in {}",
                 config.path.display(),
-                registration.identity_paths().key_dir.display()
+                registration.paths.key_dir.display()
             ),
         );
     }

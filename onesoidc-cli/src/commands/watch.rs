@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use onesoidc_core::Expiry;
 use onesoidc_flows::StreamExt;
 use onesoidc_tokens::{FileTokenStore, TokenEvent, TokenManager, device_refresh};
 use serde_json::json;
@@ -28,14 +29,14 @@ pub async fn run(
     let manager = builder.build();
     let mut events = manager.events();
     let first = manager.access_token().await.map_err(|e| e.to_string())?;
-    report(g, "ready", first.expires_at(), None);
+    report(g, "ready", Some(first.expires_at()), None);
     let mut seen = 0;
     loop {
         tokio::select! {
             event = events.next() => match event {
                 Some(TokenEvent::Refreshed { expires_at }) if expires_at != first.expires_at() => {
                     seen += 1;
-                    report(g, "refreshed", expires_at, None);
+                    report(g, "refreshed", Some(expires_at), None);
                     if refreshes.is_some_and(|n| seen >= n) {
                         break;
                     }
@@ -56,12 +57,10 @@ pub async fn run(
     Ok(())
 }
 
-fn report(g: &GlobalArgs, event: &str, expires_at: Option<SystemTime>, error: Option<String>) {
-    let expires_in = expires_at.map(|at| {
-        at.duration_since(SystemTime::now())
-            .unwrap_or_default()
-            .as_secs()
-    });
+fn report(g: &GlobalArgs, event: &str, expires_at: Option<Expiry>, error: Option<String>) {
+    let expires_in = expires_at
+        .and_then(|at| at.remaining(SystemTime::now()))
+        .map(|left| left.as_secs());
     if g.json {
         out!(
             "{}",

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use onesoidc_flows::core::ExposeSecret;
-use onesoidc_flows::{CibaRequest, Error, LoginHint};
+use onesoidc_flows::{CibaRequest, Error, LoginHint, TokenTypeHint};
 use onesoidc_interop::{
     DEVICE_KEYS, DeviceKey, ECC_P256, ECC_P521, Phone, RSA_2048, issuer, jwt_claims, jwt_header,
 };
@@ -59,13 +59,13 @@ async fn approve_works(key: DeviceKey) {
     );
 
     let info = client
-        .introspect(text(&tokens.access_token), Some("access_token"))
+        .introspect(&tokens.access_token, Some(TokenTypeHint::AccessToken))
         .await
         .expect("introspection");
     assert!(info.active, "{info:?}");
     assert_eq!(info.sub.as_deref(), Some("alice"));
     assert_eq!(info.client_id.as_deref(), Some(key.client_id().as_str()));
-    let scope = info.scope.unwrap_or_default();
+    let scope = info.scope.map(|s| s.to_string()).unwrap_or_default();
     assert!(scope.split(' ').any(|s| s == "openid"), "{scope}");
 
     // An auth_req_id is good for one token response.
@@ -122,7 +122,7 @@ async fn ciba_deny_is_access_denied() {
 #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
 async fn ciba_expiry_stops_with_expired() {
     let client = RSA_2048.client();
-    let request = login_request("alice").requested_expiry(2);
+    let request = login_request("alice").requested_expiry(std::time::Duration::from_secs(2));
     let started = client
         .ciba_start(&request)
         .await
@@ -183,7 +183,9 @@ async fn ciba_id_token_hint_identifies_the_user() {
     let client = DEVICE_KEYS[1].client();
     let first = login(&client, &login_request("bob")).await;
     let hint = text(first.id_token.as_ref().expect("ID token")).to_string();
-    let request = CibaRequest::new(LoginHint::IdTokenHint(hint)).binding_message("Again-7");
+    let request = CibaRequest::new()
+        .login_hint(LoginHint::IdTokenHint(hint))
+        .binding_message("Again-7");
     let second = login(&client, &request).await;
     let id_token = second.id_token.as_ref().expect("ID token");
     let claims = client

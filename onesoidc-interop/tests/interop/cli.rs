@@ -81,7 +81,7 @@ async fn cli_device_token_rsa_prints_the_token() {
     let token = String::from_utf8(output.stdout).unwrap();
     let info = RSA_2048
         .client()
-        .introspect(token.trim(), None)
+        .introspect(&token.trim().into(), None)
         .await
         .expect("introspection");
     assert!(info.active, "{info:?}");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use onesoidc_flows::core::ExposeSecret;
-use onesoidc_flows::{CibaRequest, Error, LoginHint, OnesIdClient, TokenSet};
+use onesoidc_flows::{CibaRequest, Error, OnesIdClient, TokenSet};
 use onesoidc_interop::{DeviceKey, Phone};
 
 /// No single interop test may hang the run: CIBA waits are bounded by the
@@ -19,7 +19,7 @@ pub async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>
 
 /// A CIBA request for `user` with a binding message the provider accepts.
 pub fn login_request(user: &str) -> CibaRequest {
-    CibaRequest::new(LoginHint::Username(user.into())).binding_message("Kiosk-7")
+    CibaRequest::for_username(user).binding_message("Kiosk-7")
 }
 
 /// Sends `request` with `client`, has the phone approve it by `auth_req_id`

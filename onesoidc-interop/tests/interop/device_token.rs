@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use onesoidc_flows::core::ExposeSecret;
-use onesoidc_flows::{DeviceIdentity, DeviceTokenRequest, OnesIdClient};
+use onesoidc_flows::{DeviceIdentity, DeviceTokenRequest, OnesIdClient, TokenTypeHint};
 use onesoidc_interop::{
     DeviceKey, ECC_P256, ECC_P384, RSA_2048, http, issuer, jwt_claims, jwt_header,
 };
@@ -27,7 +27,7 @@ async fn device_token_works(key: DeviceKey) {
     assert!(tokens.refresh_token.is_none() && tokens.id_token.is_none());
 
     let info = client
-        .introspect(tokens.access_token.expose_secret(), Some("access_token"))
+        .introspect(&tokens.access_token, Some(TokenTypeHint::AccessToken))
         .await
         .expect("introspection");
     assert!(info.active, "{info:?}");
@@ -103,11 +103,11 @@ async fn device_token_for_an_opaque_resource_introspects_with_that_audience() {
         .await
         .expect("device token");
     let info = client
-        .introspect(tokens.access_token.expose_secret(), None)
+        .introspect(&tokens.access_token, None)
         .await
         .expect("introspection");
     assert!(info.active, "{info:?}");
-    assert_eq!(info.aud, Some(serde_json::json!(RESOURCE)), "{info:?}");
+    assert_eq!(info.aud, [RESOURCE], "{info:?}");
     assert_eq!(info.scope.as_deref(), Some("read write"), "{info:?}");
 }
 

@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_flows::core::IdTokenError;
-use onesoidc_flows::{DeviceTokenRequest, Error};
+use onesoidc_flows::{DeviceTokenRequest, Error, TokenTypeHint};
 use onesoidc_interop::{ECC_P256, ECC_P384, ECC_P521, RSA_2048, issuer};
 
 use crate::common::{login_alice, oauth_error, text};
@@ -31,7 +31,7 @@ async fn refresh_rotates_and_the_old_refresh_token_is_rejected() {
         assert_eq!(claims.sub, "alice");
     }
     let info = client
-        .introspect(text(&second.access_token), Some("access_token"))
+        .introspect(&second.access_token, Some(TokenTypeHint::AccessToken))
         .await
         .expect("introspection");
     assert!(
@@ -49,9 +49,9 @@ async fn refresh_rotates_and_the_old_refresh_token_is_rejected() {
     // Reuse detection (RFC 9700 §4.14.2): presenting a rotated refresh token
     // revokes the grant, so the newest refresh token is dead too. Whoever
     // holds refresh tokens must never refresh twice with the same one.
-    let newest = text(third.refresh_token.as_ref().unwrap());
+    let newest = third.refresh_token.as_ref().unwrap();
     let info = client
-        .introspect(newest, Some("refresh_token"))
+        .introspect(newest, Some(TokenTypeHint::RefreshToken))
         .await
         .expect("introspection");
     assert!(!info.active, "reuse must revoke the grant: {info:?}");
@@ -62,10 +62,10 @@ async fn refresh_rotates_and_the_old_refresh_token_is_rejected() {
 #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
 async fn introspection_active_and_inactive() {
     let (client, tokens) = login_alice(ECC_P384).await;
-    let rt = text(tokens.refresh_token.as_ref().expect("refresh token"));
+    let rt = tokens.refresh_token.as_ref().expect("refresh token");
 
     let info = client
-        .introspect(rt, Some("refresh_token"))
+        .introspect(rt, Some(TokenTypeHint::RefreshToken))
         .await
         .expect("introspection");
     assert!(info.active, "{info:?}");
@@ -78,14 +78,14 @@ async fn introspection_active_and_inactive() {
 
     // Without a hint, too (RFC 7662 §2.1: the hint is optional).
     let info = client
-        .introspect(text(&tokens.access_token), None)
+        .introspect(&tokens.access_token, None)
         .await
         .expect("introspection");
     assert!(info.active, "{info:?}");
 
     // RFC 7662 §2.2: an unknown token is a 200 with active=false, not an error.
     let info = client
-        .introspect("not-a-token-the-provider-issued", None)
+        .introspect(&"not-a-token-the-provider-issued".into(), None)
         .await
         .expect("introspection");
     assert!(!info.active, "{info:?}");
@@ -97,7 +97,7 @@ async fn introspection_active_and_inactive() {
 async fn revoked_access_token_is_inactive() {
     let client = ECC_P521.client();
     let tokens = client.device_token().await.expect("device token");
-    let at = text(&tokens.access_token);
+    let at = &tokens.access_token;
     assert!(
         client
             .introspect(at, None)
@@ -106,14 +106,14 @@ async fn revoked_access_token_is_inactive() {
             .active
     );
     client
-        .revoke(at, Some("access_token"))
+        .revoke(at, Some(TokenTypeHint::AccessToken))
         .await
         .expect("revocation");
     let info = client.introspect(at, None).await.expect("introspect");
     assert!(!info.active, "{info:?}");
     // RFC 7009 §2.2: revoking an invalid token is a success too.
     client
-        .revoke(at, Some("access_token"))
+        .revoke(at, Some(TokenTypeHint::AccessToken))
         .await
         .expect("second revocation");
 }
@@ -122,13 +122,13 @@ async fn revoked_access_token_is_inactive() {
 #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
 async fn revoked_refresh_token_is_inactive_and_refused() {
     let (client, tokens) = login_alice(ECC_P256).await;
-    let rt = text(tokens.refresh_token.as_ref().expect("refresh token"));
+    let rt = tokens.refresh_token.as_ref().expect("refresh token");
     client
-        .revoke(rt, Some("refresh_token"))
+        .revoke(rt, Some(TokenTypeHint::RefreshToken))
         .await
         .expect("revocation");
     let info = client
-        .introspect(rt, Some("refresh_token"))
+        .introspect(rt, Some(TokenTypeHint::RefreshToken))
         .await
         .expect("introspect");
     assert!(!info.active, "{info:?}");
@@ -181,13 +181,13 @@ async fn jwt_access_tokens_are_not_introspected_or_revoked_by_the_stock_provider
         .device_token_with(&options)
         .await
         .expect("device token");
-    let at = text(&tokens.access_token);
+    let at = &tokens.access_token;
     assert_eq!(
         oauth_error(client.introspect(at, None).await),
         "unsupported_token_type"
     );
     assert_eq!(
-        oauth_error(client.revoke(at, Some("access_token")).await),
+        oauth_error(client.revoke(at, Some(TokenTypeHint::AccessToken)).await),
         "unsupported_token_type"
     );
 }

@@ -1,26 +1,36 @@
 //! What a manager reports: [`TokenEvent`]s as they happen and its
 //! [`TokenState`].
 
+use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use onesoidc_core::Error;
+use onesoidc_core::{Error, Expiry};
 
 /// What happened to a manager's tokens; see [`TokenManager::events`](crate::TokenManager::events).
 ///
-/// Never carries a token.
+/// Never carries a token. `Display` gives a line for a log:
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use onesoidc_core::Expiry;
+/// use onesoidc_tokens::TokenEvent;
+/// let event = TokenEvent::Refreshed {
+///     expires_at: Expiry::new(Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000))),
+/// };
+/// assert_eq!(event.to_string(), "refreshed; the token expires at 2027-01-15T08:00:00Z");
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum TokenEvent {
     /// A refresh succeeded: the manager holds new tokens.
     Refreshed {
-        /// When the new access token expires, if known.
-        expires_at: Option<SystemTime>,
+        /// When the new access token expires.
+        expires_at: Expiry,
     },
     /// Tokens were put in with [`TokenManager::store`](crate::TokenManager::store) (e.g. after a login).
     Stored {
-        /// When the access token expires, if known.
-        expires_at: Option<SystemTime>,
+        /// When the access token expires.
+        expires_at: Expiry,
     },
     /// A refresh failed.
     RefreshFailed {
@@ -47,14 +57,14 @@ pub enum TokenState {
     Empty,
     /// A valid access token.
     Valid {
-        /// When it expires, if known.
-        expires_at: Option<SystemTime>,
+        /// When it expires.
+        expires_at: Expiry,
     },
     /// A valid access token, but refreshing it has failed; retries run with
     /// backoff while it stays valid.
     RefreshFailing {
-        /// When the token expires, if known.
-        expires_at: Option<SystemTime>,
+        /// When the token expires.
+        expires_at: Expiry,
         /// Failed attempts in a row.
         failures: u32,
         /// The last failure.
@@ -90,5 +100,57 @@ impl TokenState {
             self,
             TokenState::Valid { .. } | TokenState::RefreshFailing { .. }
         )
+    }
+}
+
+impl fmt::Display for TokenEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenEvent::Refreshed { expires_at } => {
+                write!(f, "refreshed; the token expires {expires_at}")
+            }
+            TokenEvent::Stored { expires_at } => {
+                write!(f, "tokens stored; the token expires {expires_at}")
+            }
+            TokenEvent::RefreshFailed {
+                error,
+                reauth_required: true,
+            } => write!(f, "refresh failed; a new login is needed: {error}"),
+            TokenEvent::RefreshFailed { error, .. } => {
+                write!(
+                    f,
+                    "refresh failed; retrying while the token is valid: {error}"
+                )
+            }
+            TokenEvent::Expired => f.write_str("the token expired without being refreshed"),
+            TokenEvent::Cleared => f.write_str("tokens cleared"),
+        }
+    }
+}
+
+impl fmt::Display for TokenState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenState::Empty => f.write_str("no tokens yet"),
+            TokenState::Valid { expires_at } => write!(f, "valid; expires {expires_at}"),
+            TokenState::RefreshFailing {
+                expires_at,
+                failures,
+                error,
+            } => write!(
+                f,
+                "valid until {}, but {failures} refreshes in a row failed: {error}",
+                expires_at.to_string().trim_start_matches("at ")
+            ),
+            TokenState::Expired { error: Some(error) } => {
+                write!(f, "expired; the last refresh failed: {error}")
+            }
+            TokenState::Expired { error: None } => f.write_str("expired"),
+            TokenState::Failed { error } => write!(f, "no token; getting one failed: {error}"),
+            TokenState::ReauthRequired { error } => {
+                write!(f, "a new login is needed: {error}")
+            }
+            TokenState::Stopped => f.write_str("stopped"),
+        }
     }
 }

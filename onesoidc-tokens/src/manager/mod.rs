@@ -172,7 +172,7 @@ impl TokenManager {
             shared.emit(
                 &inner,
                 TokenEvent::Stored {
-                    expires_at: tokens.expires_at,
+                    expires_at: tokens.expiry(),
                 },
             );
         }
@@ -280,6 +280,18 @@ impl TokenManager {
             task.abort();
             let _ = task.await;
         }
+    }
+
+    /// A weak link to this manager's state (for a client it lends its token to).
+    #[cfg_attr(not(feature = "flows"), allow(dead_code))]
+    pub(crate) fn downgrade_shared(&self) -> std::sync::Weak<Shared> {
+        std::sync::Arc::downgrade(&self.shared)
+    }
+
+    /// The manager of `shared`.
+    #[cfg_attr(not(feature = "flows"), allow(dead_code))]
+    pub(crate) fn from_shared(shared: std::sync::Arc<Shared>) -> Self {
+        TokenManager { shared }
     }
 
     #[cfg(test)]

@@ -9,9 +9,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::SystemTime;
 
-use onesoidc_core::{ExposeSecret, TokenSet};
+use onesoidc_core::{Expiry, ExposeSecret, TokenSet};
 use tokio::time::Instant;
 
 use crate::error::TokenError;
@@ -52,8 +51,8 @@ impl AccessToken {
     }
 
     /// When the access token expires, if known.
-    pub fn expires_at(&self) -> Option<SystemTime> {
-        self.0.tokens.expires_at
+    pub fn expires_at(&self) -> Expiry {
+        self.0.tokens.expiry()
     }
 }
 
@@ -68,7 +67,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("access_token", &"[redacted]")
             .field("token_type", &self.0.tokens.token_type)
-            .field("expires_at", &self.0.tokens.expires_at)
+            .field("expires_at", &self.0.tokens.expiry())
             .finish()
     }
 }

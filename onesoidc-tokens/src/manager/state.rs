@@ -12,7 +12,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::error::{TokenError, requires_reauth};
+use crate::error::TokenError;
 
 use super::builder::Config;
 use super::driver::{Attempt, Step};
@@ -143,10 +143,10 @@ pub(super) fn compute_state(inner: &Inner, now: Instant) -> TokenState {
         },
         Some(tokens) if inner.is_valid(now) => match last_error {
             None => TokenState::Valid {
-                expires_at: tokens.expires_at,
+                expires_at: tokens.expiry(),
             },
             Some(error) => TokenState::RefreshFailing {
-                expires_at: tokens.expires_at,
+                expires_at: tokens.expiry(),
                 failures: inner.failures,
                 error,
             },
@@ -437,7 +437,7 @@ impl Shared {
                         self.emit(
                             &inner,
                             TokenEvent::Refreshed {
-                                expires_at: tokens.expires_at,
+                                expires_at: tokens.expiry(),
                             },
                         );
                         AttemptResult::Done(tokens)
@@ -466,7 +466,7 @@ impl Shared {
 
     pub(super) fn failed(&self, inner: &mut Inner, error: Error, now: Instant) -> TokenError {
         let error = Arc::new(error);
-        let reauth_required = requires_reauth(&error);
+        let reauth_required = error.requires_login();
         inner.failures = inner.failures.saturating_add(1);
         let delay = self.backoff_delay(inner.failures);
         let retry_after = later(now, delay);

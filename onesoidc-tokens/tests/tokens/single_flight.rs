@@ -137,7 +137,7 @@ async fn store_clear_and_a_late_subscribers_view() {
     manager.store(token("login", Some(clock.wall() + HOUR)));
     assert!(matches!(
         events.next().await,
-        Some(TokenEvent::Stored { expires_at }) if expires_at == Some(clock.wall() + HOUR)
+        Some(TokenEvent::Stored { expires_at }) if expires_at.at() == Some(clock.wall() + HOUR)
     ));
     assert_eq!(secret(&manager.access_token().await), "login");
     assert_eq!(calls.count(), 0);
@@ -220,7 +220,7 @@ async fn a_slow_subscriber_skips_what_it_missed() {
     let expiries: Vec<_> = received
         .iter()
         .map(|event| match event {
-            TokenEvent::Stored { expires_at } => expires_at.unwrap(),
+            TokenEvent::Stored { expires_at } => expires_at.at().unwrap(),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
