@@ -13,6 +13,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse_from(cli::px_short_forms(std::env::args_os()));
+    // Seeding aws-lc's generator (in builds that sample CPU jitter) overlaps
+    // starting the runtime, loading the identity and connecting.
+    onesoidc_flows::warm_up_random_generator();
     output::init_tracing(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

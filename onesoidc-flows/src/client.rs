@@ -171,6 +171,7 @@ impl OnesIdClientBuilder {
     /// for an unmanaged identity, or [`Error::HttpClient`] when no HTTP
     /// client can be had.
     pub fn build(self) -> Result<OnesIdClient, Error> {
+        crate::warm_up_random_generator();
         let identity = match self.identity {
             Some(identity) => identity,
             None => DeviceIdentity::load(&self.paths.unwrap_or_else(IdentityPaths::from_env))?,

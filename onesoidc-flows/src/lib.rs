@@ -65,6 +65,7 @@ mod client;
 mod events;
 mod identity;
 mod qr;
+mod random;
 mod registration;
 pub mod render;
 mod signer;
@@ -87,6 +88,7 @@ pub use onesoidc_fs::IdentityPaths;
 /// The HTTP transport, re-exported so one dependency is enough.
 pub use onesoidc_http as http_client;
 pub use qr::QrEvent;
+pub use random::warm_up_random_generator;
 pub use registration::{
     CONFIG_VERSION, DeviceRegistration, RegistrationProgress, create_unmanaged_identity,
     register_device,
