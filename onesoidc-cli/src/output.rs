@@ -200,12 +200,7 @@ mod tests {
 
     #[test]
     fn exit_codes_tell_denied_expired_and_errors_apart() {
-        let oauth = |error: &str| Error::OAuth {
-            endpoint: "https://idp/oidc/token".into(),
-            status: 400,
-            error: error.into(),
-            description: None,
-        };
+        let oauth = |error: &str| Error::oauth("https://idp/oidc/token", 400, error, None);
         assert_eq!(code(oauth("access_denied")), EXIT_DENIED);
         assert_eq!(
             code(Error::Cancelled {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::response::{HttpResponse, parse_json};
+use crate::response::{HttpResponse, parse_public_json};
 use crate::{Endpoint, Error};
 
 /// An OpenID issuer: `host + "/oidc"`, without a trailing slash.
@@ -175,7 +175,7 @@ impl ProviderMetadata {
             tracing::debug!(%endpoint, "no discovery document; using the fallback endpoints");
             return Ok(Self::fallback(issuer));
         }
-        let doc: Document = parse_json(&endpoint, response)?;
+        let doc: Document = parse_public_json(&endpoint, response)?;
         if doc.issuer != issuer.as_str() {
             return Err(Error::IssuerMismatch {
                 endpoint: endpoint.into_string(),

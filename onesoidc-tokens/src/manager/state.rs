@@ -447,11 +447,11 @@ impl Shared {
                         // hand them out, and back off as after any failure
                         // instead of asking again on every call.
                         inner.failures = failures;
-                        let error = Error::InvalidResponse {
-                            endpoint: format!("refresh of token manager `{}`", self.name),
-                            status: 200,
-                            reason: "the new access token had already expired when it arrived (expires_in 0)".into(),
-                        };
+                        let error = Error::invalid_response(
+                            format!("refresh of token manager `{}`", self.name),
+                            200,
+                            "the new access token had already expired when it arrived (expires_in 0)",
+                        );
                         AttemptResult::Failed(self.failed(&mut inner, error, now))
                     }
                 }
@@ -468,7 +468,10 @@ impl Shared {
         let error = Arc::new(error);
         let reauth_required = error.requires_login();
         inner.failures = inner.failures.saturating_add(1);
-        let delay = self.backoff_delay(inner.failures);
+        // Never sooner than the provider asked (`Retry-After` on a 429 or 503).
+        let delay = self
+            .backoff_delay(inner.failures)
+            .max(error.retry_after().unwrap_or_default());
         let retry_after = later(now, delay);
         inner.last_failure = Some(Failure {
             error: error.clone(),

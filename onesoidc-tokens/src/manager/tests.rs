@@ -196,11 +196,7 @@ async fn clock_free_reads_only_while_the_task_will_wake_well_before_expiry() {
         let gate = permits.clone();
         async move {
             gate.acquire().await.unwrap().forget();
-            Err(Error::HttpStatus {
-                endpoint: "https://idp.test/oidc/token".into(),
-                status: 503,
-                body: String::new(),
-            })
+            Err(Error::http_status_error("https://idp.test/oidc/token", 503))
         }
     });
     let manager = TokenManager::builder("device", refresh)
