@@ -106,17 +106,25 @@ pub enum Command {
         client_identifier: Option<String>,
     },
     /// Ask the provider whether an access or refresh token is active (RFC 7662)
+    ///
+    /// `echo "$TOKEN" | onesoidc introspect -` reads the token from standard
+    /// input (an argument is visible to every user in the process list and
+    /// stays in shell history). Prints the provider's answer; exits 5 when
+    /// the token is not usable now (inactive, expired, or issued by another
+    /// provider or to another client), 0 when it is.
     Introspect {
-        /// The token
-        token: String,
+        #[command(flatten)]
+        token: TokenInput,
         /// access_token or refresh_token
         #[arg(long)]
         hint: Option<onesoidc_core::TokenTypeHint>,
     },
     /// Check an ID token's signature and claims against the provider; print its claims
+    ///
+    /// `echo "$ID_TOKEN" | onesoidc validate-id-token -` reads it from standard input.
     ValidateIdToken {
-        /// The ID token (a JWT)
-        token: String,
+        #[command(flatten)]
+        token: TokenInput,
     },
     /// Create this device's identity and register it with a provider (replaces px-device-identity INIT)
     ///
@@ -150,11 +158,11 @@ pub enum Command {
         /// Replace an existing identity (the old one stays if registration fails)
         #[arg(long)]
         force: bool,
-        /// Seconds to wait for an administrator
-        #[arg(long, default_value_t = 300)]
+        /// Seconds to wait for an administrator (at most a day)
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         timeout: u64,
         /// Seconds between status checks
-        #[arg(long, default_value_t = 10, hide = true)]
+        #[arg(long, default_value_t = 10, hide = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
         poll_interval: u64,
     },
     /// Keep this device's access token fresh and print every event (refreshed, failed, expired)
@@ -191,13 +199,28 @@ pub enum Command {
     /// validation and introspection. Touches nothing outside a temp directory.
     Demo,
     /// Revoke an access or refresh token (RFC 7009)
+    ///
+    /// `echo "$TOKEN" | onesoidc revoke -` reads the token from standard input.
     Revoke {
-        /// The token
-        token: String,
+        #[command(flatten)]
+        token: TokenInput,
         /// access_token or refresh_token
         #[arg(long)]
         hint: Option<onesoidc_core::TokenTypeHint>,
     },
+}
+
+/// Where a token comes from: standard input (`-`), a file, or (visible to
+/// every local user, and kept in shell history) the command line.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TokenInput {
+    /// The token, or `-` to read it from standard input (preferred: an argument shows in `ps`)
+    #[arg(value_name = "TOKEN|-")]
+    pub token: Option<String>,
+    /// Read the token from this file
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Options of `dev-idp`.

@@ -14,6 +14,11 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_DENIED: u8 = 3;
 /// Nobody answered in time: the login, QR session or registration expired.
 pub const EXIT_EXPIRED: u8 = 4;
+/// `introspect`: the token is not usable now (inactive, expired, or another
+/// provider's or client's).
+pub const EXIT_NOT_USABLE: u8 = 5;
+/// Wrong use of the command (clap's own usage errors exit 2 as well).
+pub const EXIT_USAGE: u8 = 2;
 /// Cancelled with Ctrl-C.
 pub const EXIT_CANCELLED: u8 = 130;
 
@@ -25,6 +30,13 @@ pub struct Failure {
 }
 
 impl Failure {
+    pub fn usage(message: &str) -> Self {
+        Failure {
+            message: message.into(),
+            code: EXIT_USAGE,
+        }
+    }
+
     pub fn cancelled() -> Self {
         Failure {
             message: "cancelled".into(),

@@ -159,3 +159,61 @@ fn help_and_usage_errors() {
     let out = onesoidc(&["no-such-command"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A provider that sends `expires_in: u64::MAX` for a CIBA request, a QR
+/// session and a token: the CLI ends with the person's answer (denied,
+/// cancelled: exit 3), never a panic. (Every other hostile number, through
+/// the flows: onesoidc-flows/tests/hostile_numbers.rs.)
+#[test]
+fn huge_numbers_from_the_provider_do_not_panic() {
+    let mut server = mockito::Server::new();
+    let base = server.url();
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_status(404)
+        .create();
+    server
+        .mock("POST", "/oidc/backchannel")
+        .with_body(r#"{"auth_req_id":"r1","expires_in":18446744073709551615,"interval":1}"#)
+        .create();
+    server
+        .mock("POST", "/oidc/token")
+        .match_body(mockito::Matcher::UrlEncoded(
+            "grant_type".into(),
+            "urn:openid:params:grant-type:ciba".into(),
+        ))
+        .with_status(400)
+        .with_body(r#"{"error":"access_denied"}"#)
+        .create();
+    server
+        .mock("POST", "/oidc/token")
+        .match_body(mockito::Matcher::UrlEncoded(
+            "grant_type".into(),
+            "client_credentials".into(),
+        ))
+        .with_body(
+            r#"{"access_token":"device","token_type":"Bearer","expires_in":18446744073709551615}"#,
+        )
+        .create();
+    server
+        .mock("POST", "/oidc/qr/sessions")
+        .with_status(201)
+        .with_body(format!(
+            r#"{{"session_id":"s1","cb_url":"{base}/oidc/qr/sessions/s1/scan","expires_in":18446744073709551615,"interval":1}}"#
+        ))
+        .create();
+    server
+        .mock("GET", "/oidc/qr/sessions/s1")
+        .with_body(r#"{"session_id":"s1","status":"cancelled"}"#)
+        .create();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, keys) = identity_at(dir.path(), "managed-ecc-p256", &base);
+    for command in [&["ciba", "-u", "alice"][..], &["qr"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["--config", &config, "--key-dir", &keys]);
+        let out = onesoidc(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(3), "{command:?}: {stderr}");
+    }
+}

@@ -136,6 +136,14 @@ impl OnesIdClient {
         hint: Option<TokenTypeHint>,
     ) -> Result<Introspection, Error> {
         let info = self.introspect(token, hint).await?;
+        self.usable(&info).await?;
+        Ok(info)
+    }
+
+    /// Whether an introspection answer describes a token usable now (see
+    /// [`check_token`](Self::check_token)): `Err(Error::TokenNotUsable)`
+    /// saying why not.
+    pub async fn usable(&self, info: &Introspection) -> Result<(), Error> {
         let endpoint = &self.provider_metadata().await?.introspection_endpoint;
         let refuse = |reason: String| Error::TokenNotUsable {
             endpoint: endpoint.to_string(),
@@ -167,7 +175,7 @@ impl OnesIdClient {
                 self.client_auth().client_id
             )));
         }
-        Ok(info)
+        Ok(())
     }
 
     /// Revokes `token` (RFC 7009).

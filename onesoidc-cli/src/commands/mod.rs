@@ -28,10 +28,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ascii,
         } => login::qr(g, login, png.as_deref(), svg.as_deref(), *ascii).await,
         Command::Apps { client_identifier } => inspect::apps(g, client_identifier.as_deref()).await,
-        Command::Introspect { token, hint } => {
-            inspect::introspect(g, &token.as_str().into(), *hint).await
-        }
-        Command::ValidateIdToken { token } => inspect::validate_id_token(g, token).await,
+        Command::Introspect { token, hint } => inspect::introspect(g, &token.read()?, *hint).await,
+        Command::ValidateIdToken { token } => inspect::validate_id_token(g, &token.read()?).await,
         Command::Register {
             address,
             domain,
@@ -67,7 +65,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             store,
             refreshes,
         } => watch::run(g, *skew, store.as_deref(), *refreshes).await,
-        Command::Revoke { token, hint } => inspect::revoke(g, &token.as_str().into(), *hint).await,
+        Command::Revoke { token, hint } => inspect::revoke(g, &token.read()?, *hint).await,
     }
 }
 
