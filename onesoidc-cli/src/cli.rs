@@ -44,11 +44,29 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+/// Where `device-token` keeps its token between runs.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Always ask the provider; neither read nor write a cached token
+    #[arg(long, conflicts_with_all = ["cache_dir", "store"])]
+    pub no_cache: bool,
+    /// The cache directory [env: ONESOIDC_CACHE_DIR] [default: $XDG_RUNTIME_DIR/onesoidc, else ~/.cache/onesoidc]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keep the token in this shared store instead: a directory, or a redis://, rediss:// or redis+unix:// URL
+    #[arg(long, value_name = "URL|DIR")]
+    pub store: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Get an access token for this device (client credentials, private_key_jwt)
     ///
     /// Prints the token alone on stdout, so `TOKEN=$(onesoidc device-token)` works.
+    /// A token is cached and served again while it has more than 60 s left
+    /// (mode 0600 in a 0700 directory; bound to the issuer, client id, scope
+    /// and resource), so a script calling this in a loop asks the provider
+    /// once per token lifetime; processes running at once make one request.
     DeviceToken {
         /// Scopes to request, space separated
         #[arg(long)]
@@ -56,6 +74,8 @@ pub enum Command {
         /// Target resource (application URL) the token is for
         #[arg(long)]
         resource: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Print this device's public key as a JWK (kid = RFC 7638 thumbprint)
     Jwk {
@@ -174,9 +194,10 @@ pub enum Command {
         /// Refresh this many seconds before expiry
         #[arg(long, default_value_t = 60)]
         skew: u64,
-        /// Keep the token in this directory (mode 0600), so a restart does not fetch a new one
-        #[arg(long, value_name = "DIR")]
-        store: Option<PathBuf>,
+        /// Keep the token in this store and share its refresh with every process using it:
+        /// a directory (one machine), or a redis://, rediss:// or redis+unix:// URL (many)
+        #[arg(long, value_name = "URL|DIR")]
+        store: Option<String>,
         /// Stop after this many refreshes
         #[arg(long, value_name = "N")]
         refreshes: Option<u64>,

@@ -105,8 +105,10 @@ pub fn fail(message: &str, code: u8) -> ExitCode {
 
 /// Logs to stderr; `RUST_LOG` wins over `-v`.
 pub fn init_tracing(verbose: u8) {
+    // Without -v, token managers stay quiet: the commands that run them
+    // report their outcome themselves (the error line, `watch`'s events).
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,onesoidc_tokens=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

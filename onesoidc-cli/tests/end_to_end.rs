@@ -16,6 +16,7 @@ fn onesoidc_with_stdin(args: &[&str], input: &str) -> Output {
         .env_remove("RUST_LOG")
         .env_remove("ONESOIDC_DEVICE_CONFIG")
         .env_remove("ONESOIDC_KEY_DIR")
+        .env("ONESOIDC_CACHE_DIR", test_cache_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -415,9 +416,7 @@ async fn watch_reports_a_refresh() {
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["ready", "refreshed"], "{text}");
-    let stored = onesoidc_tokens::FileTokenStore::new(&store)
-        .path_for("device")
-        .unwrap();
+    let stored = store.join("device.json");
     assert!(
         stored.exists(),
         "the token was stored in {}",
@@ -466,4 +465,12 @@ async fn ctrl_c_cancels_a_waiting_login_with_exit_130() {
         "onesoidc: error: cancelled"
     );
     assert!(out.stdout.is_empty());
+}
+
+/// A cache directory for this test binary's runs of the CLI, so tests never
+/// read or write the user's cache.
+fn test_cache_dir() -> &'static std::path::Path {
+    static DIR: std::sync::LazyLock<tempfile::TempDir> =
+        std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
+    DIR.path()
 }

@@ -114,6 +114,7 @@ pub struct OnesIdClientBuilder {
     paths: Option<IdentityPaths>,
     http: Option<Arc<dyn HttpClient>>,
     policy: Policy,
+    metadata: Option<ProviderMetadata>,
 }
 
 impl std::fmt::Debug for OnesIdClientBuilder {
@@ -123,6 +124,7 @@ impl std::fmt::Debug for OnesIdClientBuilder {
             .field("paths", &self.paths)
             .field("http", &self.http.is_some())
             .field("policy", &self.policy)
+            .field("provider_metadata", &self.metadata.is_some())
             .finish()
     }
 }
@@ -164,6 +166,16 @@ impl OnesIdClientBuilder {
         self
     }
 
+    /// The provider's endpoints, known already (e.g. a discovery document
+    /// cached from an earlier run; see [`ProviderMetadata::to_document`]):
+    /// the client does not fetch discovery. [`build`](Self::build) checks
+    /// them as it checks a fetched document (the issuer must be the
+    /// identity's; endpoints https).
+    pub fn provider_metadata(mut self, metadata: ProviderMetadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
     /// Loads the identity if none was given, and builds the client.
     ///
     /// Fails with the file and field of a bad `device.yml` or key,
@@ -182,13 +194,24 @@ impl OnesIdClientBuilder {
             Some(http) => http,
             None => default_backend(&self.policy)?,
         };
+        if let Some(metadata) = &self.metadata {
+            let endpoint = ProviderMetadata::discovery_url(&issuer);
+            if metadata.issuer != issuer {
+                return Err(Error::IssuerMismatch {
+                    endpoint: endpoint.into_string(),
+                    expected: issuer.as_str().to_string(),
+                    found: metadata.issuer.as_str().to_string(),
+                });
+            }
+            check_endpoint_schemes(&endpoint, metadata, &self.policy)?;
+        }
         Ok(OnesIdClient {
             inner: Arc::new(Inner {
                 http: self.policy.apply(backend),
                 identity,
                 auth,
                 issuer,
-                metadata: OnceCell::new(),
+                metadata: OnceCell::new_with(self.metadata),
                 jwks: Default::default(),
                 device_bearer: Mutex::new(None),
                 device_token_source: std::sync::RwLock::new(None),
@@ -284,6 +307,12 @@ impl OnesIdClient {
                 Ok(metadata)
             })
             .await
+    }
+
+    /// The provider's endpoints if they are known already (discovered, or
+    /// given to the builder), without fetching.
+    pub fn known_provider_metadata(&self) -> Option<&ProviderMetadata> {
+        self.inner.metadata.get()
     }
 
     /// Sends `request` to `endpoint`; a transport failure names the endpoint.

@@ -17,7 +17,11 @@ use crate::output::Failure;
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let g = &cli.global;
     match &cli.command {
-        Command::DeviceToken { scope, resource } => device::device_token(g, scope, resource).await,
+        Command::DeviceToken {
+            scope,
+            resource,
+            cache,
+        } => device::device_token(g, scope, resource, cache).await,
         Command::Jwk { jwks } => device::jwk(g, *jwks),
         Command::Sign { message } => device::sign(g, message),
         Command::Ciba { username, login } => login::ciba(g, username, login).await,

@@ -294,7 +294,9 @@ async fn a_rejected_refresh_token_stops_refreshing() {
     );
 
     // A new login puts it back in business.
-    manager.store(token("relogged", Some(clock.wall() + HOUR)));
+    manager
+        .store(token("relogged", Some(clock.wall() + HOUR)))
+        .await;
     assert_eq!(secret(&manager.access_token().await), "relogged");
     assert!(matches!(manager.state(), TokenState::Valid { .. }));
 }
