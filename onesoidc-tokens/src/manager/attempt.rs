@@ -23,7 +23,7 @@ pub(super) const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How much longer than a refresh may take a lease is held for (a holder
 /// that hangs loses it after `refresh_timeout + LEASE_MARGIN`).
-pub(super) const LEASE_MARGIN: Duration = Duration::from_secs(5);
+pub(super) const LEASE_MARGIN: Duration = Duration::from_secs(2);
 
 pub(super) struct Attempt {
     pub(super) seq: u64,
@@ -85,18 +85,19 @@ pub(super) struct AttemptOutput {
 pub(super) async fn bounded<T>(
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, Arc<StoreError>> {
-    bounded_by(STORE_CALL_TIMEOUT, call).await
+    bounded_by(STORE_CALL_TIMEOUT, "a call", call).await
 }
 
 async fn bounded_by<T>(
     limit: Duration,
+    what: &str,
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, Arc<StoreError>> {
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result.map_err(Arc::new),
         Err(_) => Err(Arc::new(StoreError::Unavailable {
-            store: "call".into(),
-            message: format!("no answer within {limit:?}"),
+            store: "(the manager's store)".into(),
+            message: format!("{what} took more than {limit:?}"),
         })),
     }
 }
@@ -146,8 +147,17 @@ async fn run(attempt: Attempt) -> AttemptOutput {
     let mut report = StoreReport::Unused;
 
     // Take turns with the other processes; if the store fails, go alone.
+    // The holder keeps the lease at most `hold` (a store with time limits
+    // ends it then), so a waiter normally gets it within that; it waits
+    // twice as long in case another process runs with a longer timeout.
     let hold = attempt.timeout.saturating_add(LEASE_MARGIN);
-    let lease = bounded_by(hold.saturating_add(LEASE_MARGIN), store.lease(key, hold)).await;
+    let wait = hold.saturating_mul(2).saturating_add(LEASE_MARGIN);
+    let lease = bounded_by(
+        wait,
+        "waiting for the refresh lease",
+        store.lease(key, hold),
+    )
+    .await;
     report.add(&lease);
     let lease: Option<Lease> = lease.ok().flatten();
 

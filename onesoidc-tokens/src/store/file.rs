@@ -217,8 +217,8 @@ impl TokenStore for FileTokenStore {
         Box::pin(blocking(move || store.remove_now(&key)))
     }
 
-    /// Waits for the OS lock on `<name>.lease` (at most `hold`; then an
-    /// error). The kernel releases it when the holder closes the file or
+    /// Waits for the OS lock on `<name>.lease` (at most twice `hold`; then
+    /// an error). The kernel releases it when the holder closes the file or
     /// dies, and wakes the next waiter at once.
     fn lease<'a>(&'a self, key: &'a StoreKey, hold: Duration) -> StoreFuture<'a, Option<Lease>> {
         let (store, key) = (self.clone(), key.clone());
@@ -228,14 +228,15 @@ impl TokenStore for FileTokenStore {
                 create_private_dir(&store.dir)?;
                 store.lock(&key, "lease")
             });
-            match tokio::time::timeout(hold, waiting).await {
+            let most = hold.saturating_mul(2);
+            match tokio::time::timeout(most, waiting).await {
                 Ok(file) => Ok(Some(Lease::new(FileLease(file?)))),
                 Err(_) => Err(StoreError::Io {
                     action: "take the refresh lease",
                     path,
                     source: io::Error::new(
                         io::ErrorKind::TimedOut,
-                        format!("another process has held it for more than {hold:?}"),
+                        format!("another process has held it for more than {most:?}"),
                     ),
                 }),
             }
