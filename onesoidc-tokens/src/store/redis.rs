@@ -55,7 +55,8 @@ return 0
 ///   when there is a refresh token), `…:lease` and the channel `…:released`.
 ///   The braces keep a key's three names in one cluster slot; the owner
 ///   fingerprint keeps identities sharing one Redis apart.
-/// - The lease is `SET … NX PX <hold>` with a random value, released by a
+/// - The lease is `SET … NX PX <hold>` with the value `<pid>:<random>`
+///   (the holder's process id, then 128 random bits), released by a
 ///   script that deletes it only if it is still ours and publishes on the
 ///   channel; waiters subscribe and also look every 250 ms (a holder that
 ///   dies loses the lease when its time limit passes).
@@ -261,7 +262,9 @@ impl RedisTokenStore {
     async fn take_lease(&self, key: &StoreKey, hold: Duration) -> Result<Lease, StoreError> {
         use tokio_stream::StreamExt as _;
         let keys = self.keys(key);
-        let id = format!("{:032x}", rand::random::<u128>());
+        // The holder's process id first, so an operator (or a test) can
+        // tell who holds it: `GET <prefix>{…}:lease`.
+        let id = format!("{}:{:032x}", std::process::id(), rand::random::<u128>());
         let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut subscription = None;
         loop {
