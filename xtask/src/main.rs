@@ -5,8 +5,10 @@
 //!   dependencies when their default features are off, every feature set
 //!   builds, docs without warnings), `cargo clippy --workspace --all-targets
 //!   -- -D warnings`, `cargo test --workspace` (doctests included; with
-//!   Chromium for the dev IdP console's browser test, see `browser.rs`),
-//!   then `cargo xtask interop`.
+//!   Chromium for the dev IdP console's browser test, see `browser.rs`, and
+//!   redis-server for the shared-store tests, see `redis.rs`), the fuzz
+//!   crate's tests (its targets built, every corpus file replayed), then
+//!   `cargo xtask interop`.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
 //!   oidc-provider (node + npm; see `interop.rs`).
 //! - `cargo xtask fuzz --seconds N [TARGET...]`: each cargo-fuzz target in
@@ -71,6 +73,9 @@ fn test() -> Result<(), String> {
     let mut env = browser.clone();
     env.extend(redis::test_env()?);
     cargo_with_env(&["test", "--workspace"], &env)?;
+    // The fuzz crate is outside the workspace (cargo-fuzz builds it with
+    // nightly flags): build its targets and replay every corpus file.
+    cargo(&["test", "--manifest-path", "fuzz/Cargo.toml"])?;
     if !browser.is_empty() {
         let shots = browser::screenshot_dir(&target_dir(&workspace_root()));
         eprintln!(
