@@ -476,3 +476,145 @@ fn test_cache_dir() -> &'static std::path::Path {
         std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
     DIR.path()
 }
+
+/// This machine's address on its first non-loopback interface, if it has one.
+fn non_loopback_ip() -> Option<std::net::IpAddr> {
+    // A UDP "connection" sends nothing; it only picks the route's source.
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("10.255.255.255:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// A provider at a plain http:// address that is not loopback: refused,
+/// with an error that names the flag; accepted with --allow-insecure-http.
+#[tokio::test]
+async fn plain_http_off_loopback_needs_allow_insecure_http() {
+    let Some(ip) = non_loopback_ip() else {
+        eprintln!("notice: no non-loopback address on this machine; skipping");
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    let idp = onesoidc_devidp::DevIdp::serve(listener, Some(host.clone()), Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    let (config, key_dir) = (
+        paths.config.display().to_string(),
+        paths.key_dir.display().to_string(),
+    );
+    let run = move |insecure: bool| {
+        let (config, key_dir) = (config.clone(), key_dir.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![
+                "device-token",
+                "--no-cache",
+                "--config",
+                &config,
+                "--key-dir",
+                &key_dir,
+            ];
+            if insecure {
+                args.push("--allow-insecure-http");
+            }
+            onesoidc(&args)
+        })
+    };
+    let refused = run(false).await.unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&host), "{stderr}");
+    assert!(
+        stderr.contains("--allow-insecure-http") || stderr.contains("https"),
+        "{stderr}"
+    );
+    assert_eq!(
+        idp.stats().token_requests.client_credentials,
+        0,
+        "nothing was sent"
+    );
+
+    let allowed = run(true).await.unwrap();
+    assert!(!stdout(&allowed).trim().is_empty());
+    assert_eq!(idp.stats().token_requests.client_credentials, 1);
+}
+
+/// What the CLI writes is private: a new identity's key (0600) in a 0700
+/// directory, and device-token's cache (0700 directory, 0600 files).
+#[cfg(unix)]
+#[tokio::test]
+async fn files_the_cli_writes_have_private_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let config = dir.path().join("etc/device.yml");
+    let (config_arg, keys_arg) = (config.display().to_string(), keys.display().to_string());
+    stdout(&onesoidc(&[
+        "register",
+        "-t",
+        "Kiosk",
+        "-l",
+        "Lobby",
+        "-r",
+        "PUBLIC",
+        "--config",
+        &config_arg,
+        "--key-dir",
+        &keys_arg,
+    ]));
+    assert_eq!(mode(&keys), 0o700);
+    assert_eq!(mode(&keys.join("private.pem")), 0o600);
+
+    let idp = onesoidc_devidp::DevIdp::start(Default::default())
+        .await
+        .unwrap();
+    let paths = idp
+        .provision_device(
+            dir.path().join("managed").as_path(),
+            onesoidc_core::KeyType::EccP256,
+        )
+        .unwrap();
+    let cache = dir.path().join("cache");
+    let (c, k, cache_arg) = (
+        paths.config.display().to_string(),
+        paths.key_dir.display().to_string(),
+        cache.display().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        onesoidc(&[
+            "device-token",
+            "--cache-dir",
+            &cache_arg,
+            "--config",
+            &c,
+            "--key-dir",
+            &k,
+        ])
+    })
+    .await
+    .unwrap();
+    stdout(&out);
+    assert_eq!(mode(&cache), 0o700);
+    assert_eq!(mode(&cache.join("tokens")), 0o700);
+    let mut files = Vec::new();
+    for dir in [cache.clone(), cache.join("tokens")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(
+        files.len(),
+        4,
+        "the discovery document, the token and its two lock files: {files:?}"
+    );
+}

@@ -378,6 +378,20 @@ impl DevIdp {
         .await
     }
 
+    /// Every opaque secret this provider has handed out and still knows:
+    /// access tokens, refresh tokens (rotated ones too) and
+    /// `login_hint_token`s. Tests search logs for these exact values.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let store = self.provider().lock();
+        store
+            .access_tokens
+            .keys()
+            .chain(store.refresh_tokens.keys())
+            .chain(store.login_hint_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.provider().lock().stats.clone()

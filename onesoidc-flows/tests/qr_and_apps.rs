@@ -222,3 +222,66 @@ async fn device_token_over_real_http() {
         );
     }
 }
+
+/// Counts the requests it passes on.
+struct Counting<C> {
+    inner: C,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<C: onesoidc_flows::http_client::HttpClient> onesoidc_flows::http_client::HttpClient
+    for Counting<C>
+{
+    fn execute(
+        &self,
+        request: onesoidc_flows::http_client::HttpRequest,
+    ) -> onesoidc_flows::http_client::BoxFuture<
+        '_,
+        Result<onesoidc_flows::http_client::HttpResponse, onesoidc_core::TransportError>,
+    > {
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.execute(request)
+    }
+}
+
+/// Dropping a QR event stream (the kiosk's screen went away) stops the
+/// polling: no request after the drop.
+#[tokio::test(start_paused = true)]
+async fn dropping_a_qr_event_stream_stops_polling() {
+    let idp = onesoidc_devidp::DevIdp::start(config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = onesoidc_flows::OnesIdClient::new(
+        onesoidc_flows::DeviceIdentity::load(&paths).unwrap(),
+        Counting {
+            inner: idp.in_process_client(),
+            requests: requests.clone(),
+        },
+    )
+    .unwrap();
+    let mut events = client.qr_events(CibaRequest::new());
+    assert!(matches!(
+        events.next().await,
+        Some(QrEvent::SessionCreated(_))
+    ));
+    assert!(matches!(
+        events.next().await,
+        Some(QrEvent::WaitingForScan { .. })
+    ));
+    let before = requests.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        before >= 3,
+        "discovery, the device token, the session, a poll"
+    );
+    drop(events);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        requests.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "no request after the stream is dropped"
+    );
+}

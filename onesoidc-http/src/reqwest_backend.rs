@@ -245,3 +245,40 @@ fn classify(e: reqwest::Error) -> TransportError {
     }
     TransportError::new(kind, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SECURITY.md and the docs promise these defaults.
+    #[test]
+    fn the_default_timeouts_are_the_documented_ones() {
+        assert_eq!(DEFAULT_CONNECT_TIMEOUT, Duration::from_secs(10));
+        assert_eq!(crate::DEFAULT_TIMEOUT, Duration::from_secs(30));
+        let builder = ReqwestClient::builder();
+        assert_eq!(builder.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(builder.timeout, crate::DEFAULT_TIMEOUT);
+        assert_eq!(
+            crate::Policy::default().exchange_timeout(),
+            crate::DEFAULT_TIMEOUT
+        );
+    }
+
+    /// A server that accepts and never answers: the request ends with a
+    /// timeout after the configured whole-request time.
+    #[tokio::test]
+    async fn the_request_timeout_is_applied() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/oidc/token", listener.local_addr().unwrap());
+        let client = ReqwestClient::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let request = http::Request::post(url).body(Vec::new()).unwrap();
+        let error = crate::HttpClient::execute(&client, request)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, crate::TransportErrorKind::Timeout, "{error:?}");
+        drop(listener);
+    }
+}
