@@ -618,3 +618,49 @@ async fn files_the_cli_writes_have_private_modes() {
         "the discovery document, the token and its two lock files: {files:?}"
     );
 }
+
+/// With HTTP_PROXY and ALL_PROXY set, requests to a provider on loopback
+/// still go straight to it: the proxy sees no connection.
+#[tokio::test]
+async fn loopback_requests_bypass_the_environments_proxy() {
+    let idp = onesoidc_devidp::DevIdp::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let (config, key_dir) = (
+        paths.config.display().to_string(),
+        paths.key_dir.display().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+            .args([
+                "device-token",
+                "--no-cache",
+                "--config",
+                &config,
+                "--key-dir",
+                &key_dir,
+            ])
+            .env("HTTP_PROXY", &proxy_url)
+            .env("ALL_PROXY", &proxy_url)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!stdout(&out).trim().is_empty());
+    assert_eq!(idp.stats().token_requests.client_credentials, 1);
+    assert!(
+        matches!(proxy.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "nobody connected to the proxy"
+    );
+}

@@ -226,3 +226,101 @@ async fn a_backend_that_never_answers_times_out_after_thirty_seconds() {
         "{err}"
     );
 }
+
+fn json(body: serde_json::Value) -> HttpResponse {
+    http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(body.to_string().into_bytes())
+        .unwrap()
+}
+
+/// A discovery document naming a plain-http endpoint on another host is
+/// refused, naming the field; nothing is sent to it.
+#[tokio::test]
+async fn discovery_endpoints_must_be_https() {
+    for field in [
+        "token_endpoint",
+        "backchannel_authentication_endpoint",
+        "introspection_endpoint",
+        "revocation_endpoint",
+        "jwks_uri",
+    ] {
+        let (http, calls) = scripted(move |request| {
+            let mut doc = serde_json::json!({
+                "issuer": "https://idp.example.com/oidc",
+                "token_endpoint": "https://idp.example.com/oidc/token",
+                "backchannel_authentication_endpoint": "https://idp.example.com/oidc/backchannel",
+                "introspection_endpoint": "https://idp.example.com/oidc/token/introspection",
+                "revocation_endpoint": "https://idp.example.com/oidc/token/revocation",
+                "jwks_uri": "https://idp.example.com/oidc/jwks",
+            });
+            assert!(
+                request.uri().path().ends_with("openid-configuration"),
+                "{field}: only discovery is asked: {}",
+                request.uri()
+            );
+            doc[field] = "http://evil.example.net/steal".into();
+            json(doc)
+        });
+        let client = OnesIdClient::new(identity("https://idp.example.com"), http).unwrap();
+        let err = client.device_token().await.unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidResponse { .. }),
+            "{field}: {err}"
+        );
+        assert!(err.to_string().contains(field), "{field}: {err}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{field}");
+    }
+}
+
+/// What `OnesIdClient::usable` refuses: inactive, expired, another
+/// issuer's or another client's token; it accepts an active token of ours
+/// whose answer omits the optional fields.
+#[tokio::test]
+async fn an_introspection_answer_is_usable_only_for_an_active_token_of_ours() {
+    let (http, _) = scripted(|_| not_found());
+    let client = OnesIdClient::new(identity("https://idp.example.com"), http).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let answer = |value: serde_json::Value| -> onesoidc_core::Introspection {
+        let endpoint = "https://idp.example.com/oidc/token/introspection".into();
+        onesoidc_core::parse_introspection_response(&endpoint, &json(value)).unwrap()
+    };
+    let cases = [
+        (serde_json::json!({"active": false}), Some("not active")),
+        (
+            serde_json::json!({"active": true, "exp": now - 1}),
+            Some("expired"),
+        ),
+        (
+            serde_json::json!({"active": true, "iss": "https://other.example.com/oidc"}),
+            Some("issued by"),
+        ),
+        (
+            serde_json::json!({"active": true, "client_id": "someone-else"}),
+            Some("issued to client"),
+        ),
+        (
+            serde_json::json!({"active": true, "exp": now + 300, "iss": "https://idp.example.com/oidc", "client_id": "client-1"}),
+            None,
+        ),
+        (serde_json::json!({"active": true}), None),
+    ];
+    for (value, refused) in cases {
+        let result = client.usable(&answer(value.clone())).await;
+        match refused {
+            None => assert!(result.is_ok(), "{value}: {result:?}"),
+            Some(reason) => {
+                let err = result.unwrap_err();
+                assert!(
+                    matches!(err, Error::TokenNotUsable { .. }),
+                    "{value}: {err}"
+                );
+                assert!(err.to_string().contains(reason), "{value}: {err}");
+            }
+        }
+    }
+}

@@ -123,19 +123,22 @@ impl ReqwestClientBuilder {
 /// `NO_PROXY`) as reqwest reads them, but never for loopback, whatever
 /// `NO_PROXY` says: a request to a local provider must not go through a proxy.
 fn loopback_bypass() -> reqwest::Proxy {
-    reqwest::Proxy::custom(|url| {
-        if url.host_str().is_some_and(crate::is_loopback) {
-            return None;
-        }
-        let names: &[&str] = match url.scheme() {
-            "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
-            _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
-        };
-        names
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-    })
-    .no_proxy(reqwest::NoProxy::from_env())
+    reqwest::Proxy::custom(|url| proxy_for(url, |name| std::env::var(name).ok()))
+        .no_proxy(reqwest::NoProxy::from_env())
+}
+
+/// The proxy the environment (`env`) names for `url`: none for loopback.
+fn proxy_for(url: &reqwest::Url, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if url.host_str().is_some_and(crate::is_loopback) {
+        return None;
+    }
+    let names: &[&str] = match url.scheme() {
+        "https" => &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"],
+        _ => &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"],
+    };
+    names
+        .iter()
+        .find_map(|name| env(name).filter(|v| !v.is_empty()))
 }
 
 impl ReqwestClient {
@@ -249,6 +252,27 @@ fn classify(e: reqwest::Error) -> TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_never_goes_through_a_proxy() {
+        let env = |name: &str| {
+            matches!(name, "HTTP_PROXY" | "HTTPS_PROXY" | "ALL_PROXY")
+                .then(|| "http://proxy.corp:3128".to_string())
+        };
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        for local in [
+            "http://127.0.0.1:8080/oidc/token",
+            "http://localhost:8080/oidc/token",
+            "http://[::1]:8080/oidc/token",
+            "https://127.0.0.5/oidc",
+        ] {
+            assert_eq!(proxy_for(&url(local), env), None, "{local}");
+        }
+        assert_eq!(
+            proxy_for(&url("https://idp.example.com/oidc/token"), env).as_deref(),
+            Some("http://proxy.corp:3128")
+        );
+    }
 
     /// SECURITY.md and the docs promise these defaults.
     #[test]
