@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "onesoidc",
-    version,
+    version = VERSION,
     about,
     long_about,
     propagate_version = true
@@ -24,8 +24,17 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--version`: the version and the git commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("ONESOIDC_COMMIT"),
+    ")"
+);
+
 /// Options every command takes.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Path of device.yml [env: ONESOIDC_DEVICE_CONFIG] [default: /etc/px-device-identity/device.yml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -228,6 +237,22 @@ pub enum Command {
         /// access_token or refresh_token
         #[arg(long)]
         hint: Option<onesoidc_core::TokenTypeHint>,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    ///
+    /// bash: `onesoidc completions bash > ~/.local/share/bash-completion/completions/onesoidc`;
+    /// zsh: into a directory on `$fpath` as `_onesoidc`;
+    /// fish: `~/.config/fish/completions/onesoidc.fish`. The Debian package installs all three.
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (onesoidc.1 and one per command) into a directory
+    #[command(hide = true)]
+    Manpages {
+        /// Where to write them
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
     },
 }
 

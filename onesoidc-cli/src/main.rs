@@ -13,7 +13,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse_from(cli::px_short_forms(std::env::args_os()));
+    let cli = match cli::Cli::try_parse_from(cli::px_short_forms(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => return output::usage_error(&e),
+    };
     // Seeding aws-lc's generator (in builds that sample CPU jitter) overlaps
     // starting the runtime, loading the identity and connecting.
     onesoidc_flows::warm_up_random_generator();

@@ -98,6 +98,27 @@ failure_from!(
 );
 
 /// Prints `onesoidc: error: MESSAGE` and returns `code`.
+/// What clap found wrong with the command line: `--help` and `--version`
+/// as clap prints them; a usage error as `onesoidc: error: ...`, with
+/// clap's usage line and hint after it, exit 2.
+pub fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { 0 })
+        }
+        _ => {
+            let text = error.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprint!("onesoidc: error: {text}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
 pub fn fail(message: &str, code: u8) -> ExitCode {
     eprintln!("onesoidc: error: {message}");
     ExitCode::from(code)
@@ -119,8 +140,17 @@ pub fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ))
         .try_init();
+}
+
+/// Whether to colour output: only on a terminal, and never when `NO_COLOR`
+/// is set to anything but the empty string (no-color.org).
+pub fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Prints a JSON value on stdout, on one line (one object per line for scripts).
@@ -236,6 +266,21 @@ mod tests {
                 reason: "no refresh token".into()
             }),
             EXIT_ERROR
+        );
+    }
+}
+
+#[cfg(test)]
+mod colour_tests {
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use super::colour;
+        assert!(colour(true, None));
+        assert!(!colour(false, None));
+        assert!(!colour(true, Some("1".into())));
+        assert!(
+            colour(true, Some("".into())),
+            "an empty NO_COLOR does not count"
         );
     }
 }

@@ -248,3 +248,111 @@ fn test_cache_dir() -> &'static std::path::Path {
         std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
     DIR.path()
 }
+
+#[test]
+fn version_names_the_commit() {
+    let out = onesoidc(&["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (name, rest) = text.trim().split_once(' ').unwrap();
+    assert_eq!(name, "onesoidc");
+    let (version, commit) = rest.split_once(' ').unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    let commit = commit.trim_start_matches('(').trim_end_matches(')');
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
+    );
+}
+
+/// Every command's --help lists the global options under their own heading.
+#[test]
+fn global_options_have_their_own_heading_in_every_help() {
+    let help = String::from_utf8(onesoidc(&["--help"]).stdout).unwrap();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 12, "{commands:?}");
+    for command in commands {
+        let out = onesoidc(&[command, "--help"]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let global = text
+            .split("Global options:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{command} --help has no global options heading:\n{text}"));
+        for option in ["--config", "--key-dir", "--json", "--verbose"] {
+            assert!(
+                global.contains(option),
+                "{command}: {option} under Global options"
+            );
+        }
+        let own = text.split("Global options:").next().unwrap();
+        assert!(
+            !own.contains("--key-dir"),
+            "{command}: not among its own options"
+        );
+    }
+}
+
+/// Errors, usage errors and logs carry no colour codes when stderr is not
+/// a terminal (as here: the test reads it through a pipe).
+#[test]
+fn no_colour_codes_when_stderr_is_not_a_terminal() {
+    for args in [
+        &["no-such-command"][..],
+        &["ciba"][..],
+        &[
+            "device-token",
+            "-vvv",
+            "--config",
+            "/nonexistent/device.yml",
+        ][..],
+    ] {
+        let out = onesoidc(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.is_empty(), "{args:?}");
+        assert!(!stderr.contains('\u{1b}'), "{args:?}: {stderr:?}");
+        let first = stderr.lines().find(|l| l.contains("error")).unwrap();
+        assert!(first.starts_with("onesoidc: error: "), "{args:?}: {first}");
+    }
+}
+
+#[test]
+fn completions_and_man_pages() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef onesoidc"),
+        ("fish", "complete -c onesoidc"),
+    ] {
+        let out = onesoidc(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}");
+        assert!(
+            script.contains("device-token"),
+            "{shell}: knows the commands"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = onesoidc(&["manpages", "--out-dir", dir.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(dir.path().join("onesoidc-device-token.1")).unwrap();
+    assert!(page.contains(".TH ONESOIDC-DEVICE-TOKEN 1"), "{page}");
+    assert!(
+        page.contains("onesoidc device\\-token"),
+        "the synopsis names the command"
+    );
+    assert!(page.contains("\\-\\-config"), "with the global options");
+    let pages = std::fs::read_dir(dir.path()).unwrap().count();
+    assert!(pages >= 14, "onesoidc.1 and one per command: {pages}");
+}

@@ -3,6 +3,7 @@
 mod demo;
 mod dev_idp;
 mod device;
+mod help;
 mod inspect;
 mod login;
 mod register;
@@ -70,6 +71,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             refreshes,
         } => watch::run(g, *skew, store.as_deref(), *refreshes).await,
         Command::Revoke { token, hint } => inspect::revoke(g, &token.read()?, *hint).await,
+        Command::Completions { shell } => {
+            help::completions(*shell);
+            Ok(())
+        }
+        Command::Manpages { out_dir } => help::manpages(out_dir),
     }
 }
 
