@@ -17,6 +17,7 @@
 
 mod bench;
 mod browser;
+mod deb;
 mod deny;
 mod fuzz;
 mod interop;
@@ -33,7 +34,8 @@ commands:
   test      fmt --check, clippy -D warnings, every test (with Chromium), interop (what CI runs)
   interop   library and CLI against the stock oidc-provider (needs node + npm)
   fuzz      --seconds N [TARGET...]: each cargo-fuzz target for N s (needs cargo-fuzz)
-  bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target";
+  bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target
+  deb       [--debug]: the Debian package, target/deb/onesoidc_<version>_<arch>.deb";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Some("interop") => interop::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("deb") => deb::run(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -76,6 +79,7 @@ fn test() -> Result<(), String> {
     // The fuzz crate is outside the workspace (cargo-fuzz builds it with
     // nightly flags): build its targets and replay every corpus file.
     cargo(&["test", "--manifest-path", "fuzz/Cargo.toml"])?;
+    deb::check()?;
     if !browser.is_empty() {
         let shots = browser::screenshot_dir(&target_dir(&workspace_root()));
         eprintln!(
@@ -88,7 +92,7 @@ fn test() -> Result<(), String> {
 }
 
 /// Runs `cargo ARGS` at the workspace root, failing on a non-zero exit.
-fn cargo(args: &[&str]) -> Result<(), String> {
+pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
     cargo_with_env(args, &[])
 }
 
@@ -116,7 +120,7 @@ fn cargo_with_env(args: &[&str], env: &[(&str, String)]) -> Result<(), String> {
     }
 }
 
-fn workspace_root() -> std::path::PathBuf {
+pub(crate) fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(std::path::Path::to_path_buf)
@@ -125,7 +129,7 @@ fn workspace_root() -> std::path::PathBuf {
 
 /// Cargo's target directory, as cargo itself resolves it (honours
 /// `CARGO_TARGET_DIR` and config).
-fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn target_dir(root: &std::path::Path) -> std::path::PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps"])

@@ -25,7 +25,10 @@ pub fn manpages(dir: &Path) -> Result<(), Failure> {
     // Propagates the global options into every subcommand.
     root.build();
     let mut pages = vec![("onesoidc".to_string(), root.clone())];
-    for sub in root.get_subcommands().filter(|s| !s.is_hide_set()) {
+    for sub in root
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         let name = format!("onesoidc-{}", sub.get_name());
         let command = sub
             .clone()
