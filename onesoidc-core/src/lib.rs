@@ -93,3 +93,8 @@ pub use signer::{PemSigner, Signer, ecdsa_der_to_fixed};
 
 /// Re-exported so callers can read tokens without naming the crate.
 pub use secrecy::{ExposeSecret, SecretString};
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

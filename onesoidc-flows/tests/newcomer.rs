@@ -14,7 +14,6 @@ use onesoidc_flows::http_client::{
     BoxFuture, HttpClient, HttpRequest, HttpResponse, ReqwestClient, TransportError,
 };
 use onesoidc_flows::{CibaEvent, CibaRequest, Error, OnesIdClient, QrEvent, StreamExt};
-use onesoidc_tokens::{TokenManagerRegistry, device_manager};
 
 /// A provider on loopback that approves after 100 ms, and a device
 /// registered with it (the newcomer has theirs in /etc/px-device-identity).
@@ -97,27 +96,6 @@ async fn three_qr_with_events() -> Result<(), Error> {
             other.map(|e| e.to_string()).unwrap_or_default()
         ),
     }
-    Ok(())
-}
-
-#[tokio::test]
-async fn four_a_registry_with_a_device_manager_and_a_hundred_callers() -> Result<(), Error> {
-    let local = local().await;
-    let client = OnesIdClient::from_paths(&local.paths)?;
-    let registry = TokenManagerRegistry::new();
-    let device = registry.insert(device_manager(&client))?;
-    let mut callers = tokio::task::JoinSet::new();
-    for _ in 0..100 {
-        let device = device.clone();
-        callers.spawn(async move { device.access_token().await });
-    }
-    while let Some(token) = callers.join_next().await {
-        assert!(!token.expect("the task ran")?.expose_secret().is_empty());
-    }
-    // The QR session is created with the manager's token: still one request.
-    client.qr_create().await?;
-    assert_eq!(local.idp.stats().token_requests.client_credentials, 1);
-    registry.shutdown().await;
     Ok(())
 }
 

@@ -53,3 +53,8 @@ pub use read::{read_limited, read_private};
 pub use set::{
     Interrupted, SetStep, finish_interrupted_set, replace_set, replace_set_with, staged_path,
 };
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -109,3 +109,8 @@ impl<T: HttpClient + ?Sized> HttpClient for Box<T> {
         (**self).execute(request)
     }
 }
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -80,3 +80,8 @@ pub use store::{
 pub use store::{RedisTokenStore, RedisTokenStoreBuilder};
 /// `Stream` and its combinators, for [`TokenManager::events`].
 pub use tokio_stream::{Stream, StreamExt};
+
+/// The crate README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

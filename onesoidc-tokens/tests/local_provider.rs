@@ -53,3 +53,36 @@ async fn a_thousand_callers_on_an_expired_token_cause_one_token_request() {
         .unwrap();
     assert!(info.active);
 }
+
+/// The newcomer's fourth step (README): a registry with the device's
+/// manager; a hundred callers and the client's own bearer requests share
+/// one token request.
+#[tokio::test]
+async fn a_registry_with_a_device_manager_and_a_hundred_callers() {
+    let idp = DevIdp::start(DevIdpConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
+    let client = OnesIdClient::from_paths(&paths).unwrap();
+    let registry = onesoidc_tokens::TokenManagerRegistry::new();
+    let device = registry
+        .insert(onesoidc_tokens::device_manager(&client))
+        .unwrap();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let device = device.clone();
+        callers.spawn(async move { device.access_token().await });
+    }
+    while let Some(token) = callers.join_next().await {
+        assert!(
+            !token
+                .expect("the task ran")
+                .unwrap()
+                .expose_secret()
+                .is_empty()
+        );
+    }
+    // The QR session is created with the manager's token: still one request.
+    client.qr_create().await.unwrap();
+    assert_eq!(idp.stats().token_requests.client_credentials, 1);
+    registry.shutdown().await;
+}
