@@ -37,14 +37,9 @@ pub fn test_env() -> Result<Vec<(&'static str, String)>, String> {
         );
         return Ok(Vec::new());
     }
-    if !is_root() {
-        return Err(format!(
-            "CI runs the console's browser test, which needs chromium and chromedriver; \
-             install them as root: apt-get install -y {}",
-            PACKAGES.join(" ")
-        ));
-    }
-    install()?;
+    apt_install(&PACKAGES).map_err(|e| {
+        format!("CI runs the console's browser test, which needs chromium and chromedriver: {e}")
+    })?;
     find().ok_or_else(|| {
         format!(
             "installed {} but found no chromium and chromedriver on PATH",
@@ -90,9 +85,16 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// `apt-get install -y chromium chromium-driver`, updating the package
-/// lists first if the install fails with the lists at hand.
-fn install() -> Result<(), String> {
+/// `apt-get install -y PACKAGES` as root (CI), updating the package lists
+/// first if the install fails with the lists at hand. Also used for the C
+/// ABI's tools (`ffi.rs`).
+pub(crate) fn apt_install(packages: &[&str]) -> Result<(), String> {
+    if !is_root() {
+        return Err(format!(
+            "install them as root: apt-get install -y {}",
+            packages.join(" ")
+        ));
+    }
     let apt = |args: &[&str]| -> Result<bool, String> {
         eprintln!("xtask: apt-get {}", args.join(" "));
         Command::new("apt-get")
@@ -103,7 +105,10 @@ fn install() -> Result<(), String> {
             .map(|s| s.success())
             .map_err(|e| format!("cannot run apt-get: {e}"))
     };
-    let install: Vec<&str> = ["install", "-y"].into_iter().chain(PACKAGES).collect();
+    let install: Vec<&str> = ["install", "-y"]
+        .into_iter()
+        .chain(packages.iter().copied())
+        .collect();
     if apt(&install)? {
         return Ok(());
     }
@@ -113,7 +118,7 @@ fn install() -> Result<(), String> {
     if apt(&install)? {
         Ok(())
     } else {
-        Err(format!("apt-get install -y {} failed", PACKAGES.join(" ")))
+        Err(format!("apt-get install -y {} failed", packages.join(" ")))
     }
 }
 

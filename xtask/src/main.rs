@@ -6,7 +6,11 @@
 //!   builds, docs without warnings), `cargo clippy --workspace --all-targets
 //!   -- -D warnings`, `cargo test --workspace` (doctests included; with
 //!   Chromium for the dev IdP console's browser test, see `browser.rs`),
-//!   then `cargo xtask interop`.
+//!   then the C ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples
+//!   and the C test under valgrind), then `cargo xtask interop`.
+//! - `cargo xtask ffi-header`: regenerates `onesoidc-ffi/include/onesoidc.h`.
+//! - `cargo xtask ffi-install --prefix DIR [--release]`: the C library,
+//!   headers, pkg-config file and CMake package config under DIR.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
 //!   oidc-provider (node + npm; see `interop.rs`).
 //! - `cargo xtask fuzz --seconds N [TARGET...]`: each cargo-fuzz target in
@@ -16,6 +20,7 @@
 mod bench;
 mod browser;
 mod deny;
+mod ffi;
 mod fuzz;
 mod interop;
 mod layers;
@@ -29,7 +34,10 @@ commands:
   test      fmt --check, clippy -D warnings, every test (with Chromium), interop (what CI runs)
   interop   library and CLI against the stock oidc-provider (needs node + npm)
   fuzz      --seconds N [TARGET...]: each cargo-fuzz target for N s (needs cargo-fuzz)
-  bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target";
+  bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target
+  ffi-header               regenerate onesoidc-ffi/include/onesoidc.h (cbindgen)
+  ffi-install --prefix DIR [--release]
+                           libonesoidc, headers, onesoidc.pc and the CMake package under DIR";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +46,8 @@ fn main() -> ExitCode {
         Some("interop") => interop::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("ffi-header") => ffi::write_header(),
+        Some("ffi-install") => ffi::install_command(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -74,6 +84,7 @@ fn test() -> Result<(), String> {
             shots.display()
         );
     }
+    ffi::test()?;
     interop::run(&[])?;
     Ok(())
 }
