@@ -129,7 +129,8 @@ pub unsafe extern "C" fn onesoidc_qr_session_expires_in(
 /// Draws `text` (a session's URL) as a QR code (the original
 /// `generateQRCode` / `generateASCIIQRCode`) in `format`: `ONESOIDC_QR_ASCII`,
 /// `ONESOIDC_QR_UNICODE` or `ONESOIDC_QR_SVG`. On success `*out` is the
-/// drawing (lines end with `\n`; free with `onesoidc_string_free`).
+/// drawing (as text, every line ends with `\n`; free with
+/// `onesoidc_string_free`).
 ///
 /// # Safety
 ///
@@ -160,6 +161,11 @@ pub unsafe extern "C" fn onesoidc_qr_render(
             }
         }
         .map_err(onesoidc_core::Error::from)?;
+        let drawn = if format == ONESOIDC_QR_SVG || drawn.ends_with('\n') {
+            drawn
+        } else {
+            drawn + "\n"
+        };
         *slot = owned_string(&drawn);
         Ok(())
     })
