@@ -686,7 +686,8 @@ uint64_t onesoidc_qr_session_expires_in(const onesoidc_qr_session *session);
  * Draws `text` (a session's URL) as a QR code (the original
  * `generateQRCode` / `generateASCIIQRCode`) in `format`: `ONESOIDC_QR_ASCII`,
  * `ONESOIDC_QR_UNICODE` or `ONESOIDC_QR_SVG`. On success `*out` is the
- * drawing (lines end with `\n`; free with `onesoidc_string_free`).
+ * drawing (as text, every line ends with `\n`; free with
+ * `onesoidc_string_free`).
  *
  * # Safety
  *

@@ -391,8 +391,18 @@ const C_MODES: [(&str, &[&str]); 9] = [
 ];
 
 /// The Qt example's modes and what each must print.
-const QT_MODES: [(&str, &[&str]); 4] = [
+const QT_MODES: [(&str, &[&str]); 8] = [
+    ("device-config", &["device id", "issuer"]),
     ("device-token", &["requestDeviceAccessToken:"]),
+    (
+        "well-known",
+        &["application vhh-server", "authenticated alice"],
+    ),
+    (
+        "ciba",
+        &["cibaRequest: auth_req_id", "checkCibaStatus: approved"],
+    ),
+    ("qr", &["scan this code", "scanned", "authenticated alice"]),
     (
         "ciba-events",
         &[
@@ -471,7 +481,12 @@ fn run_programs(examples: &Path, tests: &Path, idp: &DevIdp, device: &Path) -> R
         .env_remove("ONESOIDC_DEVICE_CONFIG")
         .env_remove("ONESOIDC_KEY_DIR");
     let text = output_of(&mut valgrind)?;
-    expect(&text, "0 failed", "test_onesoidc under valgrind")?;
+    expect(&text, " 0 failed", "test_onesoidc under valgrind")?;
+    for line in text.lines().filter(|l| {
+        l.ends_with(" failed") || l.contains("ERROR SUMMARY") || l.contains("definitely lost")
+    }) {
+        eprintln!("xtask: ffi: test_onesoidc: {line}");
+    }
     eprintln!(
         "xtask: ffi: the C test passed under valgrind ({:.1}s)",
         started.elapsed().as_secs_f64()

@@ -9,6 +9,7 @@
 //!   then the C ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples
 //!   and the C test under valgrind), then `cargo xtask interop`.
 //! - `cargo xtask ffi-header`: regenerates `onesoidc-ffi/include/onesoidc.h`.
+//! - `cargo xtask ffi-test`: only the C ABI's checks of `test`.
 //! - `cargo xtask ffi-install --prefix DIR [--release]`: the C library,
 //!   headers, pkg-config file and CMake package config under DIR.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
@@ -36,6 +37,7 @@ commands:
   fuzz      --seconds N [TARGET...]: each cargo-fuzz target for N s (needs cargo-fuzz)
   bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target
   ffi-header               regenerate onesoidc-ffi/include/onesoidc.h (cbindgen)
+  ffi-test                 the C ABI's part of `test`: header check, C/Qt examples, C test under valgrind
   ffi-install --prefix DIR [--release]
                            libonesoidc, headers, onesoidc.pc and the CMake package under DIR";
 
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("ffi-header") => ffi::write_header(),
         Some("ffi-install") => ffi::install_command(&args[1..]),
+        Some("ffi-test") => ffi::test(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
