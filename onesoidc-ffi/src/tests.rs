@@ -319,10 +319,8 @@ fn cancel_waits_for_a_running_callback_and_no_callback_follows() {
         seen.kinds.len()
     };
     // SAFETY: a live login.
-    assert_eq!(
-        unsafe { onesoidc_login_wait(login, 5000) },
-        ONESOIDC_CANCELLED
-    );
+    let status = unsafe { onesoidc_login_wait(login, 5000) };
+    assert_eq!(status, ONESOIDC_CANCELLED);
     // SAFETY: a live login, freed once.
     unsafe { onesoidc_login_free(login) };
     assert_eq!(context.seen.lock().unwrap().kinds.len(), after_cancel);
