@@ -126,7 +126,7 @@
 #define ONESOIDC_QR_UNICODE 2
 
 /**
- * An SVG document, at least 256 × 256.
+ * An SVG document, at least 256 x 256 pixels.
  */
 #define ONESOIDC_QR_SVG 3
 
@@ -315,10 +315,10 @@ extern "C" {
 const char *onesoidc_version(void);
 
 /**
- * The message of the calling thread's last failed call, e.g.
- * `onesoidc_client_new: /etc/px-device-identity/device.yml: field
- * `key_type` is invalid: ...`; `""` before any failure. Calls that succeed
- * leave it unchanged (as `errno`). Never contains a token.
+ * The message of the calling thread's last failed call, prefixed with the
+ * function's name, e.g. "onesoidc_client_new: /etc/px-device-identity/device.yml:
+ * field key_type is invalid: ..."; "" before any failure. Calls that
+ * succeed leave it unchanged (as errno). Never contains a token.
  *
  * Borrowed: valid until this thread's next failing call; copy it to keep
  * it. Never NULL.
@@ -769,7 +769,7 @@ int onesoidc_qr_login_start(onesoidc_client *client,
 int onesoidc_event_kind(const onesoidc_event *event);
 
 /**
- * A line for a log or a UI ("asked the person to approve “Kiosk 7” (120 s
+ * A line of UTF-8 text for a log or a UI ("asked the person to approve (120 s
  * to answer)", "failed: ..."), never a token. Borrowed: valid until the
  * callback returns. "" for NULL.
  *

@@ -231,7 +231,7 @@ pub unsafe extern "C" fn onesoidc_event_kind(event: *const onesoidc_event) -> c_
     })
 }
 
-/// A line for a log or a UI ("asked the person to approve “Kiosk 7” (120 s
+/// A line of UTF-8 text for a log or a UI ("asked the person to approve (120 s
 /// to answer)", "failed: ..."), never a token. Borrowed: valid until the
 /// callback returns. "" for NULL.
 ///

@@ -97,10 +97,10 @@ pub extern "C" fn onesoidc_version() -> *const c_char {
     })
 }
 
-/// The message of the calling thread's last failed call, e.g.
-/// `onesoidc_client_new: /etc/px-device-identity/device.yml: field
-/// `key_type` is invalid: ...`; `""` before any failure. Calls that succeed
-/// leave it unchanged (as `errno`). Never contains a token.
+/// The message of the calling thread's last failed call, prefixed with the
+/// function's name, e.g. "onesoidc_client_new: /etc/px-device-identity/device.yml:
+/// field key_type is invalid: ..."; "" before any failure. Calls that
+/// succeed leave it unchanged (as errno). Never contains a token.
 ///
 /// Borrowed: valid until this thread's next failing call; copy it to keep
 /// it. Never NULL.

@@ -26,7 +26,7 @@ pub const ONESOIDC_QR_ASCII: c_int = 1;
 /// Compact Unicode half blocks (two modules per character), drawn for a
 /// dark terminal background.
 pub const ONESOIDC_QR_UNICODE: c_int = 2;
-/// An SVG document, at least 256 × 256.
+/// An SVG document, at least 256 x 256 pixels.
 pub const ONESOIDC_QR_SVG: c_int = 3;
 
 /// A QR login session (`onesoidc_qr_create`): its URL to show as a code,

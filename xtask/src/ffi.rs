@@ -339,7 +339,11 @@ fn pkg_config_build(root: &Path, work: &Path, prefix: &Path) -> Result<(), Strin
         .arg(&program)
         .args(flags.split_whitespace())
         .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display())))?;
-    let version = output_of(Command::new(&program).arg("version"))?;
+    let version = output_of(
+        Command::new(&program)
+            .arg("version")
+            .env_remove("LD_LIBRARY_PATH"),
+    )?;
     expect(&version, "onesoidc ", "the pkg-config build's `version`")?;
     eprintln!("xtask: ffi: pkg-config build works ({})", version.trim());
     Ok(())
@@ -479,7 +483,8 @@ fn run_programs(examples: &Path, tests: &Path, idp: &DevIdp, device: &Path) -> R
         .env("ONESOIDC_TEST_DEVICE_DIR", device)
         .env("ONESOIDC_TEST_HOST", &idp.host)
         .env_remove("ONESOIDC_DEVICE_CONFIG")
-        .env_remove("ONESOIDC_KEY_DIR");
+        .env_remove("ONESOIDC_KEY_DIR")
+        .env_remove("LD_LIBRARY_PATH");
     let text = output_of(&mut valgrind)?;
     expect(&text, " 0 failed", "test_onesoidc under valgrind")?;
     for line in text.lines().filter(|l| {
@@ -494,12 +499,16 @@ fn run_programs(examples: &Path, tests: &Path, idp: &DevIdp, device: &Path) -> R
     Ok(())
 }
 
-/// `timeout --kill-after=5 PROGRAM_TIMEOUT_S program`: every run has a deadline.
+/// `timeout --kill-after=5 PROGRAM_TIMEOUT_S program`: every run has a
+/// deadline. Without `cargo run`'s LD_LIBRARY_PATH (target/debug/deps),
+/// so the program loads the installed library through its rpath, as a
+/// consumer's would.
 fn timed(program: &Path) -> Command {
     let mut command = Command::new("timeout");
     command
         .args(["--kill-after=5", PROGRAM_TIMEOUT_S])
-        .arg(program);
+        .arg(program)
+        .env_remove("LD_LIBRARY_PATH");
     command
 }
 
