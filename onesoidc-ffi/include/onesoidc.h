@@ -84,21 +84,16 @@
  * The provider could not be reached or is having trouble (no connection,
  * a timeout, HTTP 429 or 5xx): trying again later may work. The CLI exits
  * 1 for these; C gets its own code so a UI can say "check the network"
- * (the original library's `networkError`).
+ * (the original library's `networkError`). (5 is not used: the CLI's 5,
+ * an introspected token that is not usable, is `*active == false` here.)
  */
-#define ONESOIDC_NETWORK 5
+#define ONESOIDC_NETWORK 6
 
 /**
  * The person has to log in again (CIBA or QR) and the new tokens be
  * stored: the refresh token was rejected or there is none.
  */
-#define ONESOIDC_LOGIN_REQUIRED 6
-
-/**
- * onesoidc panicked (a bug in onesoidc; please report it with the
- * message). The panic was caught: the process and other calls go on.
- */
-#define ONESOIDC_PANIC 7
+#define ONESOIDC_LOGIN_REQUIRED 7
 
 /**
  * Not finished yet: the person has not answered a CIBA request
@@ -106,6 +101,12 @@
  * `onesoidc_login_wait`'s time is up.
  */
 #define ONESOIDC_PENDING 8
+
+/**
+ * onesoidc panicked (a bug in onesoidc; please report it with the
+ * message). The panic was caught: the process and other calls go on.
+ */
+#define ONESOIDC_PANIC 9
 
 /**
  * The login was cancelled by the program (`onesoidc_login_cancel` or
@@ -302,6 +303,9 @@ typedef struct onesoidc_tokens onesoidc_tokens;
  * `_cancel` and `_free`; only `onesoidc_login_wait` on its own login is
  * refused (it would wait for itself). It must not unwind (no C++ exception
  * may leave it) and should return promptly: the next event waits for it.
+ * Cancelling or freeing another login from a callback waits for that
+ * login's running callback, so two callbacks must not cancel each other's
+ * logins at the same time.
  */
 typedef void (*onesoidc_event_callback)(void *user_data, const onesoidc_event *event);
 

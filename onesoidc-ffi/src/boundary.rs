@@ -35,18 +35,19 @@ pub const ONESOIDC_EXPIRED: c_int = 4;
 /// The provider could not be reached or is having trouble (no connection,
 /// a timeout, HTTP 429 or 5xx): trying again later may work. The CLI exits
 /// 1 for these; C gets its own code so a UI can say "check the network"
-/// (the original library's `networkError`).
-pub const ONESOIDC_NETWORK: c_int = 5;
+/// (the original library's `networkError`). (5 is not used: the CLI's 5,
+/// an introspected token that is not usable, is `*active == false` here.)
+pub const ONESOIDC_NETWORK: c_int = 6;
 /// The person has to log in again (CIBA or QR) and the new tokens be
 /// stored: the refresh token was rejected or there is none.
-pub const ONESOIDC_LOGIN_REQUIRED: c_int = 6;
-/// onesoidc panicked (a bug in onesoidc; please report it with the
-/// message). The panic was caught: the process and other calls go on.
-pub const ONESOIDC_PANIC: c_int = 7;
+pub const ONESOIDC_LOGIN_REQUIRED: c_int = 7;
 /// Not finished yet: the person has not answered a CIBA request
 /// (`onesoidc_ciba_check`), or a started login is still running when
 /// `onesoidc_login_wait`'s time is up.
 pub const ONESOIDC_PENDING: c_int = 8;
+/// onesoidc panicked (a bug in onesoidc; please report it with the
+/// message). The panic was caught: the process and other calls go on.
+pub const ONESOIDC_PANIC: c_int = 9;
 /// The login was cancelled by the program (`onesoidc_login_cancel` or
 /// `onesoidc_login_free`). The CLI's exit code 130 (Ctrl-C).
 pub const ONESOIDC_CANCELLED: c_int = 130;

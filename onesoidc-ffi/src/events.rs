@@ -66,6 +66,9 @@ pub const ONESOIDC_EVENT_TOKEN_CLEARED: c_int = 12;
 /// `_cancel` and `_free`; only `onesoidc_login_wait` on its own login is
 /// refused (it would wait for itself). It must not unwind (no C++ exception
 /// may leave it) and should return promptly: the next event waits for it.
+/// Cancelling or freeing another login from a callback waits for that
+/// login's running callback, so two callbacks must not cancel each other's
+/// logins at the same time.
 pub type onesoidc_event_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, event: *const onesoidc_event)>;
 
