@@ -44,11 +44,29 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
+/// Where `device-token` keeps its token between runs.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Always ask the provider; neither read nor write a cached token
+    #[arg(long, conflicts_with_all = ["cache_dir", "store"])]
+    pub no_cache: bool,
+    /// The cache directory [env: ONESOIDC_CACHE_DIR] [default: $XDG_RUNTIME_DIR/onesoidc, else ~/.cache/onesoidc]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Keep the token in this shared store instead: a directory, or a redis://, rediss:// or redis+unix:// URL
+    #[arg(long, value_name = "URL|DIR")]
+    pub store: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Get an access token for this device (client credentials, private_key_jwt)
     ///
     /// Prints the token alone on stdout, so `TOKEN=$(onesoidc device-token)` works.
+    /// A token is cached and served again while it has more than 60 s left
+    /// (mode 0600 in a 0700 directory; bound to the issuer, client id, scope
+    /// and resource), so a script calling this in a loop asks the provider
+    /// once per token lifetime; processes running at once make one request.
     DeviceToken {
         /// Scopes to request, space separated
         #[arg(long)]
@@ -56,6 +74,8 @@ pub enum Command {
         /// Target resource (application URL) the token is for
         #[arg(long)]
         resource: Option<String>,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Print this device's public key as a JWK (kid = RFC 7638 thumbprint)
     Jwk {
@@ -106,17 +126,25 @@ pub enum Command {
         client_identifier: Option<String>,
     },
     /// Ask the provider whether an access or refresh token is active (RFC 7662)
+    ///
+    /// `echo "$TOKEN" | onesoidc introspect -` reads the token from standard
+    /// input (an argument is visible to every user in the process list and
+    /// stays in shell history). Prints the provider's answer; exits 5 when
+    /// the token is not usable now (inactive, expired, or issued by another
+    /// provider or to another client), 0 when it is.
     Introspect {
-        /// The token
-        token: String,
+        #[command(flatten)]
+        token: TokenInput,
         /// access_token or refresh_token
         #[arg(long)]
         hint: Option<onesoidc_core::TokenTypeHint>,
     },
     /// Check an ID token's signature and claims against the provider; print its claims
+    ///
+    /// `echo "$ID_TOKEN" | onesoidc validate-id-token -` reads it from standard input.
     ValidateIdToken {
-        /// The ID token (a JWT)
-        token: String,
+        #[command(flatten)]
+        token: TokenInput,
     },
     /// Create this device's identity and register it with a provider (replaces px-device-identity INIT)
     ///
@@ -150,11 +178,11 @@ pub enum Command {
         /// Replace an existing identity (the old one stays if registration fails)
         #[arg(long)]
         force: bool,
-        /// Seconds to wait for an administrator
-        #[arg(long, default_value_t = 300)]
+        /// Seconds to wait for an administrator (at most a day)
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
         timeout: u64,
         /// Seconds between status checks
-        #[arg(long, default_value_t = 10, hide = true)]
+        #[arg(long, default_value_t = 10, hide = true, value_parser = clap::value_parser!(u64).range(1..=3600))]
         poll_interval: u64,
     },
     /// Keep this device's access token fresh and print every event (refreshed, failed, expired)
@@ -166,9 +194,10 @@ pub enum Command {
         /// Refresh this many seconds before expiry
         #[arg(long, default_value_t = 60)]
         skew: u64,
-        /// Keep the token in this directory (mode 0600), so a restart does not fetch a new one
-        #[arg(long, value_name = "DIR")]
-        store: Option<PathBuf>,
+        /// Keep the token in this store and share its refresh with every process using it:
+        /// a directory (one machine), or a redis://, rediss:// or redis+unix:// URL (many)
+        #[arg(long, value_name = "URL|DIR")]
+        store: Option<String>,
         /// Stop after this many refreshes
         #[arg(long, value_name = "N")]
         refreshes: Option<u64>,
@@ -191,13 +220,28 @@ pub enum Command {
     /// validation and introspection. Touches nothing outside a temp directory.
     Demo,
     /// Revoke an access or refresh token (RFC 7009)
+    ///
+    /// `echo "$TOKEN" | onesoidc revoke -` reads the token from standard input.
     Revoke {
-        /// The token
-        token: String,
+        #[command(flatten)]
+        token: TokenInput,
         /// access_token or refresh_token
         #[arg(long)]
         hint: Option<onesoidc_core::TokenTypeHint>,
     },
+}
+
+/// Where a token comes from: standard input (`-`), a file, or (visible to
+/// every local user, and kept in shell history) the command line.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TokenInput {
+    /// The token, or `-` to read it from standard input (preferred: an argument shows in `ps`)
+    #[arg(value_name = "TOKEN|-")]
+    pub token: Option<String>,
+    /// Read the token from this file
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Options of `dev-idp`.

@@ -3,6 +3,7 @@
 // The doc comments of `cli.rs` are clap's `--help` text, not rustdoc.
 #![allow(rustdoc::bare_urls)]
 
+mod cache;
 mod cli;
 mod commands;
 mod output;

@@ -14,6 +14,11 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_DENIED: u8 = 3;
 /// Nobody answered in time: the login, QR session or registration expired.
 pub const EXIT_EXPIRED: u8 = 4;
+/// `introspect`: the token is not usable now (inactive, expired, or another
+/// provider's or client's).
+pub const EXIT_NOT_USABLE: u8 = 5;
+/// Wrong use of the command (clap's own usage errors exit 2 as well).
+pub const EXIT_USAGE: u8 = 2;
 /// Cancelled with Ctrl-C.
 pub const EXIT_CANCELLED: u8 = 130;
 
@@ -25,6 +30,13 @@ pub struct Failure {
 }
 
 impl Failure {
+    pub fn usage(message: &str) -> Self {
+        Failure {
+            message: message.into(),
+            code: EXIT_USAGE,
+        }
+    }
+
     pub fn cancelled() -> Self {
         Failure {
             message: "cancelled".into(),
@@ -93,8 +105,10 @@ pub fn fail(message: &str, code: u8) -> ExitCode {
 
 /// Logs to stderr; `RUST_LOG` wins over `-v`.
 pub fn init_tracing(verbose: u8) {
+    // Without -v, token managers stay quiet: the commands that run them
+    // report their outcome themselves (the error line, `watch`'s events).
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,onesoidc_tokens=error",
         1 => "info",
         2 => "debug",
         _ => "trace",
@@ -200,12 +214,7 @@ mod tests {
 
     #[test]
     fn exit_codes_tell_denied_expired_and_errors_apart() {
-        let oauth = |error: &str| Error::OAuth {
-            endpoint: "https://idp/oidc/token".into(),
-            status: 400,
-            error: error.into(),
-            description: None,
-        };
+        let oauth = |error: &str| Error::oauth("https://idp/oidc/token", 400, error, None);
         assert_eq!(code(oauth("access_denied")), EXIT_DENIED);
         assert_eq!(
             code(Error::Cancelled {

@@ -13,6 +13,7 @@ fn onesoidc(args: &[&str]) -> Output {
         .args(args)
         .env_remove("ONESOIDC_DEVICE_CONFIG")
         .env_remove("ONESOIDC_KEY_DIR")
+        .env("ONESOIDC_CACHE_DIR", test_cache_dir())
         .env_remove("RUST_LOG")
         .output()
         .unwrap()
@@ -59,29 +60,37 @@ fn device_token_prints_the_token() {
         )
         .expect(2)
         .create();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (config, key_dir) = identity_at(dir.path(), "managed-ecc-p256", &base);
 
-    let out = onesoidc(&["device-token", "--config", &config, "--key-dir", &key_dir]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let identity = ["--config", &config, "--key-dir", &key_dir];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["device-token"];
+        args.extend(extra);
+        args.extend(identity);
+        let out = onesoidc(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let out = run(&["--cache-dir", cache_dir]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "the-token\n");
 
-    let out = onesoidc(&[
-        "device-token",
-        "--json",
-        "--config",
-        &config,
-        "--key-dir",
-        &key_dir,
-    ]);
+    // Served from the cache: no second request.
+    let out = run(&["--json", "--cache-dir", cache_dir]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["access_token"], "the-token");
     assert_eq!(json["scope"], "s");
     assert!(json["expires_in"].as_u64().unwrap() <= 300);
+
+    // --no-cache asks again.
+    let out = run(&["--no-cache"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "the-token\n");
     token.assert();
 }
 
@@ -158,4 +167,70 @@ fn help_and_usage_errors() {
     assert!(help.contains("device-token"));
     let out = onesoidc(&["no-such-command"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A provider that sends `expires_in: u64::MAX` for a CIBA request, a QR
+/// session and a token: the CLI ends with the person's answer (denied,
+/// cancelled: exit 3), never a panic. (Every other hostile number, through
+/// the flows: onesoidc-flows/tests/hostile_numbers.rs.)
+#[test]
+fn huge_numbers_from_the_provider_do_not_panic() {
+    let mut server = mockito::Server::new();
+    let base = server.url();
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_status(404)
+        .create();
+    server
+        .mock("POST", "/oidc/backchannel")
+        .with_body(r#"{"auth_req_id":"r1","expires_in":18446744073709551615,"interval":1}"#)
+        .create();
+    server
+        .mock("POST", "/oidc/token")
+        .match_body(mockito::Matcher::UrlEncoded(
+            "grant_type".into(),
+            "urn:openid:params:grant-type:ciba".into(),
+        ))
+        .with_status(400)
+        .with_body(r#"{"error":"access_denied"}"#)
+        .create();
+    server
+        .mock("POST", "/oidc/token")
+        .match_body(mockito::Matcher::UrlEncoded(
+            "grant_type".into(),
+            "client_credentials".into(),
+        ))
+        .with_body(
+            r#"{"access_token":"device","token_type":"Bearer","expires_in":18446744073709551615}"#,
+        )
+        .create();
+    server
+        .mock("POST", "/oidc/qr/sessions")
+        .with_status(201)
+        .with_body(format!(
+            r#"{{"session_id":"s1","cb_url":"{base}/oidc/qr/sessions/s1/scan","expires_in":18446744073709551615,"interval":1}}"#
+        ))
+        .create();
+    server
+        .mock("GET", "/oidc/qr/sessions/s1")
+        .with_body(r#"{"session_id":"s1","status":"cancelled"}"#)
+        .create();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, keys) = identity_at(dir.path(), "managed-ecc-p256", &base);
+    for command in [&["ciba", "-u", "alice"][..], &["qr"][..]] {
+        let mut args = command.to_vec();
+        args.extend(["--config", &config, "--key-dir", &keys]);
+        let out = onesoidc(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(3), "{command:?}: {stderr}");
+    }
+}
+
+/// A cache directory for this test binary's runs of the CLI, so tests never
+/// read or write the user's cache.
+fn test_cache_dir() -> &'static std::path::Path {
+    static DIR: std::sync::LazyLock<tempfile::TempDir> =
+        std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
+    DIR.path()
 }

@@ -5,14 +5,30 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
 fn onesoidc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+    onesoidc_with_stdin(args, "")
+}
+
+/// Runs the binary with `input` on its standard input.
+fn onesoidc_with_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onesoidc"))
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("ONESOIDC_DEVICE_CONFIG")
         .env_remove("ONESOIDC_KEY_DIR")
-        .stdin(Stdio::null())
-        .output()
+        .env("ONESOIDC_CACHE_DIR", test_cache_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
         .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Kills the dev IdP when the test ends, whatever happens.
@@ -156,23 +172,30 @@ fn register_then_every_command_against_dev_idp() {
     assert_eq!(login["id_token_claims"]["sub"], "alice");
     let access = login["access_token"].as_str().unwrap();
 
-    let info = stdout(&onesoidc(&[
-        "introspect",
-        access,
-        "--json",
-        "--config",
-        &config,
-        "--key-dir",
-        d,
-    ]));
+    // The token on standard input, never in the process list.
+    let info = stdout(&onesoidc_with_stdin(
+        &[
+            "introspect",
+            "-",
+            "--json",
+            "--config",
+            &config,
+            "--key-dir",
+            d,
+        ],
+        &format!("{access}\n"),
+    ));
     let info: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
     assert_eq!(info["active"], true);
     assert_eq!(info["aud"], serde_json::json!(["https://vhh.example.com"]));
 
     let id_token = login["id_token"].as_str().unwrap();
+    let id_token_file = format!("{d}/id_token");
+    std::fs::write(&id_token_file, id_token).unwrap();
     let valid = stdout(&onesoidc(&[
         "validate-id-token",
-        id_token,
+        "--token-file",
+        &id_token_file,
         "--config",
         &config,
         "--key-dir",
@@ -204,7 +227,9 @@ fn register_then_every_command_against_dev_idp() {
         "--key-dir",
         d,
     ]));
-    let info = stdout(&onesoidc(&[
+    // A revoked token: the answer is still printed; the exit status says
+    // "not usable" so scripts need not parse it.
+    let revoked = onesoidc(&[
         "introspect",
         access,
         "--json",
@@ -212,8 +237,21 @@ fn register_then_every_command_against_dev_idp() {
         &config,
         "--key-dir",
         d,
-    ]));
+    ]);
+    assert_eq!(revoked.status.code(), Some(5));
+    let info = String::from_utf8_lossy(&revoked.stdout);
     assert!(info.contains(r#""active":false"#), "{info}");
+    assert!(
+        String::from_utf8_lossy(&revoked.stderr).contains("not active"),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let empty = onesoidc_with_stdin(
+        &["introspect", "-", "--config", &config, "--key-dir", d],
+        "  \n",
+    );
+    assert_eq!(empty.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("the token is empty"));
 
     let unknown = onesoidc(&[
         "ciba",
@@ -378,9 +416,7 @@ async fn watch_reports_a_refresh() {
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["ready", "refreshed"], "{text}");
-    let stored = onesoidc_tokens::FileTokenStore::new(&store)
-        .path_for("device")
-        .unwrap();
+    let stored = store.join("device.json");
     assert!(
         stored.exists(),
         "the token was stored in {}",
@@ -429,4 +465,12 @@ async fn ctrl_c_cancels_a_waiting_login_with_exit_130() {
         "onesoidc: error: cancelled"
     );
     assert!(out.stdout.is_empty());
+}
+
+/// A cache directory for this test binary's runs of the CLI, so tests never
+/// read or write the user's cache.
+fn test_cache_dir() -> &'static std::path::Path {
+    static DIR: std::sync::LazyLock<tempfile::TempDir> =
+        std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
+    DIR.path()
 }

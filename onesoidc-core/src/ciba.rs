@@ -21,8 +21,10 @@ pub enum PollStep {
     Failed(Error),
 }
 
-/// Drives CIBA polling: honours `interval`, adds 5 s on `slow_down`, and
-/// stops once `expires_in` has passed.
+/// Drives CIBA polling: honours `interval`, adds 5 s on `slow_down`, waits
+/// at least as long as a `Retry-After` the provider sends (with
+/// `authorization_pending`, `slow_down`, or a 429 or 503, which is tried
+/// again), and stops once the next poll would come after `expires_in`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -34,7 +36,8 @@ pub enum PollStep {
 /// };
 /// let mut poller = CibaPoller::new(&started);
 /// assert_eq!(poller.first_wait(), Duration::from_secs(5));
-/// match poller.on_response(Ok(CibaPollResponse::SlowDown), Duration::from_secs(5)) {
+/// let slow_down = CibaPollResponse::SlowDown { retry_after: None };
+/// match poller.on_response(Ok(slow_down), Duration::from_secs(5)) {
 ///     PollStep::Wait(d) => assert_eq!(d, Duration::from_secs(10)),
 ///     other => panic!("{other:?}"),
 /// }
@@ -58,9 +61,10 @@ impl CibaPoller {
         }
     }
 
-    /// How long to wait before the first poll (the interval).
+    /// How long to wait before the first poll: the interval, but never
+    /// past `expires_in`.
     pub fn first_wait(&self) -> Duration {
-        self.interval
+        self.interval.min(self.expires_in)
     }
 
     /// The current poll interval.
@@ -87,24 +91,37 @@ impl CibaPoller {
         self.polls += 1;
         match result {
             Ok(CibaPollResponse::Tokens(tokens)) => PollStep::Done(tokens),
-            Ok(CibaPollResponse::Pending) => self.wait_or_expire(elapsed),
-            Ok(CibaPollResponse::SlowDown) => {
+            Ok(CibaPollResponse::Pending { retry_after }) => {
+                self.wait_or_expire(elapsed, retry_after)
+            }
+            Ok(CibaPollResponse::SlowDown { retry_after }) => {
                 self.interval = self.interval.saturating_add(SLOW_DOWN_INCREMENT);
-                self.wait_or_expire(elapsed)
+                self.wait_or_expire(elapsed, retry_after)
+            }
+            // A provider under load (429, 503) is asked again after its
+            // `Retry-After` (or the interval), while there is time.
+            Err(error) if matches!(error.http_status(), Some(429 | 503)) => {
+                match self.wait_or_expire(elapsed, error.retry_after()) {
+                    PollStep::Failed(_) => PollStep::Failed(error),
+                    wait => wait,
+                }
             }
             Err(error) => PollStep::Failed(error),
         }
     }
 
-    fn wait_or_expire(&self, elapsed: Duration) -> PollStep {
+    /// The next wait: the interval, or longer if the provider asked with
+    /// `Retry-After`; expired if it would end past `expires_in`.
+    fn wait_or_expire(&self, elapsed: Duration, retry_after: Option<Duration>) -> PollStep {
+        let wait = self.interval.max(retry_after.unwrap_or(Duration::ZERO));
         // Saturating: `interval` comes from the provider and may be huge.
-        if elapsed.saturating_add(self.interval) > self.expires_in {
+        if elapsed.saturating_add(wait) > self.expires_in {
             PollStep::Failed(Error::Expired {
                 what: format!("authentication request {}", self.auth_req_id),
                 after: self.expires_in,
             })
         } else {
-            PollStep::Wait(self.interval)
+            PollStep::Wait(wait)
         }
     }
 }
@@ -131,12 +148,15 @@ mod tests {
         assert_eq!(p.first_wait(), secs(5));
         for t in [5, 10, 15] {
             assert!(
-                matches!(p.on_response(Ok(CibaPollResponse::Pending), secs(t)), PollStep::Wait(d) if d == secs(5)),
+                matches!(p.on_response(Ok(CibaPollResponse::Pending { retry_after: None }), secs(t)), PollStep::Wait(d) if d == secs(5)),
                 "t={t}"
             );
         }
         // At 20 s a further wait would pass expires_in.
-        match p.on_response(Ok(CibaPollResponse::Pending), secs(20)) {
+        match p.on_response(
+            Ok(CibaPollResponse::Pending { retry_after: None }),
+            secs(20),
+        ) {
             PollStep::Failed(Error::Expired { after, .. }) => assert_eq!(after, secs(20)),
             other => panic!("{other:?}"),
         }
@@ -147,13 +167,13 @@ mod tests {
     fn slow_down_adds_five_seconds_each_time() {
         let mut p = started(100, 2);
         assert!(
-            matches!(p.on_response(Ok(CibaPollResponse::SlowDown), secs(2)), PollStep::Wait(d) if d == secs(7))
+            matches!(p.on_response(Ok(CibaPollResponse::SlowDown { retry_after: None }), secs(2)), PollStep::Wait(d) if d == secs(7))
         );
         assert!(
-            matches!(p.on_response(Ok(CibaPollResponse::SlowDown), secs(9)), PollStep::Wait(d) if d == secs(12))
+            matches!(p.on_response(Ok(CibaPollResponse::SlowDown { retry_after: None }), secs(9)), PollStep::Wait(d) if d == secs(12))
         );
         assert!(
-            matches!(p.on_response(Ok(CibaPollResponse::Pending), secs(21)), PollStep::Wait(d) if d == secs(12))
+            matches!(p.on_response(Ok(CibaPollResponse::Pending { retry_after: None }), secs(21)), PollStep::Wait(d) if d == secs(12))
         );
         assert_eq!(p.interval(), secs(12));
     }
@@ -161,12 +181,7 @@ mod tests {
     #[test]
     fn errors_stop_and_tokens_finish() {
         let mut p = started(100, 5);
-        let denied = Error::OAuth {
-            endpoint: "t".into(),
-            status: 400,
-            error: "access_denied".into(),
-            description: None,
-        };
+        let denied = Error::oauth("t", 400, "access_denied", None);
         assert!(
             matches!(p.on_response(Err(denied), secs(5)), PollStep::Failed(e) if e.oauth_error() == Some("access_denied"))
         );
@@ -190,13 +205,19 @@ mod tests {
         // u64 `interval`; adding to it overflowed and panicked.
         let mut p = started(u64::MAX, u64::MAX);
         assert!(matches!(
-            p.on_response(Ok(CibaPollResponse::SlowDown), secs(1)),
+            p.on_response(
+                Ok(CibaPollResponse::SlowDown { retry_after: None }),
+                secs(1)
+            ),
             PollStep::Failed(Error::Expired { .. })
         ));
         assert_eq!(p.interval(), Duration::MAX);
         let mut p = started(100, 5);
         assert!(matches!(
-            p.on_response(Ok(CibaPollResponse::Pending), Duration::MAX),
+            p.on_response(
+                Ok(CibaPollResponse::Pending { retry_after: None }),
+                Duration::MAX
+            ),
             PollStep::Failed(Error::Expired { .. })
         ));
     }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::response::{HttpResponse, parse_json};
+use crate::response::{HttpResponse, parse_public_json};
 use crate::{Endpoint, Error};
 
 /// An OpenID issuer: `host + "/oidc"`, without a trailing slash.
@@ -163,6 +163,31 @@ impl ProviderMetadata {
         }
     }
 
+    /// These endpoints as a discovery document, for a cache: what
+    /// [`from_discovery_response`](Self::from_discovery_response) reads back
+    /// (with all its checks).
+    ///
+    /// ```
+    /// use onesoidc_core::{Issuer, ProviderMetadata};
+    /// let issuer = Issuer::new("https://idp/oidc").unwrap();
+    /// let metadata = ProviderMetadata::fallback(&issuer);
+    /// let body = serde_json::to_vec(&metadata.to_document()).unwrap();
+    /// let response = http::Response::builder().status(200).body(body).unwrap();
+    /// let again = ProviderMetadata::from_discovery_response(&issuer, &response).unwrap();
+    /// assert_eq!(again.token_endpoint, metadata.token_endpoint);
+    /// ```
+    pub fn to_document(&self) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": self.issuer.as_str(),
+            "token_endpoint": self.token_endpoint.as_str(),
+            "backchannel_authentication_endpoint": self.backchannel_authentication_endpoint.as_str(),
+            "introspection_endpoint": self.introspection_endpoint.as_str(),
+            "revocation_endpoint": self.revocation_endpoint.as_str(),
+            "jwks_uri": self.jwks_uri.as_str(),
+            "id_token_signing_alg_values_supported": self.id_token_signing_alg_values_supported,
+        })
+    }
+
     /// Parses the discovery response. 404 gives the fallback endpoints; a
     /// document naming another issuer is [`Error::IssuerMismatch`]; endpoints
     /// the document omits fall back too.
@@ -175,7 +200,7 @@ impl ProviderMetadata {
             tracing::debug!(%endpoint, "no discovery document; using the fallback endpoints");
             return Ok(Self::fallback(issuer));
         }
-        let doc: Document = parse_json(&endpoint, response)?;
+        let doc: Document = parse_public_json(&endpoint, response)?;
         if doc.issuer != issuer.as_str() {
             return Err(Error::IssuerMismatch {
                 endpoint: endpoint.into_string(),

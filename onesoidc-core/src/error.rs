@@ -32,18 +32,28 @@ pub enum Error {
         source: TransportError,
     },
     /// The endpoint answered with an error status and no OAuth error body.
-    #[error("{endpoint} answered HTTP {status}{hint}", hint = status_hint(*status, body))]
+    /// The body is quoted only from public documents (discovery, JWKS),
+    /// cut before anything that looks like a token.
+    #[error("{endpoint} answered HTTP {status}{hint}", hint = status_hint(*status, content_type.as_deref(), *length, body.as_deref(), *retry_after))]
+    #[non_exhaustive]
     HttpStatus {
         /// URL of the endpoint.
         endpoint: String,
         /// HTTP status code.
         status: u16,
-        /// The start of the body, for diagnosis (at most 200 characters).
-        body: String,
+        /// The `Content-Type` of the answer, if it had one.
+        content_type: Option<String>,
+        /// The length of the body, in bytes.
+        length: usize,
+        /// The start of a public document's body (at most 200 characters).
+        body: Option<String>,
+        /// When to try again, from `Retry-After` (capped).
+        retry_after: Option<std::time::Duration>,
     },
     /// The endpoint answered with an OAuth error (RFC 6749 §5.2).
     #[error("{endpoint} answered HTTP {status} with OAuth error `{error}`{description}",
         description = description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    #[non_exhaustive]
     OAuth {
         /// URL of the endpoint.
         endpoint: String,
@@ -51,16 +61,25 @@ pub enum Error {
         status: u16,
         /// The `error` code, e.g. `invalid_client`.
         error: String,
-        /// The `error_description`, if any.
+        /// The `error_description`, if any (at most 300 characters, cut
+        /// before anything that looks like a token or a value we sent).
         description: Option<String>,
+        /// When to try again, from `Retry-After` (capped).
+        retry_after: Option<std::time::Duration>,
     },
     /// The endpoint answered 2xx but the body is not what the protocol says.
-    #[error("{endpoint} sent an invalid response (HTTP {status}): {reason}")]
+    /// Names the field or the parser's position, never the body's content.
+    #[error("{endpoint} sent an invalid response (HTTP {status}, {}, {length} bytes): {reason}", content_type.as_deref().unwrap_or("no content type"))]
+    #[non_exhaustive]
     InvalidResponse {
         /// URL of the endpoint.
         endpoint: String,
         /// HTTP status code.
         status: u16,
+        /// The `Content-Type` of the answer, if it had one.
+        content_type: Option<String>,
+        /// The length of the body, in bytes.
+        length: usize,
         /// What is wrong with it.
         reason: String,
     },
@@ -144,6 +163,16 @@ pub enum Error {
         /// The identifiers listed, comma separated.
         known: String,
     },
+    /// Introspection says the token cannot be used now: the provider calls
+    /// it inactive (revoked, expired, unknown), or it expired, or it was
+    /// issued by another issuer or to another client.
+    #[error("{endpoint}: the token is not usable: {reason}")]
+    TokenNotUsable {
+        /// The introspection endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
     /// Another part of onesoidc failed (a token manager, drawing a QR code);
     /// its message says which and why.
     #[error(transparent)]
@@ -159,16 +188,115 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::OAuth`] (e.g. to test code that handles one).
+    ///
+    /// ```
+    /// let e = onesoidc_core::Error::oauth("https://idp/oidc/token", 400, "invalid_grant", None);
+    /// assert_eq!(e.oauth_error(), Some("invalid_grant"));
+    /// ```
+    pub fn oauth(
+        endpoint: impl Into<String>,
+        status: u16,
+        error: impl Into<String>,
+        description: Option<String>,
+    ) -> Self {
+        Error::OAuth {
+            endpoint: endpoint.into(),
+            status,
+            error: error.into(),
+            description,
+            retry_after: None,
+        }
+    }
+
+    /// An [`Error::HttpStatus`] without a body (e.g. to test code that handles one).
+    pub fn http_status_error(endpoint: impl Into<String>, status: u16) -> Self {
+        Error::HttpStatus {
+            endpoint: endpoint.into(),
+            status,
+            content_type: None,
+            length: 0,
+            body: None,
+            retry_after: None,
+        }
+    }
+
+    /// An [`Error::InvalidResponse`] (e.g. to test code that handles one).
+    pub fn invalid_response(
+        endpoint: impl Into<String>,
+        status: u16,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidResponse {
+            endpoint: endpoint.into(),
+            status,
+            content_type: None,
+            length: 0,
+            reason: reason.into(),
+        }
+    }
+
+    /// This error with every quoted piece of a response (an OAuth
+    /// `error_description`, a public document's start) cut before the first
+    /// of `sent` it contains: the values a request carried (a refresh
+    /// token, a client assertion), which a provider or proxy may echo.
+    /// Values shorter than 8 characters are ignored.
+    ///
+    /// ```
+    /// let echo = onesoidc_core::Error::oauth(
+    ///     "https://idp/oidc/token", 400, "invalid_request",
+    ///     Some("bad form: grant_type=refresh_token&refresh_token=rt-1234567890".into()),
+    /// );
+    /// let safe = echo.forget_values(&["rt-1234567890"]);
+    /// assert!(!safe.to_string().contains("rt-1234567890"));
+    /// ```
+    pub fn forget_values(mut self, sent: &[&str]) -> Self {
+        match &mut self {
+            Error::OAuth { description, .. } => {
+                if let Some(text) = description {
+                    let kept = crate::response::cut_before_values(text, sent)
+                        .trim_end()
+                        .to_string();
+                    *description = (!kept.is_empty()).then_some(kept);
+                }
+            }
+            Error::HttpStatus {
+                body: Some(text), ..
+            } => {
+                *text = crate::response::cut_before_values(text, sent).to_string();
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// This [`Error::HttpStatus`] or [`Error::OAuth`] with a `Retry-After`
+    /// of `after` (e.g. to test code that handles one); others unchanged.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        if let Error::HttpStatus { retry_after, .. } | Error::OAuth { retry_after, .. } = &mut self
+        {
+            *retry_after = Some(after);
+        }
+        self
+    }
+
+    /// How long the provider asked us to wait before trying again
+    /// (`Retry-After` on a 429 or 503, or on a CIBA poll), capped at
+    /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self.innermost() {
+            Error::HttpStatus { retry_after, .. } | Error::OAuth { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+
     /// The OAuth `error` code, when the server sent one (looking through
     /// [`Error::Other`]).
     ///
     /// ```
-    /// let e = onesoidc_core::Error::OAuth {
-    ///     endpoint: "https://idp/oidc/token".into(),
-    ///     status: 400,
-    ///     error: "invalid_grant".into(),
-    ///     description: None,
-    /// };
+    /// let e = onesoidc_core::Error::oauth("https://idp/oidc/token", 400, "invalid_grant", None);
     /// assert_eq!(e.oauth_error(), Some("invalid_grant"));
     /// ```
     pub fn oauth_error(&self) -> Option<&str> {
@@ -274,19 +402,34 @@ impl Error {
     }
 }
 
-fn status_hint(status: u16, body: &str) -> String {
+fn status_hint(
+    status: u16,
+    content_type: Option<&str>,
+    length: usize,
+    body: Option<&str>,
+    retry_after: Option<std::time::Duration>,
+) -> String {
     let what = match status {
         300..=399 => " (a redirect; redirects are not followed: point the device at the final URL)",
         401 | 403 => " (the provider refused the device's credentials)",
         404 => " (not found: check `host` in device.yml)",
+        429 => " (too many requests: try again later)",
         500..=599 => " (a server error: try again later)",
         _ => "",
     };
-    if body.is_empty() {
-        what.to_string()
-    } else {
-        format!("{what}: {body}")
+    let mut hint = what.to_string();
+    if let Some(after) = retry_after {
+        hint.push_str(&format!(" (retry after {} s)", after.as_secs()));
     }
+    match body {
+        Some(body) if !body.is_empty() => hint.push_str(&format!(": {body}")),
+        _ if length > 0 => hint.push_str(&format!(
+            " ({}, {length} bytes)",
+            content_type.unwrap_or("no content type")
+        )),
+        _ => {}
+    }
+    hint
 }
 
 /// `device.yml` problems. Each names the file and, where it applies, the field.

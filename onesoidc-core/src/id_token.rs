@@ -91,6 +91,18 @@ pub enum IdTokenError {
     /// A required claim is absent or has the wrong type.
     #[error("the ID token has no valid `{0}` claim")]
     MissingClaim(&'static str),
+    /// A login that asked for `openid` got no ID token.
+    #[error(
+        "the provider sent no ID token, though the login asked for the `openid` scope; the person's identity is unknown"
+    )]
+    Missing,
+    /// An ID token from a refresh names another issuer or subject than the
+    /// one from the login (OpenID Connect Core §12.2).
+    #[error("the refreshed ID token's `{claim}` differs from the login's ID token")]
+    ChangedOnRefresh {
+        /// `iss` or `sub`.
+        claim: &'static str,
+    },
 }
 
 /// The claims of a validated ID token.
@@ -333,4 +345,22 @@ fn check_claims(
         auth_time,
         all,
     })
+}
+
+/// The claims of a JWT, read **without** checking anything: only to compare
+/// with a token validated before (an ID token's `iss` and `sub` across a
+/// refresh). `None` when it is not a JWT with a JSON object as claims.
+///
+/// ```
+/// let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
+/// let claims = onesoidc_core::unverified_claims(token).unwrap();
+/// assert_eq!(claims["sub"], "alice");
+/// ```
+pub fn unverified_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
 }

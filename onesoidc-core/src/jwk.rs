@@ -2,7 +2,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+
+use crate::response::{HttpResponse, parse_public_json};
+use crate::{Endpoint, Error};
 
 use crate::JwsAlgorithm;
 
@@ -167,4 +172,49 @@ pub enum JwkError {
     /// An EC curve other than P-256, P-384, P-521.
     #[error("unsupported EC curve {0:?}")]
     UnsupportedCurve(String),
+}
+
+/// The shortest time the provider's keys are kept, whatever `Cache-Control` says.
+pub const JWKS_MIN_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// The longest time the provider's keys are kept, whatever `Cache-Control` says.
+pub const JWKS_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// How long the provider's keys are kept when `Cache-Control` gives no `max-age`.
+pub const JWKS_DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// Parses the provider's JWKS and says how long to keep it: its
+/// `Cache-Control: max-age`, bounded to [`JWKS_MIN_LIFETIME`] –
+/// [`JWKS_MAX_LIFETIME`], else [`JWKS_DEFAULT_LIFETIME`].
+///
+/// ```
+/// use std::time::Duration;
+/// let response = http::Response::builder().status(200)
+///     .header("cache-control", "public, max-age=600")
+///     .body(br#"{"keys":[]}"#.to_vec()).unwrap();
+/// let endpoint = onesoidc_core::Endpoint::from("https://idp/oidc/jwks");
+/// let (keys, lifetime) = onesoidc_core::parse_jwks_response(&endpoint, &response).unwrap();
+/// assert!(keys.keys.is_empty());
+/// assert_eq!(lifetime, Duration::from_secs(600));
+/// ```
+pub fn parse_jwks_response(
+    endpoint: &Endpoint,
+    response: &HttpResponse,
+) -> Result<(PublicJwkSet, Duration), Error> {
+    let keys: PublicJwkSet = parse_public_json(endpoint, response)?;
+    let max_age = response
+        .headers()
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|directive| {
+            let (name, value) = directive.trim().split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("max-age")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())?
+        })
+        .next();
+    let lifetime = max_age.map_or(JWKS_DEFAULT_LIFETIME, |secs| {
+        Duration::from_secs(secs).clamp(JWKS_MIN_LIFETIME, JWKS_MAX_LIFETIME)
+    });
+    Ok((keys, lifetime))
 }

@@ -50,6 +50,7 @@ mod ones;
 mod registration;
 pub mod request;
 pub mod response;
+pub use response::MAX_RETRY_AFTER;
 mod signer;
 pub mod yaml;
 
@@ -59,10 +60,13 @@ pub use discovery::{Issuer, ProviderMetadata};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
 pub use id_token::{
     CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,
-    validate_id_token,
+    unverified_claims, validate_id_token,
 };
 pub use ids::{AuthReqId, ClientId, Endpoint, QrSessionId, Scope};
-pub use jwk::{JwkError, PublicJwk, PublicJwkSet};
+pub use jwk::{
+    JWKS_DEFAULT_LIFETIME, JWKS_MAX_LIFETIME, JWKS_MIN_LIFETIME, JwkError, PublicJwk, PublicJwkSet,
+    parse_jwks_response,
+};
 pub use jwt::{
     ASSERTION_LIFETIME, CLIENT_ASSERTION_TYPE, CibaRequest, InvalidCibaRequest, LoginHint,
     MAX_BINDING_MESSAGE_CHARS, REQUEST_OBJECT_LIFETIME, ciba_request_object, client_assertion,
@@ -70,9 +74,10 @@ pub use jwt::{
 };
 pub use oauth::{
     BackchannelAuthResponse, CIBA_GRANT_TYPE, CibaPollResponse, ClientAuth, DEFAULT_CIBA_INTERVAL,
-    DeviceTokenRequest, Expiry, Introspection, MAX_EXPIRES_IN, SLOW_DOWN_INCREMENT, TokenSet,
-    TokenTypeHint, UnknownTokenTypeHint, parse_backchannel_response, parse_ciba_poll_response,
-    parse_introspection_response, parse_revocation_response, parse_token_response,
+    DeviceTokenRequest, Expiry, Introspection, MAX_EXPIRES_IN, MAX_LOGIN_EXPIRES_IN,
+    MAX_POLL_INTERVAL, SLOW_DOWN_INCREMENT, TokenSet, TokenTypeHint, UnknownTokenTypeHint,
+    parse_backchannel_response, parse_ciba_poll_response, parse_introspection_response,
+    parse_revocation_response, parse_token_response,
 };
 pub use ones::{
     Application, QrSession, QrStatus, applications_request, applications_url, find_application,

@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 
 use crate::jwt::{CLIENT_ASSERTION_TYPE, client_assertion};
 use crate::request::{HttpRequest, post_form};
-use crate::response::{HttpResponse, error_from_response, invalid_response, parse_json};
+use crate::response::{HttpResponse, Json, error_from_response};
 use crate::{
     AuthReqId, CibaRequest, ClientId, Endpoint, Error, Issuer, Scope, Signer, ciba_request_object,
 };
@@ -350,24 +349,22 @@ impl TokenSet {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenBody {
-    access_token: String,
-    token_type: String,
-    #[serde(default)]
-    expires_in: Option<serde_json::Value>,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    id_token: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
 /// Longest token lifetime accepted as given; longer ones are capped.
 pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// Longest time a CIBA request (or a QR session) can be waited for; a
+/// provider's longer `expires_in` is capped.
+pub const MAX_LOGIN_EXPIRES_IN: Duration = Duration::from_secs(3600);
+
+/// Longest poll interval accepted (CIBA, QR); a provider's longer
+/// `interval` is capped, so a person's approval is seen within a minute.
+pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Parses a token response (RFC 6749 §5.1) received at `now`.
+///
+/// `expires_in` may be a whole or fractional number of seconds (or one as a
+/// string); over [`MAX_EXPIRES_IN`] it is capped. Errors name the field and
+/// what it is, never the body (which holds tokens).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -384,40 +381,32 @@ pub fn parse_token_response(
     response: &HttpResponse,
     now: SystemTime,
 ) -> Result<TokenSet, Error> {
-    let body: TokenBody = parse_json(endpoint, response)?;
-    let invalid = |reason: String| invalid_response(endpoint, response, reason);
-    if body.access_token.is_empty() {
-        return Err(invalid("`access_token` is empty".into()));
+    let body = Json::parse(endpoint, response)?;
+    let access_token = body.required_str("access_token")?;
+    let token_type = body.required_str("token_type")?;
+    if !token_type.eq_ignore_ascii_case("bearer") {
+        return Err(body.invalid("`token_type` is not `Bearer`; only Bearer tokens are supported"));
     }
-    if !body.token_type.eq_ignore_ascii_case("bearer") {
-        return Err(invalid(format!(
-            "`token_type` is {:?}; only Bearer tokens are supported",
-            body.token_type
-        )));
-    }
-    let expires_at = match body.expires_in {
-        None | Some(serde_json::Value::Null) => None,
-        Some(value) => {
-            let secs = value
-                .as_f64()
-                .or_else(|| value.as_str().and_then(|s| s.trim().parse::<f64>().ok()))
-                .ok_or_else(|| invalid(format!("`expires_in` is not a number: {value}")))?;
-            if !secs.is_finite() || secs < 0.0 {
-                return Err(invalid(format!(
-                    "`expires_in` is {secs}; it must be zero or more"
-                )));
-            }
-            let lifetime = Duration::from_secs_f64(secs.min(MAX_EXPIRES_IN.as_secs_f64()));
-            Some(now + lifetime)
-        }
+    let expires_at = match body.seconds("expires_in", MAX_EXPIRES_IN)? {
+        None => None,
+        Some(lifetime) => Some(
+            now.checked_add(lifetime)
+                .ok_or_else(|| body.invalid("`expires_in` is past the end of time"))?,
+        ),
+    };
+    let secret = |field: &str| -> Result<Option<SecretString>, Error> {
+        Ok(body
+            .str(field)?
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_string())))
     };
     Ok(TokenSet {
-        access_token: body.access_token.into(),
+        access_token: access_token.to_string().into(),
         token_type: "Bearer".into(),
         expires_at,
-        refresh_token: body.refresh_token.filter(|t| !t.is_empty()).map(Into::into),
-        id_token: body.id_token.filter(|t| !t.is_empty()).map(Into::into),
-        scope: body.scope.map(Scope::new),
+        refresh_token: secret("refresh_token")?,
+        id_token: secret("id_token")?,
+        scope: body.str("scope")?.map(Scope::from),
     })
 }
 
@@ -426,51 +415,56 @@ pub fn parse_token_response(
 pub struct BackchannelAuthResponse {
     /// Identifies this authentication request when polling.
     pub auth_req_id: AuthReqId,
-    /// How long the request stays valid.
+    /// How long the request stays valid (at most [`MAX_LOGIN_EXPIRES_IN`]).
     pub expires_in: Duration,
-    /// How long to wait between polls.
+    /// How long to wait between polls (default 5 s; at least 1 s, at most
+    /// [`MAX_POLL_INTERVAL`]).
     pub interval: Duration,
 }
 
-#[derive(Deserialize)]
-struct BackchannelBody {
-    auth_req_id: String,
-    expires_in: u64,
-    #[serde(default)]
-    interval: Option<u64>,
+/// A provider's poll interval: 5 s when absent or 0, at least 1 s (a
+/// fraction is rounded up), at most [`MAX_POLL_INTERVAL`].
+pub(crate) fn poll_interval(given: Option<Duration>) -> Duration {
+    match given {
+        None => DEFAULT_CIBA_INTERVAL,
+        Some(d) if d.is_zero() => DEFAULT_CIBA_INTERVAL,
+        Some(d) => d.max(Duration::from_secs(1)).min(MAX_POLL_INTERVAL),
+    }
 }
 
-/// Parses the backchannel response (CIBA Core §7.3).
+/// Parses the backchannel response (CIBA Core §7.3). `expires_in` is
+/// required and capped at [`MAX_LOGIN_EXPIRES_IN`]; `interval` as
+/// [`BackchannelAuthResponse::interval`] says.
 pub fn parse_backchannel_response(
     endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<BackchannelAuthResponse, Error> {
-    let body: BackchannelBody = parse_json(endpoint, response)?;
-    if body.auth_req_id.is_empty() {
-        return Err(invalid_response(
-            endpoint,
-            response,
-            "`auth_req_id` is empty",
-        ));
-    }
+    let body = Json::parse(endpoint, response)?;
+    let auth_req_id = body.required_str("auth_req_id")?;
+    let expires_in = body
+        .seconds("expires_in", MAX_LOGIN_EXPIRES_IN)?
+        .ok_or_else(|| body.invalid("`expires_in` is missing"))?;
     Ok(BackchannelAuthResponse {
-        auth_req_id: AuthReqId::new(body.auth_req_id),
-        expires_in: Duration::from_secs(body.expires_in),
-        interval: body
-            .interval
-            .filter(|i| *i > 0)
-            .map_or(DEFAULT_CIBA_INTERVAL, Duration::from_secs),
+        auth_req_id: AuthReqId::from(auth_req_id),
+        expires_in,
+        interval: poll_interval(body.seconds("interval", MAX_POLL_INTERVAL)?),
     })
 }
 
 /// One CIBA poll's outcome that is not a final error.
 #[derive(Debug, Clone)]
 pub enum CibaPollResponse {
-    /// `authorization_pending`: the user has not answered yet.
-    Pending,
+    /// `authorization_pending`: the person has not answered yet.
+    Pending {
+        /// A `Retry-After` the provider sent with it, if any.
+        retry_after: Option<Duration>,
+    },
     /// `slow_down`: poll less often (add 5 s to the interval).
-    SlowDown,
-    /// The user approved.
+    SlowDown {
+        /// A `Retry-After` the provider sent with it, if any.
+        retry_after: Option<Duration>,
+    },
+    /// The person approved.
     Tokens(TokenSet),
 }
 
@@ -485,62 +479,57 @@ pub fn parse_ciba_poll_response(
         return parse_token_response(endpoint, response, now).map(CibaPollResponse::Tokens);
     }
     let error = error_from_response(endpoint, response);
+    let retry_after = error.retry_after();
     match error.oauth_error() {
-        Some("authorization_pending") => Ok(CibaPollResponse::Pending),
-        Some("slow_down") => Ok(CibaPollResponse::SlowDown),
+        Some("authorization_pending") => Ok(CibaPollResponse::Pending { retry_after }),
+        Some("slow_down") => Ok(CibaPollResponse::SlowDown { retry_after }),
         _ => Err(error),
     }
 }
 
 /// An introspection response (RFC 7662 §2.2).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Introspection {
     /// Whether the token is active.
     pub active: bool,
     /// Subject.
-    #[serde(default)]
     pub sub: Option<String>,
     /// Client the token was issued to.
-    #[serde(default)]
     pub client_id: Option<ClientId>,
     /// Expiry, seconds since the epoch.
-    #[serde(default)]
     pub exp: Option<u64>,
     /// Issued at, seconds since the epoch.
-    #[serde(default)]
     pub iat: Option<u64>,
     /// Issuer.
-    #[serde(default)]
     pub iss: Option<String>,
     /// Scope.
-    #[serde(default)]
     pub scope: Option<Scope>,
     /// Audiences (the wire's string or list; empty when absent).
-    #[serde(default, deserialize_with = "string_or_list")]
     pub aud: Vec<String>,
     /// Token type.
-    #[serde(default)]
     pub token_type: Option<String>,
 }
 
-/// `"a"` or `["a", "b"]` (or `null`) as a list.
-fn string_or_list<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+impl Introspection {
+    /// An answer saying `active` and nothing else (e.g. for tests).
+    pub fn new(active: bool) -> Self {
+        Introspection {
+            active,
+            sub: None,
+            client_id: None,
+            exp: None,
+            iat: None,
+            iss: None,
+            scope: None,
+            aud: Vec::new(),
+            token_type: None,
+        }
     }
-    Ok(match Option::<OneOrMany>::deserialize(deserializer)? {
-        None => Vec::new(),
-        Some(OneOrMany::One(one)) => vec![one],
-        Some(OneOrMany::Many(many)) => many,
-    })
 }
 
-/// Parses an introspection response.
+/// Parses an introspection response. `active` is required (RFC 7662); a
+/// missing or non-boolean `active` is an error, never taken as active.
 ///
 /// ```
 /// let response = http::Response::builder().status(200).body(br#"{"active":false}"#.to_vec()).unwrap();
@@ -552,7 +541,20 @@ pub fn parse_introspection_response(
     endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<Introspection, Error> {
-    parse_json(endpoint, response)
+    let body = Json::parse(endpoint, response)?;
+    Ok(Introspection {
+        active: body
+            .bool("active")?
+            .ok_or_else(|| body.invalid("`active` is missing"))?,
+        sub: body.str("sub")?.map(str::to_string),
+        client_id: body.str("client_id")?.map(ClientId::from),
+        exp: body.u64("exp")?,
+        iat: body.u64("iat")?,
+        iss: body.str("iss")?.map(str::to_string),
+        scope: body.str("scope")?.map(Scope::from),
+        aud: body.strings("aud")?,
+        token_type: body.str("token_type")?.map(str::to_string),
+    })
 }
 
 /// Parses a revocation response: any 2xx is success (RFC 7009 §2.2).

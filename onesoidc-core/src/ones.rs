@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::request::{HttpRequest, get, post_json};
-use crate::response::{HttpResponse, invalid_response, parse_json};
+use crate::response::{HttpResponse, Json, parse_json};
 use crate::{ClientId, Endpoint, Error, Issuer, QrSessionId};
 
 /// A QR login session created by the device.
@@ -94,39 +94,27 @@ pub fn qr_status_request(
     get(&qr_session_url(issuer, session_id)?, Some(device_token))
 }
 
-#[derive(Deserialize)]
-struct SessionBody {
-    session_id: String,
-    cb_url: String,
-    expires_in: u64,
-    #[serde(default)]
-    interval: Option<u64>,
-}
-
-/// Parses the 201 (or 200) answer to [`qr_create_request`].
+/// Parses the 201 (or 200) answer to [`qr_create_request`]: `session_id`,
+/// an http(s) `cb_url`, `expires_in` (capped at
+/// [`MAX_LOGIN_EXPIRES_IN`](crate::MAX_LOGIN_EXPIRES_IN)) and `interval`
+/// (5 s when absent, 1–60 s).
 pub fn parse_qr_session(endpoint: &Endpoint, response: &HttpResponse) -> Result<QrSession, Error> {
-    let body: SessionBody = parse_json(endpoint, response)?;
-    let invalid = |reason: &str| invalid_response(endpoint, response, reason);
-    if body.session_id.is_empty() {
-        return Err(invalid("`session_id` is empty"));
-    }
-    let cb = url::Url::parse(&body.cb_url).map_err(|_| invalid("`cb_url` is not a URL"))?;
+    let body = Json::parse(endpoint, response)?;
+    let session_id = body.required_str("session_id")?;
+    let cb_url = body.required_str("cb_url")?;
+    let cb = url::Url::parse(cb_url).map_err(|_| body.invalid("`cb_url` is not a URL"))?;
     if !matches!(cb.scheme(), "https" | "http") {
-        return Err(invalid("`cb_url` is not an http(s) URL"));
+        return Err(body.invalid("`cb_url` is not an http(s) URL"));
     }
+    let expires_in = body
+        .seconds("expires_in", crate::MAX_LOGIN_EXPIRES_IN)?
+        .ok_or_else(|| body.invalid("`expires_in` is missing"))?;
     Ok(QrSession {
-        session_id: QrSessionId::new(body.session_id),
-        cb_url: body.cb_url,
-        expires_in: Duration::from_secs(body.expires_in),
-        interval: Duration::from_secs(body.interval.filter(|i| *i > 0).unwrap_or(5)),
+        session_id: QrSessionId::from(session_id),
+        cb_url: cb_url.to_string(),
+        expires_in,
+        interval: crate::oauth::poll_interval(body.seconds("interval", crate::MAX_POLL_INTERVAL)?),
     })
-}
-
-#[derive(Deserialize)]
-struct StatusBody {
-    status: String,
-    #[serde(default)]
-    login_hint_token: Option<String>,
 }
 
 /// Parses the answer to [`qr_status_request`]; 404 (unknown session) is an error.
@@ -138,20 +126,21 @@ struct StatusBody {
 /// assert_eq!(parse_qr_status(&"u".into(), &r).unwrap(), QrStatus::Scanned { login_hint_token: "lht".into() });
 /// ```
 pub fn parse_qr_status(endpoint: &Endpoint, response: &HttpResponse) -> Result<QrStatus, Error> {
-    let body: StatusBody = parse_json(endpoint, response)?;
-    let invalid = |reason: String| invalid_response(endpoint, response, reason);
-    Ok(match body.status.as_str() {
+    let body = Json::parse(endpoint, response)?;
+    Ok(match body.required_str("status")? {
         "pending" => QrStatus::Pending,
-        "scanned" => {
-            QrStatus::Scanned {
-                login_hint_token: body.login_hint_token.filter(|t| !t.is_empty()).ok_or_else(
-                    || invalid("status is `scanned` but there is no `login_hint_token`".into()),
-                )?,
-            }
-        }
+        "scanned" => QrStatus::Scanned {
+            login_hint_token: body
+                .str("login_hint_token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    body.invalid("status is `scanned` but there is no `login_hint_token`")
+                })?
+                .to_string(),
+        },
         "expired" => QrStatus::Expired,
         "cancelled" => QrStatus::Cancelled,
-        other => return Err(invalid(format!("unknown status {other:?}"))),
+        _ => return Err(body.invalid("`status` is none of pending, scanned, expired, cancelled")),
     })
 }
 

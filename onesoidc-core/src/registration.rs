@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::request::{HttpRequest, get, post_json};
-use crate::response::{HttpResponse, invalid_response, parse_json};
+use crate::response::{HttpResponse, Json};
 use crate::{ClientId, Endpoint, Error, PublicJwk};
 
 /// How often to ask whether the registration was approved.
@@ -97,25 +97,13 @@ pub fn registration_request(host: &str, body: &RegistrationBody) -> Result<HttpR
     post_json(&registration_url(host), None, &json)
 }
 
-#[derive(Deserialize)]
-struct CodeBody {
-    verification_code: String,
-}
-
 /// The verification code from the 201 answer: show it to the person registering.
 pub fn parse_registration_response(
     endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<String, Error> {
-    let body: CodeBody = parse_json(endpoint, response)?;
-    if body.verification_code.is_empty() {
-        return Err(invalid_response(
-            endpoint,
-            response,
-            "`verification_code` is empty",
-        ));
-    }
-    Ok(body.verification_code)
+    let body = Json::parse(endpoint, response)?;
+    Ok(body.required_str("verification_code")?.to_string())
 }
 
 /// `{host}/devices/registration/status/{code}`, the code percent-encoded.
@@ -151,16 +139,6 @@ pub enum RegistrationStatus {
     Failed,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StatusBody {
-    status: String,
-    #[serde(default)]
-    device_id: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-}
-
 /// Parses a status answer; 404 (unknown code) is an error.
 ///
 /// ```
@@ -174,27 +152,24 @@ pub fn parse_registration_status(
     endpoint: &Endpoint,
     response: &HttpResponse,
 ) -> Result<RegistrationStatus, Error> {
-    let body: StatusBody = parse_json(endpoint, response)?;
-    let invalid = |reason: String| invalid_response(endpoint, response, reason);
-    Ok(match body.status.as_str() {
+    let body = Json::parse(endpoint, response)?;
+    Ok(match body.required_str("status")? {
         "pending" => RegistrationStatus::Pending,
-        "approved" => match (body.device_id, body.client_id) {
-            (Some(device_id), Some(client_id))
-                if !device_id.is_empty() && !client_id.is_empty() =>
-            {
-                RegistrationStatus::Approved {
-                    device_id,
-                    client_id: ClientId::new(client_id),
-                }
+        "approved" => {
+            let missing = |field: &str| {
+                body.invalid(format!("status is `approved` but `{field}` is missing"))
+            };
+            let device_id = body.str("deviceId")?.filter(|v| !v.is_empty());
+            let client_id = body.str("clientId")?.filter(|v| !v.is_empty());
+            RegistrationStatus::Approved {
+                device_id: device_id.ok_or_else(|| missing("deviceId"))?.to_string(),
+                client_id: ClientId::from(client_id.ok_or_else(|| missing("clientId"))?),
             }
-            _ => {
-                return Err(invalid(
-                    "status is `approved` but `deviceId` or `clientId` is missing".into(),
-                ));
-            }
-        },
+        }
         "rejected" => RegistrationStatus::Rejected,
         "error" => RegistrationStatus::Failed,
-        other => return Err(invalid(format!("unknown status {other:?}"))),
+        _ => {
+            return Err(body.invalid("`status` is none of pending, approved, rejected, error"));
+        }
     })
 }

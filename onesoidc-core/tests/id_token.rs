@@ -237,3 +237,76 @@ fn each_rejection_has_its_own_error() {
         );
     }
 }
+
+/// Header without `kid`: the one signing key of the token's type is used;
+/// with two, the token is refused.
+#[test]
+fn a_token_without_kid_needs_exactly_one_candidate_key() {
+    let k = key(KeyType::EccP256, "k1");
+    let no_kid = {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims()).unwrap());
+        let input = format!("{header}.{body}");
+        let signature = k.inner.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    };
+    check(&no_kid, &jwks(&[&k]), &[]).unwrap();
+    let other = key(KeyType::EccP256, "k2");
+    assert_eq!(
+        check(&no_kid, &jwks(&[&k, &other]), &[]).unwrap_err(),
+        IdTokenError::UnknownKeyId(None)
+    );
+}
+
+#[test]
+fn an_encryption_key_or_a_key_on_another_curve_never_verifies() {
+    let k = key(KeyType::EccP256, "k1");
+    let token = sign_jwt(&k, &claims()).unwrap();
+    let mut set = jwks(&[&k]);
+    set.keys[0].use_ = Some("enc".into());
+    assert_eq!(
+        check(&token, &set, &[]).unwrap_err(),
+        IdTokenError::UnknownKeyId(Some("k1".into()))
+    );
+
+    // An ES384 token whose kid names a P-256 key.
+    let p384 = key(KeyType::EccP384, "k1");
+    let err = check(&sign_jwt(&p384, &claims()).unwrap(), &jwks(&[&k]), &[]).unwrap_err();
+    assert!(
+        matches!(err, IdTokenError::KeyAlgorithmMismatch { ref alg, .. } if alg == "ES384"),
+        "{err}"
+    );
+}
+
+#[test]
+fn iss_aud_and_iat_are_required() {
+    let k = key(KeyType::EccP256, "k1");
+    let set = jwks(&[&k]);
+    for claim in ["iss", "aud", "iat"] {
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove(claim);
+        let err = check(&sign_jwt(&k, &c).unwrap(), &set, &[]).unwrap_err();
+        assert_eq!(err, IdTokenError::MissingClaim(claim), "{claim}");
+    }
+    // Wrong types count as missing.
+    let mut c = claims();
+    c["iat"] = json!("yesterday");
+    let err = check(&sign_jwt(&k, &c).unwrap(), &set, &[]).unwrap_err();
+    assert_eq!(err, IdTokenError::MissingClaim("iat"));
+}
+
+/// The algorithms the provider lists in discovery are the only ones accepted.
+#[test]
+fn algorithms_are_pinned_to_the_providers_list() {
+    let es = key(KeyType::EccP256, "k1");
+    let token = sign_jwt(&es, &claims()).unwrap();
+    check(&token, &jwks(&[&es]), &["ES256".into()]).unwrap();
+    let err = check(&token, &jwks(&[&es]), &["RS256".into(), "ES384".into()]).unwrap_err();
+    assert_eq!(
+        err,
+        IdTokenError::AlgorithmNotAllowed {
+            alg: "ES256".into(),
+            allowed: "RS256, ES384".into()
+        }
+    );
+}

@@ -78,16 +78,15 @@ pub(crate) fn shorten(text: &str) -> String {
 impl TokenLog {
     /// Records an event (merging it into the newest one when it repeats it).
     pub fn push(&mut self, event: TokenEvent) {
-        if let Some(newest) = self.events.front_mut() {
-            if newest.grant_type == event.grant_type
-                && newest.client_id == event.client_id
-                && newest.outcome.same_kind(&event.outcome)
-            {
-                newest.repeats = newest.repeats.saturating_add(1);
-                newest.at_ms = event.at_ms;
-                newest.outcome = event.outcome;
-                return;
-            }
+        if let Some(newest) = self.events.front_mut()
+            && newest.grant_type == event.grant_type
+            && newest.client_id == event.client_id
+            && newest.outcome.same_kind(&event.outcome)
+        {
+            newest.repeats = newest.repeats.saturating_add(1);
+            newest.at_ms = event.at_ms;
+            newest.outcome = event.outcome;
+            return;
         }
         self.events.push_front(event);
         self.events.truncate(KEPT_EVENTS);

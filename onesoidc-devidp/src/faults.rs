@@ -87,6 +87,14 @@ pub enum Fault {
     Oversized,
     /// Answer 200 with a 2 MiB body in chunks, without `Content-Length`.
     OversizedChunked,
+    /// A provider under load: `status` (429 or 503) with a `Retry-After`
+    /// header (seconds or an HTTP date) and an empty body.
+    Busy {
+        /// The HTTP status.
+        status: u16,
+        /// The `Retry-After` value, as sent.
+        retry_after: String,
+    },
     /// Answer exactly this.
     Body {
         /// The HTTP status.
@@ -429,6 +437,17 @@ async fn handle(shared: Arc<Shared>, mut client: TcpStream) {
             respond(&mut client, 200, "application/json", &body).await
         }
         Fault::OversizedChunked => oversized_chunked(&mut client).await,
+        Fault::Busy {
+            status,
+            retry_after,
+        } => {
+            let head = format!(
+                "HTTP/1.1 {status} {}\r\nretry-after: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                reason(status),
+                retry_after.replace(['\r', '\n'], "")
+            );
+            client.write_all(head.as_bytes()).await
+        }
         Fault::Body {
             status,
             content_type,

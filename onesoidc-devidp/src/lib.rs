@@ -22,7 +22,7 @@
 //! let key = PemSigner::generate(KeyType::EccP256)?;
 //! let device = idp.register_device(&key.public_jwk());
 //!
-//! let assertion = client_assertion(&key, &device.client_id, &idp.token_endpoint(), SystemTime::now())?;
+//! let assertion = client_assertion(&key, &device.client_id.as_str().into(), &idp.token_endpoint().into(), SystemTime::now())?;
 //! let tokens: serde_json::Value = reqwest::Client::new()
 //!     .post(idp.token_endpoint())
 //!     .form(&[

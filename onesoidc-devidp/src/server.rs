@@ -398,14 +398,13 @@ impl DevIdp {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(mut task) = task {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+        if let Some(mut task) = task
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
                 .await
                 .is_err()
-            {
-                tracing::warn!("dev IdP connections did not close in time; aborting");
-                task.abort();
-            }
+        {
+            tracing::warn!("dev IdP connections did not close in time; aborting");
+            task.abort();
         }
         tracing::info!("dev IdP stopped");
     }

@@ -568,8 +568,9 @@ int onesoidc_ciba_auth_req_id(const onesoidc_ciba *request, char **auth_req_id);
 uint64_t onesoidc_ciba_expires_in(const onesoidc_ciba *request);
 
 /**
- * Seconds to wait before the next `onesoidc_ciba_check` (the provider's
- * interval, plus 5 s after each `slow_down`; 0 for NULL).
+ * Seconds to wait before the next `onesoidc_ciba_check`: the provider's
+ * interval, plus 5 s after each `slow_down`, or longer when it asked so
+ * with `Retry-After` (0 for NULL).
  *
  * # Safety
  *

@@ -5,10 +5,13 @@
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use onesoidc_core::{BackchannelAuthResponse, CibaPollResponse, CibaRequest, ExposeSecret};
-use onesoidc_flows::Login;
+use onesoidc_core::{
+    BackchannelAuthResponse, CibaPoller, CibaRequest, Error, ExposeSecret, IdTokenError, PollStep,
+    TokenSet,
+};
+use onesoidc_flows::{Login, OnesIdClient};
 
 use crate::boundary::{
     FfiError, ONESOIDC_OK, ONESOIDC_PENDING, arg_str, call, call_status, free_handle, guard,
@@ -20,9 +23,6 @@ use crate::listener::{Callback, Listener};
 use crate::login::onesoidc_login;
 use crate::runtime::{block_on, in_runtime};
 use crate::tokens::onesoidc_tokens;
-
-/// How much longer to wait between polls after `slow_down` (CIBA Core §11).
-const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 
 /// The CIBA request for `username`, with the optional binding message and
 /// resource (NULL or `""` for none).
@@ -93,14 +93,41 @@ pub unsafe extern "C" fn onesoidc_ciba_login(
 /// (`onesoidc_ciba_start`). Free with `onesoidc_ciba_free`.
 pub struct onesoidc_ciba {
     started: BackchannelAuthResponse,
-    /// The wait between polls, raised by `slow_down`.
-    interval: Mutex<Duration>,
+    began: Instant,
+    /// The poll state machine (interval, `slow_down`, `Retry-After`,
+    /// expiry) and the wait it asks for before the next poll.
+    poll: Mutex<(CibaPoller, Duration)>,
 }
 
 impl onesoidc_ciba {
-    fn interval(&self) -> Duration {
-        *self.interval.lock().unwrap_or_else(PoisonError::into_inner)
+    fn new(started: BackchannelAuthResponse) -> Self {
+        let poller = CibaPoller::new(&started);
+        let wait = poller.first_wait();
+        onesoidc_ciba {
+            started,
+            began: Instant::now(),
+            poll: Mutex::new((poller, wait)),
+        }
     }
+
+    fn poll(&self) -> std::sync::MutexGuard<'_, (CibaPoller, Duration)> {
+        self.poll.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The person's login from approved `tokens`: the ID token validated (a
+/// missing one is an error, as in `OnesIdClient::ciba`).
+async fn login_from(client: &OnesIdClient, tokens: TokenSet) -> Result<Login, Error> {
+    let claims = match &tokens.id_token {
+        Some(id_token) => client.validate_id_token(id_token.expose_secret()).await?,
+        None => {
+            return Err(Error::IdToken {
+                endpoint: client.provider_metadata().await?.token_endpoint.to_string(),
+                source: IdTokenError::Missing,
+            });
+        }
+    };
+    Ok(Login::new(tokens, Some(claims)))
 }
 
 /// Sends the CIBA request for `username` (the original `cibaRequest`) and
@@ -132,8 +159,7 @@ pub unsafe extern "C" fn onesoidc_ciba_start(
         // SAFETY: the caller passes NULL or NUL-terminated strings.
         let ciba = unsafe { ciba_request(username, binding_message, resource) }?;
         let started = block_on(client.ciba_start(&ciba))??;
-        let interval = Mutex::new(started.interval);
-        *slot = into_handle(onesoidc_ciba { started, interval });
+        *slot = into_handle(onesoidc_ciba::new(started));
         Ok(())
     })
 }
@@ -173,8 +199,9 @@ pub unsafe extern "C" fn onesoidc_ciba_expires_in(request: *const onesoidc_ciba)
     })
 }
 
-/// Seconds to wait before the next `onesoidc_ciba_check` (the provider's
-/// interval, plus 5 s after each `slow_down`; 0 for NULL).
+/// Seconds to wait before the next `onesoidc_ciba_check`: the provider's
+/// interval, plus 5 s after each `slow_down`, or longer when it asked so
+/// with `Retry-After` (0 for NULL).
 ///
 /// # Safety
 ///
@@ -183,7 +210,7 @@ pub unsafe extern "C" fn onesoidc_ciba_expires_in(request: *const onesoidc_ciba)
 pub unsafe extern "C" fn onesoidc_ciba_interval(request: *const onesoidc_ciba) -> u64 {
     guard("onesoidc_ciba_interval", 0, || {
         // SAFETY: the caller passes a live request or NULL.
-        unsafe { request.as_ref() }.map_or(0, |r| r.interval().as_secs())
+        unsafe { request.as_ref() }.map_or(0, |r| r.poll().1.as_secs())
     })
 }
 
@@ -211,31 +238,23 @@ pub unsafe extern "C" fn onesoidc_ciba_check(
         let client = unsafe { client_ref(client) }?;
         // SAFETY: the caller passes a live request.
         let request = unsafe { handle(request, "request") }?;
-        let answer = block_on(async {
-            match client.ciba_poll(&request.started.auth_req_id).await? {
-                CibaPollResponse::Tokens(set) => {
-                    let claims = match &set.id_token {
-                        Some(id) => Some(client.validate_id_token(id.expose_secret()).await?),
-                        None => None,
-                    };
-                    Ok(Some(Login::new(set, claims)))
-                }
-                CibaPollResponse::SlowDown => {
-                    *request
-                        .interval
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) += SLOW_DOWN_STEP;
-                    Ok(None)
-                }
-                CibaPollResponse::Pending => Ok(None),
+        let response = block_on(client.ciba_poll(&request.started.auth_req_id))?;
+        let step = {
+            let mut poll = request.poll();
+            let step = poll.0.on_response(response, request.began.elapsed());
+            if let PollStep::Wait(wait) = step {
+                poll.1 = wait;
             }
-        })?;
-        match answer.map_err(|e: onesoidc_core::Error| FfiError::from(e))? {
-            Some(login) => {
+            step
+        };
+        match step {
+            PollStep::Wait(_) => Ok(ONESOIDC_PENDING),
+            PollStep::Done(set) => {
+                let login = block_on(login_from(client, set))??;
                 *tokens = into_handle(onesoidc_tokens::from(login));
                 Ok(ONESOIDC_OK)
             }
-            None => Ok(ONESOIDC_PENDING),
+            PollStep::Failed(error) => Err(error.into()),
         }
     })
 }
@@ -261,8 +280,14 @@ pub unsafe extern "C" fn onesoidc_ciba_wait(
         let client = unsafe { client_ref(client) }?;
         // SAFETY: the caller passes a live request.
         let request = unsafe { handle(request, "request") }?;
+        // Go on from where the checks left off: the interval they reached,
+        // and the time left.
         let mut started = request.started.clone();
-        started.interval = request.interval();
+        {
+            let poll = request.poll();
+            started.interval = poll.0.interval();
+            started.expires_in = poll.0.remaining(request.began.elapsed());
+        }
         let login = block_on(client.ciba_wait(&started))??;
         *tokens = into_handle(onesoidc_tokens::from(login));
         Ok(())

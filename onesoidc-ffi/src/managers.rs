@@ -77,10 +77,10 @@ pub unsafe extern "C" fn onesoidc_registry_new(registry: *mut *mut onesoidc_regi
 pub unsafe extern "C" fn onesoidc_registry_free(registry: *mut onesoidc_registry) {
     guard("onesoidc_registry_free", (), || {
         // SAFETY: the caller passes a live registry or NULL.
-        if let Ok(live) = unsafe { handle(registry, "registry") } {
-            if block_on(live.registry.shutdown()).is_err() {
-                tracing::warn!("onesoidc_registry_free: could not wait for the managers to stop");
-            }
+        if let Ok(live) = unsafe { handle(registry, "registry") }
+            && block_on(live.registry.shutdown()).is_err()
+        {
+            tracing::warn!("onesoidc_registry_free: could not wait for the managers to stop");
         }
         // SAFETY: as above; freed once.
         unsafe { free_handle(registry) };
@@ -294,7 +294,7 @@ pub unsafe extern "C" fn onesoidc_manager_store(
         let manager = unsafe { handle(manager, "manager") }?;
         // SAFETY: the caller passes live tokens.
         let tokens = unsafe { handle(tokens, "tokens") }?;
-        in_runtime(|| manager.manager.store(tokens.tokens.clone()))?;
+        block_on(manager.manager.store(tokens.tokens.clone()))?;
         Ok(())
     })
 }
@@ -328,7 +328,7 @@ pub unsafe extern "C" fn onesoidc_manager_clear(manager: *mut onesoidc_manager) 
     call("onesoidc_manager_clear", || {
         // SAFETY: the caller passes a live handle.
         let manager = unsafe { handle(manager, "manager") }?;
-        in_runtime(|| manager.manager.clear())?;
+        block_on(manager.manager.clear())?;
         Ok(())
     })
 }

@@ -94,12 +94,8 @@ fn owned_strings_round_trip_and_never_hold_a_nul() {
 
 #[test]
 fn flow_errors_map_to_the_cli_exit_codes() {
-    let oauth = |error: &str, status: u16| Error::OAuth {
-        endpoint: "http://127.0.0.1/oidc/token".into(),
-        status,
-        error: error.into(),
-        description: None,
-    };
+    let oauth =
+        |error: &str, status: u16| Error::oauth("http://127.0.0.1/oidc/token", status, error, None);
     let status = |error: Error| FfiError::from(error).status;
     assert_eq!(status(oauth("access_denied", 400)), ONESOIDC_DENIED);
     assert_eq!(status(oauth("expired_token", 400)), ONESOIDC_EXPIRED);

@@ -13,21 +13,20 @@ impl OnesIdClient {
     /// origin), ready to be CIBA's `resource`.
     pub async fn applications(&self) -> Result<Vec<Application>, Error> {
         let endpoint = applications_url(self.issuer());
-        let response = self
-            .with_device_bearer(
-                |bearer| applications_request(self.issuer(), bearer),
-                &endpoint,
-            )
-            .await?;
-        parse_applications(&endpoint, &response)?
-            .into_iter()
-            .map(|app| {
-                Ok(Application {
-                    url: self.issuer().resolve_url(&app.url)?,
-                    ..app
-                })
+        self.with_device_bearer(
+            |bearer| applications_request(self.issuer(), bearer),
+            &endpoint,
+            |r| parse_applications(&endpoint, r),
+        )
+        .await?
+        .into_iter()
+        .map(|app| {
+            Ok(Application {
+                url: self.issuer().resolve_url(&app.url)?,
+                ..app
             })
-            .collect()
+        })
+        .collect()
     }
 
     /// The application with `client_identifier`, its URL resolved against the

@@ -156,8 +156,11 @@ impl OnesIdClient {
             })
             .await?
         };
-        let response = self.send(&endpoint, http_request).await?;
-        let started = parse_backchannel_response(&endpoint, &response)?;
+        let started = self
+            .exchange(&endpoint, http_request, |r| {
+                parse_backchannel_response(&endpoint, r)
+            })
+            .await?;
         tracing::info!(
             expires_in = started.expires_in.as_secs(),
             "CIBA request accepted; waiting for the user"
@@ -175,8 +178,10 @@ impl OnesIdClient {
             })
             .await?
         };
-        let response = self.send(&endpoint, request).await?;
-        parse_ciba_poll_response(&endpoint, &response, self.now())
+        self.exchange(&endpoint, request, |r| {
+            parse_ciba_poll_response(&endpoint, r, self.now())
+        })
+        .await
     }
 
     /// Polls until the person answers or the request expires: waits
@@ -276,7 +281,9 @@ impl OnesIdClient {
         }
     }
 
-    /// Validates the ID token of `tokens`, when there is one.
+    /// Validates the ID token of a login's `tokens`. A login always asks
+    /// for `openid` ([`CibaRequest`] adds it), so a missing ID token is an
+    /// error ([`IdTokenError::Missing`](onesoidc_core::IdTokenError::Missing)).
     pub(crate) async fn check_id_token(
         &self,
         tokens: &TokenSet,
@@ -285,7 +292,10 @@ impl OnesIdClient {
             Some(id_token) => Ok(Some(
                 self.validate_id_token(id_token.expose_secret()).await?,
             )),
-            None => Ok(None),
+            None => Err(Error::IdToken {
+                endpoint: self.provider_metadata().await?.token_endpoint.to_string(),
+                source: onesoidc_core::IdTokenError::Missing,
+            }),
         }
     }
 }

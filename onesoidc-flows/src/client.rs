@@ -7,11 +7,11 @@ use onesoidc_core::request::HttpRequest;
 use onesoidc_core::response::HttpResponse;
 use onesoidc_core::{
     ClientAuth, DeviceTokenRequest, Endpoint, Error, ExposeSecret, Issuer, ProviderMetadata,
-    PublicJwkSet, SecretString, TokenSet, parse_token_response,
+    SecretString, TokenSet, parse_token_response,
 };
 use onesoidc_fs::IdentityPaths;
 use onesoidc_http::{BoxFuture, HttpClient, Policy, PolicyClient};
-use tokio::sync::{Mutex, OnceCell, RwLock};
+use tokio::sync::{Mutex, OnceCell};
 
 use crate::DeviceIdentity;
 
@@ -41,7 +41,7 @@ struct Inner {
     auth: ClientAuth,
     issuer: Issuer,
     metadata: OnceCell<ProviderMetadata>,
-    jwks: RwLock<Option<Arc<PublicJwkSet>>>,
+    jwks: crate::jwks::JwksCache,
     device_bearer: Mutex<Option<TokenSet>>,
     device_token_source: std::sync::RwLock<Option<Arc<dyn DeviceTokenSource>>>,
 }
@@ -114,6 +114,7 @@ pub struct OnesIdClientBuilder {
     paths: Option<IdentityPaths>,
     http: Option<Arc<dyn HttpClient>>,
     policy: Policy,
+    metadata: Option<ProviderMetadata>,
 }
 
 impl std::fmt::Debug for OnesIdClientBuilder {
@@ -123,6 +124,7 @@ impl std::fmt::Debug for OnesIdClientBuilder {
             .field("paths", &self.paths)
             .field("http", &self.http.is_some())
             .field("policy", &self.policy)
+            .field("provider_metadata", &self.metadata.is_some())
             .finish()
     }
 }
@@ -164,6 +166,16 @@ impl OnesIdClientBuilder {
         self
     }
 
+    /// The provider's endpoints, known already (e.g. a discovery document
+    /// cached from an earlier run; see [`ProviderMetadata::to_document`]):
+    /// the client does not fetch discovery. [`build`](Self::build) checks
+    /// them as it checks a fetched document (the issuer must be the
+    /// identity's; endpoints https).
+    pub fn provider_metadata(mut self, metadata: ProviderMetadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
     /// Loads the identity if none was given, and builds the client.
     ///
     /// Fails with the file and field of a bad `device.yml` or key,
@@ -182,14 +194,25 @@ impl OnesIdClientBuilder {
             Some(http) => http,
             None => default_backend(&self.policy)?,
         };
+        if let Some(metadata) = &self.metadata {
+            let endpoint = ProviderMetadata::discovery_url(&issuer);
+            if metadata.issuer != issuer {
+                return Err(Error::IssuerMismatch {
+                    endpoint: endpoint.into_string(),
+                    expected: issuer.as_str().to_string(),
+                    found: metadata.issuer.as_str().to_string(),
+                });
+            }
+            check_endpoint_schemes(&endpoint, metadata, &self.policy)?;
+        }
         Ok(OnesIdClient {
             inner: Arc::new(Inner {
                 http: self.policy.apply(backend),
                 identity,
                 auth,
                 issuer,
-                metadata: OnceCell::new(),
-                jwks: RwLock::new(None),
+                metadata: OnceCell::new_with(self.metadata),
+                jwks: Default::default(),
                 device_bearer: Mutex::new(None),
                 device_token_source: std::sync::RwLock::new(None),
             }),
@@ -279,10 +302,17 @@ impl OnesIdClient {
                 let endpoint = ProviderMetadata::discovery_url(issuer);
                 let response = self.send(&endpoint, request).await?;
                 let metadata = ProviderMetadata::from_discovery_response(issuer, &response)?;
+                check_endpoint_schemes(&endpoint, &metadata, self.inner.http.policy())?;
                 tracing::debug!(%issuer, discovered = metadata.discovered, "provider endpoints known");
                 Ok(metadata)
             })
             .await
+    }
+
+    /// The provider's endpoints if they are known already (discovered, or
+    /// given to the builder), without fetching.
+    pub fn known_provider_metadata(&self) -> Option<&ProviderMetadata> {
+        self.inner.metadata.get()
     }
 
     /// Sends `request` to `endpoint`; a transport failure names the endpoint.
@@ -335,8 +365,10 @@ impl OnesIdClient {
             })
             .await?
         };
-        let response = self.send(&endpoint, request).await?;
-        parse_token_response(&endpoint, &response, self.now())
+        self.exchange(&endpoint, request, |r| {
+            parse_token_response(&endpoint, r, self.now())
+        })
+        .await
     }
 
     /// Refreshes a user's tokens with the refresh_token grant ([PROTOCOL §6](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#6-refresh)).
@@ -345,7 +377,9 @@ impl OnesIdClient {
     /// the returned set; when it has one (rotation), the new one replaces it.
     /// A rejected refresh token is [`Error::OAuth`] with `invalid_grant`,
     /// a missing one [`Error::LoginRequired`] (nothing sent): either way
-    /// the user has to log in again.
+    /// the user has to log in again. A new ID token is validated, and must
+    /// name the same issuer and subject as the one it replaces
+    /// ([`IdTokenError::ChangedOnRefresh`](onesoidc_core::IdTokenError::ChangedOnRefresh)).
     pub async fn refresh(&self, previous: &TokenSet) -> Result<TokenSet, Error> {
         let refresh_token = previous
             .refresh_token
@@ -361,9 +395,26 @@ impl OnesIdClient {
             })
             .await?
         };
-        let response = self.send(&endpoint, request).await?;
-        Ok(parse_token_response(&endpoint, &response, self.now())?
-            .keep_refresh_token_from(previous))
+        let mut refreshed = self
+            .exchange(&endpoint, request, |r| {
+                parse_token_response(&endpoint, r, self.now())
+            })
+            .await?
+            .keep_refresh_token_from(previous);
+        match self.check_refreshed_id_token(previous, &refreshed).await {
+            Ok(()) => Ok(refreshed),
+            // The provider's keys could not be fetched: keep the new tokens
+            // (a rotated refresh token must not be lost) with the ID token
+            // validated before.
+            Err(error) if error.is_network() => {
+                tracing::warn!(
+                    "cannot validate the refreshed ID token now, keeping the previous one: {error}"
+                );
+                refreshed.id_token = previous.id_token.clone();
+                Ok(refreshed)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Takes the device access token for bearer requests (QR sessions,
@@ -391,20 +442,41 @@ impl OnesIdClient {
             .clone()
     }
 
+    /// Sends `request` and parses the answer with `parse`. An error is cut
+    /// before every value the request carried (a form value, the bearer
+    /// token), which a provider or a proxy may echo.
+    pub(crate) async fn exchange<T>(
+        &self,
+        endpoint: &Endpoint,
+        request: HttpRequest,
+        parse: impl FnOnce(&HttpResponse) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        exchange(&self.inner.http, endpoint, request, parse).await
+    }
+
     /// Sends a request that carries the device access token as bearer
-    /// (QR sessions, applications). The token comes from the
-    /// [`DeviceTokenSource`] if there is one, else from the client's own
-    /// cache (kept until shortly before it expires); a 401 gets one retry
-    /// with a new token.
-    pub(crate) async fn with_device_bearer(
+    /// (QR sessions, applications) and parses the answer. The token comes
+    /// from the [`DeviceTokenSource`] if there is one, else from the
+    /// client's own cache (kept until shortly before it expires); a 401 gets
+    /// one retry with a new token.
+    pub(crate) async fn with_device_bearer<T>(
         &self,
         build: impl Fn(&str) -> Result<HttpRequest, Error>,
         endpoint: &Endpoint,
-    ) -> Result<HttpResponse, Error> {
+        parse: impl Fn(&HttpResponse) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let bearer = self.device_bearer().await?;
-        let response = self.send(endpoint, build(bearer.expose_secret())?).await?;
-        if response.status() != http::StatusCode::UNAUTHORIZED {
-            return Ok(response);
+        let refused = std::sync::atomic::AtomicBool::new(false);
+        let first = self
+            .exchange(endpoint, build(bearer.expose_secret())?, |response| {
+                if response.status() == http::StatusCode::UNAUTHORIZED {
+                    refused.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                parse(response)
+            })
+            .await;
+        if !refused.load(std::sync::atomic::Ordering::Relaxed) {
+            return first;
         }
         tracing::debug!(%endpoint, "device token refused; getting a new one");
         match self.device_token_source() {
@@ -412,7 +484,8 @@ impl OnesIdClient {
             None => *self.inner.device_bearer.lock().await = None,
         }
         let bearer = self.device_bearer().await?;
-        self.send(endpoint, build(bearer.expose_secret())?).await
+        self.exchange(endpoint, build(bearer.expose_secret())?, parse)
+            .await
     }
 
     /// The device access token for bearer requests.
@@ -443,15 +516,81 @@ impl OnesIdClient {
         }
     }
 
-    /// The provider's keys last fetched, if any.
-    pub(crate) async fn cached_jwks(&self) -> Option<Arc<PublicJwkSet>> {
-        self.inner.jwks.read().await.clone()
+    /// The provider's keys, cached.
+    pub(crate) fn jwks_cache(&self) -> &crate::jwks::JwksCache {
+        &self.inner.jwks
     }
+}
 
-    /// Remembers the provider's keys.
-    pub(crate) async fn cache_jwks(&self, jwks: Arc<PublicJwkSet>) {
-        *self.inner.jwks.write().await = Some(jwks);
+/// Sends `request` to `endpoint` through `http` and parses the answer with
+/// `parse`; an error is cut before every value the request carried.
+pub(crate) async fn exchange<T>(
+    http: &dyn HttpClient,
+    endpoint: &Endpoint,
+    request: HttpRequest,
+    parse: impl FnOnce(&HttpResponse) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let sent = sent_values(&request);
+    let response = send(http, endpoint, request).await?;
+    parse(&response).map_err(|error| {
+        let sent: Vec<&str> = sent.iter().map(|v| v.expose_secret()).collect();
+        error.forget_values(&sent)
+    })
+}
+
+/// The values a request carries: its form fields and its bearer token.
+fn sent_values(request: &HttpRequest) -> Vec<SecretString> {
+    let mut values: Vec<SecretString> = url::form_urlencoded::parse(request.body())
+        .map(|(_, value)| SecretString::from(value.into_owned()))
+        .collect();
+    if let Some(bearer) = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        values.push(SecretString::from(bearer.to_string()));
     }
+    values
+}
+
+/// Refuses a discovery document whose endpoints are plain `http://` to a
+/// host other than loopback (unless the policy allows insecure http): the
+/// error names the field.
+fn check_endpoint_schemes(
+    discovery: &Endpoint,
+    metadata: &ProviderMetadata,
+    policy: &Policy,
+) -> Result<(), Error> {
+    let fields = [
+        ("token_endpoint", &metadata.token_endpoint),
+        (
+            "backchannel_authentication_endpoint",
+            &metadata.backchannel_authentication_endpoint,
+        ),
+        ("introspection_endpoint", &metadata.introspection_endpoint),
+        ("revocation_endpoint", &metadata.revocation_endpoint),
+        ("jwks_uri", &metadata.jwks_uri),
+    ];
+    for (field, url) in fields {
+        let parsed = url::Url::parse(url.as_str());
+        let https = parsed.as_ref().is_ok_and(|u| u.scheme() == "https");
+        let allowed_http = parsed.as_ref().is_ok_and(|u| {
+            u.scheme() == "http"
+                && (policy.insecure_http_allowed()
+                    || u.host_str().is_some_and(onesoidc_http::is_loopback))
+        });
+        if !https && !allowed_http {
+            return Err(Error::invalid_response(
+                discovery.as_str(),
+                200,
+                format!(
+                    "`{field}` is not an https URL (plain http only to loopback, or with the insecure opt-in)"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Sends `request` to `endpoint` through `http`; a transport failure names

@@ -64,6 +64,7 @@ mod ciba;
 mod client;
 mod events;
 mod identity;
+mod jwks;
 mod qr;
 mod random;
 mod registration;
@@ -75,6 +76,7 @@ pub use ciba::{CibaEvent, Login};
 pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder};
 pub use events::EventStream;
 pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
+pub use jwks::UNKNOWN_KID_REFETCH;
 /// The sans-IO core, re-exported so one dependency is enough.
 pub use onesoidc_core as core;
 pub use onesoidc_core::{

@@ -129,22 +129,23 @@ impl OnesIdClient {
     /// Creates a QR login session (with the device access token).
     pub async fn qr_create(&self) -> Result<QrSession, Error> {
         let endpoint = qr_sessions_url(self.issuer());
-        let response = self
-            .with_device_bearer(|bearer| qr_create_request(self.issuer(), bearer), &endpoint)
-            .await?;
-        parse_qr_session(&endpoint, &response)
+        self.with_device_bearer(
+            |bearer| qr_create_request(self.issuer(), bearer),
+            &endpoint,
+            |r| parse_qr_session(&endpoint, r),
+        )
+        .await
     }
 
     /// Checks a QR session once.
     pub async fn qr_check(&self, session_id: &QrSessionId) -> Result<QrStatus, Error> {
         let endpoint = qr_session_url(self.issuer(), session_id)?;
-        let response = self
-            .with_device_bearer(
-                |bearer| qr_status_request(self.issuer(), bearer, session_id),
-                &endpoint,
-            )
-            .await?;
-        parse_qr_status(&endpoint, &response)
+        self.with_device_bearer(
+            |bearer| qr_status_request(self.issuer(), bearer, session_id),
+            &endpoint,
+            |r| parse_qr_status(&endpoint, r),
+        )
+        .await
     }
 
     /// Checks the session every `interval` until it is scanned; returns the
@@ -231,17 +232,43 @@ impl OnesIdClient {
             what: format!("QR session {}", session.session_id),
             after: session.expires_in,
         };
+        let mut wait = session.interval;
         loop {
             let elapsed = began.elapsed();
-            if elapsed >= session.expires_in {
+            let Some(remaining) = session
+                .expires_in
+                .checked_sub(elapsed)
+                .filter(|r| !r.is_zero())
+            else {
                 return Err(expired());
-            }
+            };
             if let Some(events) = events {
-                let remaining = session.expires_in - elapsed;
                 let _ = events.send(QrEvent::WaitingForScan { remaining }).await;
             }
-            tokio::time::sleep(session.interval.min(session.expires_in - elapsed)).await;
-            match self.qr_check(&session.session_id).await? {
+            tokio::time::sleep(wait.min(remaining)).await;
+            wait = session.interval;
+            let status = match self.qr_check(&session.session_id).await {
+                Ok(status) => status,
+                // A provider under load (429, 503) is asked again after its
+                // `Retry-After` (or the interval), while the session lasts.
+                Err(error) if matches!(error.http_status(), Some(429 | 503)) => {
+                    let after = error
+                        .retry_after()
+                        .unwrap_or_default()
+                        .max(session.interval);
+                    if began.elapsed().saturating_add(after) >= session.expires_in {
+                        return Err(error);
+                    }
+                    tracing::debug!(
+                        retry_in_s = after.as_secs(),
+                        "QR status check refused; waiting"
+                    );
+                    wait = after;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            match status {
                 QrStatus::Pending => continue,
                 QrStatus::Scanned { login_hint_token } => return Ok(login_hint_token),
                 QrStatus::Expired => return Err(expired()),

@@ -15,7 +15,7 @@ use onesoidc_http::{HttpClient, Policy};
 use tokio::time::Instant;
 
 use crate::DeviceIdentity;
-use crate::client::send;
+use crate::client::exchange;
 
 /// px-device-identity's config format version.
 pub const CONFIG_VERSION: &str = "0.0.3";
@@ -293,8 +293,10 @@ pub async fn register_device(
         machine_facts(),
     );
     let endpoint = registration_url(host);
-    let response = send(&http, &endpoint, registration_request(host, &body)?).await?;
-    let code = parse_registration_response(&endpoint, &response)?;
+    let code = exchange(&http, &endpoint, registration_request(host, &body)?, |r| {
+        parse_registration_response(&endpoint, r)
+    })
+    .await?;
     tracing::info!(verification_code = %code, "registration submitted");
     progress(RegistrationProgress::Submitted {
         verification_code: code.clone(),
@@ -313,13 +315,14 @@ pub async fn register_device(
         let remaining = registration.timeout - elapsed;
         progress(RegistrationProgress::Waiting { remaining });
         tokio::time::sleep(registration.poll_interval.min(remaining)).await;
-        let response = send(
+        let status = exchange(
             &http,
             &status_endpoint,
             registration_status_request(host, &code)?,
+            |r| parse_registration_status(&status_endpoint, r),
         )
         .await?;
-        match parse_registration_status(&status_endpoint, &response)? {
+        match status {
             RegistrationStatus::Pending => continue,
             RegistrationStatus::Approved {
                 device_id,

@@ -115,7 +115,10 @@ impl CommandSigner {
                     "cannot run it ({e}); install px-device-identity or set {PX_DEVICE_IDENTITY_ENV} to its absolute path"
                 ))
             })?;
-        let status = match wait_until(&mut child, Instant::now() + self.timeout) {
+        let deadline = Instant::now()
+            .checked_add(self.timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
+        let status = match wait_until(&mut child, deadline) {
             Ok(Some(status)) => status,
             Ok(None) => {
                 let _ = child.kill();

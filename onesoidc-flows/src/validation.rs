@@ -2,17 +2,19 @@
 //! introspection, and revocation ([PROTOCOL §5](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#5-ciba-poll-mode-openid-ciba-core-10), [§7](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#7-introspection-and-revocation)).
 
 use onesoidc_core::{
-    Error, IdTokenClaims, IdTokenError, IdTokenExpectations, Introspection, PublicJwkSet,
-    SecretString, TokenTypeHint, parse_introspection_response, parse_revocation_response,
-    response::parse_json, validate_id_token,
+    Error, IdTokenClaims, IdTokenError, IdTokenExpectations, Introspection, SecretString, TokenSet,
+    TokenTypeHint, parse_introspection_response, parse_revocation_response, unix_seconds,
+    unverified_claims, validate_id_token,
 };
 
 use crate::OnesIdClient;
+use crate::jwks::Want;
 
 impl OnesIdClient {
-    /// Validates an ID token: signature with the provider's JWKS (cached;
-    /// fetched again once when the token names an unknown `kid`), algorithm
-    /// pinned to those the provider lists, `iss`, `aud`, `exp`, `iat`.
+    /// Validates an ID token: signature with the provider's keys (cached
+    /// for their lifetime, fetched again for an unknown `kid` at most once
+    /// a minute), algorithm pinned to those the provider lists, `iss`,
+    /// `aud`, `exp`, `iat`.
     ///
     /// ```no_run
     /// # async fn run(client: onesoidc_flows::OnesIdClient, id_token: &str) -> Result<(), onesoidc_flows::Error> {
@@ -27,12 +29,19 @@ impl OnesIdClient {
             client_id: &self.client_auth().client_id,
             allowed_algorithms: &meta.id_token_signing_alg_values_supported,
         };
-        let (jwks, fresh) = self.jwks(false).await?;
-        let result = match validate_id_token(id_token, &jwks, expect, self.now()) {
-            Err(IdTokenError::UnknownKeyId(_)) if !fresh => {
-                tracing::debug!("unknown kid: fetching the provider's JWKS again");
-                let (jwks, _) = self.jwks(true).await?;
-                validate_id_token(id_token, &jwks, expect, self.now())
+        let keys = self.jwks_cache().keys(self, Want::Fresh).await?;
+        let result = match validate_id_token(id_token, &keys.set, expect, self.now()) {
+            Err(IdTokenError::UnknownKeyId(kid)) => {
+                let newer = self
+                    .jwks_cache()
+                    .keys(self, Want::NewerThan(keys.fetch))
+                    .await?;
+                if newer.fetch > keys.fetch {
+                    tracing::debug!("unknown kid: validating with the keys fetched again");
+                    validate_id_token(id_token, &newer.set, expect, self.now())
+                } else {
+                    Err(IdTokenError::UnknownKeyId(kid))
+                }
             }
             other => other,
         };
@@ -42,19 +51,38 @@ impl OnesIdClient {
         })
     }
 
-    /// The provider's JWKS and whether it was just fetched.
-    async fn jwks(&self, refetch: bool) -> Result<(std::sync::Arc<PublicJwkSet>, bool), Error> {
-        if !refetch && let Some(cached) = self.cached_jwks().await {
-            return Ok((cached, false));
-        }
-        let endpoint = &self.provider_metadata().await?.jwks_uri;
-        let response = self
-            .send(endpoint, onesoidc_core::request::get(endpoint, None)?)
-            .await?;
-        let jwks: std::sync::Arc<PublicJwkSet> =
-            std::sync::Arc::new(parse_json(endpoint, &response)?);
-        self.cache_jwks(jwks.clone()).await;
-        Ok((jwks, true))
+    /// Validates the ID token a refresh returned (OpenID Connect Core §12.2):
+    /// as any ID token, and with the same `iss` and `sub` as the one of the
+    /// login (`previous`), when that had one.
+    pub(crate) async fn check_refreshed_id_token(
+        &self,
+        previous: &TokenSet,
+        refreshed: &TokenSet,
+    ) -> Result<(), Error> {
+        use onesoidc_core::ExposeSecret;
+        let Some(id_token) = &refreshed.id_token else {
+            return Ok(());
+        };
+        let claims = self.validate_id_token(id_token.expose_secret()).await?;
+        let Some(before) = previous
+            .id_token
+            .as_ref()
+            .and_then(|t| unverified_claims(t.expose_secret()))
+        else {
+            return Ok(());
+        };
+        let same = |name: &'static str, now: &str| {
+            if before.get(name).and_then(|v| v.as_str()) == Some(now) {
+                Ok(())
+            } else {
+                Err(Error::IdToken {
+                    endpoint: "refreshed id_token".into(),
+                    source: IdTokenError::ChangedOnRefresh { claim: name },
+                })
+            }
+        };
+        same("iss", &claims.iss)?;
+        same("sub", &claims.sub)
     }
 
     /// Asks the provider whether `token` is active (RFC 7662).
@@ -83,8 +111,71 @@ impl OnesIdClient {
             })
             .await?
         };
-        let response = self.send(&endpoint, request).await?;
-        parse_introspection_response(&endpoint, &response)
+        self.exchange(&endpoint, request, |r| {
+            parse_introspection_response(&endpoint, r)
+        })
+        .await
+    }
+
+    /// Whether `token` can be used now, by introspection (RFC 7662): `Ok`
+    /// with the answer when the provider says it is active, it has not
+    /// expired, and its `iss` and `client_id`, when given, are this
+    /// provider's and this device's; otherwise [`Error::TokenNotUsable`]
+    /// saying which. ([`introspect`](Self::introspect) returns any answer,
+    /// `active: false` included.)
+    ///
+    /// ```no_run
+    /// # async fn run(client: onesoidc_flows::OnesIdClient, tokens: onesoidc_flows::TokenSet) -> Result<(), onesoidc_flows::Error> {
+    /// let info = client.check_token(&tokens.access_token, None).await?;
+    /// println!("usable, for {}", info.sub.unwrap_or_default());
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_token(
+        &self,
+        token: &SecretString,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<Introspection, Error> {
+        let info = self.introspect(token, hint).await?;
+        self.usable(&info).await?;
+        Ok(info)
+    }
+
+    /// Whether an introspection answer describes a token usable now (see
+    /// [`check_token`](Self::check_token)): `Err(Error::TokenNotUsable)`
+    /// saying why not.
+    pub async fn usable(&self, info: &Introspection) -> Result<(), Error> {
+        let endpoint = &self.provider_metadata().await?.introspection_endpoint;
+        let refuse = |reason: String| Error::TokenNotUsable {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+        if !info.active {
+            return Err(refuse(
+                "the provider says it is not active (revoked, expired or unknown)".into(),
+            ));
+        }
+        if let Some(exp) = info.exp
+            && exp <= unix_seconds(self.now())
+        {
+            return Err(refuse(format!("it expired at {exp} (seconds since 1970)")));
+        }
+        if let Some(iss) = &info.iss
+            && iss != self.issuer().as_str()
+        {
+            return Err(refuse(format!(
+                "it was issued by {iss:?}, not by {}",
+                self.issuer()
+            )));
+        }
+        if let Some(client_id) = &info.client_id
+            && client_id != &self.client_auth().client_id
+        {
+            return Err(refuse(format!(
+                "it was issued to client {client_id}, not to this device ({})",
+                self.client_auth().client_id
+            )));
+        }
+        Ok(())
     }
 
     /// Revokes `token` (RFC 7009).
@@ -102,7 +193,9 @@ impl OnesIdClient {
             })
             .await?
         };
-        let response = self.send(&endpoint, request).await?;
-        parse_revocation_response(&endpoint, &response)
+        self.exchange(&endpoint, request, |r| {
+            parse_revocation_response(&endpoint, r)
+        })
+        .await
     }
 }

@@ -166,11 +166,30 @@ pub fn create_private_dir(dir: &Path) -> Result<(), NotPrivate> {
         path: dir.to_path_buf(),
         source,
     })?;
-    let meta = std::fs::symlink_metadata(dir).map_err(|source| NotPrivate::Io {
-        action: "inspect",
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    check_private_dir(dir).map(drop)
+}
+
+/// Checks an existing `dir` the way [`create_private_dir`] does, without
+/// creating it: `Ok(false)` when there is nothing at `dir`.
+///
+/// ```
+/// let base = tempfile::tempdir().unwrap();
+/// assert!(!onesoidc_fs::check_private_dir(&base.path().join("absent")).unwrap());
+/// onesoidc_fs::create_private_dir(&base.path().join("tokens")).unwrap();
+/// assert!(onesoidc_fs::check_private_dir(&base.path().join("tokens")).unwrap());
+/// ```
+pub fn check_private_dir(dir: &Path) -> Result<bool, NotPrivate> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(NotPrivate::Io {
+                action: "inspect",
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
     if meta.file_type().is_symlink() {
         return Err(NotPrivate::Symlink {
             path: dir.to_path_buf(),
@@ -181,5 +200,5 @@ pub fn create_private_dir(dir: &Path) -> Result<(), NotPrivate> {
             path: dir.to_path_buf(),
         });
     }
-    Access::of(&meta).check_private(dir)
+    Access::of(&meta).check_private(dir).map(|()| true)
 }

@@ -8,7 +8,9 @@
 //!   through a symlink, owned by the current user, not writable by group or
 //!   others ([`NotPrivate`] names the path and the fix).
 //! - [`create_private_dir`]: a directory only the current user can enter
-//!   (0700), or an existing one checked the same way.
+//!   (0700), or an existing one checked the same way ([`check_private_dir`]).
+//! - [`open_lock_file`]: a private file to hold an OS lock on (shared
+//!   token stores take their refresh lease this way).
 //! - [`write_atomically`]: a set of files replaced all or nothing: each
 //!   written to a temporary file in its directory with its final mode and
 //!   fsynced, then renamed into place in the order given, then each
@@ -32,11 +34,13 @@
 
 mod access;
 mod atomic;
+mod lock;
 mod paths;
 mod read;
 
-pub use access::{Access, NotPrivate, create_private_dir};
+pub use access::{Access, NotPrivate, check_private_dir, create_private_dir};
 pub use atomic::{NewFile, sync_dir, write_atomically};
+pub use lock::open_lock_file;
 pub use paths::{
     CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, IdentityPaths, KEY_DIR_ENV, MAX_IDENTITY_FILE_BYTES,
 };

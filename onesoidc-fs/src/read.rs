@@ -15,7 +15,7 @@ pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 
 fn read_open(file: File, limit: u64) -> io::Result<Vec<u8>> {
     let too_large = |size: &dyn std::fmt::Display| {
-        let most = if limit % 1024 == 0 {
+        let most = if limit.is_multiple_of(1024) {
             format!("{} KiB", limit / 1024)
         } else {
             format!("{limit} bytes")
@@ -93,7 +93,7 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
 
 /// Whether opening with `O_NOFOLLOW` failed because `path` is a symlink
 /// (Linux says `ELOOP`; check the path itself to be sure).
-fn is_symlink_refusal(error: &io::Error, path: &Path) -> bool {
+pub(crate) fn is_symlink_refusal(error: &io::Error, path: &Path) -> bool {
     #[cfg(unix)]
     if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
         return true;

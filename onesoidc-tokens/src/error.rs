@@ -89,12 +89,7 @@ impl TokenError {
 /// use std::sync::Arc;
 /// use onesoidc_core::Error;
 /// use onesoidc_tokens::TokenError;
-/// let rejected = Error::OAuth {
-///     endpoint: "https://idp/oidc/token".into(),
-///     status: 400,
-///     error: "invalid_grant".into(),
-///     description: None,
-/// };
+/// let rejected = Error::oauth("https://idp/oidc/token", 400, "invalid_grant", None);
 /// let failed = TokenError::ReauthRequired { name: "ciba_user".into(), source: Arc::new(rejected) };
 /// let error = Error::from(failed);
 /// assert!(error.requires_login());

@@ -12,7 +12,9 @@
 //!   [`refresh_fn`].
 //! - [`TokenManagerRegistry`] keeps managers by name (`"device"`,
 //!   `"ciba_user"`), as a value or the process-wide [`global`](TokenManagerRegistry::global).
-//! - [`TokenStore`] / [`FileTokenStore`] keep tokens across restarts (opt-in).
+//! - [`TokenStore`]s keep tokens across restarts and share one token and
+//!   one refresh between processes: [`FileTokenStore`] on one machine,
+//!   `RedisTokenStore` (feature `redis`) across machines (opt-in).
 //!
 //! Time is tokio's: with `#[tokio::test(start_paused = true)]` and a fixed
 //! [`wall_clock`](TokenManagerBuilder::wall_clock) every refresh time is exact.
@@ -71,7 +73,10 @@ pub use refresh::{RefreshFn, RefreshFuture, refresh_fn};
 pub use refresh::{device_refresh, device_refresh_with, user_refresh};
 pub use registry::{CIBA_USER, DEVICE, TokenManagerRegistry};
 pub use store::{
-    FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, MAX_TOKEN_FILE_BYTES, StoreError, TokenStore,
+    FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, HeldLease, Lease, MAX_TOKEN_FILE_BYTES,
+    SaveMode, Saved, StoreError, StoreFuture, StoreKey, TokenOwner, TokenStore,
 };
+#[cfg(feature = "redis")]
+pub use store::{RedisTokenStore, RedisTokenStoreBuilder};
 /// `Stream` and its combinators, for [`TokenManager::events`].
 pub use tokio_stream::{Stream, StreamExt};

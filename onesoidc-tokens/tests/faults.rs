@@ -17,8 +17,8 @@ use onesoidc_devidp::{DevIdp, DevIdpConfig};
 use onesoidc_flows::http_client::ReqwestClient;
 use onesoidc_flows::{DeviceIdentity, OnesIdClient};
 use onesoidc_tokens::{
-    FileTokenStore, TokenError, TokenEvent, TokenManager, TokenManagerBuilder, TokenState,
-    TokenStore, device_refresh,
+    FileTokenStore, StoreKey, TokenError, TokenEvent, TokenManager, TokenManagerBuilder,
+    TokenOwner, TokenState, TokenStore, device_refresh,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -79,35 +79,37 @@ impl World {
         FileTokenStore::new(self.dir.path().join("tokens"))
     }
 
-    /// Waits (bounded) until the token file holds `expected`: the manager
-    /// saves on tokio's blocking pool after it reports a refresh. Every
-    /// look at the file on the way finds it absent or whole, never partial.
-    async fn wait_stored(&self, expected: &str) {
-        let store = self.store();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let saved = store.load("device").expect("the token file is readable");
-            if saved.is_some_and(|t| t.access_token.expose_secret() == expected) {
-                return self.assert_stored(expected);
-            }
-            assert!(Instant::now() < deadline, "{expected:?} never saved");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    fn key(&self) -> StoreKey {
+        StoreKey::new("device", TokenOwner::of(&self.client))
     }
 
-    /// The token file parses and holds `expected`; no temporary file is left.
-    fn assert_stored(&self, expected: &str) {
+    /// A device manager keeping its tokens in [`store`](Self::store).
+    fn stored_manager(&self) -> TokenManager {
+        self.manager()
+            .store(Arc::new(self.store()), TokenOwner::of(&self.client))
+            .build()
+    }
+
+    /// The token file parses and holds `expected` (a refresh is saved before
+    /// its token is handed out); no temporary file is left.
+    async fn assert_stored(&self, expected: &str) {
         let store = self.store();
         let saved = store
-            .load("device")
+            .load(&self.key())
+            .await
             .expect("the token file is readable")
             .expect("the token file holds tokens");
         assert_eq!(saved.access_token.expose_secret(), expected);
-        let files: Vec<String> = std::fs::read_dir(store.dir())
+        let mut files: Vec<String> = std::fs::read_dir(store.dir())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(files, ["device.json"], "only the token file, no temp files");
+        files.sort();
+        assert_eq!(
+            files,
+            ["device.json", "device.lease", "device.lock"],
+            "the token file and its lock files, no temp files"
+        );
     }
 }
 
@@ -161,14 +163,14 @@ async fn token_of(manager: &TokenManager) -> String {
 async fn provider_failing_during_refresh_keeps_the_old_token_then_recovers() {
     // Lives 5 s: refreshed at 2.5 s, retried at 2.7, 3.1, 3.5, ... while valid.
     let w = world(Duration::from_secs(5)).await;
-    let manager = w.manager().store(Arc::new(w.store())).build();
+    let manager = w.stored_manager();
     let mut events = manager.events();
     let first = token_of(&manager).await;
     wait_for(&mut events, Duration::from_secs(1), "Refreshed", |e| {
         matches!(e, TokenEvent::Refreshed { .. })
     })
     .await;
-    w.wait_stored(&first).await;
+    w.assert_stored(&first).await;
 
     // 503 with an HTML page.
     w.proxy.set(Fault::html(503, "Service Unavailable")).await;
@@ -189,7 +191,7 @@ async fn provider_failing_during_refresh_keeps_the_old_token_then_recovers() {
         "{:?}",
         manager.state()
     );
-    w.assert_stored(&first);
+    w.assert_stored(&first).await;
 
     // Then down altogether: the retry (after the backoff) fails to connect.
     w.proxy.set(Fault::Down).await;
@@ -212,7 +214,7 @@ async fn provider_failing_during_refresh_keeps_the_old_token_then_recovers() {
     );
     assert_eq!(token_of(&manager).await, first, "still the old token");
     assert!(manager.state().is_valid());
-    w.assert_stored(&first);
+    w.assert_stored(&first).await;
 
     // Back: the next retry succeeds, before the old token expires.
     w.proxy.set(Fault::Forward).await;
@@ -232,7 +234,7 @@ async fn provider_failing_during_refresh_keeps_the_old_token_then_recovers() {
         "{:?}",
         manager.state()
     );
-    w.wait_stored(&second).await;
+    w.assert_stored(&second).await;
     assert!(
         w.client
             .introspect(&second.as_str().into(), None)
@@ -246,14 +248,14 @@ async fn provider_failing_during_refresh_keeps_the_old_token_then_recovers() {
 async fn provider_down_past_expiry_emits_expired_and_never_serves_the_stale_token() {
     // Lives 2 s: refreshed at 1 s, retried with backoff until it expires.
     let w = world(Duration::from_secs(2)).await;
-    let manager = w.manager().store(Arc::new(w.store())).build();
+    let manager = w.stored_manager();
     let mut events = manager.events();
     let first = token_of(&manager).await;
     wait_for(&mut events, Duration::from_secs(1), "Refreshed", |e| {
         matches!(e, TokenEvent::Refreshed { .. })
     })
     .await;
-    w.wait_stored(&first).await;
+    w.assert_stored(&first).await;
     w.proxy.set(Fault::Down).await;
 
     let mut failures = 0;
@@ -296,7 +298,7 @@ async fn provider_down_past_expiry_emits_expired_and_never_serves_the_stale_toke
         manager.state()
     );
     // The file still holds the old tokens, whole.
-    w.assert_stored(&first);
+    w.assert_stored(&first).await;
 
     // Back: once the backoff delay has passed, the next caller gets a new token.
     w.proxy.set(Fault::Forward).await;
@@ -307,7 +309,7 @@ async fn provider_down_past_expiry_emits_expired_and_never_serves_the_stale_toke
         matches!(e, TokenEvent::Refreshed { .. })
     })
     .await;
-    w.wait_stored(&second).await;
+    w.assert_stored(&second).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,7 +373,7 @@ async fn expires_in_zero_is_not_served_and_causes_no_refresh_loop() {
             Fault::json(&json!({"access_token": "zero", "token_type": "Bearer", "expires_in": 0})),
         )
         .await;
-    let manager = w.manager().store(Arc::new(w.store())).build();
+    let manager = w.stored_manager();
     let mut events = manager.events();
 
     // A caller asking every 10 ms for a second.
@@ -411,14 +413,14 @@ async fn expires_in_zero_is_not_served_and_causes_no_refresh_loop() {
     .await;
     assert!(!failure_of(&event).unwrap().1);
     // The tokens were kept (a rotated refresh token must not be lost), whole.
-    w.wait_stored("zero").await;
+    w.assert_stored("zero").await;
 
     // A sane answer again: the next caller after the backoff gets it.
     w.proxy.set_for(TOKEN_PATH, Fault::Forward).await;
     tokio::time::sleep(BACKOFF_MAX).await;
     let token = token_of(&manager).await;
     assert_ne!(token, "zero");
-    w.wait_stored(&token).await;
+    w.assert_stored(&token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -464,7 +466,7 @@ async fn a_negative_expires_in_or_a_dpop_token_is_a_failed_fetch_with_backoff() 
     ] {
         w.proxy.set_for(TOKEN_PATH, Fault::json(&body)).await;
         let before = w.proxy.requests_to(TOKEN_PATH);
-        let manager = w.manager().store(Arc::new(w.store())).build();
+        let manager = w.stored_manager();
         for _ in 0..5 {
             match manager.access_token().await {
                 Err(TokenError::RefreshFailed { source, .. }) => assert!(
@@ -480,7 +482,10 @@ async fn a_negative_expires_in_or_a_dpop_token_is_a_failed_fetch_with_backoff() 
             "callers within the backoff get the error without a new request"
         );
         assert!(matches!(manager.state(), TokenState::Failed { .. }));
-        assert!(w.store().load("device").unwrap().is_none(), "nothing saved");
+        assert!(
+            w.store().load(&w.key()).await.unwrap().is_none(),
+            "nothing saved"
+        );
         manager.shutdown().await;
     }
 }

@@ -235,31 +235,18 @@ pub fn test() -> Result<(), String> {
 }
 
 /// Whether the tools are there (installing them under CI); `false` after
-/// the skip notice outside CI.
+/// the skip notice outside CI (`system::find_or_install`).
 fn tools_ready() -> Result<bool, String> {
     let missing = missing_tools();
-    if missing.is_empty() {
-        return Ok(true);
+    if !missing.is_empty() {
+        eprintln!("xtask: ffi: missing {}", missing.join(", "));
     }
-    if !crate::interop::in_ci() {
-        eprintln!(
-            "xtask: ffi: no {}; the C/C++/Qt examples and the valgrind test are skipped (apt-get install {})",
-            missing.join(", "),
-            PACKAGES.join(" ")
-        );
-        return Ok(false);
-    }
-    crate::browser::apt_install(&PACKAGES)?;
-    let missing = missing_tools();
-    if missing.is_empty() {
-        Ok(true)
-    } else {
-        Err(format!(
-            "installed {} but still missing {}",
-            PACKAGES.join(" "),
-            missing.join(", ")
-        ))
-    }
+    let found = crate::system::find_or_install(
+        "the C/C++/Qt examples and the C test under valgrind",
+        &PACKAGES,
+        || missing_tools().is_empty().then_some(()),
+    )?;
+    Ok(found.is_some())
 }
 
 /// What the checks need and this machine lacks.

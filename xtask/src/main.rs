@@ -25,6 +25,8 @@ mod ffi;
 mod fuzz;
 mod interop;
 mod layers;
+mod redis;
+mod system;
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -79,7 +81,9 @@ fn test() -> Result<(), String> {
         "warnings",
     ])?;
     let browser = browser::test_env()?;
-    cargo_with_env(&["test", "--workspace"], &browser)?;
+    let mut env = browser.clone();
+    env.extend(redis::test_env()?);
+    cargo_with_env(&["test", "--workspace"], &env)?;
     if !browser.is_empty() {
         let shots = browser::screenshot_dir(&target_dir(&workspace_root()));
         eprintln!(

@@ -1,22 +1,28 @@
 //! `device-token`, `jwk`, `sign`.
 
 use crate::output::out;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_core::{ExposeSecret, PublicJwkSet, TokenSet};
-use onesoidc_flows::DeviceTokenRequest;
+use onesoidc_flows::{DeviceTokenRequest, OnesIdClient};
+use onesoidc_tokens::{
+    DEFAULT_REFRESH_SKEW, FileTokenStore, TokenError, TokenManager, TokenOwner, TokenStore,
+    device_refresh_with,
+};
 use serde_json::json;
 
-use super::{client, identity};
-use crate::cli::GlobalArgs;
+use super::{client, identity, policy};
+use crate::cli::{CacheArgs, GlobalArgs};
 use crate::output::{Failure, print_json};
 
 pub async fn device_token(
     g: &GlobalArgs,
     scope: &Option<String>,
     resource: &Option<String>,
+    cache: &CacheArgs,
 ) -> Result<(), Failure> {
     let mut options = DeviceTokenRequest::default();
     if let Some(scope) = scope {
@@ -25,9 +31,116 @@ pub async fn device_token(
     if let Some(resource) = resource {
         options = options.resource(resource);
     }
-    let tokens = client(g)?.device_token_with(&options).await?;
+    let cache_dir = crate::cache::cache_dir(cache.cache_dir.as_deref());
+    let store = match (&cache.store, &cache_dir) {
+        _ if cache.no_cache => None,
+        (Some(spec), _) => Some(crate::cache::open_store(spec)?),
+        (None, Some(dir)) => {
+            Some(Arc::new(FileTokenStore::new(dir.join("tokens"))) as Arc<dyn TokenStore>)
+        }
+        (None, None) => {
+            tracing::debug!("no cache directory ($HOME is not set): not caching the token");
+            None
+        }
+    };
+    let Some(store) = store else {
+        let tokens = client(g)?.device_token_with(&options).await?;
+        print_tokens(g, &tokens, None);
+        return Ok(());
+    };
+
+    let identity = identity(g)?;
+    let plain = OnesIdClient::builder()
+        .identity(identity.clone())
+        .policy(policy(g))
+        .build()?;
+    let owner = TokenOwner::of(&plain)
+        .with_scope(scope.clone())
+        .with_resource(resource.clone());
+    let cached = cache_dir
+        .as_deref()
+        .and_then(|dir| crate::cache::load_discovery(dir, &owner, plain.issuer()));
+    let from_cache = cached.is_some();
+    let client = match cached {
+        Some(metadata) => OnesIdClient::builder()
+            .identity(identity)
+            .policy(policy(g))
+            .provider_metadata(metadata)
+            .build()?,
+        None => plain.clone(),
+    };
+    let tokens = match cached_token(&client, &store, &owner, &options).await {
+        // An endpoint from the cached document failed: discover again, once.
+        Err(error) if from_cache && error.cause().is_some_and(|e| endpoint_failed(e)) => {
+            tracing::info!("a cached endpoint failed ({error}); discovering the provider again");
+            if let Some(dir) = &cache_dir {
+                crate::cache::forget_discovery(dir, &owner);
+            }
+            let tokens = cached_token(&plain, &store, &owner, &options)
+                .await
+                .map_err(token_failure)?;
+            save_discovery(cache_dir.as_deref(), &owner, &plain);
+            tokens
+        }
+        Err(error) => return Err(token_failure(error)),
+        Ok(tokens) => {
+            if !from_cache {
+                save_discovery(cache_dir.as_deref(), &owner, &client);
+            }
+            tokens
+        }
+    };
     print_tokens(g, &tokens, None);
     Ok(())
+}
+
+/// The device token through `store`: the saved one while it has more than
+/// [`DEFAULT_REFRESH_SKEW`] left, else a new one (one request however many
+/// processes ask at once).
+async fn cached_token(
+    client: &OnesIdClient,
+    store: &Arc<dyn TokenStore>,
+    owner: &TokenOwner,
+    options: &DeviceTokenRequest,
+) -> Result<Arc<TokenSet>, TokenError> {
+    let name = if owner.scope.is_none() && owner.resource.is_none() {
+        "device-token".to_string()
+    } else {
+        format!("device-token-{}", &owner.fingerprint()[..12])
+    };
+    let manager = TokenManager::builder(name, device_refresh_with(client.clone(), options.clone()))
+        .store(store.clone(), owner.clone())
+        .refresh_skew(DEFAULT_REFRESH_SKEW)
+        .jitter(Duration::ZERO)
+        .build();
+    let mut tokens = manager.tokens().await?;
+    let left = tokens.expires_in(SystemTime::now());
+    if left.is_some_and(|left| left <= DEFAULT_REFRESH_SKEW) {
+        tokens = manager.force_refresh().await?;
+    }
+    manager.shutdown().await;
+    Ok(tokens)
+}
+
+/// The provider's error itself, as if no manager were involved.
+fn token_failure(error: TokenError) -> Failure {
+    match error.cause() {
+        Some(cause) => Failure::from(cause.clone()),
+        None => Failure::from(error.to_string()),
+    }
+}
+
+/// Whether `error` says an endpoint is wrong (unreachable, or not there).
+fn endpoint_failed(error: &onesoidc_flows::Error) -> bool {
+    error.is_network() || matches!(error.http_status(), Some(404 | 405 | 410))
+}
+
+fn save_discovery(dir: Option<&std::path::Path>, owner: &TokenOwner, client: &OnesIdClient) {
+    if let (Some(dir), Some(metadata)) = (dir, client.known_provider_metadata())
+        && metadata.discovered
+    {
+        crate::cache::save_discovery(dir, owner, metadata);
+    }
 }
 
 pub fn jwk(g: &GlobalArgs, jwks: bool) -> Result<(), Failure> {

@@ -1,6 +1,7 @@
 //! `apps`, `introspect`, `validate-id-token`, `revoke`.
 
 use crate::output::out;
+use onesoidc_flows::core::ExposeSecret;
 use onesoidc_flows::{SecretString, TokenTypeHint};
 use serde_json::json;
 
@@ -44,7 +45,8 @@ pub async fn introspect(
     token: &SecretString,
     hint: Option<TokenTypeHint>,
 ) -> Result<(), Failure> {
-    let info = client(g)?.introspect(token, hint).await?;
+    let client = client(g)?;
+    let info = client.introspect(token, hint).await?;
     let value = json!({
         "active": info.active, "sub": info.sub, "client_id": info.client_id, "scope": info.scope,
         "aud": info.aud, "iss": info.iss, "exp": info.exp, "iat": info.iat, "token_type": info.token_type,
@@ -59,11 +61,16 @@ pub async fn introspect(
             );
         }
     }
-    Ok(())
+    client.usable(&info).await.map_err(|e| Failure {
+        message: e.to_string(),
+        code: crate::output::EXIT_NOT_USABLE,
+    })
 }
 
-pub async fn validate_id_token(g: &GlobalArgs, token: &str) -> Result<(), Failure> {
-    let claims = client(g)?.validate_id_token(token.trim()).await?;
+pub async fn validate_id_token(g: &GlobalArgs, token: &SecretString) -> Result<(), Failure> {
+    let claims = client(g)?
+        .validate_id_token(token.expose_secret().trim())
+        .await?;
     if g.json {
         print_json(&serde_json::Value::Object(claims.all));
     } else {
@@ -84,4 +91,40 @@ pub async fn revoke(
         out!("revoked");
     }
     Ok(())
+}
+
+impl crate::cli::TokenInput {
+    /// The token: from standard input for `-`, from `--token-file`, or the
+    /// argument; surrounding whitespace removed. At most 1 MiB is read.
+    pub fn read(&self) -> Result<SecretString, Failure> {
+        use std::io::Read;
+        const LIMIT: u64 = 1024 * 1024;
+        let text = match (&self.token, &self.token_file) {
+            (Some(dash), _) if dash == "-" => {
+                let mut text = String::new();
+                std::io::stdin()
+                    .lock()
+                    .take(LIMIT)
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("cannot read the token from standard input: {e}"))?;
+                text
+            }
+            (Some(token), _) => token.clone(),
+            (None, Some(path)) => {
+                let bytes = onesoidc_flows::fs::read_limited(path, LIMIT)
+                    .map_err(|e| format!("cannot read the token from {}: {e}", path.display()))?;
+                String::from_utf8(bytes).map_err(|_| format!("{} is not text", path.display()))?
+            }
+            (None, None) => {
+                return Err(Failure::usage(
+                    "give the token: `-` (standard input), --token-file PATH, or the token itself",
+                ));
+            }
+        };
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(Failure::usage("the token is empty"));
+        }
+        Ok(SecretString::from(token.to_string()))
+    }
 }

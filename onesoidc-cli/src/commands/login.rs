@@ -111,7 +111,7 @@ fn on_ciba_event(
             binding_message,
             ..
         } => {
-            waiting.deadline = Some(Instant::now() + expires_in);
+            waiting.deadline = Instant::now().checked_add(expires_in);
             waiting.text = match binding_message {
                 Some(m) => {
                     format!("Waiting for {who} to approve \u{201c}{m}\u{201d} on their phone")
@@ -175,7 +175,7 @@ pub async fn qr(
                     crate::output::print_json(&serde_json::json!({"event": "session_created", "session_id": session.session_id, "cb_url": session.cb_url}));
                 }
                 waiting.text = "Waiting for the code to be scanned".into();
-                waiting.deadline = Some(Instant::now() + session.expires_in);
+                waiting.deadline = Instant::now().checked_add(session.expires_in);
                 waiting.show(bar);
             }
             QrEvent::Scanned => {
@@ -183,7 +183,7 @@ pub async fn qr(
                 waiting.show(bar);
             }
             QrEvent::AuthorizationRequested { expires_in, .. } => {
-                waiting.deadline = Some(Instant::now() + expires_in);
+                waiting.deadline = Instant::now().checked_add(expires_in);
                 waiting.text = "Scanned; waiting for the person to approve on the phone".into();
                 waiting.show(bar);
             }

@@ -17,7 +17,11 @@ use crate::output::Failure;
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let g = &cli.global;
     match &cli.command {
-        Command::DeviceToken { scope, resource } => device::device_token(g, scope, resource).await,
+        Command::DeviceToken {
+            scope,
+            resource,
+            cache,
+        } => device::device_token(g, scope, resource, cache).await,
         Command::Jwk { jwks } => device::jwk(g, *jwks),
         Command::Sign { message } => device::sign(g, message),
         Command::Ciba { username, login } => login::ciba(g, username, login).await,
@@ -28,10 +32,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             ascii,
         } => login::qr(g, login, png.as_deref(), svg.as_deref(), *ascii).await,
         Command::Apps { client_identifier } => inspect::apps(g, client_identifier.as_deref()).await,
-        Command::Introspect { token, hint } => {
-            inspect::introspect(g, &token.as_str().into(), *hint).await
-        }
-        Command::ValidateIdToken { token } => inspect::validate_id_token(g, token).await,
+        Command::Introspect { token, hint } => inspect::introspect(g, &token.read()?, *hint).await,
+        Command::ValidateIdToken { token } => inspect::validate_id_token(g, &token.read()?).await,
         Command::Register {
             address,
             domain,
@@ -67,7 +69,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             store,
             refreshes,
         } => watch::run(g, *skew, store.as_deref(), *refreshes).await,
-        Command::Revoke { token, hint } => inspect::revoke(g, &token.as_str().into(), *hint).await,
+        Command::Revoke { token, hint } => inspect::revoke(g, &token.read()?, *hint).await,
     }
 }
 

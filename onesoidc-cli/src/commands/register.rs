@@ -32,7 +32,7 @@ pub async fn register(g: &GlobalArgs, registration: &DeviceRegistration) -> Resu
                 verification_code,
                 timeout,
             } => {
-                deadline.set(Some(Instant::now() + timeout));
+                deadline.set(Instant::now().checked_add(timeout));
                 bar.suspend(|| {
                     if g.json {
                         print_json(

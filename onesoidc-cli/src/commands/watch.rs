@@ -1,12 +1,10 @@
 //! `watch`: a token manager for the device token, its events on stdout.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use onesoidc_core::Expiry;
 use onesoidc_flows::StreamExt;
-use onesoidc_tokens::{FileTokenStore, TokenEvent, TokenManager, device_refresh};
+use onesoidc_tokens::{TokenEvent, TokenManager, TokenOwner, device_refresh};
 use serde_json::json;
 
 use super::client;
@@ -16,15 +14,16 @@ use crate::output::{Failure, out};
 pub async fn run(
     g: &GlobalArgs,
     skew: u64,
-    store: Option<&Path>,
+    store: Option<&str>,
     refreshes: Option<u64>,
 ) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
+    let owner = TokenOwner::of(&client);
     let mut builder = TokenManager::builder("device", device_refresh(client))
         .refresh_skew(Duration::from_secs(skew));
-    if let Some(dir) = store {
-        builder = builder.store(Arc::new(FileTokenStore::new(dir)));
+    if let Some(spec) = store {
+        builder = builder.store(crate::cache::open_store(spec)?, owner);
     }
     let manager = builder.build();
     let mut events = manager.events();
@@ -45,6 +44,17 @@ pub async fn run(
                     let what = if reauth_required { "refresh_failed_reauth_required" } else { "refresh_failed" };
                     report(g, what, None, Some(error.to_string()));
                 }
+                Some(TokenEvent::Loaded { expires_at }) if expires_at != first.expires_at() => {
+                    seen += 1;
+                    report(g, "loaded", Some(expires_at), None);
+                    if refreshes.is_some_and(|n| seen >= n) {
+                        break;
+                    }
+                }
+                Some(TokenEvent::StoreUnavailable { error }) => {
+                    report(g, "store_unavailable", None, Some(error.to_string()));
+                }
+                Some(TokenEvent::StoreAvailable) => report(g, "store_available", None, None),
                 Some(TokenEvent::Expired) => report(g, "expired", None, None),
                 Some(TokenEvent::Cleared) => report(g, "cleared", None, None),
                 Some(_) => {}

@@ -59,10 +59,10 @@ impl Guard {
             _ => 80,
         };
         let mut hosts = Vec::new();
-        if let Some(url) = &url {
-            if let (Some(name), Some(port)) = (url.host(), url.port_or_known_default()) {
-                hosts.push((name.to_string().to_ascii_lowercase(), port));
-            }
+        if let Some(url) = &url
+            && let (Some(name), Some(port)) = (url.host(), url.port_or_known_default())
+        {
+            hosts.push((name.to_string().to_ascii_lowercase(), port));
         }
         for alias in aliases {
             if let Some((name, port)) = split_authority(alias) {

@@ -87,10 +87,10 @@ impl Feed {
             let Some(event) = self.next_event(&mut sent) else {
                 return;
             };
-            if let Some(event) = event {
-                if self.tx.send(Ok(event)).await.is_err() {
-                    return; // the browser went away
-                }
+            if let Some(event) = event
+                && self.tx.send(Ok(event)).await.is_err()
+            {
+                return; // the browser went away
             }
             tokio::select! {
                 _ = recheck.tick() => {}

@@ -24,7 +24,7 @@ async fn approve_works(key: DeviceKey) {
 
     // Nobody has answered yet.
     match client.ciba_poll(&started.auth_req_id).await {
-        Ok(onesoidc_flows::core::CibaPollResponse::Pending) => {}
+        Ok(onesoidc_flows::core::CibaPollResponse::Pending { .. }) => {}
         other => panic!("{}: expected authorization_pending, got {other:?}", key.dir),
     }
 

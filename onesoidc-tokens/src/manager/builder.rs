@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::refresh::RefreshFn;
-use crate::store::TokenStore;
+use crate::store::{StoreKey, TokenOwner, TokenStore};
 
 use super::TokenManager;
 use super::driver::{DriverGuard, drive};
@@ -52,7 +52,7 @@ pub struct TokenManagerBuilder {
     event_capacity: usize,
     jitter_source: Option<JitterSource>,
     wall_clock: Option<WallClock>,
-    store: Option<Arc<dyn TokenStore>>,
+    store: Option<(Arc<dyn TokenStore>, TokenOwner)>,
     initial: Option<TokenSet>,
 }
 
@@ -66,7 +66,7 @@ impl fmt::Debug for TokenManagerBuilder {
             .field("backoff_max", &self.backoff_max)
             .field("refresh_timeout", &self.refresh_timeout)
             .field("event_capacity", &self.event_capacity)
-            .field("store", &self.store.is_some())
+            .field("store", &self.store.as_ref().map(|(store, _)| store))
             .field("initial_tokens", &self.initial.is_some())
             .finish_non_exhaustive()
     }
@@ -172,16 +172,50 @@ impl TokenManagerBuilder {
         self
     }
 
-    /// Keeps the tokens in `store` so a restart does not need a new login.
-    /// Default: none (tokens live in memory only).
+    /// Keeps the tokens in `store`, as tokens issued to `owner`, so a
+    /// restart needs no new login, and managers of the same name in other
+    /// processes (or machines) using the same store share one token and one
+    /// refresh. Default: none (tokens live in this manager only).
     ///
-    /// [`build`](Self::build) loads the saved tokens (unless
-    /// [`initial_tokens`](Self::initial_tokens) are given); every refresh and
-    /// [`store`](TokenManager::store) saves, [`clear`](TokenManager::clear)
-    /// removes. Saved tokens that have expired are still loaded, so a user
-    /// manager can use their refresh token.
-    pub fn store(mut self, store: Arc<dyn TokenStore>) -> Self {
-        self.store = Some(store);
+    /// - The background task loads the saved tokens first thing (unless
+    ///   [`initial_tokens`](Self::initial_tokens) are given, which it saves);
+    ///   callers of [`access_token`](TokenManager::access_token) wait for
+    ///   that. Saved tokens that have expired are loaded too, so a user
+    ///   manager can use their refresh token. Tokens saved for another
+    ///   owner are ignored (a new `device.yml` never uses an old identity's
+    ///   tokens).
+    /// - While its token is valid the manager never reads the store. When a
+    ///   refresh is due it takes the store's lease, uses what is stored if
+    ///   another process refreshed meanwhile (and it has more than the
+    ///   [`refresh_skew`](Self::refresh_skew) left; [`TokenEvent::Loaded`](crate::TokenEvent::Loaded)),
+    ///   otherwise refreshes and saves before handing the new token out.
+    /// - [`store`](TokenManager::store) saves, [`clear`](TokenManager::clear)
+    ///   removes.
+    /// - If the store fails, the manager refreshes alone, reports
+    ///   [`TokenEvent::StoreUnavailable`](crate::TokenEvent::StoreUnavailable)
+    ///   once, and [`TokenEvent::StoreAvailable`](crate::TokenEvent::StoreAvailable)
+    ///   when it works again. A failing store never fails a caller.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::sync::Arc;
+    /// use onesoidc_tokens::{FileTokenStore, TokenManager, TokenOwner, refresh_fn};
+    /// # let refresh = refresh_fn(|_| async {
+    /// #     Err(onesoidc_core::Error::LoginRequired { reason: "no refresh token".into() })
+    /// # });
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let manager = TokenManager::builder("ciba_user", refresh)
+    ///     .store(
+    ///         Arc::new(FileTokenStore::new(dir.path())),
+    ///         TokenOwner::new("https://idp.example.com/oidc", "device-1"),
+    ///     )
+    ///     .build();
+    /// // Nothing saved and nothing to refresh with: log in, then `manager.store(tokens).await`.
+    /// assert!(manager.access_token().await.unwrap_err().is_reauth_required());
+    /// # }
+    /// ```
+    pub fn store(mut self, store: Arc<dyn TokenStore>, owner: TokenOwner) -> Self {
+        self.store = Some((store, owner));
         self
     }
 
@@ -223,11 +257,17 @@ impl TokenManagerBuilder {
                 .jitter_source
                 .unwrap_or_else(|| Arc::new(rand::random::<f64>)),
             wall_clock: self.wall_clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
-            store: self.store,
+            store: self.store.map(|(store, owner)| {
+                Arc::new(StoreConfig {
+                    store,
+                    key: StoreKey::new(&*name, owner),
+                })
+            }),
         };
-        let (initial, save) = match self.initial {
-            Some(tokens) => (Some(tokens), true),
-            None => (load_from_store(&name, config.store.as_deref()), false),
+        let startup = match (&config.store, &self.initial) {
+            (None, _) => Startup::Ready,
+            (Some(_), None) => Startup::Load,
+            (Some(_), Some(_)) => Startup::Save,
         };
         let shared = Arc::new(Shared {
             name,
@@ -240,34 +280,40 @@ impl TokenManagerBuilder {
             }),
             wake: Arc::new(Notify::new()),
             done: Notify::new(),
+            stop: Arc::new(Notify::new()),
             task: Mutex::new(None),
-            persist: Mutex::new(()),
+            persist: tokio::sync::Mutex::new(()),
         });
-        if let Some(tokens) = initial {
-            let tokens = Arc::new(tokens);
-            {
-                let mut inner = shared.lock();
-                shared.install(&mut inner, tokens.clone(), Instant::now());
-            }
-            if save {
-                shared.persist(&tokens);
-            }
+        if let Some(tokens) = self.initial {
+            let mut inner = shared.lock();
+            shared.install(&mut inner, Arc::new(tokens), Instant::now());
         }
-        let driver = drive(DriverGuard(Arc::downgrade(&shared)), shared.wake.clone());
+        let driver = drive(
+            DriverGuard(Arc::downgrade(&shared)),
+            shared.wake.clone(),
+            shared.stop.clone(),
+            startup,
+        );
         let task = runtime.spawn(driver);
         *lock(&shared.task) = Some(task);
         TokenManager { shared }
     }
 }
 
-fn load_from_store(name: &str, store: Option<&dyn TokenStore>) -> Option<TokenSet> {
-    match store?.load(name) {
-        Ok(tokens) => tokens,
-        Err(error) => {
-            tracing::warn!(manager = name, "cannot load saved tokens: {error}");
-            None
-        }
-    }
+/// What the background task does before anything else.
+pub(super) enum Startup {
+    /// Nothing: there is no store.
+    Ready,
+    /// Load the saved tokens.
+    Load,
+    /// Save the initial tokens.
+    Save,
+}
+
+/// A manager's store and the key of its tokens there.
+pub(crate) struct StoreConfig {
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) key: StoreKey,
 }
 
 pub(super) struct Config {
@@ -280,5 +326,5 @@ pub(super) struct Config {
     pub(super) event_capacity: usize,
     pub(super) jitter_source: JitterSource,
     pub(super) wall_clock: WallClock,
-    pub(super) store: Option<Arc<dyn TokenStore>>,
+    pub(super) store: Option<Arc<StoreConfig>>,
 }

@@ -1,33 +1,19 @@
 //! The background task: one per manager, running every refresh (so one at
-//! a time), each on its own task under the timeout.
+//! a time), each on its own task ([`attempt`](super::attempt)).
 
 use std::sync::{Arc, Weak};
-use std::time::Duration;
 
-use onesoidc_core::{Error, TokenSet, TransportError, TransportErrorKind};
+use onesoidc_core::TokenSet;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::Instrument;
 
-use crate::refresh::RefreshFn;
-
+use super::attempt::{Attempt, StoreReport, bounded, run_attempt};
+use super::builder::Startup;
 use super::state::Shared;
 
 pub(super) enum Step {
     Sleep(Option<Instant>),
     Refresh(Attempt),
-}
-
-pub(super) struct Attempt {
-    pub(super) seq: u64,
-    pub(super) generation: u64,
-    pub(super) current: Option<Arc<TokenSet>>,
-    /// The deadline to announce if it passes during the attempt.
-    pub(super) expiry: Option<Instant>,
-    pub(super) refresh: RefreshFn,
-    pub(super) timeout: Duration,
-    pub(super) name: Arc<str>,
 }
 
 /// Lives in the background task's future: however the task ends (return,
@@ -42,17 +28,37 @@ impl Drop for DriverGuard {
     }
 }
 
-pub(super) struct AbortOnDrop<T>(pub(super) JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The background task. Holds the manager only weakly (upgrading briefly,
-/// never across an await), so dropping the last handle ends it.
-pub(super) async fn drive(guard: DriverGuard, wake: Arc<Notify>) {
+/// never across an await, except to load or save at start-up), so dropping
+/// the last handle ends it; so does `stop` (after the start-up step).
+pub(super) async fn drive(
+    guard: DriverGuard,
+    wake: Arc<Notify>,
+    stop: Arc<Notify>,
+    startup: Startup,
+) {
+    match startup {
+        Startup::Ready => {}
+        Startup::Load => {
+            let Some(shared) = guard.0.upgrade() else {
+                return;
+            };
+            if let Some(config) = &shared.config.store {
+                let loaded = bounded(config.store.load(&config.key)).await;
+                let report = StoreReport::of(&loaded);
+                shared.loaded_at_startup(loaded.ok().flatten(), report);
+            }
+        }
+        Startup::Save => {
+            let Some(shared) = guard.0.upgrade() else {
+                return;
+            };
+            let initial: Option<Arc<TokenSet>> = shared.lock().tokens.clone();
+            if let Some(tokens) = initial {
+                shared.persist(&tokens).await;
+            }
+        }
+    }
     loop {
         let step = match guard.0.upgrade() {
             Some(shared) => shared.next_step(Instant::now()),
@@ -60,81 +66,29 @@ pub(super) async fn drive(guard: DriverGuard, wake: Arc<Notify>) {
         };
         match step {
             Step::Sleep(until) => {
-                let notified = wake.notified();
-                match until {
-                    Some(at) => {
-                        tokio::select! {
-                            () = tokio::time::sleep_until(at) => {}
-                            () = notified => {}
-                        }
+                let forever = std::future::pending();
+                let sleep = async {
+                    match until {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => forever.await,
                     }
-                    None => notified.await,
+                };
+                tokio::select! {
+                    () = sleep => {}
+                    () = wake.notified() => {}
+                    () = stop.notified() => return,
                 }
             }
             Step::Refresh(attempt) => {
                 let (seq, generation) = (attempt.seq, attempt.generation);
-                let result = run_attempt(&guard.0, attempt).await;
+                let output = tokio::select! {
+                    output = run_attempt(&guard.0, attempt) => output,
+                    () = stop.notified() => return,
+                };
                 let Some(shared) = guard.0.upgrade() else {
                     return;
                 };
-                if let Some(tokens) = shared.finish(seq, generation, result, Instant::now()) {
-                    if shared.config.store.is_some() {
-                        let _ = tokio::task::spawn_blocking(move || shared.persist(&tokens)).await;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Runs one refresh on its own task (so a panic is an error, not a dead
-/// manager), under the timeout, announcing expiry if it passes meanwhile.
-pub(super) async fn run_attempt(weak: &Weak<Shared>, attempt: Attempt) -> Result<TokenSet, Error> {
-    let Attempt {
-        seq,
-        current,
-        mut expiry,
-        refresh,
-        timeout,
-        name,
-        ..
-    } = attempt;
-    let span = tracing::info_span!("refresh_tokens", manager = %name, attempt = seq);
-    let load = refresh(current);
-    let timeout_name = name.clone();
-    let mut task = AbortOnDrop(tokio::spawn(
-        async move {
-            match tokio::time::timeout(timeout, load).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Transport {
-                    endpoint: format!("refresh of token manager `{timeout_name}`"),
-                    source: TransportError::new(
-                        TransportErrorKind::Timeout,
-                        format!("no result within {timeout:?}"),
-                    ),
-                }),
-            }
-        }
-        .instrument(span),
-    ));
-    loop {
-        tokio::select! {
-            joined = &mut task.0 => {
-                return joined.unwrap_or_else(|join_error| {
-                    Err(Error::Transport {
-                        endpoint: format!("refresh function of token manager `{name}`"),
-                        source: TransportError::new(
-                            TransportErrorKind::Other,
-                            if join_error.is_panic() { "it panicked" } else { "it was cancelled" },
-                        ),
-                    })
-                });
-            }
-            () = tokio::time::sleep_until(expiry.unwrap_or_else(Instant::now)), if expiry.is_some() => {
-                expiry = None;
-                if let Some(shared) = weak.upgrade() {
-                    shared.expire_now(Instant::now());
-                }
+                shared.finish(seq, generation, output, Instant::now());
             }
         }
     }

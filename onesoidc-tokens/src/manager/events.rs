@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use onesoidc_core::{Error, Expiry};
 
+use crate::store::StoreError;
+
 /// What happened to a manager's tokens; see [`TokenManager::events`](crate::TokenManager::events).
 ///
 /// Never carries a token. `Display` gives a line for a log:
@@ -27,6 +29,12 @@ pub enum TokenEvent {
         /// When the new access token expires.
         expires_at: Expiry,
     },
+    /// Another process sharing the [store](crate::TokenManagerBuilder::store)
+    /// had refreshed: the manager took its tokens instead of refreshing.
+    Loaded {
+        /// When the access token expires.
+        expires_at: Expiry,
+    },
     /// Tokens were put in with [`TokenManager::store`](crate::TokenManager::store) (e.g. after a login).
     Stored {
         /// When the access token expires.
@@ -46,6 +54,15 @@ pub enum TokenEvent {
     Expired,
     /// [`TokenManager::clear`](crate::TokenManager::clear) dropped the tokens.
     Cleared,
+    /// The [store](crate::TokenManagerBuilder::store) failed (unreachable,
+    /// not private, ...): the manager refreshes alone until it works again.
+    /// Reported once, until [`StoreAvailable`](Self::StoreAvailable).
+    StoreUnavailable {
+        /// The store's error.
+        error: Arc<StoreError>,
+    },
+    /// The store works again: refreshes are shared again.
+    StoreAvailable,
 }
 
 /// Where a manager stands; see [`TokenManager::state`](crate::TokenManager::state) and
@@ -109,6 +126,12 @@ impl fmt::Display for TokenEvent {
             TokenEvent::Refreshed { expires_at } => {
                 write!(f, "refreshed; the token expires {expires_at}")
             }
+            TokenEvent::Loaded { expires_at } => {
+                write!(
+                    f,
+                    "took the tokens another process refreshed; the token expires {expires_at}"
+                )
+            }
             TokenEvent::Stored { expires_at } => {
                 write!(f, "tokens stored; the token expires {expires_at}")
             }
@@ -124,6 +147,12 @@ impl fmt::Display for TokenEvent {
             }
             TokenEvent::Expired => f.write_str("the token expired without being refreshed"),
             TokenEvent::Cleared => f.write_str("tokens cleared"),
+            TokenEvent::StoreUnavailable { error } => {
+                write!(f, "refreshing alone: {error}")
+            }
+            TokenEvent::StoreAvailable => {
+                f.write_str("the token store works again; refreshes are shared")
+            }
         }
     }
 }

@@ -20,6 +20,8 @@
 //!   it for an attempt (or join the one running) and wait for that
 //!   attempt's outcome. The task holds only a `Weak` to the manager;
 //!   dropping the last handle aborts it.
+//! - `attempt.rs`: one attempt, alone or through a shared store (lease,
+//!   load what another process refreshed, or refresh and save).
 //! - `builder.rs`: the settings and their defaults; `events.rs`: what a
 //!   manager reports.
 
@@ -37,6 +39,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use crate::error::TokenError;
 use crate::refresh::RefreshFn;
 
+mod attempt;
 mod builder;
 mod driver;
 mod events;
@@ -159,9 +162,10 @@ impl TokenManager {
 
     /// Replaces the tokens (e.g. after a CIBA or QR login), resets failures,
     /// and schedules their refresh. Emits [`TokenEvent::Stored`]. A refresh
-    /// in flight is discarded when it ends. With a store, saves before
-    /// returning.
-    pub fn store(&self, tokens: TokenSet) {
+    /// in flight is discarded when it ends. With a store, saves (replacing
+    /// what is there) before the future completes; the new tokens are in
+    /// use from the first poll.
+    pub async fn store(&self, tokens: TokenSet) {
         let shared = &self.shared;
         let tokens = Arc::new(tokens);
         {
@@ -178,7 +182,7 @@ impl TokenManager {
         }
         shared.wake.notify_one();
         shared.done.notify_waiters();
-        shared.persist(&tokens);
+        shared.persist(&tokens).await;
     }
 
     /// Refreshes now, even if the token is valid, and returns the new tokens
@@ -189,10 +193,10 @@ impl TokenManager {
         self.shared.obtain(true).await
     }
 
-    /// Drops the tokens (e.g. on logout) and removes them from the store.
-    /// Emits [`TokenEvent::Cleared`]. The next
+    /// Drops the tokens (e.g. on logout) and removes them from the store
+    /// before the future completes. Emits [`TokenEvent::Cleared`]. The next
     /// [`access_token`](Self::access_token) fetches anew.
-    pub fn clear(&self) {
+    pub async fn clear(&self) {
         let shared = &self.shared;
         {
             let mut inner = shared.lock();
@@ -212,12 +216,14 @@ impl TokenManager {
         }
         shared.wake.notify_one();
         shared.done.notify_waiters();
-        shared.persist_removal();
+        shared.persist_removal().await;
     }
 
     /// A stream of what happens from now on: [`TokenEvent::Refreshed`],
-    /// [`TokenEvent::Stored`], [`TokenEvent::RefreshFailed`],
-    /// [`TokenEvent::Expired`], [`TokenEvent::Cleared`].
+    /// [`TokenEvent::Loaded`], [`TokenEvent::Stored`],
+    /// [`TokenEvent::RefreshFailed`], [`TokenEvent::Expired`],
+    /// [`TokenEvent::Cleared`], and with a store
+    /// [`TokenEvent::StoreUnavailable`] and [`TokenEvent::StoreAvailable`].
     ///
     /// Each subscriber gets every event; one that falls more than
     /// [`event_capacity`](TokenManagerBuilder::event_capacity) events behind
@@ -270,14 +276,15 @@ impl TokenManager {
         receiver
     }
 
-    /// Stops the background task and waits for it to end. Afterwards the
-    /// manager hands out its current token until it expires, then
-    /// [`TokenError::Stopped`]; event streams end. Dropping every handle
-    /// stops the task too, without waiting.
+    /// Stops the background task and waits for it to end: a refresh in
+    /// flight is abandoned, but loading or saving the tokens it was built
+    /// with finishes first. Afterwards the manager hands out its current
+    /// token until it expires, then [`TokenError::Stopped`]; event streams
+    /// end. Dropping every handle stops the task too, without waiting.
     pub async fn shutdown(&self) {
         let task = lock(&self.shared.task).take();
         if let Some(task) = task {
-            task.abort();
+            self.shared.stop.notify_one();
             let _ = task.await;
         }
     }

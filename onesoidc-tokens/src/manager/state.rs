@@ -13,9 +13,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::TokenError;
+use crate::store::SaveMode;
 
+use super::attempt::bounded;
+
+use super::attempt::{Attempt, AttemptOutput, Fetched, StoreReport};
 use super::builder::Config;
-use super::driver::{Attempt, Step};
+use super::driver::Step;
 use super::events::{TokenEvent, TokenState};
 use super::read_path::Slot;
 
@@ -36,9 +40,11 @@ pub(crate) struct Shared {
     pub(super) wake: Arc<Notify>,
     /// Wakes callers waiting for an attempt's outcome.
     pub(super) done: Notify,
+    /// Tells the background task to end (`shutdown`).
+    pub(super) stop: Arc<Notify>,
     pub(super) task: Mutex<Option<JoinHandle<()>>>,
-    /// Serializes writes to the store.
-    pub(super) persist: Mutex<()>,
+    /// Serializes [`persist`](Shared::persist) and [`persist_removal`](Shared::persist_removal).
+    pub(super) persist: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -66,6 +72,8 @@ pub(super) struct Inner {
     pub(super) driver_alive: bool,
     pub(super) events: Option<broadcast::Sender<TokenEvent>>,
     pub(super) state: Option<watch::Sender<TokenState>>,
+    /// The store's last call failed (reported once, until one works again).
+    pub(super) store_failing: bool,
 }
 
 pub(super) struct Failure {
@@ -309,10 +317,8 @@ impl Shared {
             let (seq, generation) = {
                 let now = Instant::now();
                 let mut inner = self.lock();
-                if !force {
-                    if let Some(tokens) = inner.valid_tokens(now) {
-                        return Ok(tokens);
-                    }
+                if !force && let Some(tokens) = inner.valid_tokens(now) {
+                    return Ok(tokens);
                 }
                 if !inner.driver_alive {
                     return Err(self.stopped());
@@ -321,10 +327,10 @@ impl Shared {
                     if let Some(error) = &inner.reauth {
                         return Err(self.error_for(&inner, error.clone(), now));
                     }
-                    if let Some(failure) = &inner.last_failure {
-                        if now < failure.retry_after {
-                            return Err(self.error_for(&inner, failure.error.clone(), now));
-                        }
+                    if let Some(failure) = &inner.last_failure
+                        && now < failure.retry_after
+                    {
+                        return Err(self.error_for(&inner, failure.error.clone(), now));
                     }
                 }
                 let seq = match inner.running.or(inner.pending) {
@@ -392,6 +398,9 @@ impl Shared {
                     refresh: self.config.refresh.clone(),
                     timeout: self.config.refresh_timeout,
                     name: self.name.clone(),
+                    store: self.config.store.clone(),
+                    skew: self.config.skew,
+                    wall_clock: self.config.wall_clock.clone(),
                 })
             }
             None => Step::Sleep(match (inner.refresh_at, inner.pending_expiry()) {
@@ -406,40 +415,36 @@ impl Shared {
         self.expire_if_due(&mut inner, now);
     }
 
-    /// Records an attempt's result; returns tokens to save.
-    pub(super) fn finish(
-        &self,
-        seq: u64,
-        generation: u64,
-        result: Result<TokenSet, Error>,
-        now: Instant,
-    ) -> Option<Arc<TokenSet>> {
+    /// Records an attempt's result.
+    pub(super) fn finish(&self, seq: u64, generation: u64, output: AttemptOutput, now: Instant) {
         let mut inner = self.lock();
+        self.note_store(&mut inner, output.store);
         inner.running = None;
-        let mut save = None;
         let result = if inner.generation != generation {
             tracing::debug!(manager = %self.name, "discarding a refresh: tokens were stored or cleared meanwhile");
             self.publish_slot(&inner, now);
             AttemptResult::Superseded
         } else {
-            match result {
-                Ok(tokens) => {
-                    let tokens = Arc::new(tokens);
+            match output.fetched {
+                Ok(fetched) => {
+                    let (tokens, loaded) = match fetched {
+                        Fetched::Refreshed(tokens) => (Arc::new(tokens), false),
+                        Fetched::Loaded(tokens) => (Arc::new(tokens), true),
+                    };
                     let failures = inner.failures;
                     self.install(&mut inner, tokens.clone(), now);
-                    save = Some(tokens.clone());
                     if inner.is_valid(now) {
-                        tracing::info!(
-                            manager = %self.name,
-                            expires_in_s = inner.expires.map(|at| at.saturating_duration_since(now).as_secs()),
-                            "tokens refreshed"
-                        );
-                        self.emit(
-                            &inner,
-                            TokenEvent::Refreshed {
-                                expires_at: tokens.expiry(),
-                            },
-                        );
+                        let expires_at = tokens.expiry();
+                        let expires_in_s = inner
+                            .expires
+                            .map(|at| at.saturating_duration_since(now).as_secs());
+                        if loaded {
+                            tracing::info!(manager = %self.name, expires_in_s, "tokens taken from the store: another process refreshed them");
+                            self.emit(&inner, TokenEvent::Loaded { expires_at });
+                        } else {
+                            tracing::info!(manager = %self.name, expires_in_s, "tokens refreshed");
+                            self.emit(&inner, TokenEvent::Refreshed { expires_at });
+                        }
                         AttemptResult::Done(tokens)
                     } else {
                         // Expired on arrival (`expires_in: 0`). Keep the tokens
@@ -447,11 +452,11 @@ impl Shared {
                         // hand them out, and back off as after any failure
                         // instead of asking again on every call.
                         inner.failures = failures;
-                        let error = Error::InvalidResponse {
-                            endpoint: format!("refresh of token manager `{}`", self.name),
-                            status: 200,
-                            reason: "the new access token had already expired when it arrived (expires_in 0)".into(),
-                        };
+                        let error = Error::invalid_response(
+                            format!("refresh of token manager `{}`", self.name),
+                            200,
+                            "the new access token had already expired when it arrived (expires_in 0)",
+                        );
                         AttemptResult::Failed(self.failed(&mut inner, error, now))
                     }
                 }
@@ -461,14 +466,57 @@ impl Shared {
         inner.outcome = Some(Outcome { seq, result });
         drop(inner);
         self.done.notify_waiters();
-        save
+    }
+
+    /// Puts in the tokens the background task loaded from the store at
+    /// start-up; callers waiting meanwhile look again.
+    pub(super) fn loaded_at_startup(&self, tokens: Option<TokenSet>, report: StoreReport) {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        self.note_store(&mut inner, report);
+        if let Some(tokens) = tokens
+            && inner.tokens.is_none()
+        {
+            tracing::debug!(manager = %self.name, "loaded saved tokens");
+            inner.generation += 1;
+            self.supersede_pending(&mut inner);
+            self.install(&mut inner, Arc::new(tokens), now);
+            drop(inner);
+            self.done.notify_waiters();
+        }
+    }
+
+    /// Reports the store failing (once) and working again.
+    pub(super) fn note_store(&self, inner: &mut Inner, report: StoreReport) {
+        match report {
+            StoreReport::Unused => {}
+            StoreReport::Worked => {
+                if inner.store_failing {
+                    inner.store_failing = false;
+                    tracing::info!(manager = %self.name, "the token store works again; sharing refreshes through it");
+                    self.emit(inner, TokenEvent::StoreAvailable);
+                }
+            }
+            StoreReport::Failed(error) => {
+                if !inner.store_failing {
+                    inner.store_failing = true;
+                    tracing::warn!(manager = %self.name, "token store failed; refreshing alone until it works again: {error}");
+                    self.emit(inner, TokenEvent::StoreUnavailable { error });
+                } else {
+                    tracing::debug!(manager = %self.name, "token store still failing: {error}");
+                }
+            }
+        }
     }
 
     pub(super) fn failed(&self, inner: &mut Inner, error: Error, now: Instant) -> TokenError {
         let error = Arc::new(error);
         let reauth_required = error.requires_login();
         inner.failures = inner.failures.saturating_add(1);
-        let delay = self.backoff_delay(inner.failures);
+        // Never sooner than the provider asked (`Retry-After` on a 429 or 503).
+        let delay = self
+            .backoff_delay(inner.failures)
+            .max(error.retry_after().unwrap_or_default());
         let retry_after = later(now, delay);
         inner.last_failure = Some(Failure {
             error: error.clone(),
@@ -535,32 +583,35 @@ impl Shared {
         tracing::debug!(manager = %self.name, "token manager stopped");
     }
 
-    pub(super) fn persist(&self, tokens: &Arc<TokenSet>) {
-        let Some(store) = &self.config.store else {
+    /// Saves tokens put in with `store()`, unless newer ones replaced them
+    /// meanwhile (their own save wins).
+    pub(super) async fn persist(&self, tokens: &Arc<TokenSet>) {
+        let Some(config) = &self.config.store else {
             return;
         };
-        let _serial = lock(&self.persist);
+        let _serial = self.persist.lock().await;
         let current = self.lock().tokens.clone();
-        // A newer set was installed: its own save wins.
         if !current.is_some_and(|current| Arc::ptr_eq(&current, tokens)) {
             return;
         }
-        if let Err(error) = store.save(&self.name, tokens) {
-            tracing::warn!(manager = %self.name, "cannot save tokens: {error}");
-        }
+        let saved = bounded(config.store.save(&config.key, tokens, SaveMode::Replace)).await;
+        let mut inner = self.lock();
+        self.note_store(&mut inner, StoreReport::of(&saved));
     }
 
-    pub(super) fn persist_removal(&self) {
-        let Some(store) = &self.config.store else {
+    /// Removes the saved tokens after `clear()`, unless tokens were put in
+    /// again meanwhile.
+    pub(super) async fn persist_removal(&self) {
+        let Some(config) = &self.config.store else {
             return;
         };
-        let _serial = lock(&self.persist);
+        let _serial = self.persist.lock().await;
         if self.lock().tokens.is_some() {
             return;
         }
-        if let Err(error) = store.remove(&self.name) {
-            tracing::warn!(manager = %self.name, "cannot remove saved tokens: {error}");
-        }
+        let removed = bounded(config.store.remove(&config.key)).await;
+        let mut inner = self.lock();
+        self.note_store(&mut inner, StoreReport::of(&removed));
     }
 }
 

@@ -77,7 +77,7 @@ async fn the_read_cache_follows_store_and_clear_and_keeps_no_tokens_alive() {
 
     let mut newer = tokens(Duration::from_secs(7200));
     newer.access_token = "at-2".to_string().into();
-    manager.store(newer);
+    manager.store(newer).await;
     let token = manager.access_token().await.unwrap();
     assert_eq!(
         token.expose_secret(),
@@ -89,7 +89,7 @@ async fn the_read_cache_follows_store_and_clear_and_keeps_no_tokens_alive() {
         "replaced tokens are dropped, not kept by the read cache"
     );
 
-    manager.clear();
+    manager.clear().await;
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     assert_eq!(manager.access_token().await.unwrap().expose_secret(), "at");
     assert_eq!(calls.load(Ordering::SeqCst), 1, "after clear, a fetch");
@@ -125,7 +125,7 @@ async fn readers_on_many_threads_never_go_back_to_an_older_token() {
         })
         .collect();
     for n in 1..=GENERATIONS {
-        manager.store(generation(n));
+        manager.store(generation(n)).await;
         tokio::task::yield_now().await;
     }
     for reader in readers {
@@ -196,11 +196,7 @@ async fn clock_free_reads_only_while_the_task_will_wake_well_before_expiry() {
         let gate = permits.clone();
         async move {
             gate.acquire().await.unwrap().forget();
-            Err(Error::HttpStatus {
-                endpoint: "https://idp.test/oidc/token".into(),
-                status: 503,
-                body: String::new(),
-            })
+            Err(Error::http_status_error("https://idp.test/oidc/token", 503))
         }
     });
     let manager = TokenManager::builder("device", refresh)

@@ -73,20 +73,16 @@ fn token(access: &str, expires_at: Option<SystemTime>) -> TokenSet {
 }
 
 fn unavailable() -> Error {
-    Error::HttpStatus {
-        endpoint: ENDPOINT.into(),
-        status: 503,
-        body: String::new(),
-    }
+    Error::http_status_error(ENDPOINT, 503)
 }
 
 fn invalid_grant() -> Error {
-    Error::OAuth {
-        endpoint: ENDPOINT.into(),
-        status: 400,
-        error: "invalid_grant".into(),
-        description: Some("refresh token revoked".into()),
-    }
+    Error::oauth(
+        ENDPOINT,
+        400,
+        "invalid_grant",
+        Some("refresh token revoked".into()),
+    )
 }
 
 /// Times (since the test started) at which a refresh function was called.

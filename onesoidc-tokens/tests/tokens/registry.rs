@@ -35,7 +35,7 @@ async fn create_get_remove_and_names() {
     assert!(registry.insert(user.clone()).is_err());
 
     // `get` hands out the same manager: it shares tokens.
-    device.store(token("shared", None));
+    device.store(token("shared", None)).await;
     assert_eq!(
         secret(&registry.get(DEVICE).unwrap().access_token().await),
         "shared"

@@ -134,7 +134,9 @@ async fn store_clear_and_a_late_subscribers_view() {
     assert!(matches!(manager.state(), TokenState::Empty));
     let mut events = manager.events();
 
-    manager.store(token("login", Some(clock.wall() + HOUR)));
+    manager
+        .store(token("login", Some(clock.wall() + HOUR)))
+        .await;
     assert!(matches!(
         events.next().await,
         Some(TokenEvent::Stored { expires_at }) if expires_at.at() == Some(clock.wall() + HOUR)
@@ -146,7 +148,7 @@ async fn store_clear_and_a_late_subscribers_view() {
     let state = manager.watch_state();
     assert!(matches!(&*state.borrow(), TokenState::Valid { .. }));
 
-    manager.clear();
+    manager.clear().await;
     assert!(matches!(events.next().await, Some(TokenEvent::Cleared)));
     assert!(matches!(&*state.borrow(), TokenState::Empty));
     assert!(manager.current().is_none());
@@ -171,7 +173,9 @@ async fn a_store_during_a_refresh_wins() {
     };
     settle().await;
     assert_eq!(calls.count(), 1, "the refresh is in flight");
-    manager.store(token("login", Some(clock.wall() + HOUR)));
+    manager
+        .store(token("login", Some(clock.wall() + HOUR)))
+        .await;
     // The waiting caller gets the stored token without waiting for the refresh.
     assert_eq!(secret(&waiter.await.unwrap()), "login");
     assert_eq!(clock.elapsed(), Duration::ZERO);
@@ -213,7 +217,9 @@ async fn a_slow_subscriber_skips_what_it_missed() {
         .build();
     let events = manager.events();
     for i in 1..=5 {
-        manager.store(token(&format!("s{i}"), Some(clock.wall() + secs(i))));
+        manager
+            .store(token(&format!("s{i}"), Some(clock.wall() + secs(i))))
+            .await;
     }
     drop(manager);
     let received: Vec<TokenEvent> = events.collect().await;

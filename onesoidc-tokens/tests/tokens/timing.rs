@@ -207,6 +207,42 @@ async fn backoff_delays_are_jittered() {
     assert_eq!(calls.times(), expected);
 }
 
+/// A provider under load is obeyed: a refresh answered 503 with
+/// `Retry-After: 45` is tried again 45 s later, not after the 1 s backoff;
+/// a `Retry-After` shorter than the backoff does not shorten it.
+#[tokio::test(start_paused = true)]
+async fn retry_after_sets_the_earliest_next_refresh() {
+    let clock = Clock::new();
+    let calls = Calls::default();
+    let busy =
+        |after: u64| move |_: usize, _: &Clock| Err(unavailable().with_retry_after(secs(after)));
+    let manager = builder(scripted(clock, &calls, Duration::ZERO, busy(45)), &clock)
+        .jitter_source(|| 0.0)
+        .initial_tokens(token("initial", Some(clock.wall() + HOUR)))
+        .build();
+    clock.sleep_until(secs(3601)).await;
+    // 3540 + 45 = 3585; the next, at 3630, would come after expiry (3600).
+    assert_eq!(calls.times(), [secs(3540), secs(3585)]);
+    assert!(manager.access_token().await.is_err());
+    assert_eq!(calls.count(), 2, "a caller does not ask before 3630 either");
+    clock.sleep_until(secs(3630)).await;
+    assert!(manager.access_token().await.is_err());
+    assert_eq!(calls.times(), [secs(3540), secs(3585), secs(3630)]);
+
+    let clock = Clock::new();
+    let calls = Calls::default();
+    let _manager = builder(scripted(clock, &calls, Duration::ZERO, busy(0)), &clock)
+        .jitter_source(|| 0.0)
+        .initial_tokens(token("initial", Some(clock.wall() + HOUR)))
+        .build();
+    clock.sleep_until(secs(3540 + 1 + 2 + 1)).await;
+    assert_eq!(
+        calls.times(),
+        [secs(3540), secs(3541), secs(3543)],
+        "the backoff (1 s, 2 s) as without Retry-After"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_rejected_refresh_token_stops_refreshing() {
     let clock = Clock::new();
@@ -258,7 +294,9 @@ async fn a_rejected_refresh_token_stops_refreshing() {
     );
 
     // A new login puts it back in business.
-    manager.store(token("relogged", Some(clock.wall() + HOUR)));
+    manager
+        .store(token("relogged", Some(clock.wall() + HOUR)))
+        .await;
     assert_eq!(secret(&manager.access_token().await), "relogged");
     assert!(matches!(manager.state(), TokenState::Valid { .. }));
 }

@@ -1,0 +1,180 @@
+//! Where `device-token` and `watch` keep tokens between runs: the cache
+//! directory (and the provider's discovery document in it), or a shared
+//! store named by `--store`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use onesoidc_core::{Issuer, ProviderMetadata};
+use onesoidc_tokens::{FileTokenStore, RedisTokenStore, TokenOwner, TokenStore};
+use serde_json::json;
+
+use crate::output::Failure;
+
+/// The environment variable naming the cache directory.
+pub const CACHE_DIR_ENV: &str = "ONESOIDC_CACHE_DIR";
+
+/// How long a cached discovery document is used before it is fetched again.
+pub const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest cached discovery document read.
+const MAX_DISCOVERY_BYTES: u64 = 256 * 1024;
+
+/// The cache directory: `--cache-dir`, else `$ONESOIDC_CACHE_DIR`, else
+/// `$XDG_RUNTIME_DIR/onesoidc`, else `~/.cache/onesoidc`; `None` when none
+/// of these can be had (no `$HOME`).
+pub fn cache_dir(flag: Option<&Path>) -> Option<PathBuf> {
+    cache_dir_from(flag, |name| std::env::var_os(name))
+}
+
+fn cache_dir_from(
+    flag: Option<&Path>,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    flag.map(Path::to_path_buf)
+        .or_else(|| set(CACHE_DIR_ENV))
+        .or_else(|| set("XDG_RUNTIME_DIR").map(|d| d.join("onesoidc")))
+        .or_else(|| set("HOME").map(|d| d.join(".cache/onesoidc")))
+}
+
+/// The store `--store` names: a `redis://`, `rediss://` or
+/// `redis+unix://` URL, or a directory.
+pub fn open_store(spec: &str) -> Result<Arc<dyn TokenStore>, Failure> {
+    let is_url = ["redis://", "rediss://", "redis+unix://"]
+        .iter()
+        .any(|scheme| spec.starts_with(scheme));
+    if is_url {
+        let store = RedisTokenStore::open(spec).map_err(|e| Failure::usage(&e.to_string()))?;
+        Ok(Arc::new(store))
+    } else if spec.contains("://") {
+        Err(Failure::usage(&format!(
+            "--store {spec:?}: not a directory, and not a redis://, rediss:// or redis+unix:// URL"
+        )))
+    } else {
+        Ok(Arc::new(FileTokenStore::new(spec)))
+    }
+}
+
+/// The cached discovery document of `owner`'s issuer, in `dir`, if there is
+/// one younger than [`DISCOVERY_MAX_AGE`] that passes the same checks as a
+/// fetched one. Anything else is ignored (logged at debug).
+pub fn load_discovery(dir: &Path, owner: &TokenOwner, issuer: &Issuer) -> Option<ProviderMetadata> {
+    let path = discovery_path(dir, owner);
+    let bytes = match onesoidc_fs::read_private(&path, MAX_DISCOVERY_BYTES) {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            tracing::warn!("ignoring the cached discovery document: {e}");
+            return None;
+        }
+    };
+    let parsed = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+    let record = parsed.as_ref().filter(|r| {
+        r["format"] == "onesoidc-discovery" && r["version"] == 1 && r["issuer"] == issuer.as_str()
+    });
+    let Some(record) = record else {
+        tracing::debug!(path = %path.display(), "ignoring the cached discovery document: not ours");
+        return None;
+    };
+    let fetched = UNIX_EPOCH.checked_add(Duration::from_secs(record["fetched_at"].as_u64()?))?;
+    let age = SystemTime::now().duration_since(fetched).ok()?;
+    if age > DISCOVERY_MAX_AGE {
+        tracing::debug!(path = %path.display(), age_s = age.as_secs(), "the cached discovery document is too old");
+        return None;
+    }
+    let body = serde_json::to_vec(&record["document"]).ok()?;
+    let response = http::Response::builder().status(200).body(body).ok()?;
+    match ProviderMetadata::from_discovery_response(issuer, &response) {
+        Ok(metadata) => Some(metadata),
+        Err(e) => {
+            tracing::debug!(path = %path.display(), "ignoring the cached discovery document: {e}");
+            None
+        }
+    }
+}
+
+/// Saves `metadata` as the cached discovery document (best effort: a
+/// failure is logged, never an error).
+pub fn save_discovery(dir: &Path, owner: &TokenOwner, metadata: &ProviderMetadata) {
+    let path = discovery_path(dir, owner);
+    let record = json!({
+        "format": "onesoidc-discovery",
+        "version": 1,
+        "issuer": metadata.issuer.as_str(),
+        "fetched_at": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+        "document": metadata.to_document(),
+    });
+    let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    let written = onesoidc_fs::create_private_dir(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            onesoidc_fs::write_atomically(&[onesoidc_fs::NewFile::new(&path, &bytes, 0o600)])
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+    if let Err(e) = written {
+        tracing::warn!("cannot cache the discovery document: {e}");
+    }
+}
+
+/// Forgets the cached discovery document (an endpoint from it failed).
+pub fn forget_discovery(dir: &Path, owner: &TokenOwner) {
+    let _ = std::fs::remove_file(discovery_path(dir, owner));
+}
+
+fn discovery_path(dir: &Path, owner: &TokenOwner) -> PathBuf {
+    let issuer_only = TokenOwner::new(owner.issuer.clone(), owner.client_id.clone());
+    dir.join(format!("discovery-{}.json", issuer_only.fingerprint()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_directory_follows_flag_env_xdg_home() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let all = &[
+            ("ONESOIDC_CACHE_DIR", "/env"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+            ("HOME", "/home/kiosk"),
+        ];
+        assert_eq!(
+            cache_dir_from(Some(Path::new("/flag")), env(all)),
+            Some(PathBuf::from("/flag"))
+        );
+        assert_eq!(cache_dir_from(None, env(all)), Some(PathBuf::from("/env")));
+        assert_eq!(
+            cache_dir_from(
+                None,
+                env(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "/h")])
+            ),
+            Some(PathBuf::from("/run/user/1000/onesoidc"))
+        );
+        assert_eq!(
+            cache_dir_from(None, env(&[("XDG_RUNTIME_DIR", ""), ("HOME", "/h")])),
+            Some(PathBuf::from("/h/.cache/onesoidc"))
+        );
+        assert_eq!(cache_dir_from(None, env(&[])), None);
+    }
+
+    #[test]
+    fn store_specs() {
+        assert!(open_store("redis://127.0.0.1:6379/0").is_ok());
+        assert!(open_store("rediss://user:pw@redis.internal:6380").is_ok());
+        assert!(open_store("redis+unix:///run/redis.sock").is_ok());
+        assert!(open_store("/var/lib/onesoidc").is_ok());
+        let error = open_store("http://example.com").err().unwrap();
+        assert!(
+            error.message.contains("not a directory"),
+            "{}",
+            error.message
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! The one place tokens are serialized: the record every store writes
+//! (a file's content, a Redis value), and reading it back with a reason
+//! for anything not usable.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use onesoidc_core::{ExposeSecret, TokenSet};
+use serde::{Deserialize, Serialize};
+
+use super::StoreKey;
+use super::owner::TokenOwner;
+
+/// `format` field of every record a store writes.
+pub const FILE_FORMAT: &str = "onesoidc-tokens";
+/// Current `version` of that format. Version 2 records the owner (issuer,
+/// client id); version 1 records, which did not, are ignored.
+pub const FILE_FORMAT_VERSION: u32 = 2;
+
+#[derive(Serialize, Deserialize)]
+struct Record {
+    format: String,
+    version: u32,
+    name: String,
+    owner: TokenOwner,
+    tokens: StoredTokens,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredTokens {
+    access_token: String,
+    token_type: String,
+    /// Seconds since the Unix epoch (rounded down), like a JWT `exp`.
+    expires_at: Option<u64>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    scope: Option<String>,
+}
+
+/// `tokens` as the bytes a store keeps under `key`.
+pub(super) fn encode(key: &StoreKey, tokens: &TokenSet) -> Vec<u8> {
+    let record = Record {
+        format: FILE_FORMAT.into(),
+        version: FILE_FORMAT_VERSION,
+        name: key.name().into(),
+        owner: key.owner().clone(),
+        tokens: StoredTokens {
+            access_token: tokens.access_token.expose_secret().to_string(),
+            token_type: tokens.token_type.clone(),
+            expires_at: tokens.expires_at.map(unix_seconds),
+            refresh_token: tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            id_token: tokens
+                .id_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string()),
+            scope: tokens.scope.as_ref().map(|s| s.to_string()),
+        },
+    };
+    // Serializing plain strings and integers cannot fail.
+    let mut bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Seconds since the Unix epoch, rounded down (0 before it).
+pub(super) fn unix_seconds(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+/// `expires_at` as compared by [`SaveMode::IfNewer`](super::SaveMode::IfNewer):
+/// no expiry is the newest.
+pub(crate) fn expiry_rank(tokens: &TokenSet) -> u64 {
+    tokens.expires_at.map_or(u64::MAX, unix_seconds)
+}
+
+/// The tokens in `bytes` if they are a usable record for `key`; otherwise
+/// why not, in words that never quote a value.
+pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<TokenSet, String> {
+    let record: Record = serde_json::from_slice(bytes).map_err(|e| {
+        // Not `{e}`: serde_json's message can quote a value, i.e. a token.
+        format!(
+            "not a token record ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })?;
+    if record.format != FILE_FORMAT {
+        return Err(format!(
+            "its format is {:?}, expected {FILE_FORMAT:?}",
+            record.format
+        ));
+    }
+    if record.version != FILE_FORMAT_VERSION {
+        return Err(format!(
+            "it is version {}, this build reads version {FILE_FORMAT_VERSION}",
+            record.version
+        ));
+    }
+    if record.name != key.name() {
+        return Err(format!("it holds the tokens of manager {:?}", record.name));
+    }
+    if &record.owner != key.owner() {
+        return Err(format!(
+            "it holds the tokens of {}, not of {} (a new device.yml?); they are not used",
+            record.owner,
+            key.owner()
+        ));
+    }
+    let tokens = record.tokens;
+    if tokens.access_token.is_empty() {
+        return Err("`access_token` is empty".into());
+    }
+    if tokens.token_type.is_empty() {
+        return Err("`token_type` is empty".into());
+    }
+    let expires_at = match tokens.expires_at {
+        None => None,
+        Some(secs) => Some(
+            UNIX_EPOCH
+                .checked_add(Duration::from_secs(secs))
+                .ok_or("`expires_at` is out of range")?,
+        ),
+    };
+    Ok(TokenSet {
+        access_token: tokens.access_token.into(),
+        token_type: tokens.token_type,
+        expires_at,
+        refresh_token: tokens
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .map(Into::into),
+        id_token: tokens.id_token.filter(|t| !t.is_empty()).map(Into::into),
+        scope: tokens.scope.map(onesoidc_core::Scope::new),
+    })
+}

@@ -1,0 +1,442 @@
+//! [`RedisTokenStore`]: one token and one refresh shared across machines.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use onesoidc_core::TokenSet;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Script};
+use tokio::sync::Mutex;
+
+use super::record::{decode, encode, expiry_rank};
+use super::{HeldLease, Lease, SaveMode, Saved, StoreError, StoreFuture, StoreKey, TokenStore};
+
+/// Default [`RedisTokenStoreBuilder::key_prefix`].
+pub const DEFAULT_KEY_PREFIX: &str = "onesoidc:";
+/// Default [`RedisTokenStoreBuilder::timeout`]: for connecting and for each answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default [`RedisTokenStoreBuilder::refresh_token_ttl`]: 30 days.
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// How often a waiter looks at the lease if no release message arrives (a
+/// holder that died loses the lease only when its time limit passes, which
+/// sends no message).
+const LEASE_POLL: Duration = Duration::from_millis(250);
+
+/// Writes tokens unless newer ones are there (with `if-newer`); returns the
+/// newer record when it keeps it.
+const SAVE: &str = r"
+if ARGV[3] == 'if-newer' then
+  local stored = redis.call('HGET', KEYS[1], 'expires_at')
+  if stored and tonumber(stored) > tonumber(ARGV[2]) then
+    return redis.call('HGET', KEYS[1], 'record')
+  end
+end
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'expires_at', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return false
+";
+
+/// Deletes the lease only if it is still ours, and wakes the waiters.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', KEYS[2], 'released')
+  return 1
+end
+return 0
+";
+
+/// Tokens in Redis, shared by managers on many machines (feature `redis`).
+///
+/// - Keys: `<prefix>{<owner fingerprint>:<name>}:tokens` (a hash with the
+///   record and its expiry, with a time to live: the access token's
+///   lifetime, or [`refresh_token_ttl`](RedisTokenStoreBuilder::refresh_token_ttl)
+///   when there is a refresh token), `…:lease` and the channel `…:released`.
+///   The braces keep a key's three names in one cluster slot; the owner
+///   fingerprint keeps identities sharing one Redis apart.
+/// - The lease is `SET … NX PX <hold>` with the value `<pid>:<random>`
+///   (the holder's process id, then 128 random bits), released by a
+///   script that deletes it only if it is still ours and publishes on the
+///   channel; waiters subscribe and also look every 250 ms (a holder that
+///   dies loses the lease when its time limit passes).
+/// - Saves are one script: [`SaveMode::IfNewer`] keeps tokens that expire
+///   later.
+/// - URLs: `redis://[user[:password]@]host[:port][/db]`, `rediss://` (TLS,
+///   rustls with the system's roots), `redis+unix:///path/to/socket`. The
+///   password never appears in `Debug`, `Display` or errors.
+/// - Every call fails after [`timeout`](RedisTokenStoreBuilder::timeout)
+///   (default 2 s) and drops the connection; the next call reconnects.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use onesoidc_tokens::{RedisTokenStore, TokenManager, TokenOwner, device_refresh};
+/// let client = onesoidc_flows::OnesIdClient::from_default_identity()?;
+/// let store = RedisTokenStore::open("rediss://onesoidc:secret@redis.internal:6380/0")?;
+/// let manager = TokenManager::builder("device", device_refresh(client.clone()))
+///     .store(Arc::new(store), TokenOwner::of(&client))
+///     .build();
+/// let token = manager.access_token().await?; // one refresh for every replica
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisTokenStore {
+    client: Client,
+    shown: String,
+    prefix: String,
+    timeout: Duration,
+    refresh_token_ttl: Duration,
+    /// One multiplexed connection for every call (clones share it).
+    connection: Arc<Mutex<Option<MultiplexedConnection>>>,
+}
+
+impl fmt::Debug for RedisTokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTokenStore")
+            .field("url", &self.shown)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`RedisTokenStore`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisTokenStoreBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    refresh_token_ttl: Duration,
+}
+
+impl RedisTokenStoreBuilder {
+    /// Every key starts with `prefix`. Default `onesoidc:`.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest a connection or an answer may take. Default 2 s; at least 1 ms.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long tokens with a refresh token are kept (the provider does not
+    /// say how long a refresh token lives). Default 30 days.
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_token_ttl = ttl;
+        self
+    }
+
+    /// The store. Fails on a URL the `redis` crate cannot use; connects
+    /// only on first use.
+    pub fn build(self) -> Result<RedisTokenStore, StoreError> {
+        let shown = without_password(&self.url);
+        let client = Client::open(self.url.as_str())
+            .map_err(|e| StoreError::Config(format!("cannot use Redis URL {shown}: {e}")))?;
+        Ok(RedisTokenStore {
+            client,
+            shown,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            refresh_token_ttl: self.refresh_token_ttl,
+            connection: Arc::default(),
+        })
+    }
+}
+
+/// `url` with its password replaced by `***`, for messages.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(an unparsable URL)".into(),
+    }
+}
+
+impl RedisTokenStore {
+    /// A store at `url` with every default; see [`RedisTokenStore::builder`].
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).build()
+    }
+
+    /// A builder for a store at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisTokenStoreBuilder {
+        RedisTokenStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_KEY_PREFIX.into(),
+            timeout: DEFAULT_TIMEOUT,
+            refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+        }
+    }
+
+    fn keys(&self, key: &StoreKey) -> Keys {
+        let base = format!(
+            "{}{{{}:{}}}",
+            self.prefix,
+            key.owner().fingerprint(),
+            key.escaped_name()
+        );
+        Keys {
+            tokens: format!("{base}:tokens"),
+            lease: format!("{base}:lease"),
+            released: format!("{base}:released"),
+        }
+    }
+
+    fn unavailable(&self, what: &str, error: impl fmt::Display) -> StoreError {
+        StoreError::Unavailable {
+            store: self.shown.clone(),
+            message: format!("{what}: {error}"),
+        }
+    }
+
+    /// The shared connection, connecting if there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = &*slot {
+            return Ok(connection.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.unavailable("cannot connect", e))?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Runs `call` on the connection; on failure drops it (the next call
+    /// reconnects) and names `what` in the error.
+    async fn with_connection<T>(
+        &self,
+        what: &str,
+        call: impl AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        match tokio::time::timeout(self.timeout, call(&mut connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                *self.connection.lock().await = None;
+                Err(self.unavailable(what, error))
+            }
+            Err(_) => {
+                *self.connection.lock().await = None;
+                Err(self.unavailable(what, format!("no answer within {:?}", self.timeout)))
+            }
+        }
+    }
+
+    /// How long Redis keeps `tokens`.
+    fn ttl(&self, tokens: &TokenSet) -> Duration {
+        let access = tokens
+            .expires_at
+            .map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
+        let ttl = match (&tokens.refresh_token, access) {
+            (Some(_), Some(access)) => access.max(self.refresh_token_ttl),
+            (Some(_), None) | (None, None) => self.refresh_token_ttl,
+            (None, Some(access)) => access,
+        };
+        ttl.max(Duration::from_secs(1))
+    }
+
+    fn decode_or_ignore(&self, key: &StoreKey, bytes: &[u8]) -> Option<TokenSet> {
+        match decode(key, bytes) {
+            Ok(tokens) => Some(tokens),
+            Err(reason) => {
+                tracing::warn!(store = %self.shown, manager = key.name(), "ignoring stored tokens: {reason}");
+                None
+            }
+        }
+    }
+
+    async fn take_lease(&self, key: &StoreKey, hold: Duration) -> Result<Lease, StoreError> {
+        use tokio_stream::StreamExt as _;
+        let keys = self.keys(key);
+        // The holder's process id first, so an operator (or a test) can
+        // tell who holds it: `GET <prefix>{…}:lease`.
+        let id = format!("{}:{:032x}", std::process::id(), rand::random::<u128>());
+        let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut subscription = None;
+        loop {
+            let taken: Option<String> = self
+                .with_connection("cannot take the refresh lease", async |c| {
+                    redis::cmd("SET")
+                        .arg(&keys.lease)
+                        .arg(&id)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(hold_ms)
+                        .query_async(c)
+                        .await
+                })
+                .await?;
+            if taken.is_some() {
+                return Ok(Lease::new(RedisLease {
+                    store: self.clone_handle(),
+                    keys,
+                    id,
+                }));
+            }
+            // Held by another process: wait for its release message, then
+            // try again. Subscribe first, then try once more, so a release
+            // in between is not missed.
+            let Some(pubsub) = &mut subscription else {
+                let mut pubsub = tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
+                    .await
+                    .map_err(|_| self.unavailable("cannot subscribe", "no answer in time"))?
+                    .map_err(|e| self.unavailable("cannot subscribe", e))?;
+                pubsub
+                    .subscribe(&keys.released)
+                    .await
+                    .map_err(|e| self.unavailable("cannot subscribe", e))?;
+                subscription = Some(pubsub);
+                continue;
+            };
+            let mut messages = pubsub.on_message();
+            let _ = tokio::time::timeout(LEASE_POLL, messages.next()).await;
+        }
+    }
+
+    fn clone_handle(&self) -> Arc<RedisTokenStore> {
+        Arc::new(self.clone())
+    }
+}
+
+struct Keys {
+    tokens: String,
+    lease: String,
+    released: String,
+}
+
+struct RedisLease {
+    store: Arc<RedisTokenStore>,
+    keys: Keys,
+    id: String,
+}
+
+impl HeldLease for RedisLease {
+    fn release(self: Box<Self>) -> StoreFuture<'static, ()> {
+        Box::pin(async move {
+            let RedisLease { store, keys, id } = *self;
+            store
+                .with_connection("cannot release the refresh lease", async |c| {
+                    Script::new(RELEASE)
+                        .key(&keys.lease)
+                        .key(&keys.released)
+                        .arg(&id)
+                        .invoke_async::<i64>(c)
+                        .await
+                })
+                .await
+                .map(drop)
+        })
+    }
+}
+
+impl TokenStore for RedisTokenStore {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<TokenSet>> {
+        Box::pin(async move {
+            let keys = self.keys(key);
+            let record: Option<Vec<u8>> = self
+                .with_connection("cannot read tokens", async |c| {
+                    redis::cmd("HGET")
+                        .arg(&keys.tokens)
+                        .arg("record")
+                        .query_async(c)
+                        .await
+                })
+                .await?;
+            Ok(record.and_then(|bytes| self.decode_or_ignore(key, &bytes)))
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        tokens: &'a TokenSet,
+        mode: SaveMode,
+    ) -> StoreFuture<'a, Saved> {
+        Box::pin(async move {
+            let keys = self.keys(key);
+            let record = encode(key, tokens);
+            let rank = expiry_rank(tokens);
+            let ttl_ms = u64::try_from(self.ttl(tokens).as_millis()).unwrap_or(u64::MAX);
+            let mode = match mode {
+                SaveMode::Replace => "replace",
+                SaveMode::IfNewer => "if-newer",
+            };
+            let kept: Option<Vec<u8>> = self
+                .with_connection("cannot save tokens", async |c| {
+                    Script::new(SAVE)
+                        .key(&keys.tokens)
+                        .arg(&record)
+                        .arg(rank)
+                        .arg(mode)
+                        .arg(ttl_ms)
+                        .invoke_async(c)
+                        .await
+                })
+                .await?;
+            Ok(
+                match kept.and_then(|bytes| self.decode_or_ignore(key, &bytes)) {
+                    Some(newer) => Saved::KeptNewer(Box::new(newer)),
+                    None => Saved::Written,
+                },
+            )
+        })
+    }
+
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let keys = self.keys(key);
+            self.with_connection("cannot remove tokens", async |c| {
+                redis::cmd("DEL")
+                    .arg(&keys.tokens)
+                    .query_async::<i64>(c)
+                    .await
+            })
+            .await
+            .map(drop)
+        })
+    }
+
+    fn lease<'a>(&'a self, key: &'a StoreKey, hold: Duration) -> StoreFuture<'a, Option<Lease>> {
+        Box::pin(async move { self.take_lease(key, hold).await.map(Some) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show() {
+        let store = RedisTokenStore::open("redis://app:hunter2@127.0.0.1:6379/0").unwrap();
+        let shown = format!("{store:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app:***@127.0.0.1"), "{shown}");
+        let error = RedisTokenStore::open("http://app:hunter2@example.com").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn keys_share_a_cluster_slot_and_keep_owners_apart() {
+        let store = RedisTokenStore::open("redis://127.0.0.1").unwrap();
+        let owner = super::super::TokenOwner::new("https://idp.example.com/oidc", "d1");
+        let keys = store.keys(&StoreKey::new("device", owner.clone()));
+        let tag = format!("onesoidc:{{{}:device}}", owner.fingerprint());
+        assert_eq!(keys.tokens, format!("{tag}:tokens"));
+        assert_eq!(keys.lease, format!("{tag}:lease"));
+        assert_eq!(keys.released, format!("{tag}:released"));
+    }
+}

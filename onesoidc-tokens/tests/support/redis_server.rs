@@ -1,0 +1,110 @@
+//! A private `redis-server` for a test: on a unix socket in a temporary
+//! directory (no TCP port), started, stopped and restarted by the test,
+//! killed when dropped. The binary is `$ONESOIDC_REDIS_SERVER`, which
+//! `cargo xtask test` sets (installing Redis under CI).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct RedisServer {
+    binary: String,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// The server binary, or `None` (after a notice) when there is none
+    /// outside CI. Under CI a missing server fails the test.
+    pub fn binary() -> Option<String> {
+        match std::env::var("ONESOIDC_REDIS_SERVER") {
+            Ok(binary) if !binary.is_empty() => Some(binary),
+            _ => {
+                let in_ci =
+                    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+                assert!(
+                    !in_ci,
+                    "CI runs the Redis tests: run them through `cargo xtask test`, which provides redis-server"
+                );
+                eprintln!(
+                    "notice: ONESOIDC_REDIS_SERVER is not set; skipping the Redis tests (run `cargo xtask test`)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Starts a server with `binary`; returns once it accepts connections.
+    pub fn start(binary: String) -> RedisServer {
+        let mut server = RedisServer {
+            binary,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis+unix://` URL of the socket.
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket().display())
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// Starts the server (again), waiting until it says it is ready.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(&self.binary)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line
+                    .to_ascii_lowercase()
+                    .contains("ready to accept connections")
+                {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("redis-server is ready within 10 s");
+        self.child = Some(child);
+    }
+
+    /// Stops the server (SIGKILL: as if the machine went away).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(self.socket());
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

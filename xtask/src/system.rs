@@ -1,0 +1,91 @@
+//! System programs a test needs (a browser, redis-server): found in the
+//! environment or on `PATH`, installed with apt-get under CI (as root), or
+//! skipped with a notice outside CI.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// `program`'s path when an executable of that name is on `PATH`.
+pub fn on_path(program: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .map(|found| found.display().to_string())
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// What to do when `find` finds nothing: outside CI, say which test skips
+/// (`Ok(None)`); under CI as root, `apt-get install -y PACKAGES` and look
+/// again; under CI otherwise, an error naming the packages.
+pub fn find_or_install<T>(
+    what: &str,
+    packages: &[&str],
+    find: impl Fn() -> Option<T>,
+) -> Result<Option<T>, String> {
+    if let Some(found) = find() {
+        return Ok(Some(found));
+    }
+    let list = packages.join(" ");
+    if !crate::interop::in_ci() {
+        eprintln!("xtask: {what} will skip: apt-get install {list} to run it");
+        return Ok(None);
+    }
+    if !is_root() {
+        return Err(format!(
+            "CI runs {what}, which needs {list}; install as root: apt-get install -y {list}"
+        ));
+    }
+    apt_install(packages)?;
+    find()
+        .map(Some)
+        .ok_or_else(|| format!("installed {list} but still cannot find what {what} needs"))
+}
+
+/// `apt-get install -y PACKAGES`, updating the package lists first if the
+/// install fails with the lists at hand.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
+    let apt = |args: &[&str]| -> Result<bool, String> {
+        eprintln!("xtask: apt-get {}", args.join(" "));
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .map_err(|e| format!("cannot run apt-get: {e}"))
+    };
+    let install: Vec<&str> = ["install", "-y"]
+        .into_iter()
+        .chain(packages.iter().copied())
+        .collect();
+    if apt(&install)? {
+        return Ok(());
+    }
+    if !apt(&["update"])? {
+        return Err("apt-get update failed".into());
+    }
+    if apt(&install)? {
+        Ok(())
+    } else {
+        Err(format!("apt-get install -y {} failed", packages.join(" ")))
+    }
+}
