@@ -5,6 +5,8 @@
 //! `corpus/jwt_validate` (written by `cargo run --example gen_seeds`) verify
 //! against the same JWKS the fuzz target builds at start-up.
 
+pub mod targets;
+
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -153,10 +153,24 @@ fn jwk_and_sign() {
     assert!(out.status.success());
     let sig = String::from_utf8(out.stdout).unwrap();
     use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sig.trim())
-        .unwrap();
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.trim())
+            .unwrap()
+    };
+    let raw = b64(&sig);
     assert_eq!(raw.len(), 132, "ES512 signatures are r||s, 66 bytes each");
+    // The signature verifies with the printed public key, for this message only.
+    let jwk = &jwks["keys"][0];
+    let mut point = vec![4u8];
+    point.extend(b64(jwk["x"].as_str().unwrap()));
+    point.extend(b64(jwk["y"].as_str().unwrap()));
+    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED,
+        point,
+    );
+    key.verify(b"a.b", &raw).expect("a valid signature of a.b");
+    assert!(key.verify(b"a.c", &raw).is_err(), "and of nothing else");
 }
 
 #[test]

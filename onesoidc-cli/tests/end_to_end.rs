@@ -61,7 +61,9 @@ fn dev_idp(extra: &[&str]) -> (Server, String) {
             }
         }
     });
-    let issuer = rx.recv().expect("dev-idp prints its issuer");
+    let issuer = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("dev-idp prints its issuer within 30 s");
     let host = issuer.strip_suffix("/oidc").unwrap().to_string();
     (server, host)
 }

@@ -196,11 +196,15 @@ fn backchannel_response() {
     )
     .unwrap_err();
     assert_eq!(err.oauth_error(), Some("unknown_user_id"));
-    assert!(parse_backchannel_response(ep, &response(200, r#"{"expires_in":120}"#)).is_err());
-    assert!(
+    assert!(matches!(
+        parse_backchannel_response(ep, &response(200, r#"{"expires_in":120}"#)).unwrap_err(),
+        Error::InvalidResponse { status: 200, .. }
+    ));
+    assert!(matches!(
         parse_backchannel_response(ep, &response(200, r#"{"auth_req_id":"","expires_in":120}"#))
-            .is_err()
-    );
+            .unwrap_err(),
+        Error::InvalidResponse { status: 200, .. }
+    ));
 }
 
 #[test]
@@ -246,7 +250,10 @@ fn introspection_and_revocation() {
             .unwrap()
             .active
     );
-    assert!(parse_introspection_response(ep, &response(200, r#"{"sub":"x"}"#)).is_err());
+    assert!(matches!(
+        parse_introspection_response(ep, &response(200, r#"{"sub":"x"}"#)).unwrap_err(),
+        Error::InvalidResponse { status: 200, .. }
+    ));
     assert_eq!(
         parse_introspection_response(ep, &response(401, r#"{"error":"invalid_client"}"#))
             .unwrap_err()
@@ -302,7 +309,10 @@ fn discovery_document() {
         r#""issuer":"https://idp/oidc/""#,
     );
     assert!(
-        ProviderMetadata::from_discovery_response(&issuer, &response(200, &slash)).is_err(),
+        matches!(
+            ProviderMetadata::from_discovery_response(&issuer, &response(200, &slash)).unwrap_err(),
+            Error::IssuerMismatch { .. }
+        ),
         "exact match only"
     );
     assert!(matches!(

@@ -189,7 +189,10 @@ fn ciba_request_validation() {
             .to_string()
             .contains("openid")
     );
-    assert!(CibaRequest::for_username(" ").validate().is_err());
+    assert_eq!(
+        CibaRequest::for_username(" ").validate().unwrap_err(),
+        onesoidc_core::InvalidCibaRequest::EmptyHint
+    );
 }
 
 #[test]

@@ -311,8 +311,14 @@ impl DevIdp {
 
     /// Waits until a CIBA request arrives that no earlier call returned,
     /// and returns it (requests are handed out once each, in order).
+    ///
+    /// # Panics
+    ///
+    /// When none arrives within [`WAIT_LIMIT`] (of tokio's time, which a
+    /// paused test clock skips through): a test helper fails the test
+    /// instead of hanging it.
     pub async fn next_ciba_request(&self) -> CibaRequestInfo {
-        self.provider().ciba_events.next().await
+        within("a CIBA request", self.provider().ciba_events.next()).await
     }
 
     /// The CIBA requests waiting for the user's answer.
@@ -335,8 +341,12 @@ impl DevIdp {
 
     /// Waits for the next QR session created (each returned once) and
     /// returns its `session_id`.
+    ///
+    /// # Panics
+    ///
+    /// When none is created within [`WAIT_LIMIT`].
     pub async fn next_qr_session(&self) -> String {
-        self.provider().qr_events.next().await
+        within("a QR session", self.provider().qr_events.next()).await
     }
 
     /// Approves a pending registration: the device gets fresh `deviceId`
@@ -356,8 +366,16 @@ impl DevIdp {
 
     /// Waits for the next registration request (each returned once) and
     /// returns its verification code.
+    ///
+    /// # Panics
+    ///
+    /// When none arrives within [`WAIT_LIMIT`].
     pub async fn next_registration(&self) -> String {
-        self.provider().registration_events.next().await
+        within(
+            "a registration request",
+            self.provider().registration_events.next(),
+        )
+        .await
     }
 
     /// A snapshot of the counters.
@@ -407,6 +425,18 @@ impl DevIdp {
             task.abort();
         }
         tracing::info!("dev IdP stopped");
+    }
+}
+
+/// How long [`DevIdp::next_ciba_request`], [`DevIdp::next_qr_session`]
+/// and [`DevIdp::next_registration`] wait before they panic.
+pub const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `wait`'s output, or a panic naming `what` after [`WAIT_LIMIT`].
+async fn within<T>(what: &str, wait: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT_LIMIT, wait).await {
+        Ok(item) => item,
+        Err(_) => panic!("dev IdP: no {what} arrived within {WAIT_LIMIT:?}"),
     }
 }
 

@@ -8,7 +8,7 @@ use common::*;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use onesoidc_core::{JwsAlgorithm, KeyType, PemSigner};
-use onesoidc_devidp::{AutoApprove, DevIdpConfig};
+use onesoidc_devidp::{AutoApprove, ControlError, DevIdpConfig};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -155,7 +155,13 @@ async fn expired_request_is_expired_token() {
         .await
         .assert_error(400, "expired_token");
     // Too late to approve as well.
-    assert!(h.idp.approve_ciba(&id).is_err());
+    assert!(matches!(
+        h.idp.approve_ciba(&id).unwrap_err(),
+        ControlError::CibaNotPending {
+            state: "expired",
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
@@ -166,7 +172,16 @@ async fn denied_request_is_access_denied() {
         .start_ciba(&device, &h.request_claims(&device, "alice"))
         .await;
     h.idp.deny_ciba(&id).unwrap();
-    assert!(h.idp.approve_ciba(&id).is_err(), "decided once");
+    assert!(
+        matches!(
+            h.idp.approve_ciba(&id).unwrap_err(),
+            ControlError::CibaNotPending {
+                state: "denied",
+                ..
+            }
+        ),
+        "decided once"
+    );
     tokio::time::sleep(INTERVAL).await;
     h.poll(&device, &id)
         .await

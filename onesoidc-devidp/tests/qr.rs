@@ -229,7 +229,13 @@ async fn expired_tokens_and_sessions() {
         .get(&format!("{}/{session_id}", sessions_url(&h)), Some(&token))
         .await;
     assert_eq!(status.assert_ok()["status"], "expired");
-    assert!(h.idp.simulate_qr_scan(&session_id, "alice").is_err());
+    assert!(matches!(
+        h.idp.simulate_qr_scan(&session_id, "alice").unwrap_err(),
+        ControlError::QrSessionNotPending {
+            state: "expired",
+            ..
+        }
+    ));
     tokio::time::sleep(Duration::from_millis(650)).await;
     h.post_json(&sessions_url(&h), Some(&token), &json!({}))
         .await
@@ -250,16 +256,20 @@ async fn auto_approve_scans_as_the_first_user() {
         .await;
     let session_id = created.body["session_id"].as_str().unwrap().to_string();
     let url = format!("{}/{session_id}", sessions_url(&h));
-    let hint = loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let status = h.get(&url, Some(&token)).await;
-        if status.body["status"] == "scanned" {
-            break status.body["login_hint_token"]
-                .as_str()
-                .unwrap()
-                .to_string();
+    let hint = tokio::time::timeout(DEADLINE, async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let status = h.get(&url, Some(&token)).await;
+            if status.body["status"] == "scanned" {
+                break status.body["login_hint_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+            }
         }
-    };
+    })
+    .await
+    .expect("the session is scanned within the deadline");
     let claims = merge(
         h.request_claims(&device, "x"),
         json!({"login_hint": null, "login_hint_token": hint, "qr_session_id": session_id}),

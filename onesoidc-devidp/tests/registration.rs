@@ -142,13 +142,17 @@ async fn auto_approve_and_expiry() {
         .as_str()
         .unwrap()
         .to_string();
-    let body = loop {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let resp = status(&h, &code).await;
-        if resp.body["status"] != "pending" {
-            break resp.body;
+    let body = tokio::time::timeout(DEADLINE, async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let resp = status(&h, &code).await;
+            if resp.body["status"] != "pending" {
+                break resp.body;
+            }
         }
-    };
+    })
+    .await
+    .expect("the registration is answered within the deadline");
     assert_eq!(body["status"], "approved");
 
     // Without the policy, a request nobody answers ends in `error`.
@@ -159,5 +163,11 @@ async fn auto_approve_and_expiry() {
         .to_string();
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert_eq!(status(&h, &code).await.assert_ok()["status"], "error");
-    assert!(h.idp.approve_registration(&code).is_err());
+    assert!(matches!(
+        h.idp.approve_registration(&code).unwrap_err(),
+        ControlError::RegistrationNotPending {
+            state: "expired",
+            ..
+        }
+    ));
 }

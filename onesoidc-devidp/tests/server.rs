@@ -314,7 +314,10 @@ async fn unusable_config_does_not_start() {
     };
     let err = DevIdp::start(config).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
-    assert!(DevIdpConfig::from_json_file("/nonexistent/devidp.json").is_err());
+    assert!(matches!(
+        DevIdpConfig::from_json_file("/nonexistent/devidp.json").unwrap_err(),
+        onesoidc_devidp::ConfigError::Read { .. }
+    ));
 }
 
 #[tokio::test]

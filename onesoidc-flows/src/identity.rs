@@ -43,6 +43,7 @@ impl DeviceIdentity {
     /// others is loaded with a warning. A TPM identity signs through
     /// `px-device-identity` ([`CommandSigner::px_device_identity`]).
     pub fn load(paths: &IdentityPaths) -> Result<Self, Error> {
+        finish_interrupted_write(paths)?;
         let config = load_device_config(&paths.config)?;
         let key_path = paths.private_key();
         match config.key_security {
@@ -164,5 +165,31 @@ fn warn_if_readable_by_others(path: &Path) {
                 "the private key is readable by other users; run `chmod 600` on it"
             );
         }
+    }
+}
+
+/// Completes (or abandons) a replacement of the identity at `paths` that a
+/// crash interrupted, logging what it did; an error names the file and
+/// what to do.
+pub(crate) fn finish_interrupted_write(paths: &IdentityPaths) -> Result<(), ConfigError> {
+    match paths.finish_interrupted_write() {
+        Ok(onesoidc_fs::Interrupted::Nothing) => Ok(()),
+        Ok(onesoidc_fs::Interrupted::Completed(files)) => {
+            tracing::warn!(switch = %paths.switch().display(), files, "completed a replacement of the device identity that was interrupted");
+            Ok(())
+        }
+        Ok(onesoidc_fs::Interrupted::Abandoned(files)) => {
+            tracing::warn!(config = %paths.config.display(), files, "removed the staged files of an interrupted replacement of the device identity; the previous identity is unchanged");
+            Ok(())
+        }
+        Err(source) => Err(ConfigError::Write {
+            path: paths.switch(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!(
+                    "an interrupted replacement of the device identity cannot be finished ({source}); run onesoidc as the identity's owner (or root) once to finish it"
+                ),
+            ),
+        }),
     }
 }

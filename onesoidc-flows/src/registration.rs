@@ -10,7 +10,9 @@ use onesoidc_core::{
     parse_registration_response, parse_registration_status, registration_request,
     registration_status_request, registration_status_url, registration_url,
 };
-use onesoidc_fs::{IdentityPaths, NewFile, write_atomically};
+use onesoidc_fs::{IdentityPaths, NewFile};
+
+use crate::identity::finish_interrupted_write;
 use onesoidc_http::{HttpClient, Policy};
 use tokio::time::Instant;
 
@@ -141,7 +143,10 @@ impl DeviceRegistration {
         self
     }
 
+    /// Finishes a replacement of the identity a crash interrupted, then
+    /// refuses to replace an identity that exists (unless forced).
     fn refuse_to_overwrite(&self) -> Result<(), Error> {
+        finish_interrupted_write(&self.paths)?;
         if self.force {
             return Ok(());
         }
@@ -174,10 +179,13 @@ impl DeviceRegistration {
         }
     }
 
-    /// Writes the keys and device.yml, all or nothing: the key directory
-    /// is private (0700), and `device.yml`, which makes the new set the
-    /// identity, is renamed into place last.
+    /// Writes the keys and device.yml all or nothing, even across a crash
+    /// ([`onesoidc_fs::replace_set`]: staged, one switch, renamed, with
+    /// `device.yml` last); the key directory is private (0700). Checks again
+    /// here, after the wait for an administrator, that no identity has
+    /// appeared meanwhile.
     fn write(&self, signer: PemSigner, config: DeviceConfig) -> Result<DeviceIdentity, Error> {
+        self.refuse_to_overwrite()?;
         let write_error =
             |path: &std::path::Path, source: std::io::Error| onesoidc_core::ConfigError::Write {
                 path: path.to_path_buf(),
@@ -198,12 +206,15 @@ impl DeviceRegistration {
             .map_err(|e| write_error(&jwk_path, std::io::Error::other(e.to_string())))?;
         onesoidc_fs::create_private_dir(&self.paths.key_dir)
             .map_err(|e| write_error(&self.paths.key_dir, std::io::Error::other(e.to_string())))?;
-        write_atomically(&[
-            NewFile::new(&public_path, public.as_bytes(), 0o644),
-            NewFile::new(&jwk_path, &jwk, 0o644),
-            NewFile::new(&private_path, private.as_bytes(), 0o600),
-            NewFile::new(&self.paths.config, yaml.as_bytes(), 0o644),
-        ])
+        onesoidc_fs::replace_set(
+            &[
+                NewFile::new(&public_path, public.as_bytes(), 0o644),
+                NewFile::new(&jwk_path, &jwk, 0o644),
+                NewFile::new(&private_path, private.as_bytes(), 0o600),
+                NewFile::new(&self.paths.config, yaml.as_bytes(), 0o644),
+            ],
+            &self.paths.switch(),
+        )
         .map_err(|source| write_error(&self.paths.config, source))?;
         Ok(DeviceIdentity {
             config,
@@ -297,7 +308,8 @@ pub async fn register_device(
         parse_registration_response(&endpoint, r)
     })
     .await?;
-    tracing::info!(verification_code = %code, "registration submitted");
+    // The code is for the administrator; the caller shows it (`progress`).
+    tracing::debug!(verification_code = %code, "registration submitted");
     progress(RegistrationProgress::Submitted {
         verification_code: code.clone(),
         timeout: registration.timeout,

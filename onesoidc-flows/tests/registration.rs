@@ -183,3 +183,107 @@ fn unmanaged_identity_loads_but_is_not_registered() {
         ConfigError::NotRegistered { .. }
     ));
 }
+
+/// Another process writes an identity while the registration waits for
+/// the administrator: it is not overwritten (the check runs again when
+/// writing), and the registered key is not left behind.
+#[tokio::test(start_paused = true)]
+async fn an_identity_written_during_the_wait_is_not_overwritten() {
+    let idp = DevIdp::start(support::config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = registration(&idp, dir.path());
+    let paths = r.paths.clone();
+    let meanwhile = {
+        let (idp, r) = (idp.clone(), r.clone());
+        tokio::spawn(async move {
+            let code = idp.next_registration().await;
+            let other = create_unmanaged_identity(&r).unwrap();
+            idp.approve_registration(&code).unwrap();
+            other
+        })
+    };
+    let err = register_device(idp.in_process_client(), &r, |_| {})
+        .await
+        .unwrap_err();
+    let other = meanwhile.await.unwrap();
+    assert!(
+        matches!(err, Error::Config(ConfigError::AlreadyExists { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        DeviceIdentity::load(&paths).unwrap().config.id,
+        other.config.id
+    );
+    let mut names: Vec<_> = std::fs::read_dir(&paths.key_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["private.pem", "public.pem", "public_jwk.json"]);
+}
+
+/// Dropping the registration future (Ctrl-C) while it waits writes nothing.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_registration_writes_nothing() {
+    let idp = DevIdp::start(support::config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = registration(&idp, dir.path());
+    let paths = r.paths.clone();
+    let waiting = register_device(idp.in_process_client(), &r, |_| {});
+    let cancelled = tokio::time::timeout(Duration::from_secs(15), waiting).await;
+    assert!(cancelled.is_err(), "still waiting for the administrator");
+    let code = idp.next_registration().await;
+    idp.approve_registration(&code).unwrap();
+    assert!(!paths.config.exists() && !paths.key_dir.exists());
+}
+
+/// A replacement of the identity that a crash interrupted after its switch
+/// is completed when the identity is next loaded: the new set, whole.
+#[test]
+fn an_interrupted_replacement_is_completed_on_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = IdentityPaths::new(dir.path().join("etc/device.yml"), dir.path().join("keys"));
+    let r = DeviceRegistration::new("Old", "Here", "SERVER").paths(paths.clone());
+    create_unmanaged_identity(&r).unwrap();
+    let new = tempfile::tempdir().unwrap();
+    let new_paths = IdentityPaths::new(new.path().join("device.yml"), new.path());
+    let replacement = create_unmanaged_identity(
+        &DeviceRegistration::new("New", "There", "SERVER").paths(new_paths.clone()),
+    )
+    .unwrap();
+    // Replace the old files with the new ones, stopping (as a crash would)
+    // right after the first rename.
+    let bytes: Vec<Vec<u8>> = new_paths
+        .files()
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            // device.yml names its own path nowhere; it moves as it is.
+            text.into_bytes()
+        })
+        .collect();
+    let targets = paths.files();
+    let files: Vec<_> = targets
+        .iter()
+        .zip(&bytes)
+        .map(|(p, b)| onesoidc_fs::NewFile::new(p, b, 0o600))
+        .collect();
+    let mut renamed = 0;
+    let stopped = onesoidc_fs::replace_set_with(&files, &paths.switch(), &mut |step| {
+        if matches!(step, onesoidc_fs::SetStep::Replaced(_)) {
+            renamed += 1;
+            return Err(std::io::Error::other("the power went out"));
+        }
+        Ok(())
+    });
+    assert!(stopped.is_err() && renamed == 1);
+    assert!(paths.switch().exists());
+
+    let loaded = DeviceIdentity::load(&paths).unwrap();
+    assert_eq!(loaded.config.id, replacement.config.id);
+    assert_eq!(
+        loaded.public_jwk, replacement.public_jwk,
+        "key and config match"
+    );
+    assert!(!paths.switch().exists());
+}

@@ -62,14 +62,7 @@ fn stage_and_rename<'a>(
     staged: &mut Vec<(PathBuf, &'a Path)>,
 ) -> io::Result<()> {
     for file in files {
-        let dir = parent(file.path);
-        if !dir.exists() {
-            let mut builder = fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir).map_err(|e| naming(dir, e))?;
-        }
+        create_missing_dir(parent(file.path))?;
         let temp = temp_path(file.path);
         write_new_synced(&temp, file.bytes, file.mode).map_err(|e| {
             let _ = fs::remove_file(&temp);
@@ -90,6 +83,18 @@ fn stage_and_rename<'a>(
         }
     }
     Ok(())
+}
+
+/// Creates `dir` and its missing parents with mode 0700 if it is missing.
+pub(crate) fn create_missing_dir(dir: &Path) -> io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| naming(dir, e))
 }
 
 /// Fsyncs directory `dir`, so renames and new files in it survive a crash.
@@ -127,7 +132,7 @@ fn naming(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
-fn write_new_synced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_new_synced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -16,6 +16,10 @@
 //!   fsynced, then renamed into place in the order given, then each
 //!   directory fsynced. A crash leaves the old file or the new one, never
 //!   half of one.
+//! - [`replace_set`]: a set of files in several directories (an identity:
+//!   keys and `device.yml`) replaced all or nothing even across a crash:
+//!   staged beside their targets, then one switch file, then renamed;
+//!   [`finish_interrupted_set`] completes or abandons an interrupted one.
 //! - [`Access`]: who may read and write a file, from its metadata.
 //! - [`IdentityPaths`]: where px-device-identity keeps `device.yml` and the
 //!   keys (its defaults, `ONESOIDC_DEVICE_CONFIG` and `ONESOIDC_KEY_DIR`).
@@ -37,6 +41,7 @@ mod atomic;
 mod lock;
 mod paths;
 mod read;
+mod set;
 
 pub use access::{Access, NotPrivate, check_private_dir, create_private_dir};
 pub use atomic::{NewFile, sync_dir, write_atomically};
@@ -45,3 +50,6 @@ pub use paths::{
     CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, IdentityPaths, KEY_DIR_ENV, MAX_IDENTITY_FILE_BYTES,
 };
 pub use read::{read_limited, read_private};
+pub use set::{
+    Interrupted, SetStep, finish_interrupted_set, replace_set, replace_set_with, staged_path,
+};

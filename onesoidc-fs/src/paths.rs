@@ -83,4 +83,36 @@ impl IdentityPaths {
     pub fn public_jwk(&self) -> PathBuf {
         self.key_dir.join("public_jwk.json")
     }
+
+    /// The files of an identity, in the order they are replaced:
+    /// `public.pem`, `public_jwk.json`, `private.pem`, then `device.yml`
+    /// (which makes the set the identity).
+    pub fn files(&self) -> [PathBuf; 4] {
+        [
+            self.public_key(),
+            self.public_jwk(),
+            self.private_key(),
+            self.config.clone(),
+        ]
+    }
+
+    /// The switch of an identity being replaced ([`replace_set`](crate::replace_set)):
+    /// `device.yml.onesoidc-switch` beside `device.yml`.
+    pub fn switch(&self) -> PathBuf {
+        crate::set::sibling(&self.config, ".onesoidc-switch")
+    }
+
+    /// Completes or abandons a replacement of this identity that a crash
+    /// interrupted ([`finish_interrupted_set`](crate::finish_interrupted_set)).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let paths = onesoidc_fs::IdentityPaths::new(dir.path().join("device.yml"), dir.path());
+    /// assert_eq!(paths.finish_interrupted_write().unwrap(), onesoidc_fs::Interrupted::Nothing);
+    /// ```
+    pub fn finish_interrupted_write(&self) -> std::io::Result<crate::Interrupted> {
+        let files = self.files();
+        let targets: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+        crate::finish_interrupted_set(&targets, &self.switch())
+    }
 }

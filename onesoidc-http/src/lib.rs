@@ -47,9 +47,17 @@
 //!     }
 //! }
 //!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! // What onesoidc-flows does with any backend it is given:
 //! let client = Policy::default().apply(Maintenance);
-//! # let _ = client;
+//! let get = |url| http::Request::get(url).body(Vec::new()).unwrap();
+//! // The backend's answer comes through...
+//! let answer = client.execute(get("https://idp.example.com/oidc/jwks")).await.unwrap();
+//! assert_eq!(answer.status(), 503);
+//! // ...but the policy stops plain http off loopback before the backend sees it.
+//! let refused = client.execute(get("http://idp.example.com/oidc/jwks")).await.unwrap_err();
+//! assert_eq!(refused.kind, onesoidc_http::TransportErrorKind::InsecureUrl);
+//! # }
 //! ```
 //!
 //! # Features

@@ -18,8 +18,13 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// timeout. It never sends loopback requests through an `HTTP(S)_PROXY`.
 ///
 /// ```
-/// let client = onesoidc_http::ReqwestClient::new().unwrap();
-/// # let _ = client;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use onesoidc_http::{HttpClient, ReqwestClient, TransportErrorKind};
+/// let client = ReqwestClient::new().unwrap();
+/// // Plain http to a host that is not loopback: refused, nothing is sent.
+/// let request = http::Request::post("http://idp.example.com/oidc/token").body(Vec::new()).unwrap();
+/// assert_eq!(client.execute(request).await.unwrap_err().kind, TransportErrorKind::InsecureUrl);
+/// # }
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Debug, Clone)]
@@ -33,11 +38,9 @@ pub struct ReqwestClient {
 ///
 /// ```
 /// use std::time::Duration;
-/// let client = onesoidc_http::ReqwestClient::builder()
-///     .timeout(Duration::from_secs(5))
-///     .build()
-///     .unwrap();
-/// # let _ = client;
+/// let builder = onesoidc_http::ReqwestClient::builder().timeout(Duration::from_secs(5));
+/// assert!(format!("{builder:?}").contains("timeout: 5s"));
+/// let client = builder.build().unwrap();
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Debug, Clone)]
@@ -153,9 +156,14 @@ impl ReqwestClient {
     /// redirect (reqwest follows up to 10 by default).
     ///
     /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use onesoidc_http::{HttpClient, TransportErrorKind};
     /// let configured = reqwest::Client::builder().build().unwrap();
     /// let client = onesoidc_http::ReqwestClient::from_client(configured);
-    /// # let _ = client;
+    /// // Whatever the client was configured to do, plain http off loopback is refused.
+    /// let request = http::Request::get("http://idp.example.com/oidc/jwks").body(Vec::new()).unwrap();
+    /// assert_eq!(client.execute(request).await.unwrap_err().kind, TransportErrorKind::InsecureUrl);
+    /// # }
     /// ```
     pub fn from_client(client: reqwest::Client) -> Self {
         ReqwestClient {

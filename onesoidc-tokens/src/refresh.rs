@@ -26,8 +26,9 @@ pub type RefreshFn = Arc<dyn Fn(Option<Arc<TokenSet>>) -> RefreshFuture + Send +
 /// Wraps an async closure as a [`RefreshFn`].
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use std::time::{Duration, SystemTime};
-/// use onesoidc_core::TokenSet;
+/// use onesoidc_core::{ExposeSecret, TokenSet};
 /// let refresh = onesoidc_tokens::refresh_fn(|_current| async {
 ///     Ok(TokenSet {
 ///         access_token: "at".to_string().into(),
@@ -38,7 +39,9 @@ pub type RefreshFn = Arc<dyn Fn(Option<Arc<TokenSet>>) -> RefreshFuture + Send +
 ///         scope: None,
 ///     })
 /// });
-/// # let _ = refresh;
+/// let tokens = refresh(None).await.unwrap();
+/// assert_eq!(tokens.access_token.expose_secret(), "at");
+/// # }
 /// ```
 pub fn refresh_fn<F, Fut>(f: F) -> RefreshFn
 where

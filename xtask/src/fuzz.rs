@@ -14,10 +14,11 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Every fuzz target, in the order they run.
-pub const TARGETS: [&str; 6] = [
+pub const TARGETS: [&str; 7] = [
     "device_yml",
     "pem_key",
     "token_response",
+    "response_errors",
     "jwt_validate",
     "ones_json",
     "ciba_poller",

@@ -5,9 +5,11 @@
 //!   dependencies when their default features are off, every feature set
 //!   builds, docs without warnings), `cargo clippy --workspace --all-targets
 //!   -- -D warnings`, `cargo test --workspace` (doctests included; with
-//!   Chromium for the dev IdP console's browser test, see `browser.rs`),
-//!   then the C ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples
-//!   and the C test under valgrind), then `cargo xtask interop`.
+//!   Chromium for the dev IdP console's browser test, see `browser.rs`, and
+//!   redis-server for the shared-store tests, see `redis.rs`), the fuzz
+//!   crate's tests (its targets built, every corpus file replayed), the C
+//!   ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples and the C
+//!   test under valgrind), then `cargo xtask interop`.
 //! - `cargo xtask ffi-header`: regenerates `onesoidc-ffi/include/onesoidc.h`.
 //! - `cargo xtask ffi-test`: only the C ABI's checks of `test`.
 //! - `cargo xtask ffi-install --prefix DIR [--release]`: the C library,
@@ -84,6 +86,9 @@ fn test() -> Result<(), String> {
     let mut env = browser.clone();
     env.extend(redis::test_env()?);
     cargo_with_env(&["test", "--workspace"], &env)?;
+    // The fuzz crate is outside the workspace (cargo-fuzz builds it with
+    // nightly flags): build its targets and replay every corpus file.
+    cargo(&["test", "--manifest-path", "fuzz/Cargo.toml"])?;
     if !browser.is_empty() {
         let shots = browser::screenshot_dir(&target_dir(&workspace_root()));
         eprintln!(

@@ -12,6 +12,10 @@ use onesoidc_devidp::{DevIdp, DevIdpConfig};
 use serde_json::{Value, json};
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The longest any wait in these tests may take: a broken build fails in
+/// seconds instead of hanging CI.
+pub const DEADLINE: Duration = Duration::from_secs(30);
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
 /// The CIBA interval the tests configure.
@@ -267,15 +271,20 @@ impl Harness {
         .await
     }
 
-    /// Polls (waiting the interval first) until the answer is not pending.
+    /// Polls (waiting the interval first) until the answer is not pending,
+    /// for at most [`DEADLINE`].
     pub async fn poll_until_done(&self, device: &TestDevice, auth_req_id: &str) -> Resp {
-        loop {
-            tokio::time::sleep(INTERVAL).await;
-            let resp = self.poll(device, auth_req_id).await;
-            if resp.body["error"] != "authorization_pending" {
-                return resp;
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                tokio::time::sleep(INTERVAL).await;
+                let resp = self.poll(device, auth_req_id).await;
+                if resp.body["error"] != "authorization_pending" {
+                    return resp;
+                }
             }
-        }
+        })
+        .await
+        .expect("the CIBA request is answered within the deadline")
     }
 
     /// A user's tokens through CIBA (approved through the control method).

@@ -147,10 +147,34 @@ impl TokenManagerBuilder {
     /// generator, to make timing exact.
     ///
     /// ```
-    /// # use std::sync::Arc;
-    /// # let refresh = onesoidc_tokens::refresh_fn(|_| async { unimplemented!() });
-    /// let builder = onesoidc_tokens::TokenManager::builder("device", refresh).jitter_source(|| 0.0);
-    /// # let _ = builder;
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// use std::time::{Duration, SystemTime};
+    /// use onesoidc_tokens::{StreamExt, TokenManager, refresh_fn};
+    /// let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    /// let started = tokio::time::Instant::now();
+    /// let now = move || wall + started.elapsed();
+    /// let refresh = refresh_fn(move |_| async move {
+    ///     Ok(onesoidc_core::TokenSet {
+    ///         access_token: "t".to_string().into(),
+    ///         token_type: "Bearer".into(),
+    ///         expires_at: Some(now() + Duration::from_secs(3600)),
+    ///         refresh_token: None,
+    ///         id_token: None,
+    ///         scope: None,
+    ///     })
+    /// });
+    /// let manager = TokenManager::builder("device", refresh)
+    ///     .refresh_skew(Duration::from_secs(60))
+    ///     .jitter(Duration::from_secs(30))
+    ///     .jitter_source(|| 0.0) // no extra lead: refresh exactly 60 s before expiry
+    ///     .wall_clock(now)
+    ///     .build();
+    /// let mut events = manager.events();
+    /// manager.access_token().await.unwrap(); // the first fetch
+    /// events.next().await;
+    /// events.next().await; // the background refresh
+    /// assert_eq!(started.elapsed(), Duration::from_secs(3540));
+    /// # }
     /// ```
     pub fn jitter_source(mut self, source: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
         self.jitter_source = Some(Arc::new(source));

@@ -25,11 +25,17 @@ use super::state::Shared;
 /// `Debug` redacts it.
 ///
 /// ```
-/// # async fn run(manager: onesoidc_tokens::TokenManager) -> Result<(), onesoidc_tokens::TokenError> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), onesoidc_tokens::TokenError> {
+/// # let manager = onesoidc_tokens::TokenManager::builder("device", onesoidc_tokens::refresh_fn(|_| async { unreachable!() }))
+/// #     .initial_tokens(onesoidc_core::TokenSet { access_token: "at".to_string().into(), token_type: "Bearer".into(),
+/// #         expires_at: None, refresh_token: None, id_token: None, scope: None })
+/// #     .build();
 /// use onesoidc_core::ExposeSecret;
 /// let token = manager.access_token().await?;
 /// let header = format!("Bearer {}", token.expose_secret());
-/// # let _ = header; Ok(()) }
+/// assert_eq!(header, "Bearer at");
+/// assert_eq!(format!("{token:?}").contains("at\""), false, "Debug redacts it");
+/// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct AccessToken(pub(super) Arc<Slot>);

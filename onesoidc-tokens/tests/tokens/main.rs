@@ -154,7 +154,12 @@ async fn next_event(
     clock: &Clock,
     events: &mut (impl Stream<Item = TokenEvent> + Unpin),
 ) -> (Duration, TokenEvent) {
-    let event = events.next().await.expect("the event stream ended");
+    // Two days of (paused) time: a broken manager fails the test at once
+    // instead of hanging it.
+    let event = tokio::time::timeout(secs(2 * 86_400), events.next())
+        .await
+        .expect("an event within two days")
+        .expect("the event stream ended");
     (clock.elapsed(), event)
 }
 
