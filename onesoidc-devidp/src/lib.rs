@@ -198,5 +198,5 @@ pub use config::{
 pub use devices::RegisteredDevice;
 pub use error::ControlError;
 pub use in_process::InProcessClient;
-pub use server::DevIdp;
+pub use server::{DevIdp, WAIT_LIMIT};
 pub use stats::{Stats, TokenRequestStats};

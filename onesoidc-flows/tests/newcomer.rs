@@ -18,7 +18,8 @@ use onesoidc_flows::{CibaEvent, CibaRequest, Error, OnesIdClient, QrEvent, Strea
 /// A provider on loopback that approves after 100 ms, and a device
 /// registered with it (the newcomer has theirs in /etc/px-device-identity).
 struct Local {
-    idp: DevIdp,
+    /// Kept alive for the test's length: dropping it stops the provider.
+    _idp: DevIdp,
     paths: onesoidc_flows::IdentityPaths,
     _dir: tempfile::TempDir,
 }
@@ -35,7 +36,7 @@ async fn local() -> Local {
     let dir = tempfile::tempdir().unwrap();
     let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
     Local {
-        idp,
+        _idp: idp,
         paths,
         _dir: dir,
     }

@@ -19,6 +19,9 @@
 //!    onesoidc build to the same rounds.
 //! 6. CIBA approval to tokens: `bench-ciba`.
 //! 7. `onesoidc --version` cold start: `bench-cold-start`.
+//! 8. A device token through the C API vs through Rust: `bench-ffi`, with
+//!    the C driver `benches/c/ffi_device_token.c` compiled here against the
+//!    release `libonesoidc.so`; and the size of that library, stripped.
 //!
 //! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
 //! `--release` first. Criterion's results go to `<target>/criterion`; the
@@ -33,7 +36,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-const ITEMS: [&str; 7] = ["1", "2", "3", "4", "5", "6", "7"];
+const ITEMS: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "12"];
 
 /// One line of the results table.
 struct Row {
@@ -100,7 +103,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let item = ITEMS
                 .iter()
                 .find(|i| **i == arg.as_str())
-                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 7)"))?;
+                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 8)"))?;
             chosen.push(*item);
         }
         chosen
@@ -118,7 +121,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let load_before = load_average();
     eprintln!("bench: load average {load_before} (1, 5, 15 min) before the run");
 
-    let needs_release = selected.iter().any(|i| ["2", "5", "6", "7"].contains(i));
+    let needs_release = selected
+        .iter()
+        .any(|i| ["2", "5", "6", "7", "12"].contains(i));
     if needs_release {
         crate::cargo(&[
             "build",
@@ -145,6 +150,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let cli = bench.onesoidc();
                 bench.harness("7", "bench-cold-start", &["--onesoidc".into(), cli]);
             }
+            "12" => bench.ffi(),
             _ => unreachable!(),
         }
         eprintln!(
@@ -185,9 +191,17 @@ impl Bench {
 
     /// Runs a harness binary and keeps its `ROW` lines.
     fn harness(&mut self, item: &str, name: &str, args: &[String]) {
+        self.harness_with(item, name, args, &[]);
+    }
+
+    /// [`Bench::harness`] without the environment variables `unset`.
+    fn harness_with(&mut self, item: &str, name: &str, args: &[String], unset: &[&str]) {
         let program = self.release_bin(name);
         let mut command = Command::new(&program);
         command.args(args).current_dir(&self.root);
+        for variable in unset {
+            command.env_remove(variable);
+        }
         match run_capturing(command, &format!("{name} {}", args.join(" "))) {
             Ok(lines) => {
                 let rows: Vec<Row> = lines.iter().filter_map(|l| Row::parse(l)).collect();
@@ -464,6 +478,79 @@ impl Bench {
         self.harness("5", "bench-e2e", &args);
     }
 
+    /// Item 8: the C API against Rust, and the library's stripped size.
+    fn ffi(&mut self) {
+        let what = "device token through the C API / through Rust";
+        if let Err(e) = crate::cargo(&["build", "--release", "--package", "onesoidc-ffi"]) {
+            self.rows.push(Row::failed("12", what, e));
+            return;
+        }
+        let library = self.target.join("release").join("libonesoidc.so");
+        match self.c_driver() {
+            Ok(driver) => {
+                // `cargo run` (how xtask runs) puts target/debug/deps on
+                // LD_LIBRARY_PATH, which would beat the driver's rpath and
+                // load the debug libonesoidc.so.
+                let driver = driver.to_string_lossy().into_owned();
+                self.harness_with(
+                    "12",
+                    "bench-ffi",
+                    &["--c-driver".into(), driver],
+                    &["LD_LIBRARY_PATH"],
+                );
+            }
+            Err(e) => self.rows.push(Row::failed("12", what, e)),
+        }
+        let size = "libonesoidc.so, release, stripped (x86_64)";
+        match stripped_size(&library, &self.target.join("bench-ffi")) {
+            Ok((stripped, full)) => self.rows.push(Row::new(
+                "12",
+                size,
+                format!(
+                    "{:.1} MiB ({stripped} bytes; {:.1} MiB before strip)",
+                    stripped as f64 / 1048576.0,
+                    full as f64 / 1048576.0
+                ),
+                "report",
+                None,
+            )),
+            Err(e) => self.rows.push(Row::failed("12", size, e)),
+        }
+    }
+
+    /// Compiles `benches/c/ffi_device_token.c` against the release library.
+    fn c_driver(&self) -> Result<PathBuf, String> {
+        let out = self.target.join("bench-ffi");
+        fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        let driver = out.join("ffi_device_token");
+        let release = self.target.join("release");
+        let status = Command::new("cc")
+            .args(["-O2", "-std=c11", "-Wall", "-Werror"])
+            .arg(
+                self.root
+                    .join("benches")
+                    .join("c")
+                    .join("ffi_device_token.c"),
+            )
+            .arg("-I")
+            .arg(self.root.join("onesoidc-ffi").join("include"))
+            .arg("-L")
+            .arg(&release)
+            .arg("-lonesoidc")
+            .arg(format!("-Wl,-rpath,{}", release.display()))
+            .arg("-o")
+            .arg(&driver)
+            .status()
+            .map_err(|e| format!("cannot run cc: {e}"))?;
+        if status.success() {
+            Ok(driver)
+        } else {
+            Err(format!(
+                "cc failed on benches/c/ffi_device_token.c ({status})"
+            ))
+        }
+    }
+
     /// node and the installed openid-client script, or `None` without node/npm.
     fn node_client(&self) -> Result<Option<(String, PathBuf)>, String> {
         let node = std::env::var("ONESOIDC_INTEROP_NODE").unwrap_or_else(|_| "node".into());
@@ -493,6 +580,26 @@ impl Bench {
         )?;
         Ok(Some((node, cache.join("device_token.mjs"))))
     }
+}
+
+/// The size of `library` after `strip` (of a copy in `dir`), and before.
+fn stripped_size(library: &std::path::Path, dir: &std::path::Path) -> Result<(u64, u64), String> {
+    let copy = dir.join("libonesoidc.stripped.so");
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    fs::copy(library, &copy).map_err(|e| format!("cannot copy {}: {e}", library.display()))?;
+    let status = Command::new("strip")
+        .arg(&copy)
+        .status()
+        .map_err(|e| format!("cannot run strip: {e}"))?;
+    if !status.success() {
+        return Err(format!("strip failed ({status})"));
+    }
+    let size = |path: &std::path::Path| {
+        fs::metadata(path)
+            .map(|m| m.len())
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))
+    };
+    Ok((size(&copy)?, size(library)?))
 }
 
 /// Runs `command`, echoing its stdout (all but `ROW` lines) and returning

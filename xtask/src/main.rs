@@ -7,8 +7,13 @@
 //!   -- -D warnings`, `cargo test --workspace` (doctests included; with
 //!   Chromium for the dev IdP console's browser test, see `browser.rs`, and
 //!   redis-server for the shared-store tests, see `redis.rs`), the fuzz
-//!   crate's tests (its targets built, every corpus file replayed), then
-//!   `cargo xtask interop`.
+//!   crate's tests (its targets built, every corpus file replayed), the C
+//!   ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples and the C
+//!   test under valgrind), then `cargo xtask interop`.
+//! - `cargo xtask ffi-header`: regenerates `onesoidc-ffi/include/onesoidc.h`.
+//! - `cargo xtask ffi-test`: only the C ABI's checks of `test`.
+//! - `cargo xtask ffi-install --prefix DIR [--release]`: the C library,
+//!   headers, pkg-config file and CMake package config under DIR.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
 //!   oidc-provider (node + npm; see `interop.rs`).
 //! - `cargo xtask fuzz --seconds N [TARGET...]`: each cargo-fuzz target in
@@ -19,6 +24,7 @@ mod bench;
 mod browser;
 mod deb;
 mod deny;
+mod ffi;
 mod fuzz;
 mod interop;
 mod layers;
@@ -35,7 +41,11 @@ commands:
   interop   library and CLI against the stock oidc-provider (needs node + npm)
   fuzz      --seconds N [TARGET...]: each cargo-fuzz target for N s (needs cargo-fuzz)
   bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target
-  deb       [--debug]: the Debian package, target/deb/onesoidc_<version>_<arch>.deb";
+  deb       [--debug | --check]: the Debian package, target/deb/onesoidc_<version>_<arch>.deb
+  ffi-header               regenerate onesoidc-ffi/include/onesoidc.h (cbindgen)
+  ffi-test                 the C ABI's part of `test`: header check, C/Qt examples, C test under valgrind
+  ffi-install --prefix DIR [--release]
+                           libonesoidc, headers, onesoidc.pc and the CMake package under DIR";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +55,9 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("deb") => deb::run(&args[1..]),
+        Some("ffi-header") => ffi::write_header(),
+        Some("ffi-install") => ffi::install_command(&args[1..]),
+        Some("ffi-test") => ffi::test(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -87,6 +100,7 @@ fn test() -> Result<(), String> {
             shots.display()
         );
     }
+    ffi::test()?;
     interop::run(&[])?;
     Ok(())
 }

@@ -9,9 +9,12 @@ use onesoidc_interop::{
     CliIdentity, DeviceKey, ECC_P256, ECC_P384, ECC_P521, Phone, RSA_2048, cli_path,
 };
 
-/// Runs `onesoidc` with `key`'s identity and `args` (in a blocking thread).
+/// Runs `onesoidc` with `key`'s identity and `args` (in a blocking thread),
+/// with a cache directory of its own: a token one test revokes is never
+/// another run's cached token.
 async fn onesoidc(key: DeviceKey, args: &[&str]) -> Output {
     let identity = CliIdentity::new(key);
+    let cache = tempfile::tempdir().expect("cache directory");
     let mut all = identity.args();
     all.extend(args.iter().map(|a| a.to_string()));
     tokio::task::spawn_blocking(move || {
@@ -20,9 +23,10 @@ async fn onesoidc(key: DeviceKey, args: &[&str]) -> Output {
             .env_remove("ONESOIDC_DEVICE_CONFIG")
             .env_remove("ONESOIDC_KEY_DIR")
             .env_remove("RUST_LOG")
+            .env("ONESOIDC_CACHE_DIR", cache.path())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", cli_path().display()));
-        drop(identity);
+        drop((identity, cache));
         output
     })
     .await
@@ -65,7 +69,16 @@ async fn cli_device_token_json_introspect_revoke() {
         )
         .await,
     );
-    let info = json_out(&onesoidc(ECC_P521, &["introspect", &token, "--json"]).await);
+    // An inactive token: the response is printed as for an active one,
+    // and the exit status is 5 (README's exit codes).
+    let output = onesoidc(ECC_P521, &["introspect", &token, "--json"]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
     assert_eq!(info["active"], false, "{info}");
 }
 

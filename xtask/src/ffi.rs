@@ -1,0 +1,584 @@
+//! The C ABI (`onesoidc-ffi`): its header, an install tree for consumers,
+//! and the C, C++ and Qt programs built and run against it.
+//!
+//! - `cargo xtask ffi-header`: writes `onesoidc-ffi/include/onesoidc.h`
+//!   from the crate's sources with cbindgen (settings in
+//!   `onesoidc-ffi/cbindgen.toml`). `cargo xtask test` regenerates it in
+//!   memory and fails when the checked-in file differs.
+//! - `cargo xtask ffi-install --prefix DIR [--release]`: builds the crate
+//!   and lays out what a consumer needs: `lib/libonesoidc.so`,
+//!   `lib/libonesoidc.a`, `include/onesoidc.h`, `onesoidc.hpp`,
+//!   `onesoidc_qt.hpp`, `lib/pkgconfig/onesoidc.pc` and
+//!   `lib/cmake/onesoidc/onesoidcConfig.cmake` (`find_package(onesoidc)`).
+//! - Part of `cargo xtask test` ([`test`]): the header check; then, with
+//!   cmake, a C/C++ compiler, Qt 6 (`qt6-base-dev`), valgrind and
+//!   pkg-config (installed with apt-get under CI as root, else a one-line
+//!   skip notice): the debug build installed into `<target>/ffi/prefix`,
+//!   the examples (`onesoidc-ffi/examples`) and the C test
+//!   (`onesoidc-ffi/tests/c`) built with CMake through `find_package`, a
+//!   compile through pkg-config, then a `onesoidc dev-idp` on a free
+//!   loopback port (auto-approving), a device registered with it by
+//!   `onesoidc register`, every C example mode and the Qt examples run
+//!   against it with their output checked, and the C test under valgrind.
+//!   The dev IdP is stopped afterwards, whatever happened.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+/// The crate, relative to the workspace root.
+const CRATE: &str = "onesoidc-ffi";
+
+/// Debian packages for the C/C++/Qt checks.
+const PACKAGES: [&str; 5] = ["qt6-base-dev", "cmake", "valgrind", "pkg-config", "g++"];
+
+/// The dev IdP's timing for the runs: quick approvals, short expiries (the
+/// C test waits for a CIBA request and a QR session to expire).
+const DEV_IDP_ARGS: [&str; 12] = [
+    "--auto-approve-ms",
+    "300",
+    "--ciba-interval",
+    "1s",
+    "--qr-interval",
+    "1s",
+    "--ciba-expires-in",
+    "6s",
+    "--qr-expires-in",
+    "6s",
+    "--registration-interval",
+    "1s",
+];
+
+/// Longest a C or Qt program may run (a subprocess killed after this fails).
+const PROGRAM_TIMEOUT_S: &str = "120";
+/// Longest the C test may run under valgrind.
+const VALGRIND_TIMEOUT_S: &str = "600";
+
+/// `cargo xtask ffi-header`.
+pub fn write_header() -> Result<(), String> {
+    let root = crate::workspace_root();
+    let path = header_path(&root);
+    let header = generate_header(&root)?;
+    fs::write(&path, header).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}
+
+fn header_path(root: &Path) -> PathBuf {
+    root.join(CRATE).join("include").join("onesoidc.h")
+}
+
+/// The header cbindgen makes from the crate's sources now.
+fn generate_header(root: &Path) -> Result<Vec<u8>, String> {
+    let dir = root.join(CRATE);
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml"))
+        .map_err(|e| format!("cannot read {CRATE}/cbindgen.toml: {e}"))?;
+    let bindings = cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+        .map_err(|e| format!("cbindgen cannot generate the header from {CRATE}: {e}"))?;
+    let mut bytes = Vec::new();
+    bindings.write(&mut bytes);
+    Ok(bytes)
+}
+
+/// Fails when the checked-in header is not what the sources generate.
+fn check_header(root: &Path) -> Result<(), String> {
+    let path = header_path(root);
+    let wanted = generate_header(root)?;
+    let current = fs::read(&path).unwrap_or_default();
+    if current != wanted {
+        return Err(format!(
+            "{} is out of date with {CRATE}/src (or edited by hand); run `cargo xtask ffi-header` and commit it",
+            path.display()
+        ));
+    }
+    eprintln!("xtask: {} matches the sources", path.display());
+    Ok(())
+}
+
+/// `cargo xtask ffi-install --prefix DIR [--release]`.
+pub fn install_command(args: &[String]) -> Result<(), String> {
+    let usage = "usage: cargo xtask ffi-install --prefix DIR [--release]";
+    let mut prefix = None;
+    let mut release = false;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--prefix" => prefix = Some(PathBuf::from(rest.next().ok_or(usage)?)),
+            "--release" => release = true,
+            _ => return Err(usage.into()),
+        }
+    }
+    let prefix = prefix.ok_or(usage)?;
+    let prefix = if prefix.is_absolute() {
+        prefix
+    } else {
+        std::env::current_dir()
+            .map_err(|e| format!("cannot read the current directory: {e}"))?
+            .join(prefix)
+    };
+    let root = crate::workspace_root();
+    build(release)?;
+    install(&root, &crate::target_dir(&root), release, &prefix)?;
+    eprintln!(
+        "xtask: installed onesoidc into {}; CMake: -DCMAKE_PREFIX_PATH={0}, pkg-config: PKG_CONFIG_PATH={0}/lib/pkgconfig",
+        prefix.display()
+    );
+    Ok(())
+}
+
+fn build(release: bool) -> Result<(), String> {
+    let mut args = vec!["build", "--package", CRATE];
+    if release {
+        args.push("--release");
+    }
+    crate::cargo(&args)
+}
+
+/// Lays out the library, headers, pkg-config file and CMake package config
+/// under `prefix`.
+fn install(root: &Path, target: &Path, release: bool, prefix: &Path) -> Result<(), String> {
+    let profile = if release { "release" } else { "debug" };
+    let lib = prefix.join("lib");
+    let include = prefix.join("include");
+    let cmake = lib.join("cmake").join("onesoidc");
+    let pkgconfig = lib.join("pkgconfig");
+    for dir in [&lib, &include, &cmake, &pkgconfig] {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let copy = |from: PathBuf, to: PathBuf| {
+        // Replace rather than overwrite: a running program may map the old file.
+        let _ = fs::remove_file(&to);
+        fs::copy(&from, &to)
+            .map(drop)
+            .map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+    };
+    for name in ["libonesoidc.so", "libonesoidc.a"] {
+        copy(target.join(profile).join(name), lib.join(name))?;
+    }
+    for name in ["onesoidc.h", "onesoidc.hpp", "onesoidc_qt.hpp"] {
+        copy(
+            root.join(CRATE).join("include").join(name),
+            include.join(name),
+        )?;
+    }
+    let version = env!("CARGO_PKG_VERSION");
+    let templates = root.join(CRATE).join("cmake");
+    let fill = |template: &str, to: PathBuf| {
+        let from = templates.join(template);
+        let text = fs::read_to_string(&from)
+            .map_err(|e| format!("cannot read {}: {e}", from.display()))?
+            .replace("@PREFIX@", &prefix.display().to_string())
+            .replace("@VERSION@", version);
+        fs::write(&to, text).map_err(|e| format!("cannot write {}: {e}", to.display()))
+    };
+    fill("onesoidc.pc.in", pkgconfig.join("onesoidc.pc"))?;
+    fill(
+        "onesoidcConfig.cmake.in",
+        cmake.join("onesoidcConfig.cmake"),
+    )?;
+    fill(
+        "onesoidcConfigVersion.cmake.in",
+        cmake.join("onesoidcConfigVersion.cmake"),
+    )?;
+    Ok(())
+}
+
+/// The C ABI's part of `cargo xtask test`.
+pub fn test() -> Result<(), String> {
+    let started = Instant::now();
+    let root = crate::workspace_root();
+    check_header(&root)?;
+    if !tools_ready()? {
+        return Ok(());
+    }
+    let target = crate::target_dir(&root);
+    let work = target.join("ffi");
+    let prefix = work.join("prefix");
+    // The debug build: its dependencies are already built for the tests,
+    // and valgrind reports lines.
+    build(false)?;
+    crate::cargo(&["build", "--package", "onesoidc-cli", "--bin", "onesoidc"])?;
+    install(&root, &target, false, &prefix)?;
+
+    let examples = cmake_build(
+        &root.join(CRATE).join("examples"),
+        &work.join("build-examples"),
+        &prefix,
+    )?;
+    let tests = cmake_build(
+        &root.join(CRATE).join("tests").join("c"),
+        &work.join("build-tests"),
+        &prefix,
+    )?;
+    pkg_config_build(&root, &work, &prefix)?;
+
+    let cli = target
+        .join("debug")
+        .join(format!("onesoidc{}", std::env::consts::EXE_SUFFIX));
+    let idp = DevIdp::start(&cli)?;
+    eprintln!("xtask: ffi: dev-idp at {}", idp.host);
+    let device = work.join("device");
+    let _ = fs::remove_dir_all(&device);
+    register(&cli, &idp.host, &device)?;
+    let result = run_programs(&examples, &tests, &idp, &device);
+    drop(idp);
+    eprintln!(
+        "xtask: ffi: C, C++ and Qt checks took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+/// Whether the tools are there (installing them under CI); `false` after
+/// the skip notice outside CI (`system::find_or_install`).
+fn tools_ready() -> Result<bool, String> {
+    let missing = missing_tools();
+    if !missing.is_empty() {
+        eprintln!("xtask: ffi: missing {}", missing.join(", "));
+    }
+    let found = crate::system::find_or_install(
+        "the C/C++/Qt examples and the C test under valgrind",
+        &PACKAGES,
+        || missing_tools().is_empty().then_some(()),
+    )?;
+    Ok(found.is_some())
+}
+
+/// What the checks need and this machine lacks.
+fn missing_tools() -> Vec<&'static str> {
+    let runs = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut missing = Vec::new();
+    for (tool, args) in [
+        ("cmake", &["--version"][..]),
+        ("c++", &["--version"][..]),
+        ("valgrind", &["--version"][..]),
+        ("pkg-config", &["--version"][..]),
+    ] {
+        if !runs(tool, args) {
+            missing.push(tool);
+        }
+    }
+    if !runs("pkg-config", &["--exists", "Qt6Core"]) {
+        missing.push("Qt 6 (Qt6Core)");
+    }
+    missing
+}
+
+/// Configures and builds the CMake project in `source` into `build`
+/// against the install tree `prefix`; returns the build directory.
+fn cmake_build(source: &Path, build: &Path, prefix: &Path) -> Result<PathBuf, String> {
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(source)
+        .arg("-B")
+        .arg(build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
+        .arg("-DCMAKE_BUILD_TYPE=Debug")
+        .arg("-Wno-dev"))?;
+    run(Command::new("cmake")
+        .arg("--build")
+        .arg(build)
+        .args(["--parallel", "2"]))?;
+    Ok(build.to_path_buf())
+}
+
+/// Compiles the C example through `pkg-config --cflags --libs onesoidc`,
+/// as a Makefile-based consumer would, and runs its `version` mode.
+fn pkg_config_build(root: &Path, work: &Path, prefix: &Path) -> Result<(), String> {
+    let pc_path = prefix.join("lib").join("pkgconfig");
+    let output = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "onesoidc"])
+        .env("PKG_CONFIG_PATH", &pc_path)
+        .output()
+        .map_err(|e| format!("cannot run pkg-config: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "pkg-config --cflags --libs onesoidc failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let flags = String::from_utf8_lossy(&output.stdout).to_string();
+    let program = work.join("onesoidc_example_pkgconfig");
+    run(Command::new("cc")
+        .arg("-std=c11")
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg(
+            root.join(CRATE)
+                .join("examples")
+                .join("c")
+                .join("onesoidc_example.c"),
+        )
+        .arg("-o")
+        .arg(&program)
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display())))?;
+    let version = output_of(
+        Command::new(&program)
+            .arg("version")
+            .env_remove("LD_LIBRARY_PATH"),
+    )?;
+    expect(&version, "onesoidc ", "the pkg-config build's `version`")?;
+    eprintln!("xtask: ffi: pkg-config build works ({})", version.trim());
+    Ok(())
+}
+
+/// Registers a device with the dev IdP into `dir` (auto-approved).
+fn register(cli: &Path, host: &str, dir: &Path) -> Result<(), String> {
+    let dir_arg = dir.display().to_string();
+    output_of(Command::new(cli).args([
+        "register",
+        "-a",
+        host,
+        "--domain",
+        "ffi.local",
+        "-t",
+        "FFI test device",
+        "-l",
+        "CI",
+        "-r",
+        "SERVER",
+        "--config-dir",
+        &dir_arg,
+        "--key-dir",
+        &dir_arg,
+    ]))?;
+    Ok(())
+}
+
+/// The example modes and what each must print.
+const C_MODES: [(&str, &[&str]); 9] = [
+    ("version", &["onesoidc "]),
+    ("device-config", &["device id", "issuer"]),
+    ("device-token", &["device access token:"]),
+    (
+        "well-known",
+        &["https://vhh.example.com", "authenticated alice"],
+    ),
+    ("ciba", &["auth_req_id", "approved"]),
+    (
+        "ciba-events",
+        &["STARTED", "AUTHENTICATED", "authenticated alice"],
+    ),
+    ("qr", &["scan this code", "authenticated alice"]),
+    (
+        "qr-events",
+        &["QR_SESSION_CREATED", "QR_SCANNED", "AUTHENTICATED"],
+    ),
+    ("token-manager", &["TOKEN_REFRESHED", "device", "ciba_user"]),
+];
+
+/// The Qt example's modes and what each must print.
+const QT_MODES: [(&str, &[&str]); 8] = [
+    ("device-config", &["device id", "issuer"]),
+    ("device-token", &["requestDeviceAccessToken:"]),
+    (
+        "well-known",
+        &["application vhh-server", "authenticated alice"],
+    ),
+    (
+        "ciba",
+        &["cibaRequest: auth_req_id", "checkCibaStatus: approved"],
+    ),
+    ("qr", &["scan this code", "scanned", "authenticated alice"]),
+    (
+        "ciba-events",
+        &[
+            "started",
+            "waitingForAuthorization",
+            "authenticated alice",
+            "finished 0",
+        ],
+    ),
+    (
+        "qr-events",
+        &[
+            "qrSessionCreated",
+            "waitingForAuthorization",
+            "authenticated alice",
+            "finished 0",
+        ],
+    ),
+    ("token-manager", &["tokensRefreshed", "device"]),
+];
+
+fn run_programs(examples: &Path, tests: &Path, idp: &DevIdp, device: &Path) -> Result<(), String> {
+    let config = device.join("device.yml");
+    let env = [
+        ("ONESOIDC_DEVICE_CONFIG", config.display().to_string()),
+        ("ONESOIDC_KEY_DIR", device.display().to_string()),
+        ("QT_QPA_PLATFORM", "offscreen".to_string()),
+    ];
+    let c_example = examples.join("onesoidc_example");
+    for (mode, wanted) in C_MODES {
+        let started = Instant::now();
+        let text = output_of(timed(&c_example).arg(mode).envs(env.clone()))?;
+        for needle in wanted {
+            expect(&text, needle, &format!("onesoidc_example {mode}"))?;
+        }
+        eprintln!(
+            "xtask: ffi: C example `{mode}` ok ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let qt_example = examples.join("onesoidc_qt_example");
+    for (mode, wanted) in QT_MODES {
+        let started = Instant::now();
+        let text = output_of(timed(&qt_example).arg(mode).envs(env.clone()))?;
+        for needle in wanted {
+            expect(&text, needle, &format!("onesoidc_qt_example {mode}"))?;
+        }
+        eprintln!(
+            "xtask: ffi: Qt example `{mode}` ok ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let started = Instant::now();
+    let mut valgrind = Command::new("timeout");
+    valgrind
+        .args(["--kill-after=10", VALGRIND_TIMEOUT_S, "valgrind"])
+        .args([
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+            "--track-origins=yes",
+        ])
+        .arg(format!(
+            "--suppressions={}",
+            crate::workspace_root()
+                .join(CRATE)
+                .join("tests")
+                .join("c")
+                .join("valgrind.supp")
+                .display()
+        ))
+        .arg(tests.join("test_onesoidc"))
+        .env("ONESOIDC_TEST_DEVICE_DIR", device)
+        .env("ONESOIDC_TEST_HOST", &idp.host)
+        .env_remove("ONESOIDC_DEVICE_CONFIG")
+        .env_remove("ONESOIDC_KEY_DIR")
+        .env_remove("LD_LIBRARY_PATH");
+    let text = output_of(&mut valgrind)?;
+    expect(&text, " 0 failed", "test_onesoidc under valgrind")?;
+    for line in text.lines().filter(|l| {
+        l.ends_with(" failed") || l.contains("ERROR SUMMARY") || l.contains("definitely lost")
+    }) {
+        eprintln!("xtask: ffi: test_onesoidc: {line}");
+    }
+    eprintln!(
+        "xtask: ffi: the C test passed under valgrind ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `timeout --kill-after=5 PROGRAM_TIMEOUT_S program`: every run has a
+/// deadline. Without `cargo run`'s LD_LIBRARY_PATH (target/debug/deps),
+/// so the program loads the installed library through its rpath, as a
+/// consumer's would.
+fn timed(program: &Path) -> Command {
+    let mut command = Command::new("timeout");
+    command
+        .args(["--kill-after=5", PROGRAM_TIMEOUT_S])
+        .arg(program)
+        .env_remove("LD_LIBRARY_PATH");
+    command
+}
+
+fn expect(text: &str, needle: &str, what: &str) -> Result<(), String> {
+    if text.contains(needle) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} did not print {needle:?}; it printed:\n{text}"
+        ))
+    }
+}
+
+/// Runs `command`, echoing nothing; fails with its output on a non-zero exit.
+fn run(command: &mut Command) -> Result<(), String> {
+    output_of(command).map(drop)
+}
+
+/// Runs `command` with no stdin; its stdout and stderr together, or an
+/// error with both on a non-zero exit.
+fn output_of(command: &mut Command) -> Result<String, String> {
+    let name = format!("{command:?}");
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{name} failed ({}):\n{text}", output.status))
+    }
+}
+
+/// `onesoidc dev-idp` on a free loopback port; stopped when dropped.
+struct DevIdp {
+    child: Child,
+    host: String,
+}
+
+impl DevIdp {
+    fn start(cli: &Path) -> Result<DevIdp, String> {
+        let mut child = Command::new(cli)
+            .args(["dev-idp", "--port", "0"])
+            .args(DEV_IDP_ARGS)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {} dev-idp: {e}", cli.display()))?;
+        let stdout = child.stdout.take().ok_or("dev-idp has no stdout")?;
+        let mut idp = DevIdp {
+            child,
+            host: String::new(),
+        };
+        // The banner's `issuer http://127.0.0.1:PORT/oidc` line; then keep
+        // reading so the server never writes into a closed pipe.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(issuer) = line.trim().strip_prefix("issuer") {
+                    let _ = tx.send(issuer.trim().to_string());
+                }
+            }
+        });
+        let issuer = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .map_err(|_| "dev-idp did not print its issuer within 30 s".to_string())?;
+        idp.host = issuer
+            .strip_suffix("/oidc")
+            .ok_or_else(|| format!("dev-idp's issuer {issuer} does not end in /oidc"))?
+            .to_string();
+        Ok(idp)
+    }
+}
+
+impl Drop for DevIdp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
