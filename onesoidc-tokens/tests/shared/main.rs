@@ -208,7 +208,7 @@ fn spawn(plan: &Plan) -> Running {
 impl Running {
     /// Waits (bounded) for the child's report.
     async fn finish(mut self) -> Report {
-        let report = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let report = self
                 .report
                 .recv_timeout(Duration::from_secs(45))
@@ -217,8 +217,7 @@ impl Running {
             report
         })
         .await
-        .unwrap();
-        report
+        .unwrap()
     }
 
     fn kill(&mut self) {
