@@ -23,8 +23,9 @@
 //!   trip to every exchange and one more to each new connection. Measured:
 //!   no cached token but a cached discovery document (the token files are
 //!   deleted before each run): target ≤ 2.5 round trips (the connection,
-//!   the token request, and our own time); and, reported beside it, an
-//!   empty cache directory (discovery fetched), `--no-cache`, and the
+//!   the token request, and our own time); and, reported beside it, the
+//!   same with a root store of one certificate (as in item 8), an empty
+//!   cache directory (discovery fetched), `--no-cache`, and the
 //!   openid-client script (when `--script` is given), through the same
 //!   proxy.
 //!
@@ -539,18 +540,32 @@ fn cold(args: &Args) -> Result<(), BoxError> {
         ms: Vec<f64>,
         connections: Vec<u64>,
     }
-    let measure = |variant: &mut Variant, program: &Path, args: &[String]| {
+    let measure_command = |variant: &mut Variant, program: &Path, command: Command| {
         let before = proxy.connections();
-        let (ms, _) = run(program, args)?;
+        let (ms, _) = timed(program, command)?;
         variant.ms.push(ms);
         variant.connections.push(proxy.connections() - before);
         Ok::<(), BoxError>(())
     };
-    let (mut warm, mut empty, mut bare, mut js) = Default::default();
+    let measure = |variant: &mut Variant, program: &Path, args: &[String]| {
+        measure_command(variant, program, command(program, args))
+    };
+    // The diagnosis of item 8 here too: the cold run with a root store of
+    // one certificate.
+    let one_root = one_root_certificate();
+    let (mut warm, mut empty, mut bare, mut js, mut warm_one_root) = Default::default();
     let before = requests(&provider);
     for _ in 0..COLD_RUNS {
         forget_tokens()?;
         measure(&mut warm, cli, &cached_discovery)?;
+        if let Some(file) = &one_root {
+            forget_tokens()?;
+            let mut command = command(cli, &cached_discovery);
+            command
+                .env_remove("SSL_CERT_DIR")
+                .env("SSL_CERT_FILE", file.path());
+            measure_command(&mut warm_one_root, cli, command)?;
+        }
         let fresh = tempfile::tempdir()?;
         let fresh_dir = fresh.path().display().to_string();
         measure(&mut empty, cli, &device.args(&["--cache-dir", &fresh_dir]))?;
@@ -594,6 +609,19 @@ fn cold(args: &Args) -> Result<(), BoxError> {
         "≤ 2.5 RTT (125 ms)",
         Some(cold.median / rtt_ms <= TARGET_RTTS),
     );
+    if one_root.is_some() {
+        let (_, text) = describe(
+            "cold device-token, cached discovery, one root certificate",
+            &warm_one_root,
+        )?;
+        row(
+            "11",
+            "(info) same, with a root store of one certificate (as in item 8)",
+            &text,
+            "",
+            None,
+        );
+    }
     let (_, text) = describe("cold device-token, empty cache directory", &empty)?;
     row(
         "11",
