@@ -12,13 +12,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::future::Future;
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use onesoidc_devidp::faults::{FaultProxy, start_behind_proxy};
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+use tokio::task::JoinSet;
 
 /// The value after `--name` on the command line, if any.
 pub fn arg(name: &str) -> Option<String> {
@@ -215,7 +223,45 @@ pub struct ProviderThread {
 impl ProviderThread {
     /// Starts a provider with `config` on 127.0.0.1 (ephemeral port).
     pub fn start(config: DevIdpConfig) -> io::Result<ProviderThread> {
-        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<DevIdp>>();
+        let (provider, ()) =
+            Self::start_with(move || async move { Ok((DevIdp::start(config).await?, ())) })?;
+        Ok(provider)
+    }
+
+    /// Starts a provider behind a [`DelayProxy`] adding `rtt` to every
+    /// round trip (and one more to each new connection): the provider
+    /// names itself by the proxy's address, so a device provisioned with
+    /// [`DevIdp::provision_device`] talks to it through the proxy.
+    pub fn start_behind_delay(
+        config: DevIdpConfig,
+        rtt: Duration,
+    ) -> io::Result<(ProviderThread, DelayProxy)> {
+        Self::start_with(move || async move {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            let proxy = DelayProxy::start(listener.local_addr()?, rtt).await?;
+            let idp = DevIdp::serve(listener, Some(proxy.host()), config).await?;
+            Ok((idp, proxy))
+        })
+    }
+
+    /// Starts a provider behind a [`FaultProxy`] (its faults are set from
+    /// any runtime; it runs on the provider's thread).
+    pub fn start_behind_fault_proxy(
+        config: DevIdpConfig,
+    ) -> io::Result<(ProviderThread, FaultProxy)> {
+        Self::start_with(move || start_behind_proxy(config))
+    }
+
+    /// Starts whatever `start` starts (a provider and something beside it,
+    /// `T`) on the provider's thread and runtime, which run until the
+    /// returned [`ProviderThread`] is dropped.
+    pub fn start_with<T, F, Fut>(start: F) -> io::Result<(ProviderThread, T)>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = io::Result<(DevIdp, T)>>,
+    {
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<(DevIdp, T)>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("dev-idp".into())
@@ -231,9 +277,9 @@ impl ProviderThread {
                     }
                 };
                 runtime.block_on(async move {
-                    match DevIdp::start(config).await {
-                        Ok(idp) => {
-                            let _ = ready_tx.send(Ok(idp.clone()));
+                    match start().await {
+                        Ok((idp, beside)) => {
+                            let _ = ready_tx.send(Ok((idp.clone(), beside)));
                             // Runs until stopped (or the handle is dropped).
                             let _ = stop_rx.await;
                             idp.shutdown().await;
@@ -244,14 +290,17 @@ impl ProviderThread {
                     }
                 });
             })?;
-        let idp = ready_rx
+        let (idp, beside) = ready_rx
             .recv()
             .map_err(|_| io::Error::other("the dev IdP thread ended before it started"))??;
-        Ok(ProviderThread {
-            idp,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
+        Ok((
+            ProviderThread {
+                idp,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            },
+            beside,
+        ))
     }
 
     /// A handle on the provider (control methods, stats).
@@ -269,6 +318,120 @@ impl Drop for ProviderThread {
             let _ = thread.join();
         }
     }
+}
+
+/// A loopback TCP proxy that adds network latency: each new connection
+/// waits one round trip (`rtt`, the TCP handshake) before its first bytes
+/// go on, and every chunk in either direction arrives `rtt / 2` after it
+/// was sent. So a request on a new connection takes two round trips plus
+/// the server's time, one on a kept-alive connection one round trip.
+/// Timers are tokio's (1 ms resolution). It ends, with every connection,
+/// when dropped.
+pub struct DelayProxy {
+    addr: SocketAddr,
+    connections: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DelayProxy {
+    /// Starts a proxy on an ephemeral loopback port forwarding to `upstream`.
+    pub async fn start(upstream: SocketAddr, rtt: Duration) -> io::Result<DelayProxy> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = listener.local_addr()?;
+        let connections = Arc::new(AtomicU64::new(0));
+        let counter = connections.clone();
+        let task = tokio::spawn(async move {
+            let mut relays = JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((client, _)) = accepted else { continue };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let opened = tokio::time::Instant::now();
+                        relays.spawn(relay(client, upstream, opened, rtt));
+                    }
+                    Some(_) = relays.join_next(), if !relays.is_empty() => {}
+                }
+            }
+        });
+        Ok(DelayProxy {
+            addr,
+            connections,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn host(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One proxied connection, both directions, until either side closes.
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    opened: tokio::time::Instant,
+    rtt: Duration,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let half = rtt / 2;
+    // The handshake: nothing reaches the server before one round trip.
+    let up = delayed_pipe(client_read, server_write, Some(opened + rtt), half);
+    let down = delayed_pipe(server_read, client_write, None, half);
+    let _ = tokio::join!(up, down);
+}
+
+/// Copies `from` to `to`, each chunk (and the end of the stream) written
+/// `delay` after it was read, and never before `not_before`.
+async fn delayed_pipe(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl AsyncWrite + Unpin,
+    not_before: Option<tokio::time::Instant>,
+    delay: Duration,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let n = from.read(&mut buffer).await.unwrap_or(0);
+            let now = tokio::time::Instant::now();
+            let at = not_before.map_or(now, |t| t.max(now)) + delay;
+            // An empty chunk is the end of the stream.
+            if tx.send((at, buffer[..n].to_vec())).is_err() || n == 0 {
+                break;
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((at, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if chunk.is_empty() {
+                let _ = to.shutdown().await;
+                break;
+            }
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    };
+    tokio::join!(reader, writer);
 }
 
 /// `/proc/loadavg`'s first three fields, for the record.

@@ -12,16 +12,27 @@
 //! 3. client assertions vs the bare signature:
 //!    `cargo bench -p onesoidc-benches --bench assertion` (criterion).
 //! 4. 10,000 managers expiring together: `cargo bench -p onesoidc-tokens --bench fleet`.
-//! 5. `onesoidc device-token` vs openid-client (Node), whole processes:
-//!    `bench-e2e`; installs `interop/bench/` (openid-client, pinned) with
+//! 5. `onesoidc device-token --no-cache` vs openid-client (Node), whole
+//!    processes: `bench-e2e`; installs `interop/bench/` (openid-client, pinned) with
 //!    `npm ci` into `<target>/bench-node/`. Without node/npm onesoidc is
 //!    measured alone. `ONESOIDC_BENCH_E2E_ALT=LABEL=PATH` adds another
 //!    onesoidc build to the same rounds.
 //! 6. CIBA approval to tokens: `bench-ciba`.
 //! 7. `onesoidc --version` cold start: `bench-cold-start`.
-//! 8. A device token through the C API vs through Rust: `bench-ffi`, with
-//!    the C driver `benches/c/ffi_device_token.c` compiled here against the
-//!    release `libonesoidc.so`; and the size of that library, stripped.
+//! 8. `onesoidc device-token` served from its cache vs `--no-cache`:
+//!    `bench-cli-cache --items 8`.
+//! 9. 50 `onesoidc device-token` processes at once on an empty cache:
+//!    `bench-cli-cache --items 9`.
+//! 10. 20 processes with a token manager each sharing one Redis for 60 s,
+//!     through a killed lease holder and a Redis outage: `bench-redis-fleet`
+//!     (redis-server from `$ONESOIDC_REDIS_SERVER` or `PATH`; without it the
+//!     item is not measured).
+//! 11. A cold `onesoidc device-token` (cached discovery) through a proxy
+//!     adding a 50 ms round trip, beside the uncached flows and openid-client:
+//!     `bench-cli-cache --items 11` (node as for item 5).
+//! 12. A device token through the C API vs through Rust: `bench-ffi`, with
+//!     the C driver `benches/c/ffi_device_token.c` compiled here against the
+//!     release `libonesoidc.so`; and the size of that library, stripped.
 //!
 //! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
 //! `--release` first. Criterion's results go to `<target>/criterion`; the
@@ -36,7 +47,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-const ITEMS: [&str; 8] = ["1", "2", "3", "4", "5", "6", "7", "12"];
+const ITEMS: [&str; 12] = [
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
+];
 
 /// One line of the results table.
 struct Row {
@@ -103,7 +116,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let item = ITEMS
                 .iter()
                 .find(|i| **i == arg.as_str())
-                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 8)"))?;
+                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 12)"))?;
             chosen.push(*item);
         }
         chosen
@@ -123,7 +136,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let needs_release = selected
         .iter()
-        .any(|i| ["2", "5", "6", "7", "12"].contains(i));
+        .any(|i| ["2", "5", "6", "7", "8", "9", "10", "11", "12"].contains(i));
     if needs_release {
         crate::cargo(&[
             "build",
@@ -150,6 +163,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 let cli = bench.onesoidc();
                 bench.harness("7", "bench-cold-start", &["--onesoidc".into(), cli]);
             }
+            "8" | "9" => {
+                let args = vec![
+                    "--onesoidc".to_string(),
+                    bench.onesoidc(),
+                    "--items".into(),
+                    item.to_string(),
+                ];
+                bench.harness(item, "bench-cli-cache", &args);
+            }
+            "10" => bench.redis_fleet(),
+            "11" => bench.cold_behind_proxy(),
             "12" => bench.ffi(),
             _ => unreachable!(),
         }
@@ -478,7 +502,7 @@ impl Bench {
         self.harness("5", "bench-e2e", &args);
     }
 
-    /// Item 8: the C API against Rust, and the library's stripped size.
+    /// Item 12: the C API against Rust, and the library's stripped size.
     fn ffi(&mut self) {
         let what = "device token through the C API / through Rust";
         if let Err(e) = crate::cargo(&["build", "--release", "--package", "onesoidc-ffi"]) {
@@ -549,6 +573,46 @@ impl Bench {
                 "cc failed on benches/c/ffi_device_token.c ({status})"
             ))
         }
+    }
+
+    /// Item 10, with a redis-server if there is one (the harness says
+    /// "not measured" without).
+    fn redis_fleet(&mut self) {
+        let mut args = Vec::new();
+        let server = std::env::var("ONESOIDC_REDIS_SERVER")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| crate::system::on_path("redis-server"));
+        match server {
+            Some(server) => args.extend(["--redis-server".into(), server]),
+            None => eprintln!(
+                "bench: no redis-server (apt-get install redis-server, or set ONESOIDC_REDIS_SERVER): item 10 is not measured"
+            ),
+        }
+        self.harness("10", "bench-redis-fleet", &args);
+    }
+
+    /// Item 11: with openid-client beside it when node/npm are there.
+    fn cold_behind_proxy(&mut self) {
+        let mut args = vec![
+            "--onesoidc".to_string(),
+            self.onesoidc(),
+            "--items".into(),
+            "11".into(),
+        ];
+        match self.node_client() {
+            Ok(Some((node, script))) => {
+                args.extend(["--node".into(), node, "--script".into()]);
+                args.push(script.to_string_lossy().into_owned());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.rows
+                    .push(Row::failed("11", "openid-client install", e));
+                return;
+            }
+        }
+        self.harness("11", "bench-cli-cache", &args);
     }
 
     /// node and the installed openid-client script, or `None` without node/npm.

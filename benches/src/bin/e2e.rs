@@ -5,7 +5,9 @@
 //! identity (ES256, px-device-identity layout) is provisioned in a temporary
 //! directory. Each round runs, alternately:
 //!
-//! 1. `onesoidc device-token --config DIR/device.yml --key-dir DIR`, timed;
+//! 1. `onesoidc device-token --config DIR/device.yml --key-dir DIR
+//!    --no-cache`, timed (without `--no-cache` every run after the first
+//!    would print the cached token: item 8 measures that);
 //! 2. `node device_token.mjs ISSUER CLIENT_ID DIR/private.pem ES256`, timed;
 //! 3. and 4. the same two under `/usr/bin/time -f %M` for their peak RSS
 //!    (separate runs, so the wrapper's own start does not count as wall time).
@@ -182,12 +184,15 @@ fn main() -> Result<(), BoxError> {
 
     let config_arg = paths.config.to_string_lossy().into_owned();
     let key_dir_arg = paths.key_dir.to_string_lossy().into_owned();
+    // The whole flow every time: discovery and a token request, as the
+    // Node script does (the token cache is item 8's).
     let rust_args = [
         "device-token",
         "--config",
         config_arg.as_str(),
         "--key-dir",
         key_dir_arg.as_str(),
+        "--no-cache",
     ];
     let script_arg = args
         .script
