@@ -1,5 +1,6 @@
 //! [`ReqwestClient`]: the default backend (feature `reqwest`).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::policy::{
@@ -17,6 +18,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// as soon as a body passes the limit), a connect and a whole-request
 /// timeout. It never sends loopback requests through an `HTTP(S)_PROXY`.
 ///
+/// The reqwest client inside is built on the first request (and shared by
+/// clones): loading the system's root certificates takes milliseconds, and
+/// a program that answers from cached tokens never needs them. An error
+/// building it is that first request's error.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use onesoidc_http::{HttpClient, ReqwestClient, TransportErrorKind};
@@ -29,7 +35,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 #[derive(Debug, Clone)]
 pub struct ReqwestClient {
-    inner: reqwest::Client,
+    inner: Arc<OnceLock<reqwest::Client>>,
+    /// How to build `inner` on first use (unused after `from_client`).
+    settings: Arc<ReqwestClientBuilder>,
     max_body_bytes: usize,
     allow_insecure_http: bool,
 }
@@ -96,13 +104,22 @@ impl ReqwestClientBuilder {
         self
     }
 
-    /// Builds the client.
+    /// Builds the client (the reqwest client inside on its first request).
     pub fn build(self) -> Result<ReqwestClient, TransportError> {
-        let inner = reqwest::Client::builder()
+        Ok(ReqwestClient {
+            inner: Arc::new(OnceLock::new()),
+            max_body_bytes: self.max_body_bytes,
+            allow_insecure_http: self.allow_insecure_http,
+            settings: Arc::new(self),
+        })
+    }
+
+    fn build_reqwest(&self) -> Result<reqwest::Client, TransportError> {
+        reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(self.user_agent)
+            .user_agent(&self.user_agent)
             .proxy(loopback_bypass())
             .build()
             .map_err(|e| {
@@ -110,12 +127,7 @@ impl ReqwestClientBuilder {
                     TransportErrorKind::Other,
                     format!("cannot build the HTTP client: {e}"),
                 )
-            })?;
-        Ok(ReqwestClient {
-            inner,
-            max_body_bytes: self.max_body_bytes,
-            allow_insecure_http: self.allow_insecure_http,
-        })
+            })
     }
 }
 
@@ -170,10 +182,21 @@ impl ReqwestClient {
     /// ```
     pub fn from_client(client: reqwest::Client) -> Self {
         ReqwestClient {
-            inner: client,
+            inner: Arc::new(OnceLock::from(client)),
+            settings: Arc::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             allow_insecure_http: false,
         }
+    }
+
+    /// The reqwest client, built now if this is the first request.
+    fn reqwest(&self) -> Result<&reqwest::Client, TransportError> {
+        if let Some(client) = self.inner.get() {
+            return Ok(client);
+        }
+        let built = self.settings.build_reqwest()?;
+        // Two first requests at once may both build one; the first stored wins.
+        Ok(self.inner.get_or_init(|| built))
     }
 
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
@@ -181,7 +204,7 @@ impl ReqwestClient {
         let request = reqwest::Request::try_from(request)
             .map_err(|e| TransportError::new(TransportErrorKind::InvalidRequest, e.to_string()))?;
         let requested = request.url().clone();
-        let mut response = self.inner.execute(request).await.map_err(classify)?;
+        let mut response = self.reqwest()?.execute(request).await.map_err(classify)?;
         if response.url() != &requested {
             return Err(TransportError::new(
                 TransportErrorKind::Redirect,
@@ -286,6 +309,32 @@ mod tests {
             crate::Policy::default().exchange_timeout(),
             crate::DEFAULT_TIMEOUT
         );
+    }
+
+    /// Nothing is loaded until a request needs it; clones share what is
+    /// then built.
+    #[tokio::test]
+    async fn the_reqwest_client_is_built_on_the_first_request() {
+        let client = ReqwestClient::new().unwrap();
+        let clone = client.clone();
+        assert!(client.inner.get().is_none());
+        let refused = http::Request::get("http://idp.example.com/")
+            .body(Vec::new())
+            .unwrap();
+        let error = crate::HttpClient::execute(&client, refused)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind, crate::TransportErrorKind::InsecureUrl);
+        assert!(
+            client.inner.get().is_none(),
+            "a refused request builds nothing"
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        drop(listener);
+        let request = http::Request::get(url).body(Vec::new()).unwrap();
+        let _ = crate::HttpClient::execute(&client, request).await;
+        assert!(clone.inner.get().is_some(), "built once, shared by clones");
     }
 
     /// A server that accepts and never answers: the request ends with a
