@@ -39,6 +39,11 @@ fn cache_dir_from(
         .or_else(|| set("HOME").map(|d| d.join(".cache/onesoidc")))
 }
 
+/// The name under which `watch` and `device-token` keep the device token in
+/// a store, so that each answers from the other's token (with the default
+/// scope and resource; others get a name of their own).
+pub const DEVICE_TOKEN: &str = "device";
+
 /// The store `--store` names: a `redis://`, `rediss://` or
 /// `redis+unix://` URL, or a directory.
 pub fn open_store(spec: &str) -> Result<Arc<dyn TokenStore>, Failure> {

@@ -427,6 +427,60 @@ async fn watch_reports_a_refresh() {
     assert_eq!(idp.stats().token_requests.client_credentials, 2);
 }
 
+/// What the README promises of the installed service: `onesoidc watch
+/// --store DIR` keeps the token, and `device-token --store DIR` answers from
+/// it without asking the provider.
+#[tokio::test]
+async fn device_token_answers_from_the_watch_services_store() {
+    let idp = onesoidc_devidp::DevIdp::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    let store = dir.path().join("var-lib-onesoidc").display().to_string();
+    let identity = [
+        "--store".to_string(),
+        store,
+        "--config".to_string(),
+        paths.config.display().to_string(),
+        "--key-dir".to_string(),
+        paths.key_dir.display().to_string(),
+    ];
+    let mut watch = Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+        .args(["watch", "--json"])
+        .args(&identity)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let ready = tokio::task::spawn_blocking(move || lines.next())
+        .await
+        .unwrap()
+        .expect("watch printed a line")
+        .unwrap();
+    assert!(ready.contains("\"ready\""), "{ready}");
+    assert_eq!(idp.stats().token_requests.client_credentials, 1);
+
+    let out = tokio::task::spawn_blocking(move || {
+        let mut args = vec!["device-token"];
+        args.extend(identity.iter().map(String::as_str));
+        onesoidc(&args)
+    })
+    .await
+    .unwrap();
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert!(!stdout(&out).trim().is_empty());
+    assert_eq!(
+        idp.stats().token_requests.client_credentials,
+        1,
+        "device-token took the token watch had stored"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn ctrl_c_cancels_a_waiting_login_with_exit_130() {

@@ -1,14 +1,16 @@
 //! Project automation: `cargo xtask test` runs what CI runs.
 //!
-//! - `cargo xtask test`: `cargo fmt --check`, cargo-deny, the layering
+//! - `cargo xtask test`: `cargo fmt --check`, cargo-deny (installed, pinned,
+//!   when missing; see `deny.rs`), the layering
 //!   checks (`layers.rs`: a core without I/O, crates without heavy
 //!   dependencies when their default features are off, every feature set
 //!   builds, docs without warnings), `cargo clippy --workspace --all-targets
 //!   -- -D warnings`, `cargo test --workspace` (doctests included; with
 //!   Chromium for the dev IdP console's browser test, see `browser.rs`, and
 //!   redis-server for the shared-store tests, see `redis.rs`), the fuzz
-//!   crate's tests (its targets built, every corpus file replayed), the C
-//!   ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples and the C
+//!   crate's tests (its targets built, every corpus file replayed), `cargo
+//!   package` of every publishable crate (`package.rs`), the Debian package's
+//!   contents (`deb.rs`), the C ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples and the C
 //!   test under valgrind), then `cargo xtask interop`.
 //! - `cargo xtask ffi-header`: regenerates `onesoidc-ffi/include/onesoidc.h`.
 //! - `cargo xtask ffi-test`: only the C ABI's checks of `test`.
@@ -28,6 +30,7 @@ mod ffi;
 mod fuzz;
 mod interop;
 mod layers;
+mod package;
 mod redis;
 mod system;
 
@@ -92,6 +95,7 @@ fn test() -> Result<(), String> {
     // The fuzz crate is outside the workspace (cargo-fuzz builds it with
     // nightly flags): build its targets and replay every corpus file.
     cargo(&["test", "--manifest-path", "fuzz/Cargo.toml"])?;
+    package::check()?;
     deb::check()?;
     if !browser.is_empty() {
         let shots = browser::screenshot_dir(&target_dir(&workspace_root()));

@@ -104,9 +104,13 @@ async fn cached_token(
     options: &DeviceTokenRequest,
 ) -> Result<Arc<TokenSet>, TokenError> {
     let name = if owner.scope.is_none() && owner.resource.is_none() {
-        "device-token".to_string()
+        crate::cache::DEVICE_TOKEN.to_string()
     } else {
-        format!("device-token-{}", &owner.fingerprint()[..12])
+        format!(
+            "{}-{}",
+            crate::cache::DEVICE_TOKEN,
+            &owner.fingerprint()[..12]
+        )
     };
     let manager = TokenManager::builder(name, device_refresh_with(client.clone(), options.clone()))
         .store(store.clone(), owner.clone())

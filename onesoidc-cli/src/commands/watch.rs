@@ -20,7 +20,7 @@ pub async fn run(
     let mut interrupt = crate::output::Interrupt::listen();
     let client = client(g)?;
     let owner = TokenOwner::of(&client);
-    let mut builder = TokenManager::builder("device", device_refresh(client))
+    let mut builder = TokenManager::builder(crate::cache::DEVICE_TOKEN, device_refresh(client))
         .refresh_skew(Duration::from_secs(skew));
     if let Some(spec) = store {
         builder = builder.store(crate::cache::open_store(spec)?, owner);
