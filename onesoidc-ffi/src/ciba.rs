@@ -37,7 +37,27 @@ unsafe fn ciba_request(
 ) -> Result<CibaRequest, FfiError> {
     // SAFETY: forwarded from the caller.
     let username = unsafe { arg_str(username, "username") }?;
-    let mut request = CibaRequest::for_username(username);
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        with_options(
+            CibaRequest::for_username(username),
+            binding_message,
+            resource,
+        )
+    }
+}
+
+/// `request` with the optional binding message and resource (NULL or `""`
+/// for none): the options every login call of the C API takes.
+///
+/// # Safety
+///
+/// Each pointer is NULL or a NUL-terminated string.
+pub(crate) unsafe fn with_options(
+    mut request: CibaRequest,
+    binding_message: *const c_char,
+    resource: *const c_char,
+) -> Result<CibaRequest, FfiError> {
     // SAFETY: forwarded from the caller.
     if let Some(message) = unsafe { opt_str(binding_message, "binding_message") }? {
         request = request.binding_message(message);

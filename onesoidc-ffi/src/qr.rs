@@ -11,7 +11,7 @@ use onesoidc_flows::render;
 
 use crate::boundary::{
     FfiError, ONESOIDC_INVALID_ARGUMENT, arg_str, call, free_handle, guard, handle, into_handle,
-    opt_str, out, owned_string,
+    out, owned_string,
 };
 use crate::client::{client_ref, onesoidc_client};
 use crate::events::onesoidc_event_callback;
@@ -267,16 +267,8 @@ unsafe fn qr_options(
     binding_message: *const c_char,
     resource: *const c_char,
 ) -> Result<CibaRequest, FfiError> {
-    let mut request = CibaRequest::new();
     // SAFETY: forwarded from the caller.
-    if let Some(message) = unsafe { opt_str(binding_message, "binding_message") }? {
-        request = request.binding_message(message);
-    }
-    // SAFETY: forwarded from the caller.
-    if let Some(resource) = unsafe { opt_str(resource, "resource") }? {
-        request = request.resource(resource);
-    }
-    Ok(request)
+    unsafe { crate::ciba::with_options(CibaRequest::new(), binding_message, resource) }
 }
 
 /// Starts a whole QR login in the background and returns at once (the
