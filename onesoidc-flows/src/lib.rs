@@ -55,9 +55,10 @@
 
 mod apps;
 
-/// The README's Rust blocks, compiled as doctests.
+/// The crate README's example, compiled as a doctest (the repository's
+/// README is compiled by onesoidc-tokens, which has both crates).
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
 mod ciba;

@@ -85,3 +85,9 @@ pub use tokio_stream::{Stream, StreamExt};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The repository README's Rust blocks (flows and tokens together),
+/// compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RepositoryReadmeDoctests;
