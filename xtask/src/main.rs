@@ -40,7 +40,8 @@ use std::time::Instant;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test      fmt --check, clippy -D warnings, every test (with Chromium), interop (what CI runs)
+  test      fmt --check, cargo-deny, clippy -D warnings, every test (with Chromium, Redis),
+            cargo package, the .deb, the C ABI, interop (what CI runs)
   interop   library and CLI against the stock oidc-provider (needs node + npm)
   fuzz      --seconds N [TARGET...]: each cargo-fuzz target for N s (needs cargo-fuzz)
   bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target
