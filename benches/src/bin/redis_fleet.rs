@@ -47,6 +47,13 @@ use onesoidc_tokens::{RedisTokenStore, TokenEvent, TokenManager, TokenOwner, dev
 use serde::{Deserialize, Serialize};
 use tokio_stream::StreamExt;
 
+// The tests' private redis-server (one implementation for both); its way of
+// finding the binary (`RedisServer::binary`) is not used here.
+#[allow(dead_code)]
+#[path = "../../../onesoidc-tokens/tests/support/redis_server.rs"]
+mod redis_server;
+use redis_server::RedisServer;
+
 const CHILD: &str = "ONESOIDC_BENCH_FLEET_CHILD";
 const TOKEN_PATH: &str = "/oidc/token";
 const TTL: Duration = Duration::from_secs(4);
@@ -130,100 +137,20 @@ fn on_path(program: &str) -> Option<String> {
         .map(|found| found.display().to_string())
 }
 
-/// A private `redis-server` on a unix socket, killed when dropped.
-struct RedisServer {
-    binary: String,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start(binary: &str) -> Result<RedisServer, BoxError> {
-        let mut server = RedisServer {
-            binary: binary.into(),
-            dir: tempfile::tempdir()?,
-            child: None,
-        };
-        server.restart()?;
-        Ok(server)
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("redis.sock")
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket().display())
-    }
-
-    /// Starts the server (again); returns once it accepts connections.
-    fn restart(&mut self) -> Result<(), BoxError> {
-        let mut child = Command::new(&self.binary)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(self.socket())
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.binary))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line
-                    .to_ascii_lowercase()
-                    .contains("ready to accept connections")
-                {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        self.child = Some(child);
-        rx.recv_timeout(Duration::from_secs(10))
-            .map_err(|_| "redis-server was not ready within 10 s")?;
-        Ok(())
-    }
-
-    /// SIGKILL, as if the machine went away.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+/// The process id in the refresh lease (`<pid>:<random>`), if one is held.
+fn lease_holder(redis: &RedisServer) -> Result<Option<u32>, BoxError> {
+    let client = redis::Client::open(redis.url())?;
+    let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("onesoidc:*:lease")
+        .query(&mut connection)?;
+    for key in keys {
+        let value: Option<String> = redis::cmd("GET").arg(&key).query(&mut connection)?;
+        if let Some(pid) = value.and_then(|v| v.split(':').next()?.parse().ok()) {
+            return Ok(Some(pid));
         }
-        let _ = std::fs::remove_file(self.socket());
     }
-
-    /// The process id in the refresh lease (`<pid>:<random>`), if one is held.
-    fn lease_holder(&self) -> Result<Option<u32>, BoxError> {
-        let client = redis::Client::open(self.url())?;
-        let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg("onesoidc:*:lease")
-            .query(&mut connection)?;
-        for key in keys {
-            let value: Option<String> = redis::cmd("GET").arg(&key).query(&mut connection)?;
-            if let Some(pid) = value.and_then(|v| v.split(':').next()?.parse().ok()) {
-                return Ok(Some(pid));
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    Ok(None)
 }
 
 /// A running child and its report to come.
@@ -271,7 +198,7 @@ fn fleet(server: &str, seconds: u64, processes: usize) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut redis = RedisServer::start(server)?;
+    let mut redis = RedisServer::start(server.to_string())?;
     let config = || DevIdpConfig {
         access_token_ttl: TTL,
         ..DevIdpConfig::default()
@@ -336,7 +263,7 @@ fn fleet(server: &str, seconds: u64, processes: usize) -> Result<(), BoxError> {
     let in_refresh = Instant::now();
     let mut holder = None;
     while holder.is_none() && in_refresh.elapsed() < Duration::from_millis(500) {
-        holder = redis.lease_holder()?;
+        holder = lease_holder(&redis)?;
     }
     let holder = holder.ok_or("a refresh is under way but nobody holds the lease")?;
     let index = children

@@ -111,7 +111,7 @@ async fn parent() {
     )
     .await;
     if let Some(binary) = redis {
-        let mut server = RedisServer::start(binary);
+        let mut server = RedisServer::start(binary).expect("redis-server starts");
         let url = server.url();
         run(
             "redis: many processes, one refresh per lifetime",
@@ -363,7 +363,7 @@ async fn redis_down_and_back(server: &mut RedisServer) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     server.stop();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    server.restart();
+    server.restart().expect("redis-server starts again");
     let reports = finish_all(children).await;
     assert_no_failures(&reports);
     for (i, report) in reports.iter().enumerate() {

@@ -2,6 +2,9 @@
 //! directory (no TCP port), started, stopped and restarted by the test,
 //! killed when dropped. The binary is `$ONESOIDC_REDIS_SERVER`, which
 //! `cargo xtask test` sets (installing Redis under CI).
+//!
+//! The Redis fleet benchmark (`benches/src/bin/redis_fleet.rs`) includes
+//! this file too, so its calls return errors rather than panic.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -36,14 +39,15 @@ impl RedisServer {
     }
 
     /// Starts a server with `binary`; returns once it accepts connections.
-    pub fn start(binary: String) -> RedisServer {
+    pub fn start(binary: String) -> Result<RedisServer, String> {
         let mut server = RedisServer {
             binary,
-            dir: tempfile::tempdir().unwrap(),
+            dir: tempfile::tempdir()
+                .map_err(|e| format!("cannot create a directory for redis-server: {e}"))?,
             child: None,
         };
-        server.restart();
-        server
+        server.restart()?;
+        Ok(server)
     }
 
     /// `redis+unix://` URL of the socket.
@@ -56,8 +60,10 @@ impl RedisServer {
     }
 
     /// Starts the server (again), waiting until it says it is ready.
-    pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
+    pub fn restart(&mut self) -> Result<(), String> {
+        if self.child.is_some() {
+            return Err("redis-server is already running".into());
+        }
         let mut child = Command::new(&self.binary)
             .args(["--port", "0", "--unixsocket"])
             .arg(self.socket())
@@ -75,8 +81,8 @@ impl RedisServer {
             .stderr(Stdio::null())
             .stdin(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary));
-        let stdout = child.stdout.take().unwrap();
+            .map_err(|e| format!("cannot start {}: {e}", self.binary))?;
+        let stdout = child.stdout.take().ok_or("redis-server has no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -88,9 +94,10 @@ impl RedisServer {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("redis-server is ready within 10 s");
+        // Kept before waiting, so that dropping the server kills it.
         self.child = Some(child);
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| "redis-server was not ready within 10 s".to_string())
     }
 
     /// Stops the server (SIGKILL: as if the machine went away).
