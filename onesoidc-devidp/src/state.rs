@@ -92,6 +92,8 @@ pub(crate) struct Store {
     pub seen_jtis: HashMap<(String, JtiUse, String), i64>,
     pub access_tokens: HashMap<String, AccessRecord>,
     pub refresh_tokens: HashMap<String, RefreshRecord>,
+    /// Refresh tokens issued so far (the last one's serial).
+    pub refresh_tokens_issued: u64,
     pub revoked_grants: HashSet<String>,
     pub ciba: HashMap<String, CibaRecord>,
     pub qr: HashMap<String, QrRecord>,

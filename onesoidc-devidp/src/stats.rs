@@ -36,6 +36,10 @@ pub struct Stats {
     pub registration_requests: u64,
     /// Error responses by `error` code (including `authorization_pending` and `slow_down`).
     pub rejected: BTreeMap<String, u64>,
+    /// How often each refresh token was presented to the token endpoint,
+    /// by the order it was issued in (1 = the first; the token itself is
+    /// never shown). A count above 1 is a reused refresh token.
+    pub refresh_token_uses: BTreeMap<u64, u64>,
 }
 
 impl Stats {
@@ -47,6 +51,18 @@ impl Stats {
     /// ```
     pub fn rejected(&self, code: &str) -> u64 {
         self.rejected.get(code).copied().unwrap_or(0)
+    }
+
+    /// The most times any one refresh token was presented (0: none was).
+    ///
+    /// ```
+    /// let mut stats = onesoidc_devidp::Stats::default();
+    /// stats.refresh_token_uses.insert(1, 1);
+    /// stats.refresh_token_uses.insert(2, 2);
+    /// assert_eq!(stats.most_uses_of_a_refresh_token(), 2);
+    /// ```
+    pub fn most_uses_of_a_refresh_token(&self) -> u64 {
+        self.refresh_token_uses.values().copied().max().unwrap_or(0)
     }
 
     /// How many times `auth_req_id` was polled.

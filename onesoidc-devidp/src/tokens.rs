@@ -64,6 +64,9 @@ pub(crate) enum RefreshState {
 
 #[derive(Debug, Clone)]
 pub(crate) struct RefreshRecord {
+    /// The order it was issued in (1 = the first), as counted in
+    /// [`Stats::refresh_token_uses`](crate::Stats::refresh_token_uses).
+    pub serial: u64,
     pub grant: Grant,
     pub grant_id: String,
     pub iat: i64,
@@ -219,9 +222,11 @@ impl Provider {
     ) -> Result<TokenResponse, ApiError> {
         let grant = {
             let mut store = self.lock();
-            let Some(record) = store.refresh_tokens.get(refresh_token) else {
+            let Some(serial) = store.refresh_tokens.get(refresh_token).map(|r| r.serial) else {
                 return Err(ApiError::invalid_grant("unknown refresh token"));
             };
+            *store.stats.refresh_token_uses.entry(serial).or_default() += 1;
+            let record = &store.refresh_tokens[refresh_token];
             if record.grant.client_id != client_id {
                 return Err(ApiError::invalid_grant(
                     "the refresh token was issued to another client",
@@ -280,9 +285,13 @@ impl Provider {
             .grant_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        self.lock().refresh_tokens.insert(
+        let mut store = self.lock();
+        store.refresh_tokens_issued += 1;
+        let serial = store.refresh_tokens_issued;
+        store.refresh_tokens.insert(
             token.clone(),
             RefreshRecord {
+                serial,
                 grant: grant.clone(),
                 grant_id,
                 iat,

@@ -9,9 +9,10 @@ use crate::access::{Access, NotPrivate};
 /// Opens the lock file at `path` for reading and writing, creating it with
 /// mode 0600 if it is missing. Like [`read_private`](crate::read_private),
 /// it refuses a symlink, anything but a regular file, and a file another
-/// user owns or may write. Its content is never read: lock it with
-/// [`File::lock`] or [`File::try_lock`]; the lock ends when the file is
-/// closed, or when the process dies.
+/// user owns or may write. Lock it with [`File::lock`] or
+/// [`File::try_lock`]; the lock ends when the file is closed, or when the
+/// process dies. Its content is the caller's (the token store keeps a
+/// counter in one).
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();

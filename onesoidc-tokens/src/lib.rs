@@ -65,8 +65,8 @@ pub use error::TokenError;
 pub use lend::device_manager;
 pub use manager::{
     AccessToken, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_REFRESH_JITTER, DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, JitterSource,
-    TokenEvent, TokenManager, TokenManagerBuilder, TokenState, WallClock,
+    DEFAULT_REFRESH_JITTER, DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, DEFAULT_STORE_LEASE,
+    JitterSource, TokenEvent, TokenManager, TokenManagerBuilder, TokenState, WallClock,
 };
 pub use refresh::{RefreshFn, RefreshFuture, refresh_fn};
 #[cfg(feature = "flows")]
@@ -74,7 +74,7 @@ pub use refresh::{device_refresh, device_refresh_with, user_refresh};
 pub use registry::{CIBA_USER, DEVICE, TokenManagerRegistry};
 pub use store::{
     FILE_FORMAT, FILE_FORMAT_VERSION, FileTokenStore, HeldLease, Lease, MAX_TOKEN_FILE_BYTES,
-    SaveMode, Saved, StoreError, StoreFuture, StoreKey, TokenOwner, TokenStore,
+    SaveMode, Saved, StoreError, StoreFuture, StoreKey, Stored, TokenOwner, TokenStore,
 };
 #[cfg(feature = "redis")]
 pub use store::{RedisTokenStore, RedisTokenStoreBuilder};

@@ -98,6 +98,7 @@ impl World {
             .load(&self.key())
             .await
             .expect("the token file is readable")
+            .tokens
             .expect("the token file holds tokens");
         assert_eq!(saved.access_token.expose_secret(), expected);
         let mut files: Vec<String> = std::fs::read_dir(store.dir())
@@ -483,7 +484,7 @@ async fn a_negative_expires_in_or_a_dpop_token_is_a_failed_fetch_with_backoff() 
         );
         assert!(matches!(manager.state(), TokenState::Failed { .. }));
         assert!(
-            w.store().load(&w.key()).await.unwrap().is_none(),
+            w.store().load(&w.key()).await.unwrap().tokens.is_none(),
             "nothing saved"
         );
         manager.shutdown().await;

@@ -50,6 +50,7 @@ async fn a_token_file_over_the_limit_is_ignored_though_it_is_valid() {
         .load(&key())
         .await
         .unwrap()
+        .tokens
         .expect("loaded at the limit");
     assert_eq!(loaded.access_token.expose_secret(), "at-1");
 
@@ -58,7 +59,7 @@ async fn a_token_file_over_the_limit_is_ignored_though_it_is_valid() {
     let json: serde_json::Value = serde_json::from_slice(&over).unwrap();
     assert_eq!(json["tokens"]["access_token"], "at-1", "still valid JSON");
     std::fs::write(&path, over).unwrap();
-    assert!(store.load(&key()).await.unwrap().is_none());
+    assert!(store.load(&key()).await.unwrap().tokens.is_none());
 }
 
 #[cfg(unix)]

@@ -1,7 +1,7 @@
 //! One refresh attempt, on its own task: alone, or through a shared store
 //! (take the lease, use what another process refreshed, or refresh and
-//! save), under the refresh timeout, announcing expiry if it passes
-//! meanwhile.
+//! save, fenced by the generation loaded and the lease's fencing number),
+//! under the refresh timeout, announcing expiry if it passes meanwhile.
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
@@ -13,38 +13,57 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::refresh::RefreshFn;
-use crate::store::{Lease, SaveMode, StoreError, expiry_rank};
+use crate::store::{Lease, SaveMode, Saved, StoreError, StoreKey, Stored, TokenStore, expiry_rank};
 
 use super::builder::{StoreConfig, WallClock};
-use super::state::Shared;
+use super::state::{Shared, capped_lead};
 
 /// The longest a store call may take before it counts as failed.
 pub(super) const STORE_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How much longer than a refresh may take a lease is held for (a holder
-/// that hangs loses it after `refresh_timeout + LEASE_MARGIN`).
-pub(super) const LEASE_MARGIN: Duration = Duration::from_secs(2);
+/// Delays before trying a failed store call again (a blip of a few hundred
+/// milliseconds is ridden out; then the attempt goes on without the store).
+const STORE_RETRY_DELAYS: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+];
+
+/// How many times an attempt takes the lease again after losing it
+/// before spending a refresh token.
+const LEASE_ROUNDS: usize = 3;
 
 pub(super) struct Attempt {
     pub(super) seq: u64,
     pub(super) generation: u64,
     pub(super) current: Option<Arc<TokenSet>>,
+    /// The store generation `current` came from, when known.
+    pub(super) store_generation: Option<u64>,
+    /// How long `current` had to live when it was put in.
+    pub(super) lifetime: Option<Duration>,
     /// The deadline to announce if it passes during the attempt.
     pub(super) expiry: Option<Instant>,
     pub(super) refresh: RefreshFn,
     pub(super) timeout: Duration,
     pub(super) name: Arc<str>,
     pub(super) store: Option<Arc<StoreConfig>>,
+    pub(super) lease_hold: Duration,
     pub(super) skew: Duration,
     pub(super) wall_clock: WallClock,
 }
 
 /// What an attempt got.
 pub(super) enum Fetched {
-    /// New tokens from the provider.
-    Refreshed(TokenSet),
-    /// Tokens another process refreshed, from the store.
-    Loaded(TokenSet),
+    /// New tokens from the provider, saved in this store generation (if
+    /// known).
+    Refreshed(TokenSet, Option<u64>),
+    /// Tokens from the store (another process refreshed them, or logged
+    /// in), of this generation.
+    Loaded(TokenSet, u64),
+    /// The tokens were removed from the store (a logout in another
+    /// process) in this generation: drop ours.
+    Cleared(u64),
 }
 
 /// How the store did during an attempt or a save.
@@ -102,6 +121,31 @@ async fn bounded_by<T>(
     }
 }
 
+/// `call` under `limit`, tried again after [`STORE_RETRY_DELAYS`] while it
+/// fails in a way that may pass (not when it ran out of time: it waited
+/// long enough).
+async fn retried<T, F: Future<Output = Result<T, StoreError>>>(
+    limit: Duration,
+    what: &str,
+    mut call: impl FnMut() -> F,
+) -> Result<T, Arc<StoreError>> {
+    let mut delays = STORE_RETRY_DELAYS.iter();
+    loop {
+        match bounded_by(limit, what, async { Ok(call().await) }).await? {
+            Ok(value) => return Ok(value),
+            Err(error) => match delays.next() {
+                Some(delay) if error.is_transient() => {
+                    tracing::debug!(
+                        "token store: {what} failed, trying again in {delay:?}: {error}"
+                    );
+                    tokio::time::sleep(*delay).await;
+                }
+                _ => return Err(Arc::new(error)),
+            },
+        }
+    }
+}
+
 /// Runs one attempt on its own task (so a panic is an error, not a dead
 /// manager), announcing expiry if it passes meanwhile.
 pub(super) async fn run_attempt(weak: &Weak<Shared>, attempt: Attempt) -> AttemptOutput {
@@ -139,59 +183,186 @@ async fn run(attempt: Attempt) -> AttemptOutput {
         return AttemptOutput {
             fetched: refresh(&attempt, attempt.current.clone())
                 .await
-                .map(Fetched::Refreshed),
+                .map(|tokens| Fetched::Refreshed(tokens, None)),
             store: StoreReport::Unused,
         };
     };
     let StoreConfig { store, key } = &*store;
     let mut report = StoreReport::Unused;
-
-    // Take turns with the other processes; if the store fails, go alone.
-    // The holder keeps the lease at most `hold` (a store with time limits
-    // ends it then), so a waiter normally gets it within that; it waits
-    // twice as long in case another process runs with a longer timeout.
-    let hold = attempt.timeout.saturating_add(LEASE_MARGIN);
-    let wait = hold.saturating_mul(2).saturating_add(LEASE_MARGIN);
-    let lease = bounded_by(
-        wait,
-        "waiting for the refresh lease",
-        store.lease(key, hold),
-    )
-    .await;
-    report.add(&lease);
-    let lease: Option<Lease> = lease.ok().flatten();
-
-    // Another process may have refreshed while we waited.
-    let mut current = attempt.current.clone();
-    let stored = bounded(store.load(key)).await;
-    report.add(&stored);
-    if let Ok(Some(stored)) = stored {
-        let newer = current
-            .as_ref()
-            .is_none_or(|current| expiry_rank(&stored) > expiry_rank(current));
-        if newer {
-            if fresh_enough(&stored, attempt.skew, (attempt.wall_clock)()) {
-                release(lease, &mut report).await;
+    for _ in 0..LEASE_ROUNDS {
+        match shared_round(&attempt, &**store, key, &mut report).await {
+            Round::Done(fetched) => {
                 return AttemptOutput {
-                    fetched: Ok(Fetched::Loaded(stored)),
+                    fetched,
                     store: report,
                 };
             }
-            // Due as well: refresh it (its refresh token is the newest).
-            current = Some(Arc::new(stored));
+            Round::LeaseLost => {}
         }
     }
-
-    let fetched = refresh(&attempt, current).await;
-    if let Ok(tokens) = &fetched {
-        let saved = bounded(store.save(key, tokens, SaveMode::IfNewer)).await;
-        report.add(&saved);
-    }
-    release(lease, &mut report).await;
     AttemptOutput {
-        fetched: fetched.map(Fetched::Refreshed),
+        fetched: Err(not_alone(format!(
+            "the refresh lease was lost {LEASE_ROUNDS} times in a row before the refresh token could be spent"
+        ))),
         store: report,
     }
+}
+
+enum Round {
+    Done(Result<Fetched, Error>),
+    /// The lease ran out before the refresh token was spent: start over.
+    LeaseLost,
+}
+
+/// Takes the lease (waiting for other processes), loads, and uses what is
+/// stored or refreshes and saves.
+async fn shared_round(
+    attempt: &Attempt,
+    store: &dyn TokenStore,
+    key: &StoreKey,
+    report: &mut StoreReport,
+) -> Round {
+    // A live holder keeps the lease (renewing it) while it loads, refreshes
+    // and saves; wait that long, and a lease's time limit more.
+    let wait = attempt
+        .timeout
+        .saturating_add(STORE_CALL_TIMEOUT.saturating_mul(3))
+        .saturating_add(attempt.lease_hold);
+    let lease = retried(wait, "waiting for the refresh lease", || {
+        store.lease(key, attempt.lease_hold)
+    })
+    .await;
+    report.add(&lease);
+    let lease: Option<Lease> = match lease {
+        Ok(lease) => lease,
+        Err(error) => return Round::Done(alone(attempt, &error).await),
+    };
+    let stored = retried(STORE_CALL_TIMEOUT, "reading the tokens", || store.load(key)).await;
+    report.add(&stored);
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(error) => {
+            release(lease, report).await;
+            return Round::Done(alone(attempt, &error).await);
+        }
+    };
+
+    let current = match decide(attempt, stored.clone()) {
+        Decision::Use(fetched) => {
+            release(lease, report).await;
+            return Round::Done(Ok(fetched));
+        }
+        Decision::Refresh(current) => current,
+    };
+    // Only one holder may spend a refresh token: make sure the lease is
+    // still ours (a process stopped past its lease has lost it).
+    if let Some(lease) = &lease
+        && current.as_ref().is_some_and(|c| c.refresh_token.is_some())
+        && let Err(error) = lease.confirm().await
+    {
+        tracing::warn!(manager = %attempt.name, "not spending the refresh token: {error}");
+        return Round::LeaseLost;
+    }
+    let fetched = match refresh(attempt, current).await {
+        Ok(tokens) => tokens,
+        Err(error) => {
+            release(lease, report).await;
+            return Round::Done(Err(error));
+        }
+    };
+    let mode = SaveMode::Refreshed {
+        generation: stored.generation,
+        fence: lease.as_ref().and_then(Lease::fence),
+    };
+    let saved = bounded(store.save(key, &fetched, mode)).await;
+    report.add(&saved);
+    release(lease, report).await;
+    Round::Done(Ok(match saved {
+        Ok(Saved::Superseded(now)) => match *now {
+            Stored {
+                tokens: Some(tokens),
+                generation,
+                ..
+            } => {
+                tracing::info!(manager = %attempt.name, "tokens were stored by another process during the refresh; using those");
+                Fetched::Loaded(tokens, generation)
+            }
+            now if now.is_tombstone() => {
+                tracing::info!(manager = %attempt.name, "the tokens were removed (a logout) during the refresh; dropping the refreshed ones");
+                Fetched::Cleared(now.generation)
+            }
+            _ => Fetched::Refreshed(fetched, None),
+        },
+        Ok(Saved::Fenced) => {
+            tracing::warn!(manager = %attempt.name, "not saving the refreshed tokens: a newer refresh lease was granted meanwhile");
+            Fetched::Refreshed(fetched, Some(stored.generation))
+        }
+        Ok(_) => Fetched::Refreshed(fetched, Some(stored.generation)),
+        Err(_) => Fetched::Refreshed(fetched, None),
+    }))
+}
+
+enum Decision {
+    /// What the store holds settles it.
+    Use(Fetched),
+    /// Refresh these tokens.
+    Refresh(Option<Arc<TokenSet>>),
+}
+
+/// What to do with what the store holds.
+fn decide(attempt: &Attempt, stored: Stored) -> Decision {
+    let since_ours = attempt
+        .store_generation
+        .is_some_and(|ours| ours != stored.generation);
+    let Some(tokens) = stored.tokens else {
+        if since_ours && stored.generation > 0 {
+            // A logout elsewhere since our tokens were saved or loaded.
+            return Decision::Use(Fetched::Cleared(stored.generation));
+        }
+        return Decision::Refresh(attempt.current.clone());
+    };
+    // Another process refreshed (later expiry), or logged in (a new
+    // generation: its tokens replace ours whatever they expire).
+    let newer = since_ours
+        || attempt
+            .current
+            .as_ref()
+            .is_none_or(|current| expiry_rank(&tokens) > expiry_rank(current));
+    if !newer {
+        return Decision::Refresh(attempt.current.clone());
+    }
+    let now = (attempt.wall_clock)();
+    if fresh_enough(&tokens, attempt.skew, attempt.lifetime, now) {
+        return Decision::Use(Fetched::Loaded(tokens, stored.generation));
+    }
+    // Due as well: refresh it (its refresh token is the newest).
+    Decision::Refresh(Some(Arc::new(tokens)))
+}
+
+/// The store failed (after retries): refresh without it, unless that
+/// would spend a refresh token another process may be spending.
+async fn alone(attempt: &Attempt, error: &StoreError) -> Result<Fetched, Error> {
+    if attempt
+        .current
+        .as_ref()
+        .is_some_and(|current| current.refresh_token.is_some())
+    {
+        return Err(not_alone(format!("the token store failed: {error}")));
+    }
+    refresh(attempt, attempt.current.clone())
+        .await
+        .map(|tokens| Fetched::Refreshed(tokens, None))
+}
+
+/// Why a refresh token was not spent.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "not refreshing alone: {0}; another process sharing the token store may be spending the same refresh token (spending it twice revokes the login), so the refresh is retried later"
+)]
+struct NotAlone(String);
+
+fn not_alone(reason: String) -> Error {
+    Error::Other(Box::new(NotAlone(reason)))
 }
 
 async fn release(lease: Option<Lease>, report: &mut StoreReport) {
@@ -201,12 +372,22 @@ async fn release(lease: Option<Lease>, report: &mut StoreReport) {
     }
 }
 
-/// Whether tokens from the store can be used as they are: more than `skew`
-/// left (no expiry: always).
-fn fresh_enough(tokens: &TokenSet, skew: Duration, now: SystemTime) -> bool {
-    tokens
-        .expires_at
-        .is_none_or(|at| at.duration_since(now).is_ok_and(|left| left > skew))
+/// Whether tokens from the store can be used as they are: more left than
+/// the lead the refresh schedule would take for tokens of this lifetime
+/// (`lifetime`: of the tokens held; else what the stored ones have left).
+/// No expiry: always.
+fn fresh_enough(
+    tokens: &TokenSet,
+    skew: Duration,
+    lifetime: Option<Duration>,
+    now: SystemTime,
+) -> bool {
+    tokens.expires_at.is_none_or(|at| {
+        at.duration_since(now).is_ok_and(|left| {
+            let lead = capped_lead(skew, lifetime.unwrap_or(left));
+            left > lead
+        })
+    })
 }
 
 /// The refresh function under the timeout.

@@ -29,6 +29,8 @@ pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Default [`TokenManagerBuilder::refresh_timeout`].
 pub const DEFAULT_REFRESH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`TokenManagerBuilder::store_lease`].
+pub const DEFAULT_STORE_LEASE: Duration = Duration::from_secs(10);
 /// Default [`TokenManagerBuilder::event_capacity`].
 pub const DEFAULT_EVENT_CAPACITY: usize = 16;
 
@@ -49,6 +51,7 @@ pub struct TokenManagerBuilder {
     backoff_initial: Duration,
     backoff_max: Duration,
     refresh_timeout: Duration,
+    store_lease: Duration,
     event_capacity: usize,
     jitter_source: Option<JitterSource>,
     wall_clock: Option<WallClock>,
@@ -65,6 +68,7 @@ impl fmt::Debug for TokenManagerBuilder {
             .field("backoff_initial", &self.backoff_initial)
             .field("backoff_max", &self.backoff_max)
             .field("refresh_timeout", &self.refresh_timeout)
+            .field("store_lease", &self.store_lease)
             .field("event_capacity", &self.event_capacity)
             .field("store", &self.store.as_ref().map(|(store, _)| store))
             .field("initial_tokens", &self.initial.is_some())
@@ -82,6 +86,7 @@ impl TokenManagerBuilder {
             backoff_initial: DEFAULT_BACKOFF_INITIAL,
             backoff_max: DEFAULT_BACKOFF_MAX,
             refresh_timeout: DEFAULT_REFRESH_TIMEOUT,
+            store_lease: DEFAULT_STORE_LEASE,
             event_capacity: DEFAULT_EVENT_CAPACITY,
             jitter_source: None,
             wall_clock: None,
@@ -130,6 +135,20 @@ impl TokenManagerBuilder {
     /// timeout). Default 30 s ([`DEFAULT_REFRESH_TIMEOUT`]); at least 1 ms.
     pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
         self.refresh_timeout = timeout;
+        self
+    }
+
+    /// How long a shared store's refresh lease lasts unless renewed.
+    /// Default 10 s ([`DEFAULT_STORE_LEASE`]); at least 30 ms.
+    ///
+    /// The holder renews it every third of this while it loads, refreshes
+    /// and saves, however long that takes, and makes sure it still holds
+    /// it right before spending a refresh token; a holder that stops (or
+    /// dies, or loses the store) loses it after at most this long, and
+    /// another process takes over. Stores without time limits (a file
+    /// lock, lost when its holder dies) do not use it.
+    pub fn store_lease(mut self, lease: Duration) -> Self {
+        self.store_lease = lease;
         self
     }
 
@@ -210,15 +229,27 @@ impl TokenManagerBuilder {
     ///   tokens).
     /// - While its token is valid the manager never reads the store. When a
     ///   refresh is due it takes the store's lease, uses what is stored if
-    ///   another process refreshed meanwhile (and it has more than the
-    ///   [`refresh_skew`](Self::refresh_skew) left; [`TokenEvent::Loaded`](crate::TokenEvent::Loaded)),
+    ///   another process refreshed meanwhile (and it has more left than the
+    ///   lead the refresh schedule would take: the
+    ///   [`refresh_skew`](Self::refresh_skew), at most half the tokens'
+    ///   life; [`TokenEvent::Loaded`](crate::TokenEvent::Loaded)),
     ///   otherwise refreshes and saves before handing the new token out.
+    ///   The lease is renewed while held ([`store_lease`](Self::store_lease)).
     /// - [`store`](TokenManager::store) saves, [`clear`](TokenManager::clear)
-    ///   removes.
-    /// - If the store fails, the manager refreshes alone, reports
+    ///   removes (leaving a tombstone). Both win over any refresh already
+    ///   running, here or in another process: its tokens are neither
+    ///   handed out nor saved. A refresh that finds a logout from another
+    ///   process in the store drops this manager's tokens too
+    ///   ([`TokenEvent::Cleared`](crate::TokenEvent::Cleared)).
+    /// - If the store fails, its calls are retried for about 1.5 s, then
+    ///   the manager refreshes alone, reports
     ///   [`TokenEvent::StoreUnavailable`](crate::TokenEvent::StoreUnavailable)
     ///   once, and [`TokenEvent::StoreAvailable`](crate::TokenEvent::StoreAvailable)
-    ///   when it works again. A failing store never fails a caller.
+    ///   when it works again. A failing store never fails a caller of
+    ///   device tokens; tokens with a refresh token are not refreshed
+    ///   alone (another process may be spending the same refresh token,
+    ///   and spending it twice revokes the login): that refresh fails and
+    ///   is retried with backoff while the old token is valid.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -276,6 +307,7 @@ impl TokenManagerBuilder {
             backoff_initial,
             backoff_max: self.backoff_max.max(backoff_initial),
             refresh_timeout: self.refresh_timeout.max(Duration::from_millis(1)),
+            store_lease: self.store_lease.max(Duration::from_millis(30)),
             event_capacity: self.event_capacity.max(1),
             jitter_source: self
                 .jitter_source
@@ -347,6 +379,7 @@ pub(super) struct Config {
     pub(super) backoff_initial: Duration,
     pub(super) backoff_max: Duration,
     pub(super) refresh_timeout: Duration,
+    pub(super) store_lease: Duration,
     pub(super) event_capacity: usize,
     pub(super) jitter_source: JitterSource,
     pub(super) wall_clock: WallClock,

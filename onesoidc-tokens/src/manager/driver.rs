@@ -46,7 +46,7 @@ pub(super) async fn drive(
             if let Some(config) = &shared.config.store {
                 let loaded = bounded(config.store.load(&config.key)).await;
                 let report = StoreReport::of(&loaded);
-                shared.loaded_at_startup(loaded.ok().flatten(), report);
+                shared.loaded_at_startup(loaded.ok(), report);
             }
         }
         Startup::Save => {

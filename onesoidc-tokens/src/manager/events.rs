@@ -30,7 +30,8 @@ pub enum TokenEvent {
         expires_at: Expiry,
     },
     /// Another process sharing the [store](crate::TokenManagerBuilder::store)
-    /// had refreshed: the manager took its tokens instead of refreshing.
+    /// had refreshed (or stored a new login): the manager took its tokens
+    /// instead of refreshing.
     Loaded {
         /// When the access token expires.
         expires_at: Expiry,
@@ -52,10 +53,14 @@ pub enum TokenEvent {
     /// The access token expired without being replaced. From now on callers
     /// get an error until a refresh succeeds or tokens are stored.
     Expired,
-    /// [`TokenManager::clear`](crate::TokenManager::clear) dropped the tokens.
+    /// [`TokenManager::clear`](crate::TokenManager::clear) dropped the
+    /// tokens, or a refresh found them removed from the
+    /// [store](crate::TokenManagerBuilder::store) by another process (a
+    /// logout there).
     Cleared,
     /// The [store](crate::TokenManagerBuilder::store) failed (unreachable,
-    /// not private, ...): the manager refreshes alone until it works again.
+    /// not private, ...): the manager refreshes alone until it works again
+    /// (but never spends a refresh token alone).
     /// Reported once, until [`StoreAvailable`](Self::StoreAvailable).
     StoreUnavailable {
         /// The store's error.

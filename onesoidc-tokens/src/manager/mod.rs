@@ -50,7 +50,8 @@ mod tests;
 
 pub use builder::{
     DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_EVENT_CAPACITY, DEFAULT_REFRESH_JITTER,
-    DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, JitterSource, TokenManagerBuilder, WallClock,
+    DEFAULT_REFRESH_SKEW, DEFAULT_REFRESH_TIMEOUT, DEFAULT_STORE_LEASE, JitterSource,
+    TokenManagerBuilder, WallClock,
 };
 pub use events::{TokenEvent, TokenState};
 pub use read_path::AccessToken;
@@ -171,6 +172,8 @@ impl TokenManager {
         {
             let mut inner = shared.lock();
             inner.generation += 1;
+            // Known again once saved.
+            inner.store_generation = None;
             shared.supersede_pending(&mut inner);
             shared.install(&mut inner, tokens.clone(), Instant::now());
             shared.emit(
@@ -201,18 +204,7 @@ impl TokenManager {
         {
             let mut inner = shared.lock();
             inner.generation += 1;
-            shared.supersede_pending(&mut inner);
-            inner.tokens = None;
-            inner.expires = None;
-            inner.expiry_announced = false;
-            inner.refresh_at = None;
-            inner.failures = 0;
-            inner.last_failure = None;
-            inner.reauth = None;
-            let now = Instant::now();
-            shared.publish_slot(&inner, now);
-            shared.publish_state(&inner, now);
-            shared.emit(&inner, TokenEvent::Cleared);
+            shared.drop_tokens(&mut inner, Instant::now());
         }
         shared.wake.notify_one();
         shared.done.notify_waiters();

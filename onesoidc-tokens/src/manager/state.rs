@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::TokenError;
-use crate::store::SaveMode;
+use crate::store::{SaveMode, Saved, Stored};
 
 use super::attempt::bounded;
 
@@ -68,6 +68,13 @@ pub(super) struct Inner {
     pub(super) outcome: Option<Outcome>,
     /// Bumped by store and clear: an attempt started before is discarded.
     pub(super) generation: u64,
+    /// The store generation `tokens` were saved in or loaded from (see
+    /// [`TokenStore`](crate::TokenStore)), when known: a refresh that finds
+    /// another generation in the store knows a login or logout happened
+    /// elsewhere.
+    pub(super) store_generation: Option<u64>,
+    /// How long `tokens` had to live when they were put in.
+    pub(super) lifetime: Option<Duration>,
     /// True from build until the background task ends.
     pub(super) driver_alive: bool,
     pub(super) events: Option<broadcast::Sender<TokenEvent>>,
@@ -126,6 +133,14 @@ impl Inner {
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How long before expiry tokens that live `lifetime` are refreshed, for a
+/// `lead` (skew, plus jitter when scheduling): never more than half their
+/// life, so short tokens are refreshed halfway. The one rule for
+/// scheduling a refresh and for using tokens another process stored.
+pub(super) fn capped_lead(lead: Duration, lifetime: Duration) -> Duration {
+    lead.min(lifetime / 2)
 }
 
 /// `now + d`, saturating at about 30 years.
@@ -195,7 +210,7 @@ impl Shared {
         }
         let jitter = self.config.jitter.as_secs_f64() * self.jitter_fraction();
         let jitter = Duration::try_from_secs_f64(jitter).unwrap_or(self.config.jitter);
-        let lead = self.config.skew.saturating_add(jitter).min(remaining / 2);
+        let lead = capped_lead(self.config.skew.saturating_add(jitter), remaining);
         Some(expires - lead)
     }
 
@@ -252,6 +267,9 @@ impl Shared {
     /// Puts in new tokens (stored or refreshed) and schedules their refresh.
     pub(super) fn install(&self, inner: &mut Inner, tokens: Arc<TokenSet>, now: Instant) {
         inner.expires = self.deadline(&tokens, now);
+        inner.lifetime = inner
+            .expires
+            .map(|expires| expires.saturating_duration_since(now));
         inner.tokens = Some(tokens);
         inner.expiry_announced = false;
         inner.failures = 0;
@@ -394,11 +412,14 @@ impl Shared {
                     seq,
                     generation: inner.generation,
                     current: inner.tokens.clone(),
+                    store_generation: inner.store_generation,
+                    lifetime: inner.lifetime,
                     expiry: inner.pending_expiry(),
                     refresh: self.config.refresh.clone(),
                     timeout: self.config.refresh_timeout,
                     name: self.name.clone(),
                     store: self.config.store.clone(),
+                    lease_hold: self.config.store_lease,
                     skew: self.config.skew,
                     wall_clock: self.config.wall_clock.clone(),
                 })
@@ -426,11 +447,26 @@ impl Shared {
             AttemptResult::Superseded
         } else {
             match output.fetched {
+                Ok(Fetched::Cleared(store_generation)) => {
+                    tracing::info!(manager = %self.name, "the tokens were removed from the store (a logout in another process); dropping ours");
+                    inner.generation += 1;
+                    inner.store_generation = Some(store_generation);
+                    self.drop_tokens(&mut inner, now);
+                    AttemptResult::Superseded
+                }
                 Ok(fetched) => {
-                    let (tokens, loaded) = match fetched {
-                        Fetched::Refreshed(tokens) => (Arc::new(tokens), false),
-                        Fetched::Loaded(tokens) => (Arc::new(tokens), true),
+                    let (tokens, loaded, store_generation) = match fetched {
+                        Fetched::Refreshed(tokens, generation) => {
+                            (Arc::new(tokens), false, generation)
+                        }
+                        Fetched::Loaded(tokens, generation) => {
+                            (Arc::new(tokens), true, Some(generation))
+                        }
+                        Fetched::Cleared(_) => unreachable!("handled above"),
                     };
+                    if store_generation.is_some() {
+                        inner.store_generation = store_generation;
+                    }
                     let failures = inner.failures;
                     self.install(&mut inner, tokens.clone(), now);
                     if inner.is_valid(now) {
@@ -470,13 +506,19 @@ impl Shared {
 
     /// Puts in the tokens the background task loaded from the store at
     /// start-up; callers waiting meanwhile look again.
-    pub(super) fn loaded_at_startup(&self, tokens: Option<TokenSet>, report: StoreReport) {
+    pub(super) fn loaded_at_startup(&self, stored: Option<Stored>, report: StoreReport) {
         let now = Instant::now();
         let mut inner = self.lock();
         self.note_store(&mut inner, report);
-        if let Some(tokens) = tokens
-            && inner.tokens.is_none()
-        {
+        let Some(stored) = stored else {
+            return;
+        };
+        if inner.tokens.is_some() || inner.generation != 0 {
+            // Tokens were stored or cleared meanwhile; that counts.
+            return;
+        }
+        inner.store_generation = Some(stored.generation);
+        if let Some(tokens) = stored.tokens {
             tracing::debug!(manager = %self.name, "loaded saved tokens");
             inner.generation += 1;
             self.supersede_pending(&mut inner);
@@ -597,6 +639,14 @@ impl Shared {
         let saved = bounded(config.store.save(&config.key, tokens, SaveMode::Replace)).await;
         let mut inner = self.lock();
         self.note_store(&mut inner, StoreReport::of(&saved));
+        if let Ok(Saved::Written { generation }) = saved
+            && inner
+                .tokens
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(current, tokens))
+        {
+            inner.store_generation = Some(generation);
+        }
     }
 
     /// Removes the saved tokens after `clear()`, unless tokens were put in
@@ -612,6 +662,28 @@ impl Shared {
         let removed = bounded(config.store.remove(&config.key)).await;
         let mut inner = self.lock();
         self.note_store(&mut inner, StoreReport::of(&removed));
+        if let Ok(generation) = removed
+            && inner.tokens.is_none()
+        {
+            inner.store_generation = Some(generation);
+        }
+    }
+
+    /// Forgets the tokens and their schedule, failures included (`clear()`,
+    /// or a logout seen in the store), and says so.
+    pub(super) fn drop_tokens(&self, inner: &mut Inner, now: Instant) {
+        self.supersede_pending(inner);
+        inner.tokens = None;
+        inner.expires = None;
+        inner.lifetime = None;
+        inner.expiry_announced = false;
+        inner.refresh_at = None;
+        inner.failures = 0;
+        inner.last_failure = None;
+        inner.reauth = None;
+        self.publish_slot(inner, now);
+        self.publish_state(inner, now);
+        self.emit(inner, TokenEvent::Cleared);
     }
 }
 

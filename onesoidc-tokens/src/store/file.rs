@@ -1,7 +1,7 @@
 //! [`FileTokenStore`]: one directory, one machine.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,7 +12,12 @@ use onesoidc_fs::{
 };
 
 use super::record::{decode, encode, expiry_rank};
-use super::{HeldLease, Lease, SaveMode, Saved, StoreError, StoreFuture, StoreKey, TokenStore};
+use super::{
+    HeldLease, Lease, SaveMode, Saved, StoreError, StoreFuture, StoreKey, Stored, TokenStore,
+};
+
+/// How often a waiter tries the lease again while another process holds it.
+const LEASE_POLL: Duration = Duration::from_millis(50);
 
 /// The largest token file read (1 MiB; real ones are a few KiB). A larger
 /// one is ignored with a warning, like any other file that is not ours.
@@ -22,8 +27,12 @@ pub const MAX_TOKEN_FILE_BYTES: u64 = 1024 * 1024;
 /// machine that uses the directory.
 ///
 /// - `<dir>/<name>.json` holds the tokens with their owner (issuer, client
-///   id); `<name>.lease` is the refresh lease (an OS lock on it: a process
-///   that dies loses it at once); `<name>.lock` serializes writes.
+///   id) and generation, or after [`remove`](TokenStore::remove) a
+///   tombstone (the generation, no tokens); `<name>.lease` is the refresh
+///   lease (an OS lock on it: a process that dies loses it at once);
+///   `<name>.lock` serializes writes and holds the last fencing number
+///   granted (as decimal digits). Every conditional save is decided and
+///   written under the lock of `<name>.lock`.
 /// - The directory is created with mode 0700 and files with mode 0600 (on
 ///   Unix). A directory or file that is a symlink, is owned by another
 ///   user, or is writable by group or others is refused: every call fails
@@ -77,26 +86,26 @@ impl FileTokenStore {
         self.dir.join(format!("{}.{extension}", key.escaped_name()))
     }
 
-    fn load_now(&self, key: &StoreKey) -> Result<Option<TokenSet>, StoreError> {
+    fn load_now(&self, key: &StoreKey) -> Result<Stored, StoreError> {
         if !check_private_dir(&self.dir)? {
-            return Ok(None);
+            return Ok(Stored::default());
         }
         let path = self.path_for(key);
         let bytes = match read_private(&path, MAX_TOKEN_FILE_BYTES) {
             Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(None),
+            Ok(None) => return Ok(Stored::default()),
             Err(NotPrivate::Io { source, .. }) if source.kind() == io::ErrorKind::FileTooLarge => {
                 tracing::warn!(path = %path.display(), manager = key.name(), "ignoring token file: {source}");
-                return Ok(None);
+                return Ok(Stored::default());
             }
             Err(e) => return Err(e.into()),
         };
         warn_if_readable_by_others(&path);
         match decode(key, &bytes) {
-            Ok(tokens) => Ok(Some(tokens)),
+            Ok(stored) => Ok(stored),
             Err(reason) => {
                 tracing::warn!(path = %path.display(), manager = key.name(), "ignoring token file: {reason}");
-                Ok(None)
+                Ok(Stored::default())
             }
         }
     }
@@ -108,43 +117,82 @@ impl FileTokenStore {
         mode: SaveMode,
     ) -> Result<Saved, StoreError> {
         create_private_dir(&self.dir)?;
+        let writing = self.lock(key, "lock")?;
+        let stored = self.load_now(key)?;
+        let generation = match mode {
+            SaveMode::Replace => stored.generation.saturating_add(1),
+            SaveMode::Refreshed { generation, fence } => {
+                if fence.is_some_and(|fence| read_fence(&writing, &self.file(key, "lock")) > fence)
+                {
+                    return Ok(Saved::Fenced);
+                }
+                let exists = stored.tokens.is_some() || stored.generation > 0;
+                if exists && stored.generation != generation {
+                    return Ok(Saved::Superseded(Box::new(stored)));
+                }
+                if let Some(kept) = stored.tokens
+                    && expiry_rank(&kept) > expiry_rank(tokens)
+                {
+                    return Ok(Saved::KeptNewer(Box::new(kept)));
+                }
+                generation
+            }
+        };
+        self.write(key, Some(tokens), generation)?;
+        Ok(Saved::Written { generation })
+    }
+
+    /// Leaves a tombstone of the next generation.
+    fn remove_now(&self, key: &StoreKey) -> Result<u64, StoreError> {
+        create_private_dir(&self.dir)?;
         let _writing = self.lock(key, "lock")?;
-        if mode == SaveMode::IfNewer
-            && let Some(stored) = self.load_now(key)?
-            && expiry_rank(&stored) > expiry_rank(tokens)
-        {
-            return Ok(Saved::KeptNewer(Box::new(stored)));
-        }
+        let generation = self.load_now(key)?.generation.saturating_add(1);
+        self.write(key, None, generation)?;
+        Ok(generation)
+    }
+
+    fn write(
+        &self,
+        key: &StoreKey,
+        tokens: Option<&TokenSet>,
+        generation: u64,
+    ) -> Result<(), StoreError> {
         let path = self.path_for(key);
-        write_atomically(&[NewFile::new(&path, &encode(key, tokens), 0o600)]).map_err(
+        write_atomically(&[NewFile::new(&path, &encode(key, tokens, generation), 0o600)]).map_err(
             |source| StoreError::Io {
                 action: "write",
                 path,
                 source,
             },
-        )?;
-        Ok(Saved::Written)
+        )
     }
 
-    fn remove_now(&self, key: &StoreKey) -> Result<(), StoreError> {
-        if !check_private_dir(&self.dir)? {
-            return Ok(());
+    /// Takes `<name>.lease` if no other process holds it, with the next
+    /// fencing number (counted in `<name>.lock`).
+    fn try_lease(&self, key: &StoreKey) -> Result<Option<FileLease>, StoreError> {
+        create_private_dir(&self.dir)?;
+        let path = self.file(key, "lease");
+        let file = open_lock_file(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(StoreError::Io {
+                    action: "lock",
+                    path,
+                    source,
+                });
+            }
         }
-        let _writing = self.lock(key, "lock")?;
-        let path = self.path_for(key);
-        match std::fs::remove_file(&path) {
-            Ok(()) => onesoidc_fs::sync_dir(&self.dir).map_err(|source| StoreError::Io {
-                action: "sync",
-                path: self.dir.clone(),
-                source,
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StoreError::Io {
-                action: "remove",
-                path,
-                source,
-            }),
-        }
+        let counting = self.lock(key, "lock")?;
+        let counter = self.file(key, "lock");
+        let fence = read_fence(&counting, &counter).saturating_add(1);
+        write_fence(&counting, fence).map_err(|source| StoreError::Io {
+            action: "write the fencing number to",
+            path: counter,
+            source,
+        })?;
+        Ok(Some(FileLease { _file: file, fence }))
     }
 
     /// Opens `<name>.<extension>` and waits for its lock.
@@ -173,6 +221,34 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
+/// The fencing number last granted, kept in `<name>.lock` (read with its
+/// lock held). Empty (a new file): 0. Anything else than digits is
+/// ignored with a warning.
+fn read_fence(mut file: &File, path: &Path) -> u64 {
+    let mut text = String::new();
+    let read = file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| file.take(32).read_to_string(&mut text));
+    match read.map(|_| text.trim()) {
+        Ok("") => 0,
+        Ok(digits) => digits.parse().unwrap_or_else(|_| {
+            tracing::warn!(path = %path.display(), "the lock file holds no fencing number; counting from 0");
+            0
+        }),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot read the fencing number: {e}; counting from 0");
+            0
+        }
+    }
+}
+
+/// Writes `fence` over the old number (never shorter, as numbers only grow,
+/// so no truncation is needed).
+fn write_fence(mut file: &File, fence: u64) -> io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(fence.to_string().as_bytes())
+}
+
 /// Runs `job` on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(
     job: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -186,18 +262,26 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-/// The lease: an OS lock on `<name>.lease`, held while the file is open.
-struct FileLease(File);
+/// The lease: an OS lock on `<name>.lease`, held while the file is open
+/// (never lost while this process lives), and its fencing number.
+struct FileLease {
+    _file: File,
+    fence: u64,
+}
 
 impl HeldLease for FileLease {
+    fn fence(&self) -> Option<u64> {
+        Some(self.fence)
+    }
+
     fn release(self: Box<Self>) -> StoreFuture<'static, ()> {
-        drop(self.0);
+        drop(self);
         Box::pin(async { Ok(()) })
     }
 }
 
 impl TokenStore for FileTokenStore {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<TokenSet>> {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Stored> {
         let (store, key) = (self.clone(), key.clone());
         Box::pin(blocking(move || store.load_now(&key)))
     }
@@ -212,33 +296,23 @@ impl TokenStore for FileTokenStore {
         Box::pin(blocking(move || store.save_now(&key, &tokens, mode)))
     }
 
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, u64> {
         let (store, key) = (self.clone(), key.clone());
         Box::pin(blocking(move || store.remove_now(&key)))
     }
 
-    /// Waits for the OS lock on `<name>.lease` (at most twice `hold`; then
-    /// an error). The kernel releases it when the holder closes the file or
-    /// dies, and wakes the next waiter at once.
-    fn lease<'a>(&'a self, key: &'a StoreKey, hold: Duration) -> StoreFuture<'a, Option<Lease>> {
-        let (store, key) = (self.clone(), key.clone());
+    /// Takes the OS lock on `<name>.lease`, trying every 50 ms while
+    /// another process holds it (without a limit: bound it with a
+    /// timeout; managers do). The kernel releases it when the holder
+    /// closes the file or dies; it has no time limit, so `hold` is not used.
+    fn lease<'a>(&'a self, key: &'a StoreKey, _hold: Duration) -> StoreFuture<'a, Option<Lease>> {
         Box::pin(async move {
-            let path = store.file(&key, "lease");
-            let waiting = blocking(move || {
-                create_private_dir(&store.dir)?;
-                store.lock(&key, "lease")
-            });
-            let most = hold.saturating_mul(2);
-            match tokio::time::timeout(most, waiting).await {
-                Ok(file) => Ok(Some(Lease::new(FileLease(file?)))),
-                Err(_) => Err(StoreError::Io {
-                    action: "take the refresh lease",
-                    path,
-                    source: io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("another process has held it for more than {most:?}"),
-                    ),
-                }),
+            loop {
+                let (store, key) = (self.clone(), key.clone());
+                if let Some(lease) = blocking(move || store.try_lease(&key)).await? {
+                    return Ok(Some(Lease::new(lease)));
+                }
+                tokio::time::sleep(LEASE_POLL).await;
             }
         })
     }

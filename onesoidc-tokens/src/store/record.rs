@@ -1,19 +1,22 @@
 //! The one place tokens are serialized: the record every store writes
-//! (a file's content, a Redis value), and reading it back with a reason
-//! for anything not usable.
+//! (a file's content, a Redis value), with its generation, or a tombstone
+//! without tokens; and reading it back with a reason for anything not
+//! usable.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use onesoidc_core::{ExposeSecret, TokenSet};
 use serde::{Deserialize, Serialize};
 
-use super::StoreKey;
 use super::owner::TokenOwner;
+use super::{StoreKey, Stored};
 
 /// `format` field of every record a store writes.
 pub const FILE_FORMAT: &str = "onesoidc-tokens";
 /// Current `version` of that format. Version 2 records the owner (issuer,
-/// client id); version 1 records, which did not, are ignored.
+/// client id); version 1 records, which did not, are ignored. Since
+/// `generation` (default 0) and tombstones (`tokens: null`), a record
+/// without them is read as generation 0.
 pub const FILE_FORMAT_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
@@ -22,7 +25,11 @@ struct Record {
     version: u32,
     name: String,
     owner: TokenOwner,
-    tokens: StoredTokens,
+    /// Advanced by every login and logout; see [`TokenStore`](super::TokenStore).
+    #[serde(default)]
+    generation: u64,
+    /// `None`: a tombstone (the tokens were removed).
+    tokens: Option<StoredTokens>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -36,14 +43,16 @@ struct StoredTokens {
     scope: Option<String>,
 }
 
-/// `tokens` as the bytes a store keeps under `key`.
-pub(super) fn encode(key: &StoreKey, tokens: &TokenSet) -> Vec<u8> {
+/// `tokens` of `generation` (`None`: a tombstone) as the bytes a store
+/// keeps under `key`.
+pub(super) fn encode(key: &StoreKey, tokens: Option<&TokenSet>, generation: u64) -> Vec<u8> {
     let record = Record {
         format: FILE_FORMAT.into(),
         version: FILE_FORMAT_VERSION,
         name: key.name().into(),
         owner: key.owner().clone(),
-        tokens: StoredTokens {
+        generation,
+        tokens: tokens.map(|tokens| StoredTokens {
             access_token: tokens.access_token.expose_secret().to_string(),
             token_type: tokens.token_type.clone(),
             expires_at: tokens.expires_at.map(unix_seconds),
@@ -56,7 +65,7 @@ pub(super) fn encode(key: &StoreKey, tokens: &TokenSet) -> Vec<u8> {
                 .as_ref()
                 .map(|t| t.expose_secret().to_string()),
             scope: tokens.scope.as_ref().map(|s| s.to_string()),
-        },
+        }),
     };
     // Serializing plain strings and integers cannot fail.
     let mut bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
@@ -71,15 +80,15 @@ pub(super) fn unix_seconds(at: SystemTime) -> u64 {
         .as_secs()
 }
 
-/// `expires_at` as compared by [`SaveMode::IfNewer`](super::SaveMode::IfNewer):
+/// `expires_at` as compared by [`SaveMode::Refreshed`](super::SaveMode::Refreshed):
 /// no expiry is the newest.
 pub(crate) fn expiry_rank(tokens: &TokenSet) -> u64 {
     tokens.expires_at.map_or(u64::MAX, unix_seconds)
 }
 
-/// The tokens in `bytes` if they are a usable record for `key`; otherwise
-/// why not, in words that never quote a value.
-pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<TokenSet, String> {
+/// The record in `bytes` if it is a usable record for `key` (tokens or a
+/// tombstone); otherwise why not, in words that never quote a value.
+pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<Stored, String> {
     let record: Record = serde_json::from_slice(bytes).map_err(|e| {
         // Not `{e}`: serde_json's message can quote a value, i.e. a token.
         format!(
@@ -111,7 +120,9 @@ pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<TokenSet, String> {
             key.owner()
         ));
     }
-    let tokens = record.tokens;
+    let Some(tokens) = record.tokens else {
+        return Ok(Stored::new(None, record.generation));
+    };
     if tokens.access_token.is_empty() {
         return Err("`access_token` is empty".into());
     }
@@ -126,7 +137,7 @@ pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<TokenSet, String> {
                 .ok_or("`expires_at` is out of range")?,
         ),
     };
-    Ok(TokenSet {
+    let tokens = TokenSet {
         access_token: tokens.access_token.into(),
         token_type: tokens.token_type,
         expires_at,
@@ -136,5 +147,6 @@ pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<TokenSet, String> {
             .map(Into::into),
         id_token: tokens.id_token.filter(|t| !t.is_empty()).map(Into::into),
         scope: tokens.scope.map(onesoidc_core::Scope::new),
-    })
+    };
+    Ok(Stored::new(Some(tokens), record.generation))
 }

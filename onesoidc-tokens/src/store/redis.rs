@@ -10,7 +10,9 @@ use redis::{AsyncConnectionConfig, Client, Script};
 use tokio::sync::Mutex;
 
 use super::record::{decode, encode, expiry_rank};
-use super::{HeldLease, Lease, SaveMode, Saved, StoreError, StoreFuture, StoreKey, TokenStore};
+use super::{
+    HeldLease, Lease, SaveMode, Saved, StoreError, StoreFuture, StoreKey, Stored, TokenStore,
+};
 
 /// Default [`RedisTokenStoreBuilder::key_prefix`].
 pub const DEFAULT_KEY_PREFIX: &str = "onesoidc:";
@@ -23,18 +25,59 @@ pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 86_400)
 /// sends no message).
 const LEASE_POLL: Duration = Duration::from_millis(250);
 
-/// Writes tokens unless newer ones are there (with `if-newer`); returns the
-/// newer record when it keeps it.
+/// Takes the lease if nobody holds it, and returns its fencing number
+/// (larger than every one granted before for the key); nil if held.
+const LEASE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return false
+";
+
+/// Extends the lease by its time limit if it is still ours: 1, else 0.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Saves tokens: a login (`replace`) in the next generation; a refresh
+/// (`refreshed`) only if no newer lease was granted, the record is still
+/// of the generation it loaded (or gone), and it holds no tokens that
+/// expire later. Returns `{outcome, generation, stored record or ''}`.
 const SAVE: &str = r"
-if ARGV[3] == 'if-newer' then
+local generation = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0')
+if ARGV[3] == 'replace' then
+  generation = generation + 1
+else
+  if ARGV[6] ~= '' and tonumber(redis.call('GET', KEYS[2]) or '0') > tonumber(ARGV[6]) then
+    return {'fenced', 0, ''}
+  end
+  local record = redis.call('HGET', KEYS[1], 'record') or ''
+  if redis.call('EXISTS', KEYS[1]) == 1 and generation ~= tonumber(ARGV[5]) then
+    return {'superseded', generation, record}
+  end
   local stored = redis.call('HGET', KEYS[1], 'expires_at')
   if stored and tonumber(stored) > tonumber(ARGV[2]) then
-    return redis.call('HGET', KEYS[1], 'record')
+    return {'kept', generation, record}
   end
+  generation = tonumber(ARGV[5])
 end
-redis.call('HSET', KEYS[1], 'record', ARGV[1], 'expires_at', ARGV[2])
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'record', ARGV[1], 'expires_at', ARGV[2], 'generation', generation)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return false
+return {'written', generation, ''}
+";
+
+/// Replaces the tokens by a tombstone of the next generation.
+const REMOVE: &str = r"
+local generation = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') + 1
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'generation', generation)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return generation
 ";
 
 /// Deletes the lease only if it is still ours, and wakes the waiters.
@@ -50,18 +93,23 @@ return 0
 /// Tokens in Redis, shared by managers on many machines (feature `redis`).
 ///
 /// - Keys: `<prefix>{<owner fingerprint>:<name>}:tokens` (a hash with the
-///   record and its expiry, with a time to live: the access token's
-///   lifetime, or [`refresh_token_ttl`](RedisTokenStoreBuilder::refresh_token_ttl)
-///   when there is a refresh token), `…:lease` and the channel `…:released`.
-///   The braces keep a key's three names in one cluster slot; the owner
-///   fingerprint keeps identities sharing one Redis apart.
+///   record, its expiry and its generation, with a time to live: the
+///   access token's lifetime, or [`refresh_token_ttl`](RedisTokenStoreBuilder::refresh_token_ttl)
+///   when there is a refresh token; after a `remove`, a tombstone holding
+///   only the generation, kept as long), `…:lease`, `…:fence` (the last
+///   fencing number granted) and the channel `…:released`. The braces keep
+///   a key's names in one cluster slot; the owner fingerprint keeps
+///   identities sharing one Redis apart.
 /// - The lease is `SET … NX PX <hold>` with the value `<pid>:<random>`
-///   (the holder's process id, then 128 random bits), released by a
-///   script that deletes it only if it is still ours and publishes on the
-///   channel; waiters subscribe and also look every 250 ms (a holder that
-///   dies loses the lease when its time limit passes).
-/// - Saves are one script: [`SaveMode::IfNewer`] keeps tokens that expire
-///   later.
+///   (the holder's process id, then 128 random bits) and `INCR …:fence`,
+///   in one script; the holder renews it every third of `hold` (a script
+///   that extends it only if it is still ours) and confirms it before
+///   spending a refresh token; it is released by a script that deletes it
+///   only if it is still ours and publishes on the channel. Waiters
+///   subscribe and also look every 250 ms (a holder that dies or stops
+///   loses the lease when its time limit passes).
+/// - Saves and removes are one script each: the generation and fencing
+///   checks of [`SaveMode::Refreshed`] and the write happen together.
 /// - URLs: `redis://[user[:password]@]host[:port][/db]`, `rediss://` (TLS,
 ///   rustls with the system's roots), `redis+unix:///path/to/socket`. The
 ///   password never appears in `Debug`, `Display` or errors.
@@ -186,6 +234,7 @@ impl RedisTokenStore {
         Keys {
             tokens: format!("{base}:tokens"),
             lease: format!("{base}:lease"),
+            fence: format!("{base}:fence"),
             released: format!("{base}:released"),
         }
     }
@@ -251,7 +300,7 @@ impl RedisTokenStore {
 
     fn decode_or_ignore(&self, key: &StoreKey, bytes: &[u8]) -> Option<TokenSet> {
         match decode(key, bytes) {
-            Ok(tokens) => Some(tokens),
+            Ok(stored) => stored.tokens,
             Err(reason) => {
                 tracing::warn!(store = %self.shown, manager = key.name(), "ignoring stored tokens: {reason}");
                 None
@@ -268,23 +317,32 @@ impl RedisTokenStore {
         let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut subscription = None;
         loop {
-            let taken: Option<String> = self
+            let fence: Option<u64> = self
                 .with_connection("cannot take the refresh lease", async |c| {
-                    redis::cmd("SET")
-                        .arg(&keys.lease)
+                    Script::new(LEASE)
+                        .key(&keys.lease)
+                        .key(&keys.fence)
                         .arg(&id)
-                        .arg("NX")
-                        .arg("PX")
                         .arg(hold_ms)
-                        .query_async(c)
+                        .invoke_async(c)
                         .await
                 })
                 .await?;
-            if taken.is_some() {
+            if let Some(fence) = fence {
+                let store = self.clone_handle();
+                let renewer = tokio::spawn(renew_until_lost(
+                    store.clone(),
+                    keys.lease.clone(),
+                    id.clone(),
+                    hold,
+                ));
                 return Ok(Lease::new(RedisLease {
-                    store: self.clone_handle(),
+                    store,
                     keys,
                     id,
+                    fence,
+                    hold,
+                    renewer,
                 }));
             }
             // Held by another process: wait for its release message, then
@@ -310,11 +368,45 @@ impl RedisTokenStore {
     fn clone_handle(&self) -> Arc<RedisTokenStore> {
         Arc::new(self.clone())
     }
+
+    /// Extends lease `id` by `hold` if it is still ours.
+    async fn renew(&self, lease: &str, id: &str, hold: Duration) -> Result<bool, StoreError> {
+        let hold_ms = u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.with_connection("cannot renew the refresh lease", async |c| {
+            Script::new(RENEW)
+                .key(lease)
+                .arg(id)
+                .arg(hold_ms)
+                .invoke_async::<i64>(c)
+                .await
+        })
+        .await
+        .map(|renewed| renewed == 1)
+    }
+}
+
+/// Renews the lease every third of `hold` until it is lost (a failed call
+/// is tried again at the next tick); aborted when the lease ends.
+async fn renew_until_lost(store: Arc<RedisTokenStore>, lease: String, id: String, hold: Duration) {
+    loop {
+        tokio::time::sleep(hold / 3).await;
+        match store.renew(&lease, &id, hold).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(store = %store.shown, "the refresh lease was lost before it was released (its time limit passed)");
+                return;
+            }
+            Err(error) => {
+                tracing::debug!("renewing the refresh lease failed, trying again: {error}")
+            }
+        }
+    }
 }
 
 struct Keys {
     tokens: String,
     lease: String,
+    fence: String,
     released: String,
 }
 
@@ -322,18 +414,49 @@ struct RedisLease {
     store: Arc<RedisTokenStore>,
     keys: Keys,
     id: String,
+    fence: u64,
+    hold: Duration,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RedisLease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
 }
 
 impl HeldLease for RedisLease {
+    fn fence(&self) -> Option<u64> {
+        Some(self.fence)
+    }
+
+    fn confirm(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if self
+                .store
+                .renew(&self.keys.lease, &self.id, self.hold)
+                .await?
+            {
+                Ok(())
+            } else {
+                Err(self.store.unavailable(
+                    "the refresh lease was lost",
+                    "its time limit passed before it was renewed (a stopped process or a slow store); another process may hold it now",
+                ))
+            }
+        })
+    }
+
     fn release(self: Box<Self>) -> StoreFuture<'static, ()> {
         Box::pin(async move {
-            let RedisLease { store, keys, id } = *self;
+            self.renewer.abort();
+            let (store, keys, id) = (self.store.clone(), &self.keys, &self.id);
             store
                 .with_connection("cannot release the refresh lease", async |c| {
                     Script::new(RELEASE)
                         .key(&keys.lease)
                         .key(&keys.released)
-                        .arg(&id)
+                        .arg(id)
                         .invoke_async::<i64>(c)
                         .await
                 })
@@ -344,19 +467,21 @@ impl HeldLease for RedisLease {
 }
 
 impl TokenStore for RedisTokenStore {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Option<TokenSet>> {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Stored> {
         Box::pin(async move {
             let keys = self.keys(key);
-            let record: Option<Vec<u8>> = self
+            let (record, generation): (Option<Vec<u8>>, Option<u64>) = self
                 .with_connection("cannot read tokens", async |c| {
-                    redis::cmd("HGET")
+                    redis::cmd("HMGET")
                         .arg(&keys.tokens)
                         .arg("record")
+                        .arg("generation")
                         .query_async(c)
                         .await
                 })
                 .await?;
-            Ok(record.and_then(|bytes| self.decode_or_ignore(key, &bytes)))
+            let tokens = record.and_then(|bytes| self.decode_or_ignore(key, &bytes));
+            Ok(Stored::new(tokens, generation.unwrap_or(0)))
         })
     }
 
@@ -368,45 +493,61 @@ impl TokenStore for RedisTokenStore {
     ) -> StoreFuture<'a, Saved> {
         Box::pin(async move {
             let keys = self.keys(key);
-            let record = encode(key, tokens);
+            // The hash's `generation` field is the one that counts.
+            let record = encode(key, Some(tokens), 0);
             let rank = expiry_rank(tokens);
             let ttl_ms = u64::try_from(self.ttl(tokens).as_millis()).unwrap_or(u64::MAX);
-            let mode = match mode {
-                SaveMode::Replace => "replace",
-                SaveMode::IfNewer => "if-newer",
+            let (mode, generation, fence) = match mode {
+                SaveMode::Replace => ("replace", 0, None),
+                SaveMode::Refreshed { generation, fence } => ("refreshed", generation, fence),
             };
-            let kept: Option<Vec<u8>> = self
+            let (outcome, generation, stored): (String, u64, Vec<u8>) = self
                 .with_connection("cannot save tokens", async |c| {
                     Script::new(SAVE)
                         .key(&keys.tokens)
+                        .key(&keys.fence)
                         .arg(&record)
                         .arg(rank)
                         .arg(mode)
                         .arg(ttl_ms)
+                        .arg(generation)
+                        .arg(fence.map(|f| f.to_string()).unwrap_or_default())
                         .invoke_async(c)
                         .await
                 })
                 .await?;
-            Ok(
-                match kept.and_then(|bytes| self.decode_or_ignore(key, &bytes)) {
+            let stored = || {
+                Some(&stored)
+                    .filter(|bytes| !bytes.is_empty())
+                    .and_then(|bytes| self.decode_or_ignore(key, bytes))
+            };
+            Ok(match outcome.as_str() {
+                "fenced" => Saved::Fenced,
+                "superseded" => Saved::Superseded(Box::new(Stored::new(stored(), generation))),
+                "kept" => match stored() {
                     Some(newer) => Saved::KeptNewer(Box::new(newer)),
-                    None => Saved::Written,
+                    // Unusable tokens that expire later: not ours to replace.
+                    None => Saved::Superseded(Box::new(Stored::new(None, generation))),
                 },
-            )
+                _ => Saved::Written { generation },
+            })
         })
     }
 
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, ()> {
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let keys = self.keys(key);
+            let ttl_ms = u64::try_from(self.refresh_token_ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1000);
             self.with_connection("cannot remove tokens", async |c| {
-                redis::cmd("DEL")
-                    .arg(&keys.tokens)
-                    .query_async::<i64>(c)
+                Script::new(REMOVE)
+                    .key(&keys.tokens)
+                    .arg(ttl_ms)
+                    .invoke_async::<u64>(c)
                     .await
             })
             .await
-            .map(drop)
         })
     }
 
@@ -437,6 +578,7 @@ mod tests {
         let tag = format!("onesoidc:{{{}:device}}", owner.fingerprint());
         assert_eq!(keys.tokens, format!("{tag}:tokens"));
         assert_eq!(keys.lease, format!("{tag}:lease"));
+        assert_eq!(keys.fence, format!("{tag}:fence"));
         assert_eq!(keys.released, format!("{tag}:released"));
     }
 }

@@ -3,13 +3,19 @@
 //! refresh per token lifetime however many processes use it, a lease holder
 //! killed with SIGKILL is taken over, Redis going down and coming back
 //! never fails a caller, and rotated refresh tokens are never reused (the
-//! provider revokes the grant when they are).
+//! provider revokes the grant when they are): not under contention, not
+//! when a holder is stopped (SIGSTOP) past its lease, not when Redis
+//! pauses before a load and the refresh outlasts the lease. Then the races
+//! of `tests/support/races.rs` (a logout or a login during a refresh;
+//! generations and fencing numbers) against Redis.
 //!
 //! The children are this test binary run again with `ONESOIDC_SHARED_CHILD`
 //! set to their plan: each builds a manager on the shared store, calls
 //! `access_token()` every few milliseconds for a while, and prints a report.
 //! So this test has its own `main` (`harness = false` in Cargo.toml).
 
+#[path = "../support/races.rs"]
+mod races;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 
@@ -17,15 +23,16 @@ use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use onesoidc_core::KeyType;
+use onesoidc_core::{ExposeSecret, KeyType, TokenSet};
 use onesoidc_devidp::faults::{Fault, FaultProxy, start_behind_proxy};
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
 use onesoidc_flows::{CibaRequest, DeviceIdentity, IdentityPaths, OnesIdClient};
 use onesoidc_tokens::{
-    FileTokenStore, RedisTokenStore, SaveMode, StoreKey, TokenEvent, TokenManager, TokenOwner,
-    TokenStore, device_refresh, user_refresh,
+    FileTokenStore, Lease, RedisTokenStore, SaveMode, Saved, StoreFuture, StoreKey, Stored,
+    TokenEvent, TokenManager, TokenOwner, TokenStore, device_refresh, user_refresh,
 };
 use redis_server::RedisServer;
 use serde::{Deserialize, Serialize};
@@ -56,6 +63,11 @@ struct Plan {
     run_ms: u64,
     every_ms: u64,
     refresh_timeout_ms: u64,
+    /// The store lease (renewed while held).
+    lease_ms: u64,
+    /// Stop this process (SIGSTOP) right after its `n`-th load from the
+    /// store returns (the first is at start-up).
+    stop_after_load: Option<u32>,
 }
 
 /// What a child saw.
@@ -128,6 +140,30 @@ async fn parent() {
             rotated_refresh_tokens(url.clone()),
         )
         .await;
+        run(
+            "redis: a holder stopped past its lease",
+            holder_stopped_past_its_lease(url.clone()),
+        )
+        .await;
+        run(
+            "redis: the lease covers a paused load and a refresh longer than it",
+            lease_covers_the_work(url.clone()),
+        )
+        .await;
+        run("redis: generations", races::generations(open_store(&url))).await;
+        run("redis: fencing numbers", races::fencing(open_store(&url))).await;
+        for who in [races::Who::Same, races::Who::Other] {
+            run(
+                &format!("redis: a logout during a refresh sticks ({who:?})"),
+                races::logout_during_refresh(open_store(&url), who),
+            )
+            .await;
+            run(
+                &format!("redis: a login during a refresh wins ({who:?})"),
+                races::login_during_refresh(open_store(&url), who),
+            )
+            .await;
+        }
         run("redis: down and back", redis_down_and_back(&mut server)).await;
     }
     eprintln!(
@@ -177,6 +213,8 @@ fn plan(store: &str, paths: &IdentityPaths, kind: Kind, run_ms: u64) -> Plan {
         run_ms,
         every_ms: 20,
         refresh_timeout_ms: 3000,
+        lease_ms: 1000,
+        stop_after_load: None,
     }
 }
 
@@ -343,6 +381,7 @@ async fn rotated_refresh_tokens(store_spec: String) {
         0,
         "no refresh token was reused: {stats:?}"
     );
+    assert_eq!(stats.most_uses_of_a_refresh_token(), 1, "{stats:?}");
     let refreshes = stats.token_requests.refresh_token;
     let most = run_ms / 2500 + 2;
     eprintln!("shared:   {refreshes} refreshes (at most {most}), 0 reused refresh tokens");
@@ -350,6 +389,245 @@ async fn rotated_refresh_tokens(store_spec: String) {
         (1..=most).contains(&refreshes),
         "{refreshes} refreshes for 5 processes over {run_ms} ms (at most {most})"
     );
+}
+
+/// A person's tokens in Redis; process H takes the lease, loads, and is
+/// stopped (SIGSTOP) before it spends the refresh token, past its 1 s
+/// lease. W takes over and spends it; H, continued, must not spend it
+/// again (it checks its lease first): every refresh token is spent once,
+/// and the provider never revokes the grant.
+async fn holder_stopped_past_its_lease(url: String) {
+    let (idp, _proxy, _dir, paths) = provider().await;
+    let client = OnesIdClient::builder()
+        .identity(DeviceIdentity::load(&paths).unwrap())
+        .build()
+        .unwrap();
+    let login = client
+        .ciba(&CibaRequest::for_username("alice").scope("openid offline_access"))
+        .await
+        .unwrap();
+    let owner = TokenOwner::of(&client);
+    let store = open_store(&url);
+    store
+        .save(
+            &StoreKey::new("ciba_user", owner.clone()),
+            &login.tokens,
+            SaveMode::Replace,
+        )
+        .await
+        .unwrap();
+    let holder_plan = Plan {
+        stop_after_load: Some(2),
+        ..plan(&url, &paths, Kind::User, 5000)
+    };
+    let holder = spawn(&holder_plan);
+    let pid = holder.child.id();
+    wait_for("the holder to stop itself", || {
+        process_state(pid) == Some('T')
+    })
+    .await;
+    let lease = format!("onesoidc:{{{}:ciba_user}}:lease", owner.fingerprint());
+    let mut redis = redis_connection(&url).await;
+    let mut lapsed = false;
+    for _ in 0..300 {
+        let held: Option<String> = redis::cmd("GET")
+            .arg(&lease)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if held.is_none() {
+            lapsed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(lapsed, "the stopped holder's lease never ran out");
+    let taker = spawn(&plan(&url, &paths, Kind::User, 3000));
+    wait_for("the other process to refresh", || {
+        idp.stats().token_requests.refresh_token >= 1
+    })
+    .await;
+    signal(pid, "-CONT");
+    let reports = finish_all(vec![holder, taker]).await;
+    let stats = idp.stats();
+    eprintln!(
+        "shared:   {} refreshes; refresh token uses {:?}",
+        stats.token_requests.refresh_token, stats.refresh_token_uses
+    );
+    assert_eq!(
+        stats.most_uses_of_a_refresh_token(),
+        1,
+        "a refresh token was spent twice: {stats:?} {reports:?}"
+    );
+    assert_eq!(stats.rejected("invalid_grant"), 0, "{stats:?}");
+    assert_no_failures(&reports);
+}
+
+/// The holder's load waits out `CLIENT PAUSE` (600 ms) and its refresh
+/// takes 1.5 s: 2.1 s of work under a 1 s lease (as a 30 s refresh under
+/// the 32 s lease of old, plus a slow load). The holder renews the lease,
+/// so the other manager waits and uses its tokens: the refresh token is
+/// spent once.
+async fn lease_covers_the_work(url: String) {
+    let holder_store = Arc::new(PauseBeforeLoad {
+        inner: RedisTokenStore::open(&url).unwrap(),
+        url: url.clone(),
+        armed: AtomicBool::new(false),
+    });
+    let other_store = open_store(&url);
+    let (counter, refresh, mut started) = races::UserRefresh::new(Duration::from_millis(1500));
+    let build = |store: Arc<dyn TokenStore>| {
+        TokenManager::builder(races::NAME, refresh.clone())
+            .store(store, races::owner())
+            .store_lease(Duration::from_secs(1))
+            .build()
+    };
+    let holder = build(holder_store.clone());
+    holder
+        .store(races::user_tokens("A", Duration::from_secs(3600)))
+        .await;
+    let other = build(other_store);
+    assert_eq!(other.access_token().await.unwrap().expose_secret(), "A");
+    holder_store.armed.store(true, Ordering::SeqCst);
+    let holding = {
+        let holder = holder.clone();
+        tokio::spawn(async move { holder.force_refresh().await })
+    };
+    assert_eq!(started.recv().await.as_deref(), Some("A"));
+    let waiting = {
+        let other = other.clone();
+        tokio::spawn(async move { other.force_refresh().await })
+    };
+    let held = holding.await.unwrap().unwrap();
+    let waited = waiting.await.unwrap().unwrap();
+    assert_eq!(held.access_token.expose_secret(), "A'");
+    assert_eq!(
+        waited.access_token.expose_secret(),
+        "A'",
+        "the other manager used the holder's tokens"
+    );
+    assert!(
+        counter.spent_twice().is_empty(),
+        "spent twice: {:?}",
+        counter.spent_twice()
+    );
+    holder.shutdown().await;
+    other.shutdown().await;
+}
+
+/// A Redis store that pauses Redis (`CLIENT PAUSE 600 ALL`) right before
+/// its next load, once armed.
+#[derive(Debug)]
+struct PauseBeforeLoad {
+    inner: RedisTokenStore,
+    url: String,
+    armed: AtomicBool,
+}
+
+impl TokenStore for PauseBeforeLoad {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Stored> {
+        Box::pin(async move {
+            if self.armed.swap(false, Ordering::SeqCst) {
+                let mut redis = redis_connection(&self.url).await;
+                redis::cmd("CLIENT")
+                    .arg("PAUSE")
+                    .arg(600)
+                    .arg("ALL")
+                    .query_async::<()>(&mut redis)
+                    .await
+                    .unwrap();
+            }
+            self.inner.load(key).await
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        tokens: &'a TokenSet,
+        mode: SaveMode,
+    ) -> StoreFuture<'a, Saved> {
+        self.inner.save(key, tokens, mode)
+    }
+
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, u64> {
+        self.inner.remove(key)
+    }
+
+    fn lease<'a>(&'a self, key: &'a StoreKey, hold: Duration) -> StoreFuture<'a, Option<Lease>> {
+        self.inner.lease(key, hold)
+    }
+}
+
+/// A child's store that stops the child (SIGSTOP) right after its `at`-th
+/// load returns.
+#[derive(Debug)]
+struct StopAfterLoad {
+    inner: Arc<dyn TokenStore>,
+    loads: AtomicU32,
+    at: u32,
+}
+
+impl TokenStore for StopAfterLoad {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Stored> {
+        Box::pin(async move {
+            let stored = self.inner.load(key).await;
+            if self.loads.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+                signal(std::process::id(), "-STOP");
+            }
+            stored
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        tokens: &'a TokenSet,
+        mode: SaveMode,
+    ) -> StoreFuture<'a, Saved> {
+        self.inner.save(key, tokens, mode)
+    }
+
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, u64> {
+        self.inner.remove(key)
+    }
+
+    fn lease<'a>(&'a self, key: &'a StoreKey, hold: Duration) -> StoreFuture<'a, Option<Lease>> {
+        self.inner.lease(key, hold)
+    }
+}
+
+async fn redis_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to process `pid` with kill(1).
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// The state letter of process `pid` in /proc (`T`: stopped).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Waits (up to 10 s, looking every 10 ms) until `done`.
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "waited 10 s for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Redis stops for 3 s and comes back while four processes run: no call
@@ -405,11 +683,20 @@ fn child(plan: Plan) {
             Kind::Device => ("device", device_refresh(client.clone())),
             Kind::User => ("ciba_user", user_refresh(client.clone())),
         };
+        let mut store = open_store(&plan.store);
+        if let Some(at) = plan.stop_after_load {
+            store = Arc::new(StopAfterLoad {
+                inner: store,
+                loads: AtomicU32::new(0),
+                at,
+            });
+        }
         let manager = TokenManager::builder(name, refresh)
-            .store(open_store(&plan.store), TokenOwner::of(&client))
+            .store(store, TokenOwner::of(&client))
             .refresh_skew(Duration::from_millis(SKEW_MS))
             .jitter(Duration::from_millis(JITTER_MS))
             .refresh_timeout(Duration::from_millis(plan.refresh_timeout_ms))
+            .store_lease(Duration::from_millis(plan.lease_ms))
             .build();
         let mut events = manager.events();
         let seen = tokio::spawn(async move {

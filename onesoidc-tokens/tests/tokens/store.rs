@@ -4,10 +4,13 @@ use std::fs;
 use std::path::Path;
 
 use onesoidc_tokens::{
-    FileTokenStore, SaveMode, Saved, StoreError, StoreKey, TokenOwner, TokenStore,
+    FileTokenStore, SaveMode, Saved, StoreError, StoreKey, Stored, TokenOwner, TokenStore,
 };
 
 use super::*;
+
+#[path = "../support/races.rs"]
+mod races;
 
 const ISSUER: &str = "https://idp.example.com/oidc";
 
@@ -27,6 +30,14 @@ fn full_tokens() -> TokenSet {
         refresh_token: Some("rt-1".to_string().into()),
         id_token: Some("id-1".to_string().into()),
         scope: Some("openid offline_access".into()),
+    }
+}
+
+/// A refresh's save, from `generation`, without a lease.
+fn refreshed(generation: u64) -> SaveMode {
+    SaveMode::Refreshed {
+        generation,
+        fence: None,
     }
 }
 
@@ -57,7 +68,7 @@ async fn saves_and_loads_every_field_atomically_and_privately() {
     let dir = temp.path().join("state/tokens");
     let store = FileTokenStore::new(&dir);
     let key = key("ciba_user");
-    assert!(store.load(&key).await.unwrap().is_none());
+    assert!(store.load(&key).await.unwrap().tokens.is_none());
     store
         .save(&key, &full_tokens(), SaveMode::Replace)
         .await
@@ -78,7 +89,7 @@ async fn saves_and_loads_every_field_atomically_and_privately() {
         assert_eq!(mode(&dir.join("ciba_user.lock")), 0o600);
     }
 
-    let loaded = store.load(&key).await.unwrap().unwrap();
+    let loaded = store.load(&key).await.unwrap().tokens.unwrap();
     assert_eq!(loaded.access_token.expose_secret(), "at-1");
     assert_eq!(loaded.token_type, "Bearer");
     assert_eq!(loaded.expires_at, full_tokens().expires_at);
@@ -94,10 +105,16 @@ async fn saves_and_loads_every_field_atomically_and_privately() {
     assert_eq!(json["owner"]["issuer"], ISSUER);
     assert_eq!(json["owner"]["client_id"], "device-1");
 
-    store.remove(&key).await.unwrap();
-    store.remove(&key).await.unwrap();
-    assert!(store.load(&key).await.unwrap().is_none());
-    assert_eq!(entries(&dir), ["ciba_user.lock"]);
+    // A removal leaves a tombstone of a new generation (two saves with
+    // `Replace`: generation 2).
+    assert_eq!(store.remove(&key).await.unwrap(), 3);
+    assert_eq!(store.remove(&key).await.unwrap(), 4);
+    let stored = store.load(&key).await.unwrap();
+    assert!(stored.tokens.is_none() && stored.is_tombstone());
+    assert_eq!(stored.generation, 4);
+    assert_eq!(entries(&dir), ["ciba_user.json", "ciba_user.lock"]);
+    let text = fs::read_to_string(dir.join("ciba_user.json")).unwrap();
+    assert!(!text.contains("at-1") && !text.contains("rt-1"), "{text}");
 }
 
 #[tokio::test]
@@ -113,7 +130,7 @@ async fn unusable_files_are_ignored_not_fatal() {
     let good: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
     assert!(
-        store.load(&key).await.unwrap().is_some(),
+        store.load(&key).await.unwrap().tokens.is_some(),
         "the good one loads"
     );
 
@@ -151,7 +168,7 @@ async fn unusable_files_are_ignored_not_fatal() {
 
     for (what, content) in cases {
         fs::write(&path, content).unwrap();
-        assert!(store.load(&key).await.unwrap().is_none(), "{what}");
+        assert!(store.load(&key).await.unwrap().tokens.is_none(), "{what}");
     }
 }
 
@@ -167,17 +184,17 @@ async fn tokens_of_another_owner_are_ignored_then_replaced() {
         .save(&old, &full_tokens(), SaveMode::Replace)
         .await
         .unwrap();
-    assert!(store.load(&new).await.unwrap().is_none());
+    assert!(store.load(&new).await.unwrap().tokens.is_none());
     let mut fresh = full_tokens();
     fresh.access_token = "new".to_string().into();
     fresh.expires_at = Some(UNIX_EPOCH + secs(BASE + 60));
     assert!(matches!(
-        store.save(&new, &fresh, SaveMode::IfNewer).await.unwrap(),
-        Saved::Written
+        store.save(&new, &fresh, refreshed(0)).await.unwrap(),
+        Saved::Written { generation: 0 }
     ));
-    let loaded = store.load(&new).await.unwrap().unwrap();
+    let loaded = store.load(&new).await.unwrap().tokens.unwrap();
     assert_eq!(loaded.access_token.expose_secret(), "new");
-    assert!(store.load(&old).await.unwrap().is_none());
+    assert!(store.load(&old).await.unwrap().tokens.is_none());
 }
 
 #[tokio::test]
@@ -195,21 +212,21 @@ async fn a_save_never_replaces_newer_tokens() {
         .await
         .unwrap();
     match store
-        .save(&key, &at("sooner", 300), SaveMode::IfNewer)
+        .save(&key, &at("sooner", 300), refreshed(1))
         .await
         .unwrap()
     {
         Saved::KeptNewer(kept) => assert_eq!(kept.access_token.expose_secret(), "later"),
         other => panic!("{other:?}"),
     }
-    let loaded = store.load(&key).await.unwrap().unwrap();
+    let loaded = store.load(&key).await.unwrap().tokens.unwrap();
     assert_eq!(loaded.access_token.expose_secret(), "later");
     // A new login replaces whatever is there.
     store
         .save(&key, &at("login", 60), SaveMode::Replace)
         .await
         .unwrap();
-    let loaded = store.load(&key).await.unwrap().unwrap();
+    let loaded = store.load(&key).await.unwrap().tokens.unwrap();
     assert_eq!(loaded.access_token.expose_secret(), "login");
 }
 
@@ -331,7 +348,7 @@ async fn a_restarted_manager_picks_up_where_it_left_off() {
 
     let manager = stored_builder(refresh.clone(), &clock, &store).build();
     assert_eq!(secret(&manager.access_token().await), "t1");
-    let saved = store.load(&key).await.unwrap().unwrap();
+    let saved = store.load(&key).await.unwrap().tokens.unwrap();
     assert_eq!(
         saved.access_token.expose_secret(),
         "t1",
@@ -340,7 +357,7 @@ async fn a_restarted_manager_picks_up_where_it_left_off() {
     manager
         .store(token("login", Some(clock.wall() + HOUR)))
         .await;
-    let saved = store.load(&key).await.unwrap().unwrap();
+    let saved = store.load(&key).await.unwrap().tokens.unwrap();
     assert_eq!(saved.access_token.expose_secret(), "login", "store() saves");
     drop(manager);
 
@@ -350,7 +367,10 @@ async fn a_restarted_manager_picks_up_where_it_left_off() {
     assert_eq!(calls.count(), 1);
 
     manager.clear().await;
-    assert!(!path.exists());
+    assert!(
+        store.load(&key).await.unwrap().is_tombstone(),
+        "clear() leaves a tombstone"
+    );
     drop(manager);
 
     // A corrupt file is ignored: the manager fetches anew.
@@ -372,7 +392,7 @@ async fn initial_tokens_are_saved_and_a_broken_store_never_fails_a_caller() {
         .build();
     assert_eq!(secret(&manager.access_token().await), "given");
     manager.shutdown().await;
-    let saved = store.load(&key("device")).await.unwrap().unwrap();
+    let saved = store.load(&key("device")).await.unwrap().tokens.unwrap();
     assert_eq!(saved.access_token.expose_secret(), "given");
 
     // A store whose directory is a file: every call fails.
@@ -400,5 +420,215 @@ async fn initial_tokens_are_saved_and_a_broken_store_never_fails_a_caller() {
             .count(),
         1,
         "reported once: {seen:?}"
+    );
+}
+
+fn shared_dir() -> (tempfile::TempDir, Arc<dyn TokenStore>) {
+    let temp = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileTokenStore::new(temp.path().join("tokens")));
+    (temp, store)
+}
+
+#[tokio::test]
+async fn a_login_or_a_logout_starts_a_generation_a_late_refresh_cannot_undo() {
+    let (_temp, store) = shared_dir();
+    races::generations(store).await;
+}
+
+#[tokio::test]
+async fn a_save_fenced_by_a_newer_lease_is_refused() {
+    let (_temp, store) = shared_dir();
+    races::fencing(store).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_logout_during_a_refresh_sticks() {
+    for who in [races::Who::Same, races::Who::Other] {
+        let (_temp, store) = shared_dir();
+        races::logout_during_refresh(store, who).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_during_a_refresh_of_another_person_wins() {
+    for who in [races::Who::Same, races::Who::Other] {
+        let (_temp, store) = shared_dir();
+        races::login_during_refresh(store, who).await;
+    }
+}
+
+/// 4 s tokens with the default 60 s skew: the refresh schedule takes half
+/// their life as its lead, and so does the rule for using tokens another
+/// manager stored; one refresh per lifetime is shared by both managers.
+#[tokio::test(start_paused = true)]
+async fn tokens_shorter_than_the_skew_are_still_shared() {
+    let (_temp, store) = shared_dir();
+    let clock = Clock::new();
+    let calls = Calls::default();
+    let refresh = scripted(clock, &calls, Duration::ZERO, |n, clock| {
+        Ok(token(&format!("t{n}"), Some(clock.wall() + secs(4))))
+    });
+    let build = || {
+        TokenManager::builder("device", refresh.clone())
+            .wall_clock(clock.wall_fn())
+            .jitter_source(|| 0.0)
+            .store(store.clone(), owner())
+            .build()
+    };
+    let first = build();
+    assert_eq!(secret(&first.access_token().await), "t1");
+    let second = build();
+    assert_eq!(secret(&second.access_token().await), "t1", "loaded");
+    // Both are due at 2 s; one refreshes, the other uses its token.
+    clock.sleep_until(millis(3000)).await;
+    let (a, b) = (first.current().unwrap(), second.current().unwrap());
+    assert_eq!(a.access_token.expose_secret(), "t2");
+    assert_eq!(b.access_token.expose_secret(), "t2");
+    assert_eq!(calls.count(), 2, "refreshes at {:?}", calls.times());
+}
+
+/// A file store whose calls fail (`Unavailable`, as a Redis blip) while
+/// `failing` is above 0, counting down; `u32::MAX`: always.
+#[derive(Debug)]
+struct Flaky {
+    inner: FileTokenStore,
+    failing: std::sync::atomic::AtomicU32,
+}
+
+impl Flaky {
+    fn new(dir: &Path, failing: u32) -> Arc<Self> {
+        Arc::new(Flaky {
+            inner: FileTokenStore::new(dir),
+            failing: failing.into(),
+        })
+    }
+
+    fn call(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let left = self.failing.load(Ordering::SeqCst);
+        if left == 0 {
+            return Ok(());
+        }
+        if left != u32::MAX {
+            self.failing.store(left - 1, Ordering::SeqCst);
+        }
+        Err(StoreError::Unavailable {
+            store: "flaky".into(),
+            message: "no answer (a blip)".into(),
+        })
+    }
+}
+
+impl TokenStore for Flaky {
+    fn load<'a>(&'a self, key: &'a StoreKey) -> onesoidc_tokens::StoreFuture<'a, Stored> {
+        Box::pin(async move {
+            self.call()?;
+            self.inner.load(key).await
+        })
+    }
+
+    fn save<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        tokens: &'a TokenSet,
+        mode: SaveMode,
+    ) -> onesoidc_tokens::StoreFuture<'a, Saved> {
+        Box::pin(async move {
+            self.call()?;
+            self.inner.save(key, tokens, mode).await
+        })
+    }
+
+    fn remove<'a>(&'a self, key: &'a StoreKey) -> onesoidc_tokens::StoreFuture<'a, u64> {
+        Box::pin(async move {
+            self.call()?;
+            self.inner.remove(key).await
+        })
+    }
+
+    fn lease<'a>(
+        &'a self,
+        key: &'a StoreKey,
+        hold: Duration,
+    ) -> onesoidc_tokens::StoreFuture<'a, Option<onesoidc_tokens::Lease>> {
+        Box::pin(async move {
+            self.call()?;
+            self.inner.lease(key, hold).await
+        })
+    }
+}
+
+/// Three failed calls in a row (a blip of a few hundred milliseconds) are
+/// retried: the refresh goes through the store, which never counts as
+/// unavailable.
+#[tokio::test(start_paused = true)]
+async fn a_store_blip_is_retried_not_a_reason_to_go_alone() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = Flaky::new(temp.path(), 0);
+    let clock = Clock::new();
+    let calls = Calls::default();
+    let refresh = scripted(clock, &calls, Duration::ZERO, hour_tokens);
+    let manager = builder(refresh, &clock)
+        .store(store.clone(), owner())
+        .build();
+    assert_eq!(secret(&manager.access_token().await), "t1");
+    let mut events = manager.events();
+    store.failing.store(3, std::sync::atomic::Ordering::SeqCst);
+    let started = clock.elapsed();
+    let tokens = manager.force_refresh().await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "t2");
+    assert!(
+        clock.elapsed() - started >= millis(700),
+        "retried after 100, 200 and 400 ms"
+    );
+    let (_, event) = next_event(&clock, &mut events).await;
+    assert!(
+        matches!(event, TokenEvent::Refreshed { .. }),
+        "no StoreUnavailable: {event:?}"
+    );
+    let saved = store.inner.load(&key("device")).await.unwrap();
+    assert_eq!(saved.tokens.unwrap().access_token.expose_secret(), "t2");
+}
+
+/// A store that stays down: device tokens (no refresh token) are
+/// refreshed alone; a person's refresh token is not spent alone (another
+/// process may be spending it), and the error says why.
+#[tokio::test(start_paused = true)]
+async fn a_refresh_token_is_never_spent_alone() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = Flaky::new(temp.path(), u32::MAX);
+    let clock = Clock::new();
+    let calls = Calls::default();
+    let refresh = scripted(clock, &calls, Duration::ZERO, hour_tokens);
+    let device = builder(refresh.clone(), &clock)
+        .store(store.clone(), owner())
+        .build();
+    let mut no_refresh_token = token("device", Some(clock.wall() + secs(30)));
+    no_refresh_token.refresh_token = None;
+    device.store(no_refresh_token).await;
+    assert_eq!(
+        device
+            .force_refresh()
+            .await
+            .unwrap()
+            .access_token
+            .expose_secret(),
+        "t1"
+    );
+    assert_eq!(calls.count(), 1, "device tokens are refreshed alone");
+
+    let user = builder(refresh, &clock)
+        .store(store.clone(), owner())
+        .build();
+    user.store(token("A", Some(clock.wall() + secs(30)))).await;
+    let error = user.force_refresh().await.unwrap_err();
+    assert_eq!(calls.count(), 1, "the refresh token was not spent");
+    let text = error.to_string();
+    assert!(text.contains("not refreshing alone"), "{text}");
+    assert!(text.contains("no answer (a blip)"), "{text}");
+    assert_eq!(
+        user.current().unwrap().access_token.expose_secret(),
+        "A",
+        "the old token stays in use"
     );
 }
