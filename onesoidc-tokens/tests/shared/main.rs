@@ -14,6 +14,8 @@
 //! `access_token()` every few milliseconds for a while, and prints a report.
 //! So this test has its own `main` (`harness = false` in Cargo.toml).
 
+#[path = "../support/hooked_store.rs"]
+mod hooked_store;
 #[path = "../support/races.rs"]
 mod races;
 #[path = "../support/redis_server.rs"]
@@ -26,13 +28,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use onesoidc_core::{ExposeSecret, KeyType, TokenSet};
+use hooked_store::{Hooked, Hooks};
+use onesoidc_core::{ExposeSecret, KeyType};
 use onesoidc_devidp::faults::{Fault, FaultProxy, start_behind_proxy};
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
 use onesoidc_flows::{CibaRequest, DeviceIdentity, IdentityPaths, OnesIdClient};
 use onesoidc_tokens::{
-    FileTokenStore, Lease, RedisTokenStore, SaveMode, Saved, StoreFuture, StoreKey, Stored,
-    TokenEvent, TokenManager, TokenOwner, TokenStore, device_refresh, user_refresh,
+    FileTokenStore, RedisTokenStore, SaveMode, StoreFuture, StoreKey, TokenEvent, TokenManager,
+    TokenOwner, TokenStore, device_refresh, user_refresh,
 };
 use redis_server::RedisServer;
 use serde::{Deserialize, Serialize};
@@ -354,13 +357,11 @@ async fn lease_holder_killed(store: String) {
     );
 }
 
-/// Five processes share a person's tokens for 9 s on 4 s access tokens;
-/// the provider rotates the refresh token on every use and revokes the
-/// grant when a rotated one comes back. None ever does.
-async fn rotated_refresh_tokens(store_spec: String) {
-    let (idp, _proxy, _dir, paths) = provider().await;
+/// Logs alice in (CIBA, with a refresh token) on the device of `paths` and
+/// stores her tokens as `ciba_user` in `store_spec`; returns their owner.
+async fn log_in_alice(store_spec: &str, paths: &IdentityPaths) -> TokenOwner {
     let client = OnesIdClient::builder()
-        .identity(DeviceIdentity::load(&paths).unwrap())
+        .identity(DeviceIdentity::load(paths).unwrap())
         .build()
         .unwrap();
     let login = client
@@ -368,15 +369,24 @@ async fn rotated_refresh_tokens(store_spec: String) {
         .await
         .unwrap();
     assert!(login.tokens.refresh_token.is_some());
-    let store = open_store(&store_spec);
-    store
+    let owner = TokenOwner::of(&client);
+    open_store(store_spec)
         .save(
-            &StoreKey::new("ciba_user", TokenOwner::of(&client)),
+            &StoreKey::new("ciba_user", owner.clone()),
             &login.tokens,
             SaveMode::Replace,
         )
         .await
         .unwrap();
+    owner
+}
+
+/// Five processes share a person's tokens for 9 s on 4 s access tokens;
+/// the provider rotates the refresh token on every use and revokes the
+/// grant when a rotated one comes back. None ever does.
+async fn rotated_refresh_tokens(store_spec: String) {
+    let (idp, _proxy, _dir, paths) = provider().await;
+    log_in_alice(&store_spec, &paths).await;
     let run_ms = 9000;
     let children: Vec<_> = (0..5)
         .map(|_| spawn(&plan(&store_spec, &paths, Kind::User, run_ms)))
@@ -406,24 +416,7 @@ async fn rotated_refresh_tokens(store_spec: String) {
 /// and the provider never revokes the grant.
 async fn holder_stopped_past_its_lease(url: String) {
     let (idp, _proxy, _dir, paths) = provider().await;
-    let client = OnesIdClient::builder()
-        .identity(DeviceIdentity::load(&paths).unwrap())
-        .build()
-        .unwrap();
-    let login = client
-        .ciba(&CibaRequest::for_username("alice").scope("openid offline_access"))
-        .await
-        .unwrap();
-    let owner = TokenOwner::of(&client);
-    let store = open_store(&url);
-    store
-        .save(
-            &StoreKey::new("ciba_user", owner.clone()),
-            &login.tokens,
-            SaveMode::Replace,
-        )
-        .await
-        .unwrap();
+    let owner = log_in_alice(&url, &paths).await;
     let holder_plan = Plan {
         stop_after_load: Some(2),
         ..plan(&url, &paths, Kind::User, 5000)
@@ -465,7 +458,11 @@ async fn holder_stopped_past_its_lease(url: String) {
     assert_eq!(
         stats.most_uses_of_a_refresh_token(),
         1,
-        "a refresh token was spent twice: {stats:?} {reports:?}"
+        "a refresh token was spent twice: {stats:?}; first failures: {:?}",
+        reports
+            .iter()
+            .map(|r| r.failures.first())
+            .collect::<Vec<_>>()
     );
     assert_eq!(stats.rejected("invalid_grant"), 0, "{stats:?}");
     assert_no_failures(&reports);
@@ -477,10 +474,12 @@ async fn holder_stopped_past_its_lease(url: String) {
 /// so the other manager waits and uses its tokens: the refresh token is
 /// spent once.
 async fn lease_covers_the_work(url: String) {
-    let holder_store = Arc::new(PauseBeforeLoad {
-        inner: RedisTokenStore::open(&url).unwrap(),
-        url: url.clone(),
-        armed: AtomicBool::new(false),
+    let holder_store = Arc::new(Hooked {
+        inner: open_store(&url),
+        hooks: PauseBeforeLoad {
+            url: url.clone(),
+            armed: AtomicBool::new(false),
+        },
     });
     let other_store = open_store(&url);
     let (counter, refresh, mut started) = races::UserRefresh::new(Duration::from_millis(1500));
@@ -496,7 +495,7 @@ async fn lease_covers_the_work(url: String) {
         .await;
     let other = build(other_store);
     assert_eq!(other.access_token().await.unwrap().expose_secret(), "A");
-    holder_store.armed.store(true, Ordering::SeqCst);
+    holder_store.hooks.armed.store(true, Ordering::SeqCst);
     let holding = {
         let holder = holder.clone();
         tokio::spawn(async move { holder.force_refresh().await })
@@ -523,19 +522,18 @@ async fn lease_covers_the_work(url: String) {
     other.shutdown().await;
 }
 
-/// A Redis store that pauses Redis (`CLIENT PAUSE 600 ALL`) right before
-/// its next load, once armed.
+/// Pauses Redis (`CLIENT PAUSE 600 ALL`) right before the next load, once
+/// armed.
 #[derive(Debug)]
 struct PauseBeforeLoad {
-    inner: RedisTokenStore,
     url: String,
     armed: AtomicBool,
 }
 
-impl TokenStore for PauseBeforeLoad {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Stored> {
+impl Hooks for PauseBeforeLoad {
+    fn before(&self, call: &'static str) -> StoreFuture<'_, ()> {
         Box::pin(async move {
-            if self.armed.swap(false, Ordering::SeqCst) {
+            if call == "load" && self.armed.swap(false, Ordering::SeqCst) {
                 let mut redis = redis_connection(&self.url).await;
                 redis::cmd("CLIENT")
                     .arg("PAUSE")
@@ -545,63 +543,23 @@ impl TokenStore for PauseBeforeLoad {
                     .await
                     .unwrap();
             }
-            self.inner.load(key).await
+            Ok(())
         })
-    }
-
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        tokens: &'a TokenSet,
-        mode: SaveMode,
-    ) -> StoreFuture<'a, Saved> {
-        self.inner.save(key, tokens, mode)
-    }
-
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, u64> {
-        self.inner.remove(key)
-    }
-
-    fn lease<'a>(&'a self, key: &'a StoreKey, hold: Duration) -> StoreFuture<'a, Option<Lease>> {
-        self.inner.lease(key, hold)
     }
 }
 
-/// A child's store that stops the child (SIGSTOP) right after its `at`-th
-/// load returns.
+/// Stops this process (SIGSTOP) right after its `at`-th load returns.
 #[derive(Debug)]
 struct StopAfterLoad {
-    inner: Arc<dyn TokenStore>,
     loads: AtomicU32,
     at: u32,
 }
 
-impl TokenStore for StopAfterLoad {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, Stored> {
-        Box::pin(async move {
-            let stored = self.inner.load(key).await;
-            if self.loads.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-                signal(std::process::id(), "-STOP");
-            }
-            stored
-        })
-    }
-
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        tokens: &'a TokenSet,
-        mode: SaveMode,
-    ) -> StoreFuture<'a, Saved> {
-        self.inner.save(key, tokens, mode)
-    }
-
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> StoreFuture<'a, u64> {
-        self.inner.remove(key)
-    }
-
-    fn lease<'a>(&'a self, key: &'a StoreKey, hold: Duration) -> StoreFuture<'a, Option<Lease>> {
-        self.inner.lease(key, hold)
+impl Hooks for StopAfterLoad {
+    fn after_load(&self) {
+        if self.loads.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+            signal(std::process::id(), "-STOP");
+        }
     }
 }
 
@@ -693,10 +651,12 @@ fn child(plan: Plan) {
         };
         let mut store = open_store(&plan.store);
         if let Some(at) = plan.stop_after_load {
-            store = Arc::new(StopAfterLoad {
+            store = Arc::new(Hooked {
                 inner: store,
-                loads: AtomicU32::new(0),
-                at,
+                hooks: StopAfterLoad {
+                    loads: AtomicU32::new(0),
+                    at,
+                },
             });
         }
         let manager = TokenManager::builder(name, refresh)

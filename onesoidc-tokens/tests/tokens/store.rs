@@ -4,11 +4,13 @@ use std::fs;
 use std::path::Path;
 
 use onesoidc_tokens::{
-    FileTokenStore, SaveMode, Saved, StoreError, StoreKey, Stored, TokenOwner, TokenStore,
+    FileTokenStore, SaveMode, Saved, StoreError, StoreKey, TokenOwner, TokenStore,
 };
 
 use super::*;
 
+#[path = "../support/hooked_store.rs"]
+mod hooked_store;
 #[path = "../support/races.rs"]
 mod races;
 
@@ -487,75 +489,40 @@ async fn tokens_shorter_than_the_skew_are_still_shared() {
     assert_eq!(calls.count(), 2, "refreshes at {:?}", calls.times());
 }
 
-/// A file store whose calls fail (`Unavailable`, as a Redis blip) while
-/// `failing` is above 0, counting down; `u32::MAX`: always.
+/// Calls fail (`Unavailable`, as a Redis blip) while `failing` is above
+/// 0, counting down; `u32::MAX`: always.
 #[derive(Debug)]
 struct Flaky {
-    inner: FileTokenStore,
     failing: std::sync::atomic::AtomicU32,
 }
 
-impl Flaky {
-    fn new(dir: &Path, failing: u32) -> Arc<Self> {
-        Arc::new(Flaky {
-            inner: FileTokenStore::new(dir),
-            failing: failing.into(),
-        })
-    }
-
-    fn call(&self) -> Result<(), StoreError> {
+impl hooked_store::Hooks for Flaky {
+    fn before(&self, _call: &'static str) -> onesoidc_tokens::StoreFuture<'_, ()> {
         use std::sync::atomic::Ordering;
         let left = self.failing.load(Ordering::SeqCst);
-        if left == 0 {
-            return Ok(());
-        }
-        if left != u32::MAX {
+        if left != 0 && left != u32::MAX {
             self.failing.store(left - 1, Ordering::SeqCst);
         }
-        Err(StoreError::Unavailable {
-            store: "flaky".into(),
-            message: "no answer (a blip)".into(),
+        Box::pin(async move {
+            if left == 0 {
+                return Ok(());
+            }
+            Err(StoreError::Unavailable {
+                store: "flaky".into(),
+                message: "no answer (a blip)".into(),
+            })
         })
     }
 }
 
-impl TokenStore for Flaky {
-    fn load<'a>(&'a self, key: &'a StoreKey) -> onesoidc_tokens::StoreFuture<'a, Stored> {
-        Box::pin(async move {
-            self.call()?;
-            self.inner.load(key).await
-        })
-    }
-
-    fn save<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        tokens: &'a TokenSet,
-        mode: SaveMode,
-    ) -> onesoidc_tokens::StoreFuture<'a, Saved> {
-        Box::pin(async move {
-            self.call()?;
-            self.inner.save(key, tokens, mode).await
-        })
-    }
-
-    fn remove<'a>(&'a self, key: &'a StoreKey) -> onesoidc_tokens::StoreFuture<'a, u64> {
-        Box::pin(async move {
-            self.call()?;
-            self.inner.remove(key).await
-        })
-    }
-
-    fn lease<'a>(
-        &'a self,
-        key: &'a StoreKey,
-        hold: Duration,
-    ) -> onesoidc_tokens::StoreFuture<'a, Option<onesoidc_tokens::Lease>> {
-        Box::pin(async move {
-            self.call()?;
-            self.inner.lease(key, hold).await
-        })
-    }
+/// A file store in `dir` whose first `failing` calls fail.
+fn flaky(dir: &Path, failing: u32) -> Arc<hooked_store::Hooked<Flaky>> {
+    Arc::new(hooked_store::Hooked {
+        inner: Arc::new(FileTokenStore::new(dir)),
+        hooks: Flaky {
+            failing: failing.into(),
+        },
+    })
 }
 
 /// Three failed calls in a row (a blip of a few hundred milliseconds) are
@@ -564,7 +531,7 @@ impl TokenStore for Flaky {
 #[tokio::test(start_paused = true)]
 async fn a_store_blip_is_retried_not_a_reason_to_go_alone() {
     let temp = tempfile::tempdir().unwrap();
-    let store = Flaky::new(temp.path(), 0);
+    let store = flaky(temp.path(), 0);
     let clock = Clock::new();
     let calls = Calls::default();
     let refresh = scripted(clock, &calls, Duration::ZERO, hour_tokens);
@@ -573,7 +540,10 @@ async fn a_store_blip_is_retried_not_a_reason_to_go_alone() {
         .build();
     assert_eq!(secret(&manager.access_token().await), "t1");
     let mut events = manager.events();
-    store.failing.store(3, std::sync::atomic::Ordering::SeqCst);
+    store
+        .hooks
+        .failing
+        .store(3, std::sync::atomic::Ordering::SeqCst);
     let started = clock.elapsed();
     let tokens = manager.force_refresh().await.unwrap();
     assert_eq!(tokens.access_token.expose_secret(), "t2");
@@ -596,7 +566,7 @@ async fn a_store_blip_is_retried_not_a_reason_to_go_alone() {
 #[tokio::test(start_paused = true)]
 async fn a_refresh_token_is_never_spent_alone() {
     let temp = tempfile::tempdir().unwrap();
-    let store = Flaky::new(temp.path(), u32::MAX);
+    let store = flaky(temp.path(), u32::MAX);
     let clock = Clock::new();
     let calls = Calls::default();
     let refresh = scripted(clock, &calls, Duration::ZERO, hour_tokens);
