@@ -163,9 +163,11 @@ impl TokenManager {
 
     /// Replaces the tokens (e.g. after a CIBA or QR login), resets failures,
     /// and schedules their refresh. Emits [`TokenEvent::Stored`]. A refresh
-    /// in flight is discarded when it ends. With a store, saves (replacing
-    /// what is there) before the future completes; the new tokens are in
-    /// use from the first poll.
+    /// in flight (here, or in another process sharing the store) is
+    /// discarded when it ends: its tokens are neither handed out nor saved.
+    /// With a store, saves (replacing what is there, in a new generation)
+    /// before the future completes; the new tokens are in use from the
+    /// first poll.
     pub async fn store(&self, tokens: TokenSet) {
         let shared = &self.shared;
         let tokens = Arc::new(tokens);
@@ -197,7 +199,11 @@ impl TokenManager {
     }
 
     /// Drops the tokens (e.g. on logout) and removes them from the store
-    /// before the future completes. Emits [`TokenEvent::Cleared`]. The next
+    /// (leaving a tombstone) before the future completes. Emits
+    /// [`TokenEvent::Cleared`]. A refresh in flight, here or in another
+    /// process sharing the store, is discarded when it ends: its tokens are
+    /// neither handed out nor saved, and a manager in another process drops
+    /// its tokens at its next refresh. The next
     /// [`access_token`](Self::access_token) fetches anew.
     pub async fn clear(&self) {
         let shared = &self.shared;
