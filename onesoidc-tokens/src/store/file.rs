@@ -58,7 +58,7 @@ pub const MAX_TOKEN_FILE_BYTES: u64 = 1024 * 1024;
 /// let store = FileTokenStore::new(dir.path().join("tokens"));
 /// let key = StoreKey::new("ciba_user", TokenOwner::new("https://idp.example.com/oidc", "d1"));
 /// assert_eq!(store.path_for(&key), dir.path().join("tokens/ciba_user.json"));
-/// assert!(store.load(&key).await.unwrap().is_none());
+/// assert!(store.load(&key).await.unwrap().tokens.is_none());
 /// # }
 /// ```
 #[derive(Debug, Clone)]
