@@ -59,10 +59,15 @@ async fn round_trip(store: &RedisTokenStore) {
         .save(&key, &tokens("over-tls"), SaveMode::Replace)
         .await
         .unwrap();
-    let loaded = store.load(&key).await.unwrap().expect("the saved tokens");
+    let loaded = store
+        .load(&key)
+        .await
+        .unwrap()
+        .tokens
+        .expect("the saved tokens");
     assert_eq!(loaded.access_token.expose_secret(), "over-tls");
     store.remove(&key).await.unwrap();
-    assert!(store.load(&key).await.unwrap().is_none());
+    assert!(store.load(&key).await.unwrap().tokens.is_none());
 }
 
 #[tokio::test]
