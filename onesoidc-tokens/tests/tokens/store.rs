@@ -602,3 +602,29 @@ async fn a_refresh_token_is_never_spent_alone() {
         "the old token stays in use"
     );
 }
+
+/// Another process holds the file lease and never lets it go (stopped
+/// with SIGSTOP: a file lock has no time limit). A manager waits as long as
+/// a live holder could take (refresh timeout 30 s, three store calls of
+/// 10 s, a lease of 10 s), then does not spend its refresh token alone.
+#[tokio::test(start_paused = true)]
+async fn a_stuck_lease_holder_is_waited_for_and_its_refresh_token_left_alone() {
+    let (_temp, store) = shared_dir();
+    let clock = Clock::new();
+    let calls = Calls::default();
+    let refresh = scripted(clock, &calls, Duration::ZERO, hour_tokens);
+    let manager = builder(refresh, &clock)
+        .store(store.clone(), owner())
+        .build();
+    manager.store(token("A", Some(clock.wall() + HOUR))).await;
+    let stuck = store.lease(&key("device"), secs(10)).await.unwrap();
+    let started = clock.elapsed();
+    let error = manager.force_refresh().await.unwrap_err();
+    assert_eq!(clock.elapsed() - started, secs(70), "waited for the holder");
+    assert_eq!(calls.count(), 0, "the refresh token was not spent");
+    assert!(
+        error.to_string().contains("not refreshing alone"),
+        "{error}"
+    );
+    drop(stuck);
+}
