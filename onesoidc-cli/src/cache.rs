@@ -10,6 +10,7 @@ use onesoidc_core::{Issuer, ProviderMetadata};
 use onesoidc_tokens::{FileTokenStore, RedisTokenStore, TokenOwner, TokenStore};
 use serde_json::json;
 
+use crate::cli::StoreArgs;
 use crate::output::Failure;
 
 /// The environment variable naming the cache directory.
@@ -44,19 +45,90 @@ fn cache_dir_from(
 /// scope and resource; others get a name of their own).
 pub const DEVICE_TOKEN: &str = "device";
 
-/// The store `--store` names: a `redis://`, `rediss://` or
-/// `redis+unix://` URL, or a directory.
-pub fn open_store(spec: &str) -> Result<Arc<dyn TokenStore>, Failure> {
-    let is_url = ["redis://", "rediss://", "redis+unix://"]
+/// The environment variable naming the shared store (a URL with a
+/// password belongs here or in `--store-file`, not on the command line).
+pub const STORE_ENV: &str = "ONESOIDC_STORE";
+
+/// The largest `--store-file`, `--store-ca`, `--store-cert` or `--store-key` read.
+const MAX_STORE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Where a store's name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `--store`: every local user sees it in `ps`.
+    CommandLine,
+    /// `--store-file` or `ONESOIDC_STORE`.
+    Private,
+}
+
+/// The store `--store`, `--store-file` or (`use_env`) `ONESOIDC_STORE`
+/// names, `None` when none does. A URL with a password on the command line
+/// works, with a warning on stderr.
+pub fn open_store(args: &StoreArgs, use_env: bool) -> Result<Option<Arc<dyn TokenStore>>, Failure> {
+    let env = || std::env::var(STORE_ENV).ok().filter(|v| !v.is_empty());
+    let (spec, source) = match (&args.store, &args.store_file) {
+        (Some(spec), _) => (spec.clone(), Source::CommandLine),
+        (None, Some(path)) => (read_store_file(path)?, Source::Private),
+        (None, None) => match env().filter(|_| use_env) {
+            Some(spec) => (spec, Source::Private),
+            None => return Ok(None),
+        },
+    };
+    open_spec(&spec, source, args).map(Some)
+}
+
+fn read_store_file(path: &Path) -> Result<String, Failure> {
+    let bytes = read_file(path, "--store-file")?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::usage(&format!("--store-file {}: not UTF-8 text", path.display())))?;
+    let spec = text.trim();
+    if spec.is_empty() {
+        return Err(Failure::usage(&format!(
+            "--store-file {}: the file is empty; write the store's URL or directory in it",
+            path.display()
+        )));
+    }
+    Ok(spec.to_string())
+}
+
+fn read_file(path: &Path, option: &str) -> Result<Vec<u8>, Failure> {
+    onesoidc_fs::read_limited(path, MAX_STORE_FILE_BYTES)
+        .map_err(|e| Failure::usage(&format!("{option} {}: {e}", path.display())))
+}
+
+fn open_spec(spec: &str, source: Source, args: &StoreArgs) -> Result<Arc<dyn TokenStore>, Failure> {
+    let is_url = ["redis://", "rediss://", "redis+unix://", "unix://"]
         .iter()
         .any(|scheme| spec.starts_with(scheme));
+    let tls = args.store_ca.is_some() || args.store_cert.is_some();
     if is_url {
-        let store = RedisTokenStore::open(spec).map_err(|e| Failure::usage(&e.to_string()))?;
+        let mut builder = RedisTokenStore::builder(spec);
+        if let Some(ca) = &args.store_ca {
+            builder = builder.ca_certificates(read_file(ca, "--store-ca")?);
+        }
+        if let (Some(cert), Some(key)) = (&args.store_cert, &args.store_key) {
+            builder = builder.client_certificate(
+                read_file(cert, "--store-cert")?,
+                read_file(key, "--store-key")?,
+            );
+        }
+        let store = builder
+            .build()
+            .map_err(|e| Failure::usage(&e.to_string()))?;
+        if source == Source::CommandLine && store.has_password() {
+            eprintln!(
+                "warning: --store: the URL's password is visible to every user of this machine (ps, /proc/PID/cmdline); put the URL in {STORE_ENV} or in a file given to --store-file"
+            );
+        }
         Ok(Arc::new(store))
-    } else if spec.contains("://") {
+    } else if let Some((scheme, _)) = spec.split_once("://") {
         Err(Failure::usage(&format!(
-            "--store {spec:?}: not a directory, and not a redis://, rediss:// or redis+unix:// URL"
+            "the store {scheme}://…: not a directory, and not a redis://, rediss:// or redis+unix:// URL"
         )))
+    } else if tls {
+        Err(Failure::usage(
+            "--store-ca, --store-cert and --store-key are for a rediss:// store, not a directory",
+        ))
     } else {
         Ok(Arc::new(FileTokenStore::new(spec)))
     }
@@ -169,17 +241,53 @@ mod tests {
         assert_eq!(cache_dir_from(None, env(&[])), None);
     }
 
+    fn args(store: &str) -> StoreArgs {
+        StoreArgs {
+            store: Some(store.into()),
+            store_file: None,
+            store_ca: None,
+            store_cert: None,
+            store_key: None,
+        }
+    }
+
     #[test]
     fn store_specs() {
-        assert!(open_store("redis://127.0.0.1:6379/0").is_ok());
-        assert!(open_store("rediss://user:pw@redis.internal:6380").is_ok());
-        assert!(open_store("redis+unix:///run/redis.sock").is_ok());
-        assert!(open_store("/var/lib/onesoidc").is_ok());
-        let error = open_store("http://example.com").err().unwrap();
+        let open = |spec: &str| open_store(&args(spec), false);
+        assert!(open("redis://127.0.0.1:6379/0").is_ok());
+        assert!(open("rediss://user:pw@redis.internal:6380").is_ok());
+        assert!(open("redis+unix:///run/redis.sock").is_ok());
+        assert!(open("/var/lib/onesoidc").is_ok());
+        let error = open("http://user:hunter2@example.com").err().unwrap();
         assert!(
-            error.message.contains("not a directory"),
+            error.message.contains("not a directory") && !error.message.contains("hunter2"),
             "{}",
             error.message
         );
+        let mut with_ca = args("/var/lib/onesoidc");
+        with_ca.store_ca = Some("/etc/ssl/ca.pem".into());
+        let error = open_store(&with_ca, false).err().unwrap();
+        assert!(error.message.contains("rediss://"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_store_file_holds_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store-url");
+        std::fs::write(&path, "redis+unix:///run/redis.sock?pass=hunter2\n").unwrap();
+        let from_file = StoreArgs {
+            store: None,
+            store_file: Some(path.clone()),
+            ..args("")
+        };
+        let store = open_store(&from_file, false).unwrap().unwrap();
+        let shown = format!("{store:?}");
+        assert!(
+            shown.contains("/run/redis.sock") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        std::fs::write(&path, " \n").unwrap();
+        let error = open_store(&from_file, false).err().unwrap();
+        assert!(error.message.contains("empty"), "{}", error.message);
     }
 }

@@ -56,15 +56,60 @@ pub struct GlobalArgs {
 /// Where `device-token` keeps its token between runs.
 #[derive(Debug, Args)]
 pub struct CacheArgs {
-    /// Always ask the provider; neither read nor write a cached token
-    #[arg(long, conflicts_with_all = ["cache_dir", "store"])]
+    /// Always ask the provider; neither read nor write a cached token (nor use ONESOIDC_STORE)
+    #[arg(long, conflicts_with_all = ["cache_dir", "store", "store_file"])]
     pub no_cache: bool,
     /// The cache directory [env: ONESOIDC_CACHE_DIR] [default: $XDG_RUNTIME_DIR/onesoidc, else ~/.cache/onesoidc]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Keep the token in this shared store instead: a directory, or a redis://, rediss:// or redis+unix:// URL
-    #[arg(long, value_name = "URL|DIR")]
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// A shared token store: where it is, and how to trust a `rediss://` server.
+#[derive(Args)]
+#[command(next_help_heading = "Shared store")]
+pub struct StoreArgs {
+    /// Keep the token in this shared store: a directory, or a redis://, rediss:// or
+    /// redis+unix:// URL. A URL with a password shows in `ps`: use --store-file or
+    /// ONESOIDC_STORE for those [env: ONESOIDC_STORE]
+    #[arg(long, value_name = "URL|DIR", conflicts_with = "store_file")]
     pub store: Option<String>,
+    /// Read the store's URL (or directory) from this file, e.g. one with a password
+    #[arg(long, value_name = "PATH")]
+    pub store_file: Option<PathBuf>,
+    /// Trust this CA certificate (PEM) for a rediss:// store, instead of the system's roots
+    #[arg(long, value_name = "FILE", env = "ONESOIDC_STORE_CA")]
+    pub store_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a rediss:// store that asks for one; needs --store-key
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ONESOIDC_STORE_CERT",
+        requires = "store_key"
+    )]
+    pub store_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); needs --store-cert
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ONESOIDC_STORE_KEY",
+        requires = "store_cert"
+    )]
+    pub store_key: Option<PathBuf>,
+}
+
+/// Without the store's URL: it may hold a password.
+impl std::fmt::Debug for StoreArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreArgs")
+            .field("store", &self.store.as_ref().map(|_| "…"))
+            .field("store_file", &self.store_file)
+            .field("store_ca", &self.store_ca)
+            .field("store_cert", &self.store_cert)
+            .field("store_key", &self.store_key)
+            .finish()
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,10 +248,10 @@ pub enum Command {
         /// Refresh this many seconds before expiry
         #[arg(long, default_value_t = 60)]
         skew: u64,
-        /// Keep the token in this store and share its refresh with every process using it:
-        /// a directory (one machine), or a redis://, rediss:// or redis+unix:// URL (many)
-        #[arg(long, value_name = "URL|DIR")]
-        store: Option<String>,
+        /// Keep the token in a store (below) and share its refresh with every process using it:
+        /// a directory (one machine), or Redis (many)
+        #[command(flatten)]
+        store: StoreArgs,
         /// Stop after this many refreshes
         #[arg(long, value_name = "N")]
         refreshes: Option<u64>,

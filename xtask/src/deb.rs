@@ -5,20 +5,31 @@
 //! (`/usr/share/man/man1/*.1.gz`, from `onesoidc manpages`), the bash, zsh
 //! and fish completions (from `onesoidc completions`), the systemd unit
 //! `onesoidc-watch.service` (`packaging/`), and the licences, README and
-//! changelog under `/usr/share/doc/onesoidc/`.
+//! changelog under `/usr/share/doc/onesoidc/`; its maintainer scripts
+//! (`packaging/postinst`, `postrm`) create the system user `onesoidc` the
+//! unit runs as and `/etc/onesoidc/store`. Every directory is 0755 and
+//! every file 0644 (0755 for programs and scripts), whatever the umask.
 //!
 //! The release binary by default; `--debug` packages the debug build
 //! instead, which `cargo xtask test` does to check the package's contents
-//! quickly: it extracts the package with `dpkg-deb -x`, checks every file
-//! and the control fields, runs the packaged binary, and runs
-//! `systemd-analyze verify` on the unit inside the extracted tree when that
-//! tool is present.
+//! quickly: it extracts the package with `dpkg-deb -x` into a fresh
+//! temporary directory, checks every file, every mode, the control fields
+//! and the maintainer scripts, runs the packaged binary, and runs
+//! `systemd-analyze verify` and `systemd-analyze security` (offline, on
+//! the unit file) when that tool is present, printing the unit's exposure
+//! against its target of 2.0.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const UNIT: &str = "onesoidc-watch.service";
+
+/// The highest `systemd-analyze security` exposure the unit may have.
+const EXPOSURE_TARGET: f64 = 2.0;
+
+/// The maintainer scripts, from `packaging/`.
+const SCRIPTS: [&str; 2] = ["postinst", "postrm"];
 
 /// Every file the package must hold (besides the man pages, checked by count).
 const EXPECTED: [&str; 9] = [
@@ -131,6 +142,15 @@ pub fn build(debug: bool) -> Result<PathBuf, String> {
         control(&version, &arch, installed_kib).as_bytes(),
         0o644,
     )?;
+    for script in SCRIPTS {
+        put(
+            &format!("DEBIAN/{script}"),
+            &read(&root.join("packaging").join(script))?,
+            0o755,
+        )?;
+    }
+    // Directories as dpkg expects them, not as the umask made them.
+    set_dir_modes(&stage)?;
     let deb = target.join("deb").join(format!("{name}.deb"));
     run_ok(
         Command::new("dpkg-deb")
@@ -153,8 +173,14 @@ pub fn check() -> Result<(), String> {
         return Ok(());
     }
     let deb = build(true)?;
-    let extracted = tempfile_dir()?;
+    let temp = tempfile::Builder::new()
+        .prefix("onesoidc-deb-check-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let extracted = temp.path().join("root");
     run_ok(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&extracted))?;
+    check_modes(&deb)?;
+    check_scripts(&deb, temp.path())?;
     for path in EXPECTED {
         let file = extracted.join(path);
         if !file.is_file() {
@@ -193,7 +219,11 @@ pub fn check() -> Result<(), String> {
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",
         "ReadWritePaths=/var/lib/onesoidc",
-        "ProtectHome=read-only",
+        "ProtectHome=yes",
+        "User=onesoidc",
+        "LoadCredential=private.pem:",
+        "LoadCredential=store:/etc/onesoidc/store",
+        "--store-file %d/store",
     ] {
         if !unit_text.contains(setting) {
             return Err(format!("{UNIT} lacks {setting}"));
@@ -210,7 +240,7 @@ pub fn check() -> Result<(), String> {
                 unit_text.replace("/usr/bin/onesoidc", &packaged.display().to_string()),
             )
             .map_err(|e| e.to_string())?;
-            let out = Command::new(analyze)
+            let out = Command::new(&analyze)
                 .args(["verify", "--man=no"])
                 .arg(&checked)
                 .output()
@@ -220,11 +250,99 @@ pub fn check() -> Result<(), String> {
                 return Err(format!("systemd-analyze verify {UNIT}: {said}"));
             }
             eprintln!("xtask: systemd-analyze verify {UNIT}: ok");
+            check_exposure(&analyze, &checked)?;
         }
         None => eprintln!("xtask: no systemd-analyze; {UNIT} not verified"),
     }
-    let _ = fs::remove_dir_all(&extracted);
     eprintln!("xtask: {} checked", deb.display());
+    Ok(())
+}
+
+/// `systemd-analyze security` of the unit file (offline: no running
+/// systemd needed): prints the exposure and fails above [`EXPOSURE_TARGET`].
+/// A systemd too old for `--offline` is reported, not failed.
+fn check_exposure(analyze: &str, unit: &Path) -> Result<(), String> {
+    let out = Command::new(analyze)
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(unit)
+        .output()
+        .map_err(|e| format!("cannot run systemd-analyze: {e}"))?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let Some(line) = said.lines().find(|l| l.contains("Overall exposure level")) else {
+        eprintln!(
+            "xtask: systemd-analyze security {UNIT} could not run here; it said: {}",
+            said.trim()
+        );
+        return Ok(());
+    };
+    let exposure = line
+        .split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .ok_or_else(|| format!("systemd-analyze security: cannot read {line:?}"))?;
+    let verdict = if exposure <= EXPOSURE_TARGET {
+        "OK"
+    } else {
+        "too high"
+    };
+    eprintln!(
+        "xtask: systemd-analyze security onesoidc-watch: exposure {exposure:.1} (target <= {EXPOSURE_TARGET:.1}): {verdict}"
+    );
+    if exposure > EXPOSURE_TARGET {
+        return Err(format!(
+            "{UNIT}'s exposure is {exposure:.1}, above {EXPOSURE_TARGET:.1}: {}",
+            said.trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Every directory in the package is 0755 and owned by root
+/// (`dpkg-deb -c`), every file 0644 or 0755.
+fn check_modes(deb: &Path) -> Result<(), String> {
+    let listing = output(Command::new("dpkg-deb").arg("-c").arg(deb))?;
+    for entry in listing.lines() {
+        let mut fields = entry.split_whitespace();
+        let (Some(mode), Some(owner)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let ok = match mode.chars().next() {
+            Some('d') => mode == "drwxr-xr-x",
+            Some('-') => mode == "-rw-r--r--" || mode == "-rwxr-xr-x",
+            _ => false,
+        };
+        if !ok || owner != "root/root" {
+            return Err(format!(
+                "{}: {entry}: expected root/root, drwxr-xr-x for directories, -rw-r--r-- or -rwxr-xr-x for files",
+                deb.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The maintainer scripts are there, executable, valid `sh`, and create
+/// the service's user.
+fn check_scripts(deb: &Path, temp: &Path) -> Result<(), String> {
+    let control = temp.join("control");
+    run_ok(Command::new("dpkg-deb").arg("-e").arg(deb).arg(&control))?;
+    for script in SCRIPTS {
+        let path = control.join(script);
+        run_ok(Command::new("sh").arg("-n").arg(&path))?;
+        if mode_of(&path)? & 0o777 != 0o755 {
+            return Err(format!("{}: {script} is not mode 0755", deb.display()));
+        }
+    }
+    let postinst =
+        String::from_utf8(read(&control.join("postinst"))?).map_err(|e| e.to_string())?;
+    if !postinst.contains("useradd --system") {
+        return Err("postinst does not create the onesoidc system user".into());
+    }
     Ok(())
 }
 
@@ -309,13 +427,6 @@ fn du_kib(dir: &Path) -> u64 {
     walk(dir).div_ceil(1024)
 }
 
-fn tempfile_dir() -> Result<PathBuf, String> {
-    let dir = std::env::temp_dir().join(format!("onesoidc-deb-check-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok(dir)
-}
-
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -329,6 +440,31 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
 
 #[cfg(not(unix))]
 fn set_mode(_path: &Path, _mode: u32) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(unix)]
+fn mode_of(path: &Path) -> Result<u32, String> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn mode_of(_path: &Path) -> Result<u32, String> {
+    Ok(0o755)
+}
+
+/// `dir` and every directory under it: 0755.
+fn set_dir_modes(dir: &Path) -> Result<(), String> {
+    set_mode(dir, 0o755)?;
+    for entry in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        if entry.file_type().map_err(|e| e.to_string())?.is_dir() {
+            set_dir_modes(&entry.path())?;
+        }
+    }
     Ok(())
 }
 

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_core::{ExposeSecret, PublicJwkSet, TokenSet};
-use onesoidc_flows::{DeviceTokenRequest, OnesIdClient};
+use onesoidc_flows::{DeviceTokenRequest, OnesIdClient, StreamExt};
 use onesoidc_tokens::{
-    DEFAULT_REFRESH_SKEW, FileTokenStore, TokenError, TokenManager, TokenOwner, TokenStore,
-    device_refresh_with,
+    DEFAULT_REFRESH_SKEW, FileTokenStore, TokenError, TokenEvent, TokenManager, TokenOwner,
+    TokenStore, device_refresh_with,
 };
 use serde_json::json;
 
@@ -32,9 +32,15 @@ pub async fn device_token(
         options = options.resource(resource);
     }
     let cache_dir = crate::cache::cache_dir(cache.cache_dir.as_deref());
-    let store = match (&cache.store, &cache_dir) {
+    // ONESOIDC_STORE gives way to an explicit --cache-dir.
+    let shared = if cache.no_cache {
+        None
+    } else {
+        crate::cache::open_store(&cache.store, cache.cache_dir.is_none())?
+    };
+    let store = match (shared, &cache_dir) {
         _ if cache.no_cache => None,
-        (Some(spec), _) => Some(crate::cache::open_store(spec)?),
+        (Some(store), _) => Some(store),
         (None, Some(dir)) => {
             Some(Arc::new(FileTokenStore::new(dir.join("tokens"))) as Arc<dyn TokenStore>)
         }
@@ -117,13 +123,27 @@ async fn cached_token(
         .refresh_skew(DEFAULT_REFRESH_SKEW)
         .jitter(Duration::ZERO)
         .build();
-    let mut tokens = manager.tokens().await?;
-    let left = tokens.expires_in(SystemTime::now());
-    if left.is_some_and(|left| left <= DEFAULT_REFRESH_SKEW) {
-        tokens = manager.force_refresh().await?;
+    let mut events = manager.events();
+    let tokens = async {
+        let mut tokens = manager.tokens().await?;
+        let left = tokens.expires_in(SystemTime::now());
+        if left.is_some_and(|left| left <= DEFAULT_REFRESH_SKEW) {
+            tokens = manager.force_refresh().await?;
+        }
+        Ok(tokens)
     }
+    .await;
     manager.shutdown().await;
-    Ok(tokens)
+    // The stream ends with the manager: every event it had is here.
+    while let Some(event) = events.next().await {
+        if let TokenEvent::StoreUnavailable { error } = event {
+            eprintln!(
+                "warning: the token store is unavailable, so this token was not shared: {error}"
+            );
+            break;
+        }
+    }
+    tokens
 }
 
 /// The provider's error itself, as if no manager were involved.

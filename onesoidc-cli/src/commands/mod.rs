@@ -69,7 +69,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             skew,
             store,
             refreshes,
-        } => watch::run(g, *skew, store.as_deref(), *refreshes).await,
+        } => watch::run(g, *skew, store, *refreshes).await,
         Command::Revoke { token, hint } => inspect::revoke(g, &token.read()?, *hint).await,
         Command::Completions { shell } => {
             help::completions(*shell);

@@ -14,7 +14,7 @@ use crate::output::{Failure, out};
 pub async fn run(
     g: &GlobalArgs,
     skew: u64,
-    store: Option<&str>,
+    store: &crate::cli::StoreArgs,
     refreshes: Option<u64>,
 ) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
@@ -22,8 +22,8 @@ pub async fn run(
     let owner = TokenOwner::of(&client);
     let mut builder = TokenManager::builder(crate::cache::DEVICE_TOKEN, device_refresh(client))
         .refresh_skew(Duration::from_secs(skew));
-    if let Some(spec) = store {
-        builder = builder.store(crate::cache::open_store(spec)?, owner);
+    if let Some(store) = crate::cache::open_store(store, true)? {
+        builder = builder.store(store, owner);
     }
     let manager = builder.build();
     let mut events = manager.events();

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use onesoidc_core::TokenSet;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Script};
+use redis::{AsyncConnectionConfig, Client, ClientTlsConfig, Script, TlsCertificates};
 use tokio::sync::Mutex;
 
 use super::record::{decode, encode, expiry_rank};
@@ -111,8 +111,13 @@ return 0
 /// - Saves and removes are one script each: the generation and fencing
 ///   checks of [`SaveMode::Refreshed`] and the write happen together.
 /// - URLs: `redis://[user[:password]@]host[:port][/db]`, `rediss://` (TLS,
-///   rustls with the system's roots), `redis+unix:///path/to/socket`. The
-///   password never appears in `Debug`, `Display` or errors.
+///   rustls with the system's roots, or only the CA certificates given to
+///   [`ca_certificates`](RedisTokenStoreBuilder::ca_certificates); a client
+///   certificate with
+///   [`client_certificate`](RedisTokenStoreBuilder::client_certificate)),
+///   `redis+unix:///path/to/socket[?user=…&pass=…&db=…]` (or `unix://`).
+///   The password, in whichever of these places, never appears in `Debug`,
+///   `Display`, logs or errors: they show `***`.
 /// - Every call fails after [`timeout`](RedisTokenStoreBuilder::timeout)
 ///   (default 2 s) and drops the connection; the next call reconnects.
 ///
@@ -149,13 +154,28 @@ impl fmt::Debug for RedisTokenStore {
 }
 
 /// Configures a [`RedisTokenStore`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisTokenStoreBuilder {
     url: String,
     prefix: String,
     timeout: Duration,
     refresh_token_ttl: Duration,
+    /// For `rediss://`: the CA certificates to trust instead of the system's
+    /// roots, and a client certificate. `Debug` redacts both.
+    tls: TlsCertificates,
+}
+
+impl fmt::Debug for RedisTokenStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTokenStoreBuilder")
+            .field("url", &redacted_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl RedisTokenStoreBuilder {
@@ -178,12 +198,56 @@ impl RedisTokenStoreBuilder {
         self
     }
 
-    /// The store. Fails on a URL the `redis` crate cannot use; connects
-    /// only on first use.
+    /// For `rediss://`: trust the CA certificates in `pem` (one or more,
+    /// PEM) instead of the system's roots, e.g. a private CA that signed
+    /// the server's certificate. The CLI's `--store-ca FILE`.
+    ///
+    /// ```
+    /// # fn run(ca_pem: Vec<u8>) -> Result<(), onesoidc_tokens::StoreError> {
+    /// use onesoidc_tokens::RedisTokenStore;
+    /// let store = RedisTokenStore::builder("rediss://redis.internal:6380")
+    ///     .ca_certificates(ca_pem)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn ca_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.root_cert = Some(pem.into());
+        self
+    }
+
+    /// For `rediss://` to a server that asks for one
+    /// (`tls-auth-clients yes`): this client certificate chain and its
+    /// private key, both PEM. The CLI's `--store-cert FILE --store-key FILE`.
+    pub fn client_certificate(
+        mut self,
+        certificate_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls.client_tls = Some(ClientTlsConfig {
+            client_cert: certificate_pem.into(),
+            client_key: key_pem.into(),
+        });
+        self
+    }
+
+    /// The store. Fails on a URL the `redis` crate cannot use, and on
+    /// certificates that do not parse or are given for a URL that is not
+    /// `rediss://`; connects only on first use.
     pub fn build(self) -> Result<RedisTokenStore, StoreError> {
-        let shown = without_password(&self.url);
-        let client = Client::open(self.url.as_str())
-            .map_err(|e| StoreError::Config(format!("cannot use Redis URL {shown}: {e}")))?;
+        let shown = redacted_url(&self.url);
+        let config_error =
+            |e: redis::RedisError| StoreError::Config(format!("cannot use Redis URL {shown}: {e}"));
+        // (With certificates, the `redis` crate refuses a URL without TLS.)
+        let client = if self.tls.root_cert.is_some() || self.tls.client_tls.is_some() {
+            Client::build_with_tls(self.url.as_str(), self.tls).map_err(config_error)?
+        } else {
+            Client::open(self.url.as_str()).map_err(config_error)?
+        };
+        // Belt and braces: whatever form the password took, it is not shown.
+        let shown = match client.get_connection_info().redis_settings().password() {
+            Some(password) if shown.contains(password) => "(a Redis URL with a password)".into(),
+            _ => shown,
+        };
         Ok(RedisTokenStore {
             client,
             shown,
@@ -195,17 +259,32 @@ impl RedisTokenStoreBuilder {
     }
 }
 
-/// `url` with its password replaced by `***`, for messages.
-fn without_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "(an unparsable URL)".into(),
+/// `url` with its password replaced by `***`, for messages: the one in
+/// `user:password@` and the one in a query (`?pass=`, `?password=`, as
+/// `redis+unix://` and `unix://` URLs carry it).
+fn redacted_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(an unparsable URL)".into();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let secret = key.to_ascii_lowercase().contains("pass");
+                let value = if secret {
+                    "***".into()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 impl RedisTokenStore {
@@ -221,7 +300,21 @@ impl RedisTokenStore {
             prefix: DEFAULT_KEY_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
             refresh_token_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            tls: TlsCertificates {
+                client_tls: None,
+                root_cert: None,
+            },
         }
+    }
+
+    /// Whether the URL carries a password (in any form the `redis` crate
+    /// accepts), e.g. to warn that a command line showed it to every user.
+    pub fn has_password(&self) -> bool {
+        self.client
+            .get_connection_info()
+            .redis_settings()
+            .password()
+            .is_some()
     }
 
     fn keys(&self, key: &StoreKey) -> Keys {
@@ -560,14 +653,75 @@ impl TokenStore for RedisTokenStore {
 mod tests {
     use super::*;
 
+    /// Every form of URL with a password the `redis` crate accepts (and
+    /// `?password=`, which it does not), valid or not: the password is in
+    /// none of `Debug` (store and builder), a configuration error, or a
+    /// connection error, and `has_password` sees it.
+    #[tokio::test]
+    async fn passwords_never_show_in_any_url_form() {
+        let with_password = [
+            "redis://app:hunter2@127.0.0.1:1/0",
+            "redis://:hunter2@127.0.0.1:1",
+            "rediss://app:hunter2@127.0.0.1:1/0",
+            "valkey://app:hun%74er2@127.0.0.1:1",
+            "valkeys://:hunter2@127.0.0.1:1#insecure",
+            "redis+unix:///nonexistent/redis.sock?pass=hunter2",
+            "redis+unix:///nonexistent/redis.sock?user=app&pass=hunter2&db=1",
+            "unix:///nonexistent/redis.sock?pass=hunter2",
+            "valkey+unix:///nonexistent/redis.sock?pass=hun%74er2",
+        ];
+        let key = StoreKey::new(
+            "device",
+            super::super::TokenOwner::new("https://idp.example.com/oidc", "d1"),
+        );
+        for url in with_password {
+            let builder = RedisTokenStore::builder(url).timeout(Duration::from_millis(200));
+            let shown = format!("{builder:?}");
+            assert!(
+                !shown.contains("hunter2") && shown.contains("***"),
+                "{shown}"
+            );
+            let store = builder.build().unwrap();
+            assert!(store.has_password(), "{url}");
+            let shown = format!("{store:?}");
+            assert!(
+                !shown.contains("hunter2") && shown.contains("***"),
+                "{shown}"
+            );
+            let error = store.load(&key).await.unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+        for unusable in [
+            "redis+unix:///nonexistent/redis.sock?pass=hunter2&db=x",
+            "redis://app:hunter2@127.0.0.1:1/x",
+            "http://app:hunter2@example.com",
+            "redis+unix:///x?password=hunter2&protocol=9",
+        ] {
+            let error = RedisTokenStore::open(unusable).unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+        let without = RedisTokenStore::open("redis+unix:///run/redis.sock?user=app").unwrap();
+        assert!(!without.has_password());
+        assert!(format!("{without:?}").contains("user=app"));
+    }
+
     #[test]
-    fn passwords_never_show() {
-        let store = RedisTokenStore::open("redis://app:hunter2@127.0.0.1:6379/0").unwrap();
-        let shown = format!("{store:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.contains("app:***@127.0.0.1"), "{shown}");
-        let error = RedisTokenStore::open("http://app:hunter2@example.com").unwrap_err();
-        assert!(!error.to_string().contains("hunter2"), "{error}");
+    fn certificates_need_tls_and_must_parse() {
+        let error = RedisTokenStore::builder("redis://127.0.0.1")
+            .ca_certificates(b"".to_vec())
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("rediss://"), "{error}");
+        let error = RedisTokenStore::builder("rediss://127.0.0.1")
+            .client_certificate(b"not a certificate".to_vec(), b"secret-key".to_vec())
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("secret-key"), "{error}");
+        let builder = RedisTokenStore::builder("rediss://127.0.0.1")
+            .client_certificate(b"cert".to_vec(), b"secret-key".to_vec());
+        assert!(!format!("{builder:?}").contains("secret-key"));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub struct RedisServer {
     binary: String,
+    /// More arguments (TLS: see `redis_tls.rs`).
+    args: Vec<String>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -40,8 +42,14 @@ impl RedisServer {
 
     /// Starts a server with `binary`; returns once it accepts connections.
     pub fn start(binary: String) -> Result<RedisServer, String> {
+        Self::start_with(binary, Vec::new())
+    }
+
+    /// [`start`](Self::start) with more arguments for redis-server.
+    pub fn start_with(binary: String, args: Vec<String>) -> Result<RedisServer, String> {
         let mut server = RedisServer {
             binary,
+            args,
             dir: tempfile::tempdir()
                 .map_err(|e| format!("cannot create a directory for redis-server: {e}"))?,
             child: None,
@@ -50,7 +58,7 @@ impl RedisServer {
         Ok(server)
     }
 
-    /// `redis+unix://` URL of the socket.
+    /// `redis+unix://` URL of the socket (the default user, no password).
     pub fn url(&self) -> String {
         format!("redis+unix://{}", self.socket().display())
     }
@@ -77,6 +85,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .stdin(Stdio::null())
