@@ -515,6 +515,15 @@ impl hooked_store::Hooks for Flaky {
     }
 }
 
+/// A manager on `store` whose refresh answers hour-long tokens `t1`, `t2`, ...
+fn hour_manager(store: Arc<dyn TokenStore>) -> (Clock, Calls, TokenManager) {
+    let clock = Clock::new();
+    let calls = Calls::default();
+    let refresh = scripted(clock, &calls, Duration::ZERO, hour_tokens);
+    let manager = builder(refresh, &clock).store(store, owner()).build();
+    (clock, calls, manager)
+}
+
 /// A file store in `dir` whose first `failing` calls fail.
 fn flaky(dir: &Path, failing: u32) -> Arc<hooked_store::Hooked<Flaky>> {
     Arc::new(hooked_store::Hooked {
@@ -532,12 +541,7 @@ fn flaky(dir: &Path, failing: u32) -> Arc<hooked_store::Hooked<Flaky>> {
 async fn a_store_blip_is_retried_not_a_reason_to_go_alone() {
     let temp = tempfile::tempdir().unwrap();
     let store = flaky(temp.path(), 0);
-    let clock = Clock::new();
-    let calls = Calls::default();
-    let refresh = scripted(clock, &calls, Duration::ZERO, hour_tokens);
-    let manager = builder(refresh, &clock)
-        .store(store.clone(), owner())
-        .build();
+    let (clock, _calls, manager) = hour_manager(store.clone());
     assert_eq!(secret(&manager.access_token().await), "t1");
     let mut events = manager.events();
     store
@@ -601,4 +605,25 @@ async fn a_refresh_token_is_never_spent_alone() {
         "A",
         "the old token stays in use"
     );
+}
+
+/// Another process holds the file lease and never lets it go (stopped
+/// with SIGSTOP: a file lock has no time limit). A manager waits as long as
+/// a live holder could take (refresh timeout 30 s, three store calls of
+/// 10 s, a lease of 10 s), then does not spend its refresh token alone.
+#[tokio::test(start_paused = true)]
+async fn a_stuck_lease_holder_is_waited_for_and_its_refresh_token_left_alone() {
+    let (_temp, store) = shared_dir();
+    let (clock, calls, manager) = hour_manager(store.clone());
+    manager.store(token("A", Some(clock.wall() + HOUR))).await;
+    let stuck = store.lease(&key("device"), secs(10)).await.unwrap();
+    let started = clock.elapsed();
+    let error = manager.force_refresh().await.unwrap_err();
+    assert_eq!(clock.elapsed() - started, secs(70), "waited for the holder");
+    assert_eq!(calls.count(), 0, "the refresh token was not spent");
+    assert!(
+        error.to_string().contains("not refreshing alone"),
+        "{error}"
+    );
+    drop(stuck);
 }
