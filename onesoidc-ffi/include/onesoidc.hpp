@@ -6,7 +6,10 @@
 // several threads at once; an event handler runs on the library's event
 // thread for its login or subscription (see onesoidc_event_callback), and
 // once a Login or Subscription is destroyed (or cancelled) its handler no
-// longer runs. Tokens returned as std::string are ordinary copies: the C
+// longer runs. A Login or Subscription may be destroyed, reset or
+// reassigned at any time from any thread, its own handler included: the
+// handler call in progress, and what it captured, live until it returns.
+// Tokens returned as std::string are ordinary copies: the C
 // strings behind them are zeroed, the std::strings are not.
 //
 //   onesoidc::Client client;                       // device.yml + key from the defaults
@@ -16,6 +19,7 @@
 #ifndef ONESOIDC_HPP
 #define ONESOIDC_HPP
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -191,60 +195,113 @@ using EventHandler = std::function<void(const Event &)>;
 
 namespace detail {
 
-/// What a callback's user_data points to: the handler, kept on the heap
-/// (a Login or Subscription may move) until after the C handle is freed.
-struct HandlerBox {
-    EventHandler handler;
+/// What a callback's user_data points to: the handler, shared between the
+/// owning Login or Subscription and each running callback. The callback
+/// takes its own reference for the whole call, so the owner may be
+/// destroyed, reset or reassigned from inside the handler (or from another
+/// thread) and the handler, with everything it captured, stays alive until
+/// it returns.
+template <typename Handler>
+struct HandlerState : std::enable_shared_from_this<HandlerState<Handler>> {
+    explicit HandlerState(Handler handler) : handler(std::move(handler)) {}
 
-    static void call(void *userData, const onesoidc_event *event) noexcept {
-        auto *box = static_cast<HandlerBox *>(userData);
+    Handler handler;
+    /// Raised when the owner lets go (destroyed, reset, reassigned): no
+    /// handler call starts after that.
+    std::atomic<bool> released{false};
+    /// Released by each callback as it ends; acquired by wait(): the
+    /// happens-after edge made visible to tools (ThreadSanitizer) that do
+    /// not see the library's own synchronisation.
+    std::atomic<unsigned> calls{0};
+
+    /// A reference for the duration of a callback. The owner frees the C
+    /// handle (which waits for a running callback, or from the callback's
+    /// own thread stops further ones) before dropping its reference, so
+    /// the state is alive whenever the library calls back.
+    std::shared_ptr<HandlerState> keep() noexcept {
         try {
-            box->handler(Event::copy(event));
+            return this->shared_from_this();
         } catch (...) {
-            // Nothing may unwind into the library's thread.
+            return nullptr;
         }
     }
 };
 
+using EventHandlerState = HandlerState<EventHandler>;
+
+inline void callEventHandler(void *userData, const onesoidc_event *event) noexcept {
+    const auto state = static_cast<EventHandlerState *>(userData)->keep();
+    if (!state) {
+        return;
+    }
+    try {
+        if (!state->released.load()) {
+            state->handler(Event::copy(event));
+        }
+    } catch (...) {
+        // Nothing may unwind into the library's thread.
+    }
+    state->calls.fetch_add(1, std::memory_order_release);
+}
+
 }  // namespace detail
 
 /// A login running in the background (Client::startCibaLogin,
-/// Client::startQrLogin). Destroying it cancels it if it is still running
-/// and waits until its handler no longer runs.
+/// Client::startQrLogin). Destroying it (or resetting or reassigning the
+/// variable holding it) cancels it if it is still running; from any thread
+/// other than the handler's it also waits until the handler no longer
+/// runs. From inside its own handler it is safe too: the handler call in
+/// progress, and everything the handler captured, live until that call
+/// returns, and no further call starts.
 class Login {
 public:
-    Login(std::unique_ptr<detail::HandlerBox> box, onesoidc_login *raw) noexcept
-        : box_(std::move(box)), raw_(raw) {}
-    Login(Login &&) noexcept = default;
-    /// Ends the login held before (waiting for its handler) before taking `other`'s.
+    Login(std::shared_ptr<detail::EventHandlerState> state, onesoidc_login *raw) noexcept
+        : state_(std::move(state)), raw_(raw) {}
+    Login(Login &&other) noexcept : state_(std::move(other.state_)), raw_(std::exchange(other.raw_, nullptr)) {}
+    /// Ends the login held before (as the destructor) before taking `other`'s.
     Login &operator=(Login &&other) noexcept {
         if (this != &other) {
-            raw_.reset();
-            box_ = std::move(other.box_);
-            raw_ = std::move(other.raw_);
+            release();
+            state_ = std::move(other.state_);
+            raw_ = std::exchange(other.raw_, nullptr);
         }
         return *this;
     }
+    Login(const Login &) = delete;
+    Login &operator=(const Login &) = delete;
+    ~Login() { release(); }
 
     /// Stops the login; the handler does not run after this returns (unless
     /// called from the handler itself).
-    void cancel() noexcept { onesoidc_login_cancel(raw_.get()); }
+    void cancel() noexcept { onesoidc_login_cancel(raw_); }
 
     /// Waits up to `timeout` for the login's end; its status, or
     /// ONESOIDC_PENDING when still running.
     int wait(std::chrono::milliseconds timeout) {
-        const int status = onesoidc_login_wait(raw_.get(), static_cast<std::uint64_t>(timeout.count()));
+        const int status = onesoidc_login_wait(raw_, static_cast<std::uint64_t>(timeout.count()));
         if (status == ONESOIDC_INVALID_ARGUMENT) {
             detail::check(status);
+        }
+        if (state_) {
+            state_->calls.load(std::memory_order_acquire);
         }
         return status;
     }
 
 private:
-    // Declared first: destroyed after the handle, whose free waits for the
-    // callback thread.
-    std::unique_ptr<detail::HandlerBox> box_;
-    detail::Handle<onesoidc_login, onesoidc_login_free> raw_;
+    /// Frees the C handle (cancelling; waiting for a running handler unless
+    /// on its thread), then lets go of the handler: a call in progress keeps
+    /// it alive until it returns.
+    void release() noexcept {
+        if (state_) {
+            state_->released.store(true);
+        }
+        onesoidc_login_free(std::exchange(raw_, nullptr));
+        state_.reset();
+    }
+
+    std::shared_ptr<detail::EventHandlerState> state_;
+    onesoidc_login *raw_ = nullptr;
 };
 
 /// An accepted CIBA request waiting for the person (Client::cibaStart).
@@ -403,12 +460,12 @@ public:
     /// library's event thread (CibaAuthSignals).
     Login startCibaLogin(const std::string &username, const std::string &bindingMessage,
                          const std::string &resource, EventHandler handler) {
-        auto box = std::make_unique<detail::HandlerBox>(detail::HandlerBox{std::move(handler)});
+        auto state = std::make_shared<detail::EventHandlerState>(std::move(handler));
         onesoidc_login *raw = nullptr;
         detail::check(onesoidc_ciba_login_start(raw_.get(), username.c_str(), detail::orNull(bindingMessage),
-                                                detail::orNull(resource), &detail::HandlerBox::call,
-                                                box.get(), &raw));
-        return Login(std::move(box), raw);
+                                                detail::orNull(resource), &detail::callEventHandler,
+                                                state.get(), &raw));
+        return Login(std::move(state), raw);
     }
 
     /// Creates a QR session (QRAuth::createQRSession).
@@ -432,11 +489,11 @@ public:
 
     /// A whole QR login in the background (QRAuthSignals).
     Login startQrLogin(const std::string &bindingMessage, const std::string &resource, EventHandler handler) {
-        auto box = std::make_unique<detail::HandlerBox>(detail::HandlerBox{std::move(handler)});
+        auto state = std::make_shared<detail::EventHandlerState>(std::move(handler));
         onesoidc_login *raw = nullptr;
         detail::check(onesoidc_qr_login_start(raw_.get(), detail::orNull(bindingMessage), detail::orNull(resource),
-                                              &detail::HandlerBox::call, box.get(), &raw));
-        return Login(std::move(box), raw);
+                                              &detail::callEventHandler, state.get(), &raw));
+        return Login(std::move(state), raw);
     }
 
     IdTokenClaims validateIdToken(const std::string &idToken) {
@@ -462,27 +519,41 @@ private:
     detail::Handle<onesoidc_client, onesoidc_client_free> raw_;
 };
 
-/// A manager's events going to a handler; destroying it stops them.
+/// A manager's events going to a handler; destroying it (or resetting or
+/// reassigning the variable holding it) stops them, with the same
+/// guarantees as Login: from another thread it waits for a running
+/// handler; from inside the handler, that call and its captures live
+/// until it returns, and no further call starts.
 class Subscription {
 public:
-    Subscription(std::unique_ptr<detail::HandlerBox> box, onesoidc_subscription *raw) noexcept
-        : box_(std::move(box)), raw_(raw) {}
-    Subscription(Subscription &&) noexcept = default;
-    /// Ends the subscription held before (waiting for its handler) before taking `other`'s.
+    Subscription(std::shared_ptr<detail::EventHandlerState> state, onesoidc_subscription *raw) noexcept
+        : state_(std::move(state)), raw_(raw) {}
+    Subscription(Subscription &&other) noexcept
+        : state_(std::move(other.state_)), raw_(std::exchange(other.raw_, nullptr)) {}
+    /// Ends the subscription held before (as the destructor) before taking `other`'s.
     Subscription &operator=(Subscription &&other) noexcept {
         if (this != &other) {
-            raw_.reset();
-            box_ = std::move(other.box_);
-            raw_ = std::move(other.raw_);
+            release();
+            state_ = std::move(other.state_);
+            raw_ = std::exchange(other.raw_, nullptr);
         }
         return *this;
     }
+    Subscription(const Subscription &) = delete;
+    Subscription &operator=(const Subscription &) = delete;
+    ~Subscription() { release(); }
 
 private:
-    // Declared first: destroyed after the handle, whose free waits for the
-    // callback thread.
-    std::unique_ptr<detail::HandlerBox> box_;
-    detail::Handle<onesoidc_subscription, onesoidc_subscription_free> raw_;
+    void release() noexcept {
+        if (state_) {
+            state_->released.store(true);
+        }
+        onesoidc_subscription_free(std::exchange(raw_, nullptr));
+        state_.reset();
+    }
+
+    std::shared_ptr<detail::EventHandlerState> state_;
+    onesoidc_subscription *raw_ = nullptr;
 };
 
 /// How a manager refreshes.
@@ -511,10 +582,10 @@ public:
     }
     /// Each event from now on to `handler`, on the library's event thread.
     Subscription subscribe(EventHandler handler) {
-        auto box = std::make_unique<detail::HandlerBox>(detail::HandlerBox{std::move(handler)});
+        auto state = std::make_shared<detail::EventHandlerState>(std::move(handler));
         onesoidc_subscription *raw = nullptr;
-        detail::check(onesoidc_manager_subscribe(raw_.get(), &detail::HandlerBox::call, box.get(), &raw));
-        return Subscription(std::move(box), raw);
+        detail::check(onesoidc_manager_subscribe(raw_.get(), &detail::callEventHandler, state.get(), &raw));
+        return Subscription(std::move(state), raw);
     }
 
     onesoidc_manager *get() const noexcept { return raw_.get(); }

@@ -16,6 +16,7 @@
 
 #include <QMetaObject>
 #include <QObject>
+#include <QPointer>
 #include <QString>
 #include <QStringList>
 
@@ -176,6 +177,8 @@ public:
 
     /// Stores each successful login's tokens in `manager` (a Refresh::User
     /// manager, e.g. "ciba_user") and forwards its refreshes as tokenRefreshed.
+    /// Held through a QPointer: once the registry removes the manager (or is
+    /// destroyed) it is forgotten, never touched.
     void setTokenManager(TokenManager *manager) {
         if (manager_ != nullptr) {
             disconnect(manager_, nullptr, this, nullptr);
@@ -247,8 +250,8 @@ private:
                 if (tokens_) {
                     token = toQString(tokens_->accessToken());
                     subject = toQString(tokens_->subject().value_or(std::string()));
-                    if (manager_ != nullptr) {
-                        manager_->storeTokens(*tokens_);
+                    if (TokenManager *manager = manager_.data()) {
+                        manager->storeTokens(*tokens_);
                     }
                 }
             } catch (const Error &failure) {
@@ -281,7 +284,7 @@ private:
 
     std::optional<Login> login_;
     std::shared_ptr<Tokens> tokens_;
-    TokenManager *manager_ = nullptr;
+    QPointer<TokenManager> manager_;
     unsigned generation_ = 0;
     bool running_ = false;
 };
