@@ -606,6 +606,8 @@ fn run_programs(
                     expect(&text, "handlers ran to the end", "test_lifetimes")?;
                 }
             }
+            let text = runs.run(&cpp.join("test_api"), &[], "test_api")?;
+            expect(&text, " 0 failed", "test_api")?;
             let qt_test = cpp.join("test_qt_registry");
             if sanitizer.qt {
                 for variant in QT_REGISTRY_VARIANTS {

@@ -77,19 +77,19 @@ int logins(onesoidc::Client &client, int count, bool reassign) {
     for (auto &slot : slots) {
         std::lock_guard<std::mutex> lock(slot.mutex);
         slot.handle.emplace(client.startCibaLogin(
-            "alice", "", "", [&client, &slot, &done, reassign, captured = kCaptured](const onesoidc::Event &event) {
+            "alice", {}, [&client, &slot, &done, reassign, captured = kCaptured](const onesoidc::Event &event) {
                 if (!event.isLast()) {
                     return;
                 }
                 {
                     std::lock_guard<std::mutex> lock(slot.mutex);
                     if (reassign) {
-                        slot.handle = client.startCibaLogin("alice", "", "", [](const onesoidc::Event &) {});
+                        slot.handle = client.startCibaLogin("alice", {}, [](const onesoidc::Event &) {});
                     } else {
                         slot.handle.reset();
                     }
                 }
-                if (touch(captured) == 'x' * 256 && event.kind == ONESOIDC_EVENT_AUTHENTICATED) {
+                if (touch(captured) == 'x' * 256 && event.kind == onesoidc::EventKind::Authenticated) {
                     done.arrive();
                 }
             }));
@@ -109,7 +109,7 @@ int subscriptions(onesoidc::Client &client, int count, bool reassign) {
         std::lock_guard<std::mutex> lock(slot.mutex);
         slot.handle.emplace(manager.subscribe(
             [&manager, &slot, &done, reassign, captured = kCaptured](const onesoidc::Event &event) {
-                if (event.kind != ONESOIDC_EVENT_TOKEN_STORED) {
+                if (event.kind != onesoidc::EventKind::TokenStored) {
                     return;
                 }
                 {
@@ -155,7 +155,7 @@ int main(int argc, char **argv) {
         std::printf("%s: %d of %d handlers ran to the end\n", variant.c_str(), arrived, count);
         return arrived == count ? 0 : 1;
     } catch (const onesoidc::Error &failure) {
-        std::fprintf(stderr, "%s: error %d: %s\n", variant.c_str(), failure.status(), failure.what());
+        std::fprintf(stderr, "%s: error %d: %s\n", variant.c_str(), failure.code(), failure.what());
         return 1;
     }
 }
