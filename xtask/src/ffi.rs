@@ -520,6 +520,32 @@ const C_MODES: [(&str, &[&str]); 9] = [
     ("token-manager", &["TOKEN_REFRESHED", "device", "ciba_user"]),
 ];
 
+/// The plain C++ examples (`examples/cpp/SECTION.cpp`, built as
+/// `onesoidc_cpp_SECTION`) and what each must print.
+const CPP_EXAMPLES: [(&str, &[&str]); 6] = [
+    ("device_token", &["device access token:", "Bearer"]),
+    (
+        "applications",
+        &["vhh-server: https://vhh.example.com", "authenticated alice"],
+    ),
+    ("ciba", &["auth_req_id", "approved: authenticated alice"]),
+    (
+        "ciba_events",
+        &["STARTED", "AUTHENTICATED", "authenticated alice"],
+    ),
+    (
+        "qr_events",
+        &["QR_SESSION_CREATED", "QR_SCANNED", "authenticated alice"],
+    ),
+    (
+        "token_manager",
+        &["TOKEN_REFRESHED", "manager device", "manager ciba_user"],
+    ),
+];
+
+/// The C++ examples that start threads of the library's (run under TSan).
+const THREADED_CPP_EXAMPLES: [&str; 3] = ["ciba_events", "qr_events", "token_manager"];
+
 /// The Qt example's modes and what each must print.
 const QT_MODES: [(&str, &[&str]); 8] = [
     ("device-config", &["device id", "issuer"]),
@@ -636,8 +662,8 @@ fn run_programs(
     run_c_test_under_valgrind(&c_test.join("test_onesoidc"), idp, device)
 }
 
-/// Every mode of the C (and Qt) examples, or only the threaded ones, each
-/// checked for what it must print.
+/// Every mode of the C (and Qt) examples and every C++ example, or only
+/// the threaded ones, each checked for what it must print.
 fn run_examples(examples: &Path, runs: &mut Runs, all_modes: bool, qt: bool) -> Result<(), String> {
     let wanted_mode = |mode: &str| all_modes || THREADED_MODES.contains(&mode);
     for (mode, wanted) in C_MODES.into_iter().filter(|(m, _)| wanted_mode(m)) {
@@ -645,6 +671,16 @@ fn run_examples(examples: &Path, runs: &mut Runs, all_modes: bool, qt: bool) -> 
         let text = runs.run(&examples.join("onesoidc_example"), &[mode], &what)?;
         for needle in wanted {
             expect(&text, needle, &what)?;
+        }
+    }
+    for (section, wanted) in CPP_EXAMPLES
+        .into_iter()
+        .filter(|(s, _)| all_modes || THREADED_CPP_EXAMPLES.contains(s))
+    {
+        let program = format!("onesoidc_cpp_{section}");
+        let text = runs.run(&examples.join(&program), &[], &program)?;
+        for needle in wanted {
+            expect(&text, needle, &program)?;
         }
     }
     for (mode, wanted) in QT_MODES.into_iter().filter(|(m, _)| qt && wanted_mode(m)) {
