@@ -229,7 +229,7 @@ pub fn test() -> Result<(), String> {
     let mut sanitized = Vec::new();
     for sanitizer in &SANITIZERS {
         let dir = work.join(format!("build-{}", sanitizer.name));
-        let flags = Some(sanitizer.flags);
+        let flags = Some((sanitizer.flags, sanitizer.qt));
         sanitized.push((
             sanitizer,
             Builds {
@@ -298,10 +298,10 @@ struct Sanitizer {
     all_modes: bool,
     /// Whether the self-destroy variants run under it.
     lifetimes: bool,
-    /// Whether the Qt programs run under it. Not under TSan: Debian's Qt is
-    /// not built with it, so a queued call's hand-off between threads
-    /// (inside libQt6Core) is invisible to TSan, which then reports the
-    /// slot object's release as a race.
+    /// Whether the Qt programs are built and run under it. Not under TSan:
+    /// Debian's Qt is not built with it, so a queued call's hand-off
+    /// between threads (inside libQt6Core) is invisible to TSan, which
+    /// then reports the slot object's release as a race.
     qt: bool,
 }
 
@@ -405,13 +405,15 @@ fn missing_tools() -> Vec<&'static str> {
 
 /// Configures and builds the CMake project in `source` into `build`
 /// against the install tree `prefix`, with `flags` added to the compilers'
-/// and the linker's (a sanitizer); returns the build directory.
+/// and the linker's (a sanitizer's; with `false`, Qt is left out);
+/// returns the build directory.
 fn cmake_build(
     source: &Path,
     build: &Path,
     prefix: &Path,
-    flags: Option<&str>,
+    flags: Option<(&str, bool)>,
 ) -> Result<PathBuf, String> {
+    let started = Instant::now();
     let mut configure = Command::new("cmake");
     configure
         .arg("-S")
@@ -421,7 +423,10 @@ fn cmake_build(
         .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
         .arg("-DCMAKE_BUILD_TYPE=Debug")
         .arg("-Wno-dev");
-    if let Some(flags) = flags {
+    if let Some((flags, qt)) = flags {
+        if !qt {
+            configure.arg("-DCMAKE_DISABLE_FIND_PACKAGE_Qt6=ON");
+        }
         for variable in ["CMAKE_C_FLAGS", "CMAKE_CXX_FLAGS", "CMAKE_EXE_LINKER_FLAGS"] {
             configure.arg(format!("-D{variable}={flags}"));
         }
@@ -431,6 +436,11 @@ fn cmake_build(
         .arg("--build")
         .arg(build)
         .args(["--parallel", "2"]))?;
+    eprintln!(
+        "xtask: ffi: built {} ({:.1}s)",
+        build.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(build.to_path_buf())
 }
 
