@@ -302,9 +302,17 @@ impl DeviceConfig {
     /// unmanaged identity.
     pub fn registration(&self) -> Result<Registration, ConfigError> {
         let (Some(client_id), Some(host)) = (&self.client_id, &self.host) else {
+            let missing = [
+                ("client_id", self.client_id.is_none()),
+                ("host", self.host.is_none()),
+            ];
             return Err(ConfigError::NotRegistered {
                 path: self.path.clone(),
                 id: self.id.clone(),
+                missing: missing
+                    .into_iter()
+                    .filter_map(|(field, absent)| absent.then_some(field))
+                    .collect(),
             });
         };
         let issuer = Issuer::from_host(host).map_err(|e| ConfigError::InvalidField {

@@ -187,6 +187,16 @@ pub enum Error {
     },
 }
 
+/// "`client_id` is", "`client_id` and `host` are": the fields of
+/// [`ConfigError::NotRegistered`] for its message.
+fn missing_fields(fields: &[&str]) -> String {
+    let names: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+    match names.as_slice() {
+        [one] => format!("{one} is"),
+        _ => format!("{} are", names.join(" and ")),
+    }
+}
+
 impl Error {
     /// An [`Error::OAuth`] (e.g. to test code that handles one).
     ///
@@ -375,6 +385,24 @@ impl Error {
         inner.oauth_error() == Some("invalid_grant") || matches!(inner, Error::LoginRequired { .. })
     }
 
+    /// Whether the device's identity files are the problem: `device.yml`
+    /// cannot be read or lacks a field, or the key cannot be loaded. Fixing
+    /// the files (or registering the device) is what helps; retrying does
+    /// not.
+    ///
+    /// ```
+    /// use onesoidc_core::{ConfigError, Error};
+    /// let missing = Error::Config(ConfigError::MissingField {
+    ///     path: "/etc/px-device-identity/device.yml".into(),
+    ///     field: "id",
+    /// });
+    /// assert!(missing.is_config());
+    /// assert!(!missing.is_network());
+    /// ```
+    pub fn is_config(&self) -> bool {
+        matches!(self.innermost(), Error::Config(_) | Error::Key(_))
+    }
+
     /// The `Error` at the bottom of an [`Error::Other`] (e.g. the provider
     /// error behind a token manager's failure), or this one.
     fn innermost(&self) -> &Error {
@@ -479,16 +507,19 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
-    /// The identity is unmanaged: it has no `client_id`/`host`.
+    /// The identity is unmanaged: it lacks `client_id`, `host` or both.
     #[error(
-        "device {id} ({}) is not registered with an identity provider (client_id and host are null); register it with `onesoidc register --address https://<provider> --domain <domain> --title <title> --location <location> --role <role>`",
-        path.display()
+        "device {id} ({}) is not registered with an identity provider ({} null or missing); register it with `onesoidc register --address https://<provider> --domain <domain> --title <title> --location <location> --role <role>`",
+        path.display(),
+        missing_fields(missing)
     )]
     NotRegistered {
         /// The file.
         path: PathBuf,
         /// The device id.
         id: String,
+        /// The fields it lacks: `client_id`, `host`, or both (in that order).
+        missing: Vec<&'static str>,
     },
     /// An identity exists where a new one would be written.
     #[error("{} already holds a device identity; pass --force to replace it (the old one stays if registration fails)", path.display())]

@@ -175,3 +175,50 @@ fn written_yaml_quotes_initiated_on_like_px() {
     assert!(text.contains("is_managed: true\n"));
     assert_eq!(parse(&text).unwrap().initiated_on, c.initiated_on);
 }
+
+/// The error of an unregistered identity names exactly the fields it lacks
+/// (before, a file without `host` was said to lack both).
+#[test]
+fn not_registered_names_exactly_the_missing_fields() {
+    let without = |field: &str| {
+        let text: String = PROTOCOL_EXAMPLE
+            .lines()
+            .filter(|line| !line.starts_with(&format!("{field}:")))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        parse(&text)
+            .unwrap()
+            .registration()
+            .unwrap_err()
+            .to_string()
+    };
+    let no_host = without("host");
+    assert!(no_host.contains("(`host` is null or missing)"), "{no_host}");
+    assert!(!no_host.contains("client_id"), "{no_host}");
+    let no_client = without("client_id");
+    assert!(
+        no_client.contains("(`client_id` is null or missing)"),
+        "{no_client}"
+    );
+    let neither = parse(
+        &PROTOCOL_EXAMPLE
+            .replace(
+                "client_id: d5fe8500-6003-49fd-9b8f-7adaf102e9a3",
+                "client_id: null",
+            )
+            .replace("host: https://idp-server.ones-now.com", "host: null"),
+    )
+    .unwrap()
+    .registration()
+    .unwrap_err();
+    assert!(matches!(
+        &neither,
+        ConfigError::NotRegistered { missing, .. } if missing == &["client_id", "host"]
+    ));
+    assert!(
+        neither
+            .to_string()
+            .contains("(`client_id` and `host` are null or missing)"),
+        "{neither}"
+    );
+}

@@ -109,6 +109,15 @@
 #define ONESOIDC_PANIC 9
 
 /**
+ * The device's identity files are the problem: `device.yml` is missing,
+ * unreadable or lacks a field (the message names the file and the
+ * fields), the device is not registered, or its key cannot be loaded.
+ * Retrying does not help; fixing the files (or `onesoidc register`) does.
+ * (The CLI exits 1 for these.)
+ */
+#define ONESOIDC_CONFIG 10
+
+/**
  * The login was cancelled by the program (`onesoidc_login_cancel` or
  * `onesoidc_login_free`). The CLI's exit code 130 (Ctrl-C).
  */
@@ -309,6 +318,75 @@ typedef struct onesoidc_tokens onesoidc_tokens;
  */
 typedef void (*onesoidc_event_callback)(void *user_data, const onesoidc_event *event);
 
+/**
+ * An introspection answer field by field (`onesoidc_introspect_fields`),
+ * for languages that would rather not parse JSON. The strings are the
+ * caller's: `onesoidc_introspection_clear` frees them all.
+ */
+typedef struct {
+  /**
+   * Whether the token is active (usable now).
+   */
+  bool active;
+  /**
+   * `exp`: when the token expires, in seconds since the Unix epoch; -1
+   * when the provider did not say.
+   */
+  int64_t exp;
+  /**
+   * `iat`: when it was issued, as `exp`; -1 when not said.
+   */
+  int64_t iat;
+  /**
+   * `sub`: whom the token is about; NULL when not said.
+   */
+  char *sub;
+  /**
+   * `scope`, space-separated; NULL when not said.
+   */
+  char *scope;
+  /**
+   * `client_id`: whom the token was issued to; NULL when not said.
+   */
+  char *client_id;
+  /**
+   * `aud`: the audiences, one per line (`\n` between them); NULL when none.
+   */
+  char *aud;
+  /**
+   * The whole answer as a JSON object (as `onesoidc_introspect`'s).
+   */
+  char *json;
+} onesoidc_introspection;
+
+/**
+ * An ID token's validated claims field by field
+ * (`onesoidc_validate_id_token_claims`). The strings are the caller's:
+ * `onesoidc_id_token_claims_clear` frees them all.
+ */
+typedef struct {
+  /**
+   * `sub`: the person (e.g. the username). Never NULL once filled.
+   */
+  char *sub;
+  /**
+   * `exp`, seconds since the Unix epoch.
+   */
+  int64_t exp;
+  /**
+   * `iat`, seconds since the Unix epoch.
+   */
+  int64_t iat;
+  /**
+   * `aud`: the audiences, one per line (`\n` between them).
+   */
+  char *aud;
+  /**
+   * Every claim, as a JSON object.
+   */
+  char *json;
+} onesoidc_id_token_claims;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -388,6 +466,22 @@ void onesoidc_client_free(onesoidc_client *client);
 int onesoidc_device_token(onesoidc_client *client, char **access_token);
 
 /**
+ * Gets a device access token as `onesoidc_device_token` does, as a tokens
+ * object: the token (`onesoidc_tokens_access_token`), its type
+ * (`onesoidc_tokens_token_type`) and when it expires
+ * (`onesoidc_tokens_expires_at`). There is no ID token and no subject.
+ *
+ * On success `*tokens` is the object, the caller's to free with
+ * `onesoidc_tokens_free`; on failure it is NULL.
+ *
+ * # Safety
+ *
+ * `client` is a live client; `tokens` points to writable storage for a
+ * pointer.
+ */
+int onesoidc_device_tokens(onesoidc_client *client, onesoidc_tokens **tokens);
+
+/**
  * Reads one field of `device.yml` without loading the key (the original
  * `DeviceConfig::loadFromFile`). `device_yml` NULL (or `""`) means the
  * default place, as for `onesoidc_client_new`.
@@ -457,6 +551,17 @@ int onesoidc_tokens_access_token(const onesoidc_tokens *tokens, char **access_to
  * As `onesoidc_tokens_access_token`.
  */
 int onesoidc_tokens_id_token(const onesoidc_tokens *tokens, char **id_token);
+
+/**
+ * Copies the access token's type (`Bearer`, as the provider said) into
+ * `*token_type` (free with `onesoidc_string_free`).
+ *
+ * # Safety
+ *
+ * `tokens` is a live object; `token_type` points to writable storage for
+ * a pointer.
+ */
+int onesoidc_tokens_token_type(const onesoidc_tokens *tokens, char **token_type);
 
 /**
  * Copies the person's subject (`sub` of the validated ID token, e.g. the
@@ -1104,6 +1209,58 @@ int onesoidc_validate_id_token(onesoidc_client *client,
  * for a pointer.
  */
 int onesoidc_introspect(onesoidc_client *client, const char *token, bool *active, char **json);
+
+/**
+ * As `onesoidc_introspect`, with the answer's fields in `*fields` (every
+ * string NULL and the numbers -1 after a failure). Free the strings with
+ * `onesoidc_introspection_clear`.
+ *
+ * # Safety
+ *
+ * `client` is a live client; `token` is a NUL-terminated string; `fields`
+ * points to a writable `onesoidc_introspection` (its old strings, if any,
+ * are not freed: clear it first).
+ */
+int onesoidc_introspect_fields(onesoidc_client *client,
+                               const char *token,
+                               onesoidc_introspection *fields);
+
+/**
+ * Frees the strings of `*fields` and sets them to NULL (NULL is ignored;
+ * clearing twice is harmless).
+ *
+ * # Safety
+ *
+ * `fields` is NULL or an `onesoidc_introspection` filled by
+ * `onesoidc_introspect_fields` (or cleared), its strings unchanged.
+ */
+void onesoidc_introspection_clear(onesoidc_introspection *fields);
+
+/**
+ * As `onesoidc_validate_id_token`, with the claims' fields in `*claims`
+ * (every string NULL and the numbers -1 after a failure). Free the
+ * strings with `onesoidc_id_token_claims_clear`.
+ *
+ * # Safety
+ *
+ * `client` is a live client; `id_token` is a NUL-terminated string;
+ * `claims` points to a writable `onesoidc_id_token_claims` (its old
+ * strings, if any, are not freed: clear it first).
+ */
+int onesoidc_validate_id_token_claims(onesoidc_client *client,
+                                      const char *id_token,
+                                      onesoidc_id_token_claims *claims);
+
+/**
+ * Frees the strings of `*claims` and sets them to NULL (NULL is ignored;
+ * clearing twice is harmless).
+ *
+ * # Safety
+ *
+ * `claims` is NULL or an `onesoidc_id_token_claims` filled by
+ * `onesoidc_validate_id_token_claims` (or cleared), its strings unchanged.
+ */
+void onesoidc_id_token_claims_clear(onesoidc_id_token_claims *claims);
 
 /**
  * Revokes an access or refresh token (RFC 7009). Revoking a token the

@@ -16,6 +16,7 @@
 
 #include <QMetaObject>
 #include <QObject>
+#include <QPointer>
 #include <QString>
 #include <QStringList>
 
@@ -83,11 +84,13 @@ private:
     void deliver(const Event &event) {
         const int seconds = static_cast<int>(event.seconds);
         switch (event.kind) {
-        case ONESOIDC_EVENT_TOKEN_REFRESHED: emit tokensRefreshed(seconds); break;
-        case ONESOIDC_EVENT_TOKEN_STORED: emit tokensStored(seconds); break;
-        case ONESOIDC_EVENT_TOKEN_REFRESH_FAILED: emit refreshFailed(toQString(event.message), event.status); break;
-        case ONESOIDC_EVENT_TOKEN_EXPIRED: emit expired(); break;
-        case ONESOIDC_EVENT_TOKEN_CLEARED: emit cleared(); break;
+        case EventKind::TokenRefreshed: emit tokensRefreshed(seconds); break;
+        case EventKind::TokenStored: emit tokensStored(seconds); break;
+        case EventKind::TokenRefreshFailed:
+            emit refreshFailed(toQString(event.message), static_cast<int>(event.status));
+            break;
+        case EventKind::TokenExpired: emit expired(); break;
+        case EventKind::TokenCleared: emit cleared(); break;
         default: break;
         }
     }
@@ -176,6 +179,8 @@ public:
 
     /// Stores each successful login's tokens in `manager` (a Refresh::User
     /// manager, e.g. "ciba_user") and forwards its refreshes as tokenRefreshed.
+    /// Held through a QPointer: once the registry removes the manager (or is
+    /// destroyed) it is forgotten, never touched.
     void setTokenManager(TokenManager *manager) {
         if (manager_ != nullptr) {
             disconnect(manager_, nullptr, this, nullptr);
@@ -220,7 +225,7 @@ protected:
             }));
         } catch (const Error &failure) {
             running_ = false;
-            fail(toQString(failure.what()), failure.status());
+            fail(toQString(failure.what()), failure.code());
         }
     }
 
@@ -235,10 +240,10 @@ private:
             return;  // from a login cancelled or replaced since
         }
         switch (event.kind) {
-        case ONESOIDC_EVENT_WAITING_FOR_AUTHORIZATION:
+        case EventKind::WaitingForAuthorization:
             emit waitingForAuthorization(static_cast<int>(event.seconds));
             break;
-        case ONESOIDC_EVENT_AUTHENTICATED: {
+        case EventKind::Authenticated: {
             running_ = false;
             tokens_ = event.tokens;
             QString token;
@@ -247,21 +252,21 @@ private:
                 if (tokens_) {
                     token = toQString(tokens_->accessToken());
                     subject = toQString(tokens_->subject().value_or(std::string()));
-                    if (manager_ != nullptr) {
-                        manager_->storeTokens(*tokens_);
+                    if (TokenManager *manager = manager_.data()) {
+                        manager->storeTokens(*tokens_);
                     }
                 }
             } catch (const Error &failure) {
-                fail(toQString(failure.what()), failure.status());
+                fail(toQString(failure.what()), failure.code());
                 return;
             }
             emit authenticated(token, subject);
             emit finished(ONESOIDC_OK);
             break;
         }
-        case ONESOIDC_EVENT_FAILED:
+        case EventKind::Failed:
             running_ = false;
-            fail(toQString(event.message), event.status);
+            fail(toQString(event.message), static_cast<int>(event.status));
             break;
         default:
             deliverOther(event);
@@ -281,7 +286,7 @@ private:
 
     std::optional<Login> login_;
     std::shared_ptr<Tokens> tokens_;
-    TokenManager *manager_ = nullptr;
+    QPointer<TokenManager> manager_;
     unsigned generation_ = 0;
     bool running_ = false;
 };
@@ -300,8 +305,9 @@ public:
     void cibaRequest(const QString &username, const QString &bindingMessage = QString(),
                      const QString &resource = QString()) {
         begin([&](EventHandler handler) {
-            return client_.startCibaLogin(username.toStdString(), bindingMessage.toStdString(),
-                                          resource.toStdString(), std::move(handler));
+            return client_.startCibaLogin(username.toStdString(),
+                                          CibaOptions{bindingMessage.toStdString(), resource.toStdString()},
+                                          std::move(handler));
         });
     }
 
@@ -311,7 +317,7 @@ signals:
 
 protected:
     void deliverOther(const Event &event) override {
-        if (event.kind == ONESOIDC_EVENT_STARTED) {
+        if (event.kind == EventKind::Started) {
             emit started(toQString(event.id), static_cast<int>(event.seconds));
         }
     }
@@ -331,7 +337,7 @@ public:
     /// qrSessionCreated (see qrCode()).
     void start(const QString &bindingMessage = QString(), const QString &resource = QString()) {
         begin([&](EventHandler handler) {
-            return client_.startQrLogin(bindingMessage.toStdString(), resource.toStdString(),
+            return client_.startQrLogin(CibaOptions{bindingMessage.toStdString(), resource.toStdString()},
                                         std::move(handler));
         });
     }
@@ -353,12 +359,12 @@ protected:
     void deliverOther(const Event &event) override {
         const int seconds = static_cast<int>(event.seconds);
         switch (event.kind) {
-        case ONESOIDC_EVENT_QR_SESSION_CREATED:
+        case EventKind::QrSessionCreated:
             emit qrSessionCreated(toQString(event.url), toQString(event.id), seconds);
             break;
-        case ONESOIDC_EVENT_QR_WAITING_FOR_SCAN: emit waitingForScan(seconds); break;
-        case ONESOIDC_EVENT_QR_SCANNED: emit scanned(); break;
-        case ONESOIDC_EVENT_STARTED: emit authorizationRequested(toQString(event.id), seconds); break;
+        case EventKind::QrWaitingForScan: emit waitingForScan(seconds); break;
+        case EventKind::QrScanned: emit scanned(); break;
+        case EventKind::Started: emit authorizationRequested(toQString(event.id), seconds); break;
         default: break;
         }
     }

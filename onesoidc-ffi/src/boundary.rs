@@ -48,6 +48,12 @@ pub const ONESOIDC_PENDING: c_int = 8;
 /// onesoidc panicked (a bug in onesoidc; please report it with the
 /// message). The panic was caught: the process and other calls go on.
 pub const ONESOIDC_PANIC: c_int = 9;
+/// The device's identity files are the problem: `device.yml` is missing,
+/// unreadable or lacks a field (the message names the file and the
+/// fields), the device is not registered, or its key cannot be loaded.
+/// Retrying does not help; fixing the files (or `onesoidc register`) does.
+/// (The CLI exits 1 for these.)
+pub const ONESOIDC_CONFIG: c_int = 10;
 /// The login was cancelled by the program (`onesoidc_login_cancel` or
 /// `onesoidc_login_free`). The CLI's exit code 130 (Ctrl-C).
 pub const ONESOIDC_CANCELLED: c_int = 130;
@@ -76,9 +82,12 @@ impl FfiError {
 }
 
 /// The status code of a flow's error, in the CLI's order: denied (3),
-/// expired (4), then login required (6), network (5), else 1.
+/// expired (4), then login required (7), network (6), the identity files
+/// (10), else 1.
 pub(crate) fn status_of(error: &Error) -> c_int {
-    if error.is_denied() {
+    if error.is_config() {
+        ONESOIDC_CONFIG
+    } else if error.is_denied() {
         ONESOIDC_DENIED
     } else if error.is_expired() {
         ONESOIDC_EXPIRED

@@ -11,6 +11,7 @@ use crate::boundary::{
     secret_string,
 };
 use crate::runtime::{block_on, in_runtime};
+use crate::tokens::onesoidc_tokens;
 
 /// A registered device and its provider: loaded once by
 /// `onesoidc_client_new`, then used by every flow.
@@ -119,6 +120,37 @@ pub unsafe extern "C" fn onesoidc_device_token(
         let client = unsafe { client_ref(client) }?;
         let tokens = block_on(client.device_token())??;
         *access_token = secret_string(tokens.access_token.expose_secret());
+        Ok(())
+    })
+}
+
+/// Gets a device access token as `onesoidc_device_token` does, as a tokens
+/// object: the token (`onesoidc_tokens_access_token`), its type
+/// (`onesoidc_tokens_token_type`) and when it expires
+/// (`onesoidc_tokens_expires_at`). There is no ID token and no subject.
+///
+/// On success `*tokens` is the object, the caller's to free with
+/// `onesoidc_tokens_free`; on failure it is NULL.
+///
+/// # Safety
+///
+/// `client` is a live client; `tokens` points to writable storage for a
+/// pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn onesoidc_device_tokens(
+    client: *mut onesoidc_client,
+    tokens: *mut *mut onesoidc_tokens,
+) -> c_int {
+    call("onesoidc_device_tokens", || {
+        // SAFETY: the caller passes writable storage.
+        let slot = unsafe { out(tokens, "tokens") }?;
+        // SAFETY: the caller passes a live client.
+        let client = unsafe { client_ref(client) }?;
+        let tokens = block_on(client.device_token())??;
+        *slot = into_handle(onesoidc_tokens {
+            tokens,
+            claims: None,
+        });
         Ok(())
     })
 }

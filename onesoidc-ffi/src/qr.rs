@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use onesoidc_core::ExposeSecret;
 use onesoidc_core::{CibaRequest, LoginHint, QrSession, SecretString};
 use onesoidc_flows::render;
+use zeroize::Zeroize;
 
 use crate::boundary::{
     FfiError, ONESOIDC_INVALID_ARGUMENT, arg_str, call, free_handle, guard, handle, into_handle,
@@ -236,13 +237,22 @@ pub unsafe extern "C" fn onesoidc_qr_ciba_login(
                     "the session has not been scanned: call onesoidc_qr_wait_for_scan first",
                 )
             })?;
-        let request = request
+        let mut request = request
             .login_hint(LoginHint::LoginHintToken(hint))
             .qr_session_id(session.session.session_id.clone());
-        let login = block_on(client.ciba(&request))??;
-        *tokens = into_handle(onesoidc_tokens::from(login));
+        let login = block_on(client.ciba(&request));
+        zeroize_hint(&mut request);
+        *tokens = into_handle(onesoidc_tokens::from(login??));
         Ok(())
     })
+}
+
+/// Zeroes the copy of the scan's `login_hint_token` (a secret) a request
+/// holds, like every other secret the boundary copies.
+pub(crate) fn zeroize_hint(request: &mut CibaRequest) {
+    if let Some(LoginHint::LoginHintToken(hint)) = request.hint.as_mut() {
+        hint.zeroize();
+    }
 }
 
 /// Frees a QR session (NULL is ignored).

@@ -107,6 +107,11 @@ fn flow_errors_map_to_the_cli_exit_codes() {
         source: TransportError::new(TransportErrorKind::Connect, "connection refused"),
     };
     assert_eq!(status(down), ONESOIDC_NETWORK);
+    let missing = Error::Config(onesoidc_core::ConfigError::MissingField {
+        path: "/etc/px-device-identity/device.yml".into(),
+        field: "id",
+    });
+    assert_eq!(status(missing), ONESOIDC_CONFIG);
     assert_eq!(
         (
             ONESOIDC_OK,
@@ -320,4 +325,16 @@ fn cancel_waits_for_a_running_callback_and_no_callback_follows() {
     // SAFETY: a live login, freed once.
     unsafe { onesoidc_login_free(login) };
     assert_eq!(context.seen.lock().unwrap().kinds.len(), after_cancel);
+}
+
+#[test]
+fn the_qr_hint_copy_is_zeroed_after_use() {
+    let mut request = onesoidc_core::CibaRequest::new().login_hint(
+        onesoidc_core::LoginHint::LoginHintToken("scan-secret".into()),
+    );
+    crate::qr::zeroize_hint(&mut request);
+    assert!(matches!(
+        &request.hint,
+        Some(onesoidc_core::LoginHint::LoginHintToken(hint)) if hint.is_empty()
+    ));
 }

@@ -72,6 +72,28 @@ pub unsafe extern "C" fn onesoidc_tokens_id_token(
     })
 }
 
+/// Copies the access token's type (`Bearer`, as the provider said) into
+/// `*token_type` (free with `onesoidc_string_free`).
+///
+/// # Safety
+///
+/// `tokens` is a live object; `token_type` points to writable storage for
+/// a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn onesoidc_tokens_token_type(
+    tokens: *const onesoidc_tokens,
+    token_type: *mut *mut c_char,
+) -> c_int {
+    call("onesoidc_tokens_token_type", || {
+        // SAFETY: the caller passes writable storage.
+        let token_type = unsafe { out(token_type, "token_type") }?;
+        // SAFETY: the caller passes a live object.
+        let tokens = unsafe { handle(tokens, "tokens") }?;
+        *token_type = owned_string(&tokens.tokens.token_type);
+        Ok(())
+    })
+}
+
 /// Copies the person's subject (`sub` of the validated ID token, e.g. the
 /// username) into `*subject` (free with `onesoidc_string_free`); NULL
 /// when there was no ID token.

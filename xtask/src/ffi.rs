@@ -20,6 +20,11 @@
 //!   loopback port (auto-approving), a device registered with it by
 //!   `onesoidc register`, every C example mode and the Qt examples run
 //!   against it with their output checked, and the C test under valgrind.
+//!   The same programs, the C test and the C++/Qt tests
+//!   (`onesoidc-ffi/tests/cpp`) are built again with
+//!   `-fsanitize=address,undefined` and run; the threaded ones with
+//!   `-fsanitize=thread` too ([`SANITIZERS`]); a run fails on any
+//!   sanitizer report, and each build's runs and reports are counted.
 //!   The dev IdP is stopped afterwards, whatever happened.
 
 use std::fs;
@@ -205,16 +210,48 @@ pub fn test() -> Result<(), String> {
     crate::cargo(&["build", "--package", "onesoidc-cli", "--bin", "onesoidc"])?;
     install(&root, &target, false, &prefix)?;
 
-    let examples = cmake_build(
-        &root.join(CRATE).join("examples"),
-        &work.join("build-examples"),
-        &prefix,
-    )?;
-    let tests = cmake_build(
-        &root.join(CRATE).join("tests").join("c"),
-        &work.join("build-tests"),
-        &prefix,
-    )?;
+    let project = |name: &str| root.join(CRATE).join(name);
+    let plain = Builds {
+        examples: cmake_build(
+            &project("examples"),
+            &work.join("build-examples"),
+            &prefix,
+            None,
+        )?,
+        c_test: Some(cmake_build(
+            &project("tests/c"),
+            &work.join("build-tests"),
+            &prefix,
+            None,
+        )?),
+        cpp_tests: None,
+    };
+    let mut sanitized = Vec::new();
+    for sanitizer in &SANITIZERS {
+        let dir = work.join(format!("build-{}", sanitizer.name));
+        let flags = Some((sanitizer.flags, sanitizer.qt));
+        sanitized.push((
+            sanitizer,
+            Builds {
+                examples: cmake_build(&project("examples"), &dir.join("examples"), &prefix, flags)?,
+                c_test: match sanitizer.c_test {
+                    true => Some(cmake_build(
+                        &project("tests/c"),
+                        &dir.join("c"),
+                        &prefix,
+                        flags,
+                    )?),
+                    false => None,
+                },
+                cpp_tests: Some(cmake_build(
+                    &project("tests/cpp"),
+                    &dir.join("cpp"),
+                    &prefix,
+                    flags,
+                )?),
+            },
+        ));
+    }
     pkg_config_build(&root, &work, &prefix)?;
 
     let cli = target
@@ -225,7 +262,7 @@ pub fn test() -> Result<(), String> {
     let device = work.join("device");
     let _ = fs::remove_dir_all(&device);
     register(&cli, &idp.host, &device)?;
-    let result = run_programs(&examples, &tests, &idp, &device);
+    let result = run_programs(&plain, &sanitized, &idp, &device);
     drop(idp);
     eprintln!(
         "xtask: ffi: C, C++ and Qt checks took {:.1}s",
@@ -233,6 +270,95 @@ pub fn test() -> Result<(), String> {
     );
     result
 }
+
+/// The build directories of one configuration (plain or sanitized).
+struct Builds {
+    examples: PathBuf,
+    /// The C test (built plain for valgrind, and under ASan+UBSan).
+    c_test: Option<PathBuf>,
+    /// The C++ and Qt layers' tests (`onesoidc-ffi/tests/cpp`).
+    cpp_tests: Option<PathBuf>,
+}
+
+/// A second (third) build of the programs with compiler sanitizers. The
+/// Rust library is not instrumented: ASan still sees every heap access of
+/// the C/C++ code (the allocator is intercepted process-wide); TSan sees
+/// the C++ side's synchronisation and the threads' creation and joins.
+struct Sanitizer {
+    name: &'static str,
+    /// CMAKE_C_FLAGS / CMAKE_CXX_FLAGS and the linker's.
+    flags: &'static str,
+    /// The runtime's options variable and its value (`{dir}` is the
+    /// sanitizer files' directory, `onesoidc-ffi/tests/sanitizers`).
+    options: &'static [(&'static str, &'static str)],
+    /// Whether the C test runs under it too.
+    c_test: bool,
+    /// Whether every example mode runs under it, or only the threaded ones
+    /// (events and managers).
+    all_modes: bool,
+    /// Whether the self-destroy variants run under it.
+    lifetimes: bool,
+    /// Whether the Qt programs are built and run under it. Not under TSan:
+    /// Debian's Qt is not built with it, so a queued call's hand-off
+    /// between threads (inside libQt6Core) is invisible to TSan, which
+    /// then reports the slot object's release as a race.
+    qt: bool,
+}
+
+const SANITIZERS: [Sanitizer; 2] = [
+    Sanitizer {
+        name: "asan",
+        flags: "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g",
+        options: &[
+            (
+                "ASAN_OPTIONS",
+                "halt_on_error=1:detect_leaks=1:suppressions={dir}/asan.supp",
+            ),
+            (
+                "LSAN_OPTIONS",
+                "suppressions={dir}/lsan.supp:print_suppressions=0",
+            ),
+            ("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
+        ],
+        c_test: true,
+        all_modes: true,
+        lifetimes: true,
+        qt: true,
+    },
+    Sanitizer {
+        name: "tsan",
+        flags: "-fsanitize=thread -fno-omit-frame-pointer -g",
+        options: &[(
+            "TSAN_OPTIONS",
+            "halt_on_error=1:second_deadlock_stack=1:suppressions={dir}/tsan.supp",
+        )],
+        c_test: false,
+        all_modes: false,
+        lifetimes: true,
+        qt: false,
+    },
+];
+
+/// What a sanitizer prints for each finding.
+const SANITIZER_REPORTS: [&str; 4] = [
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "WARNING: ThreadSanitizer",
+];
+
+/// The self-destroy variants of `tests/cpp/test_lifetimes.cpp` and how many
+/// handles each makes (all at once).
+const LIFETIME_VARIANTS: [&str; 4] = [
+    "login-reset",
+    "login-reassign",
+    "subscription-reset",
+    "subscription-reassign",
+];
+const LIFETIME_COUNT: &str = "100";
+
+/// The Qt registry variants of `tests/cpp/test_qt_registry.cpp`.
+const QT_REGISTRY_VARIANTS: [&str; 2] = ["removed", "destroyed"];
 
 /// Whether the tools are there (installing them under CI); `false` after
 /// the skip notice outside CI (`system::find_or_install`).
@@ -278,20 +404,43 @@ fn missing_tools() -> Vec<&'static str> {
 }
 
 /// Configures and builds the CMake project in `source` into `build`
-/// against the install tree `prefix`; returns the build directory.
-fn cmake_build(source: &Path, build: &Path, prefix: &Path) -> Result<PathBuf, String> {
-    run(Command::new("cmake")
+/// against the install tree `prefix`, with `flags` added to the compilers'
+/// and the linker's (a sanitizer's; with `false`, Qt is left out);
+/// returns the build directory.
+fn cmake_build(
+    source: &Path,
+    build: &Path,
+    prefix: &Path,
+    flags: Option<(&str, bool)>,
+) -> Result<PathBuf, String> {
+    let started = Instant::now();
+    let mut configure = Command::new("cmake");
+    configure
         .arg("-S")
         .arg(source)
         .arg("-B")
         .arg(build)
         .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
         .arg("-DCMAKE_BUILD_TYPE=Debug")
-        .arg("-Wno-dev"))?;
+        .arg("-Wno-dev");
+    if let Some((flags, qt)) = flags {
+        if !qt {
+            configure.arg("-DCMAKE_DISABLE_FIND_PACKAGE_Qt6=ON");
+        }
+        for variable in ["CMAKE_C_FLAGS", "CMAKE_CXX_FLAGS", "CMAKE_EXE_LINKER_FLAGS"] {
+            configure.arg(format!("-D{variable}={flags}"));
+        }
+    }
+    run(&mut configure)?;
     run(Command::new("cmake")
         .arg("--build")
         .arg(build)
         .args(["--parallel", "2"]))?;
+    eprintln!(
+        "xtask: ffi: built {} ({:.1}s)",
+        build.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(build.to_path_buf())
 }
 
@@ -381,6 +530,32 @@ const C_MODES: [(&str, &[&str]); 9] = [
     ("token-manager", &["TOKEN_REFRESHED", "device", "ciba_user"]),
 ];
 
+/// The plain C++ examples (`examples/cpp/SECTION.cpp`, built as
+/// `onesoidc_cpp_SECTION`) and what each must print.
+const CPP_EXAMPLES: [(&str, &[&str]); 6] = [
+    ("device_token", &["device access token:", "Bearer"]),
+    (
+        "applications",
+        &["vhh-server: https://vhh.example.com", "authenticated alice"],
+    ),
+    ("ciba", &["auth_req_id", "approved: authenticated alice"]),
+    (
+        "ciba_events",
+        &["STARTED", "AUTHENTICATED", "authenticated alice"],
+    ),
+    (
+        "qr_events",
+        &["QR_SESSION_CREATED", "QR_SCANNED", "authenticated alice"],
+    ),
+    (
+        "token_manager",
+        &["TOKEN_REFRESHED", "manager device", "manager ciba_user"],
+    ),
+];
+
+/// The C++ examples that start threads of the library's (run under TSan).
+const THREADED_CPP_EXAMPLES: [&str; 3] = ["ciba_events", "qr_events", "token_manager"];
+
 /// The Qt example's modes and what each must print.
 const QT_MODES: [(&str, &[&str]); 8] = [
     ("device-config", &["device id", "issuer"]),
@@ -415,37 +590,197 @@ const QT_MODES: [(&str, &[&str]); 8] = [
     ("token-manager", &["tokensRefreshed", "device"]),
 ];
 
-fn run_programs(examples: &Path, tests: &Path, idp: &DevIdp, device: &Path) -> Result<(), String> {
+/// Example modes that start threads of the library's (events, managers):
+/// the ones run under ThreadSanitizer.
+const THREADED_MODES: [&str; 3] = ["ciba-events", "qr-events", "token-manager"];
+
+fn run_programs(
+    plain: &Builds,
+    sanitized: &[(&Sanitizer, Builds)],
+    idp: &DevIdp,
+    device: &Path,
+) -> Result<(), String> {
     let config = device.join("device.yml");
-    let env = [
-        ("ONESOIDC_DEVICE_CONFIG", config.display().to_string()),
-        ("ONESOIDC_KEY_DIR", device.display().to_string()),
-        ("QT_QPA_PLATFORM", "offscreen".to_string()),
+    let env = vec![
+        (
+            "ONESOIDC_DEVICE_CONFIG".to_string(),
+            config.display().to_string(),
+        ),
+        ("ONESOIDC_KEY_DIR".to_string(), device.display().to_string()),
+        ("QT_QPA_PLATFORM".to_string(), "offscreen".to_string()),
     ];
-    let c_example = examples.join("onesoidc_example");
-    for (mode, wanted) in C_MODES {
+    let mut plain_runs = Runs::new("plain", env.clone());
+    run_examples(&plain.examples, &mut plain_runs, true, true)?;
+    let supp_dir = crate::workspace_root()
+        .join(CRATE)
+        .join("tests")
+        .join("sanitizers");
+    for (sanitizer, builds) in sanitized {
         let started = Instant::now();
-        let text = output_of(timed(&c_example).arg(mode).envs(env.clone()))?;
-        for needle in wanted {
-            expect(&text, needle, &format!("onesoidc_example {mode}"))?;
+        let mut env = env.clone();
+        for (name, value) in sanitizer.options {
+            env.push((
+                name.to_string(),
+                value.replace("{dir}", &supp_dir.display().to_string()),
+            ));
+        }
+        let mut runs = Runs::new(sanitizer.name, env);
+        run_examples(
+            &builds.examples,
+            &mut runs,
+            sanitizer.all_modes,
+            sanitizer.qt,
+        )?;
+        if let Some(cpp) = &builds.cpp_tests {
+            if sanitizer.lifetimes {
+                for variant in LIFETIME_VARIANTS {
+                    let text = runs.run(
+                        &cpp.join("test_lifetimes"),
+                        &[variant, LIFETIME_COUNT],
+                        &format!("test_lifetimes {variant}"),
+                    )?;
+                    expect(&text, "handlers ran to the end", "test_lifetimes")?;
+                }
+            }
+            let text = runs.run(&cpp.join("test_api"), &[], "test_api")?;
+            expect(&text, " 0 failed", "test_api")?;
+            let qt_test = cpp.join("test_qt_registry");
+            if sanitizer.qt {
+                for variant in QT_REGISTRY_VARIANTS {
+                    let text =
+                        runs.run(&qt_test, &[variant], &format!("test_qt_registry {variant}"))?;
+                    expect(&text, "finished 0, authenticated alice", "test_qt_registry")?;
+                }
+            }
+        }
+        if let Some(c_test) = &builds.c_test {
+            let text = runs.run_c_test(&c_test.join("test_onesoidc"), idp, device)?;
+            expect(&text, " 0 failed", "test_onesoidc")?;
         }
         eprintln!(
-            "xtask: ffi: C example `{mode}` ok ({:.1}s)",
+            "xtask: ffi: {}: {} runs, {} sanitizer reports ({:.1}s)",
+            sanitizer.name,
+            runs.count,
+            runs.reports,
             started.elapsed().as_secs_f64()
         );
     }
-    let qt_example = examples.join("onesoidc_qt_example");
-    for (mode, wanted) in QT_MODES {
-        let started = Instant::now();
-        let text = output_of(timed(&qt_example).arg(mode).envs(env.clone()))?;
+    let c_test = plain
+        .c_test
+        .as_ref()
+        .ok_or("the plain build has no C test")?;
+    run_c_test_under_valgrind(&c_test.join("test_onesoidc"), idp, device)
+}
+
+/// Every mode of the C (and Qt) examples and every C++ example, or only
+/// the threaded ones, each checked for what it must print.
+fn run_examples(examples: &Path, runs: &mut Runs, all_modes: bool, qt: bool) -> Result<(), String> {
+    let wanted_mode = |mode: &str| all_modes || THREADED_MODES.contains(&mode);
+    for (mode, wanted) in C_MODES.into_iter().filter(|(m, _)| wanted_mode(m)) {
+        let what = format!("onesoidc_example {mode}");
+        let text = runs.run(&examples.join("onesoidc_example"), &[mode], &what)?;
         for needle in wanted {
-            expect(&text, needle, &format!("onesoidc_qt_example {mode}"))?;
+            expect(&text, needle, &what)?;
+        }
+    }
+    for (section, wanted) in CPP_EXAMPLES
+        .into_iter()
+        .filter(|(s, _)| all_modes || THREADED_CPP_EXAMPLES.contains(s))
+    {
+        let program = format!("onesoidc_cpp_{section}");
+        let text = runs.run(&examples.join(&program), &[], &program)?;
+        for needle in wanted {
+            expect(&text, needle, &program)?;
+        }
+    }
+    for (mode, wanted) in QT_MODES.into_iter().filter(|(m, _)| qt && wanted_mode(m)) {
+        let what = format!("onesoidc_qt_example {mode}");
+        let text = runs.run(&examples.join("onesoidc_qt_example"), &[mode], &what)?;
+        for needle in wanted {
+            expect(&text, needle, &what)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs of one build: their environment, and how many ran and how many
+/// sanitizer reports they printed.
+struct Runs {
+    name: &'static str,
+    env: Vec<(String, String)>,
+    count: usize,
+    reports: usize,
+}
+
+impl Runs {
+    fn new(name: &'static str, env: Vec<(String, String)>) -> Self {
+        Runs {
+            name,
+            env,
+            count: 0,
+            reports: 0,
+        }
+    }
+
+    /// Runs `program ARGS` with a deadline; its output, or an error with it
+    /// when it fails or a sanitizer reported something.
+    fn run(&mut self, program: &Path, args: &[&str], what: &str) -> Result<String, String> {
+        let started = Instant::now();
+        let result = output_of(timed(program).args(args).envs(self.env.clone()));
+        self.finish(result, what, started)
+    }
+
+    /// The C test, with its own environment (no default identity).
+    fn run_c_test(
+        &mut self,
+        program: &Path,
+        idp: &DevIdp,
+        device: &Path,
+    ) -> Result<String, String> {
+        let started = Instant::now();
+        let result = output_of(
+            timed(program)
+                .envs(self.env.clone())
+                .env("ONESOIDC_TEST_DEVICE_DIR", device)
+                .env("ONESOIDC_TEST_HOST", &idp.host)
+                .env_remove("ONESOIDC_DEVICE_CONFIG")
+                .env_remove("ONESOIDC_KEY_DIR"),
+        );
+        self.finish(result, "test_onesoidc", started)
+    }
+
+    fn finish(
+        &mut self,
+        result: Result<String, String>,
+        what: &str,
+        started: Instant,
+    ) -> Result<String, String> {
+        self.count += 1;
+        let text = match &result {
+            Ok(text) | Err(text) => text,
+        };
+        let reports: usize = SANITIZER_REPORTS
+            .iter()
+            .map(|report| text.matches(report).count())
+            .sum();
+        self.reports += reports;
+        let text = result?;
+        if reports > 0 {
+            return Err(format!(
+                "{what} ({}) printed {reports} sanitizer report(s):\n{text}",
+                self.name
+            ));
         }
         eprintln!(
-            "xtask: ffi: Qt example `{mode}` ok ({:.1}s)",
+            "xtask: ffi: {}: {what} ok ({:.1}s)",
+            self.name,
             started.elapsed().as_secs_f64()
         );
+        Ok(text)
     }
+}
+
+fn run_c_test_under_valgrind(program: &Path, idp: &DevIdp, device: &Path) -> Result<(), String> {
     let started = Instant::now();
     let mut valgrind = Command::new("timeout");
     valgrind
@@ -466,7 +801,7 @@ fn run_programs(examples: &Path, tests: &Path, idp: &DevIdp, device: &Path) -> R
                 .join("valgrind.supp")
                 .display()
         ))
-        .arg(tests.join("test_onesoidc"))
+        .arg(program)
         .env("ONESOIDC_TEST_DEVICE_DIR", device)
         .env("ONESOIDC_TEST_HOST", &idp.host)
         .env_remove("ONESOIDC_DEVICE_CONFIG")

@@ -11,7 +11,8 @@
 //!   crate's tests (its targets built, every corpus file replayed), `cargo
 //!   package` of every publishable crate (`package.rs`), the Debian package's
 //!   contents (`deb.rs`), the C ABI's checks (`ffi.rs`: the header, the C/C++/Qt examples and the C
-//!   test under valgrind), then `cargo xtask interop`.
+//!   test under valgrind, and again built with ASan+UBSan and TSan with the C++/Qt lifetime
+//!   tests), then `cargo xtask interop`.
 //! - `cargo xtask ffi-header`: regenerates `onesoidc-ffi/include/onesoidc.h`.
 //! - `cargo xtask ffi-test`: only the C ABI's checks of `test`.
 //! - `cargo xtask ffi-install --prefix DIR [--release]`: the C library,
@@ -47,7 +48,8 @@ commands:
   bench     [ITEM...]: the benchmarks of BENCHMARKS.md, each figure next to its target
   deb       [--debug | --check]: the Debian package, target/deb/onesoidc_<version>_<arch>.deb
   ffi-header               regenerate onesoidc-ffi/include/onesoidc.h (cbindgen)
-  ffi-test                 the C ABI's part of `test`: header check, C/Qt examples, C test under valgrind
+  ffi-test                 the C ABI's part of `test`: header check, C/C++/Qt examples and tests,
+                           the C test under valgrind, all again under ASan+UBSan and TSan
   ffi-install --prefix DIR [--release]
                            libonesoidc, headers, onesoidc.pc and the CMake package under DIR";
 

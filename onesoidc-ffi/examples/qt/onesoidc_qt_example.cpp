@@ -91,14 +91,14 @@ int wellKnown(onesoidc::Client &client) {
                                                        onesoidc::toQString(app.url)));
     }
     const std::string url = client.applicationUrl("vhh-server");
-    onesoidc::Tokens tokens = client.cibaLogin(kUser.toStdString(), "Log in to VHH", url);
+    onesoidc::Tokens tokens = client.cibaLogin(kUser.toStdString(), {"Log in to VHH", url});
     say(QStringLiteral("authenticated %1 for %2")
             .arg(onesoidc::toQString(tokens.subject().value_or("?")), onesoidc::toQString(url)));
     return 0;
 }
 
 int ciba(QCoreApplication &app, onesoidc::Client &client) {
-    auto request = std::make_shared<onesoidc::CibaRequest>(client.cibaStart(kUser.toStdString(), "Example login"));
+    auto request = std::make_shared<onesoidc::CibaRequest>(client.cibaStart(kUser.toStdString(), {"Example login"}));
     say(QStringLiteral("cibaRequest: auth_req_id %1, %2 s to answer")
             .arg(onesoidc::toQString(request->authReqId()))
             .arg(request->expiresIn().count()));
@@ -118,7 +118,7 @@ int ciba(QCoreApplication &app, onesoidc::Client &client) {
             app.exit(0);
         } catch (const onesoidc::Error &failure) {
             say(QStringLiteral("checkCibaStatus: %1").arg(QString::fromUtf8(failure.what())));
-            app.exit(failure.status());
+            app.exit(failure.code());
         }
     });
     timer.start();
@@ -142,7 +142,7 @@ int qr(onesoidc::Client &client) {
     say(onesoidc::QRAuthSignals::qrCode(onesoidc::toQString(session.url())));
     client.qrWaitForScan(session);
     say(QStringLiteral("scanned"));
-    onesoidc::Tokens tokens = client.qrCibaLogin(session, "Example QR login");
+    onesoidc::Tokens tokens = client.qrCibaLogin(session, {"Example QR login"});
     say(QStringLiteral("authenticated %1").arg(onesoidc::toQString(tokens.subject().value_or("?"))));
     return 0;
 }
@@ -224,7 +224,7 @@ int main(int argc, char **argv) {
                      argv[0]);
         return 2;
     } catch (const onesoidc::Error &failure) {
-        std::fprintf(stderr, "error (status %d): %s\n", failure.status(), failure.what());
-        return failure.status();
+        std::fprintf(stderr, "error (status %d): %s\n", failure.code(), failure.what());
+        return failure.code();
     }
 }

@@ -396,7 +396,7 @@ static void test_identity_errors(void) {
     onesoidc_client *bad = NULL;
     char *value = NULL;
     /* A missing file names the file. */
-    CHECK_STATUS(onesoidc_client_new("/nonexistent/onesoidc/device.yml", device_dir, &bad), ONESOIDC_ERROR);
+    CHECK_STATUS(onesoidc_client_new("/nonexistent/onesoidc/device.yml", device_dir, &bad), ONESOIDC_CONFIG);
     CHECK(bad == NULL, "no client");
     CHECK(contains(onesoidc_last_error(), "/nonexistent/onesoidc/device.yml") &&
               contains(onesoidc_last_error(), "cannot read device config"),
@@ -407,13 +407,13 @@ static void test_identity_errors(void) {
     copy_device_yml(dir, "key_type", "key_type: ECC:P-999");
     char path[4096];
     snprintf(path, sizeof path, "%s/device.yml", dir);
-    CHECK_STATUS(onesoidc_client_new(path, device_dir, &bad), ONESOIDC_ERROR);
+    CHECK_STATUS(onesoidc_client_new(path, device_dir, &bad), ONESOIDC_CONFIG);
     CHECK(contains(onesoidc_last_error(), path) && contains(onesoidc_last_error(), "key_type"),
           "names the file and field");
-    CHECK_STATUS(onesoidc_device_config_field(path, "id", &value), ONESOIDC_ERROR);
+    CHECK_STATUS(onesoidc_device_config_field(path, "id", &value), ONESOIDC_CONFIG);
     CHECK(contains(onesoidc_last_error(), "key_type"), "device_config_field names the field");
     /* A missing key names the key file. */
-    CHECK_STATUS(onesoidc_client_new(device_yml, dir, &bad), ONESOIDC_ERROR);
+    CHECK_STATUS(onesoidc_client_new(device_yml, dir, &bad), ONESOIDC_CONFIG);
     CHECK(contains(onesoidc_last_error(), "private.pem"), "names the key file");
     remove(path);
     rmdir(dir);
