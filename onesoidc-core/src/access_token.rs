@@ -132,6 +132,12 @@ pub enum AccessTokenError {
         /// What it should be, e.g. "a string".
         expected: &'static str,
     },
+    /// The token is bound to a key (`cnf.jkt`, RFC 9449 DPoP) but came as
+    /// a plain Bearer token, without a proof of that key.
+    #[error(
+        "the access token is bound to a key (`cnf` jkt, DPoP) but was sent as a Bearer token without a proof (RFC 9449 §7.1)"
+    )]
+    BoundToKey,
     /// The provider's introspection answer says `active: false`.
     #[error(
         "the provider says the access token is not active (revoked, expired or unknown) (RFC 7662 `active`)"
@@ -167,6 +173,7 @@ impl AccessTokenError {
             AccessTokenError::IssuedInFuture { .. } => "iat",
             AccessTokenError::MissingClaim(claim)
             | AccessTokenError::InvalidClaim { claim, .. } => claim,
+            AccessTokenError::BoundToKey => "cnf",
             AccessTokenError::Inactive => "active",
         })
     }
@@ -498,7 +505,8 @@ fn check_times(
 /// The claims of an opaque access token from the provider's introspection
 /// answer (RFC 7662): it counts only when `active`, of the expected
 /// issuer (when it names one), with the audience in `aud`, not expired,
-/// with `exp`, `sub` and `client_id` present.
+/// with `exp` and `client_id` present (without `sub`, as for a client
+/// credentials token, the subject is the client, as RFC 9068 §2.2 says).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -526,14 +534,13 @@ pub fn claims_from_introspection(
     check_audience(&info.aud, expect.audience)?;
     let exp = info.exp.ok_or(AccessTokenError::MissingClaim("exp"))?;
     check_times(exp, info.iat, None, expect.leeway, now)?;
-    let sub = info
-        .sub
-        .clone()
-        .ok_or(AccessTokenError::MissingClaim("sub"))?;
     let client_id = info
         .client_id
         .clone()
         .ok_or(AccessTokenError::MissingClaim("client_id"))?;
+    // A client-credentials token has no person: its subject is the client,
+    // as RFC 9068 §2.2 says for JWTs.
+    let sub = info.sub.clone().unwrap_or_else(|| client_id.to_string());
     let mut all = serde_json::Map::new();
     all.insert("active".into(), Value::Bool(true));
     all.insert("sub".into(), Value::from(sub.as_str()));

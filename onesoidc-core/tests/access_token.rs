@@ -2,59 +2,23 @@
 //! table row per rule with the error (and the claim it names) that a token
 //! breaking only that rule gets.
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{ProviderKey, jwks, key};
 use onesoidc_core::{
-    AccessTokenClaims, AccessTokenError, AccessTokenExpectations, Introspection, Issuer,
-    JwsAlgorithm, KeyType, MAX_ACCESS_TOKEN_BYTES, PemSigner, PublicJwkSet, SignError, Signer,
-    check_access_token, claims_from_introspection, is_jwt, sign_jwt, sign_typed_jwt,
+    AccessTokenClaims, AccessTokenError, AccessTokenExpectations, Introspection, Issuer, KeyType,
+    MAX_ACCESS_TOKEN_BYTES, PublicJwkSet, check_access_token, claims_from_introspection, is_jwt,
+    sign_jwt, sign_typed_jwt,
 };
 use serde_json::{Value, json};
 
 const NOW: u64 = 1_800_000_000;
 const ISSUER: &str = "https://idp.example.com/oidc";
 const AUDIENCE: &str = "https://vhh.example.com";
-
-/// A provider key with a kid.
-#[derive(Debug)]
-struct ProviderKey {
-    inner: PemSigner,
-    kid: String,
-}
-
-impl Signer for ProviderKey {
-    fn algorithm(&self) -> JwsAlgorithm {
-        self.inner.algorithm()
-    }
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
-    }
-    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
-        self.inner.sign(input)
-    }
-}
-
-fn key(kt: KeyType, kid: &str) -> ProviderKey {
-    ProviderKey {
-        inner: PemSigner::generate(kt).unwrap(),
-        kid: kid.into(),
-    }
-}
-
-fn jwks(keys: &[&ProviderKey]) -> PublicJwkSet {
-    PublicJwkSet {
-        keys: keys
-            .iter()
-            .map(|k| {
-                let mut jwk = k.inner.public_jwk();
-                jwk.kid = Some(k.kid.clone());
-                jwk
-            })
-            .collect(),
-    }
-}
 
 fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(NOW)
@@ -521,7 +485,12 @@ fn an_introspection_answer_counts_only_when_active_ours_and_for_us() {
         AccessTokenError::MissingClaim("exp")
     );
     assert_eq!(
-        refused(&|i| i.sub = None),
-        AccessTokenError::MissingClaim("sub")
+        refused(&|i| i.client_id = None),
+        AccessTokenError::MissingClaim("client_id")
     );
+    // A client-credentials token: no person, the client is the subject.
+    let mut info = introspection();
+    info.sub = None;
+    let got = claims_from_introspection(&info, expect, now()).unwrap();
+    assert_eq!(got.sub, "kiosk-7");
 }
