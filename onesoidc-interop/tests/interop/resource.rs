@@ -11,6 +11,17 @@ use crate::common::{login_alice, text};
 const JWT_RESOURCE: &str = "https://api.interop.test/jwt";
 const OPAQUE_RESOURCE: &str = "https://api.interop.test/opaque";
 
+/// An application at `audience` accepting the provider's JWTs.
+async fn application(audience: &str) -> ResourceServer {
+    ResourceServer::builder()
+        .issuer(issuer())
+        .audience(audience)
+        .http(http())
+        .build()
+        .await
+        .expect("discovery")
+}
+
 #[tokio::test]
 #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
 async fn its_jwt_access_tokens_are_accepted_for_their_audience_only() {
@@ -22,13 +33,7 @@ async fn its_jwt_access_tokens_are_accepted_for_their_audience_only() {
         .device_token_with(&request)
         .await
         .expect("device token");
-    let server = ResourceServer::builder()
-        .issuer(issuer())
-        .audience(JWT_RESOURCE)
-        .http(http())
-        .build()
-        .await
-        .expect("discovery");
+    let server = application(JWT_RESOURCE).await;
     let claims = server
         .check_token(text(&tokens.access_token))
         .await
@@ -37,13 +42,7 @@ async fn its_jwt_access_tokens_are_accepted_for_their_audience_only() {
     assert!(claims.has_scope("read"), "{claims:?}");
 
     // The same token at another application is refused for its audience.
-    let elsewhere = ResourceServer::builder()
-        .issuer(issuer())
-        .audience(OPAQUE_RESOURCE)
-        .http(http())
-        .build()
-        .await
-        .expect("discovery");
+    let elsewhere = application(OPAQUE_RESOURCE).await;
     let refused = elsewhere.check_token(text(&tokens.access_token)).await;
     assert!(
         matches!(
