@@ -165,6 +165,23 @@ fn main() {
     write(t, format!("\x03{jwks}").as_bytes());
     write(t, br#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"},{"kty":"RSA","n":"AQAB","e":"AQAB","use":"enc"}]}"#.as_slice());
 
+    let t = "access_token";
+    for token in onesoidc_fuzz::targets::access_token::valid_tokens() {
+        write(t, format!("\0{token}").as_bytes());
+    }
+    // An ID token (typ JWT) signed by a provider key, and forged headers.
+    write(t, format!("\0{}", tokens[0]).as_bytes());
+    for header in [
+        r#"{"alg":"none","typ":"at+jwt"}"#,
+        r#"{"alg":"HS256","typ":"at+jwt","kid":"rsa-2048"}"#,
+        r#"{"alg":"ES384","typ":"at+jwt","kid":"ecc-p256"}"#,
+        r#"{"alg":"RS256","typ":"JWT","kid":"rsa-2048"}"#,
+    ] {
+        write(t, format!("\0{}.{claims}.c2ln", enc(header)).as_bytes());
+    }
+    write(t, b"\0at_4f9c1d7e");
+    write(t, format!("\x01{jwks}").as_bytes());
+
     for run in [
         &[0u8; 0][..],
         &[

@@ -53,6 +53,11 @@ fn jwt_validate() {
 }
 
 #[test]
+fn access_token() {
+    replay("access_token", targets::access_token::run);
+}
+
+#[test]
 fn ones_json() {
     replay("ones_json", targets::ones_json::run);
 }

@@ -200,6 +200,20 @@ pub enum Command {
         #[command(flatten)]
         token: TokenInput,
     },
+    /// Check an access token as the application it is for would; print its claims
+    ///
+    /// `echo "$TOKEN" | onesoidc check-access-token --audience https://vhh.example.com -`:
+    /// a JWT by RFC 9068 against the provider's keys, an opaque token by
+    /// introspection with this device's identity. Prints the claims (or
+    /// `--json`) and exits 0, or exits 5 with the reason the application
+    /// would refuse it, for scripts and for debugging a refused request.
+    CheckAccessToken {
+        /// The application's resource URL: the token's `aud` must contain exactly this
+        #[arg(long)]
+        audience: String,
+        #[command(flatten)]
+        token: TokenInput,
+    },
     /// Create this device's identity and register it with a provider (replaces px-device-identity INIT)
     ///
     /// Generates a key, submits it and shows a verification code; an

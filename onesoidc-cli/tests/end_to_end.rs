@@ -221,6 +221,42 @@ fn register_then_every_command_against_dev_idp() {
         String::from_utf8_lossy(&bad.stderr)
     );
 
+    // As the application would check it: alice's token is for vhh-server;
+    // her ID token is not an access token (exit 5, the answer and the reason).
+    let checked = stdout(&onesoidc_with_stdin(
+        &[
+            "check-access-token",
+            "--audience",
+            "https://vhh.example.com",
+            "-",
+            "--json",
+            "--config",
+            &config,
+            "--key-dir",
+            d,
+        ],
+        access,
+    ));
+    let checked: serde_json::Value = serde_json::from_str(checked.trim()).unwrap();
+    assert_eq!(checked["sub"], "alice");
+    let refused = onesoidc(&[
+        "check-access-token",
+        "--audience",
+        "https://vhh.example.com",
+        "--token-file",
+        &id_token_file,
+        "--config",
+        &config,
+        "--key-dir",
+        d,
+    ]);
+    assert_eq!(refused.status.code(), Some(5));
+    let reason = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        reason.contains(r#"401 Bearer error="invalid_token""#) && reason.contains("`typ`"),
+        "{reason}"
+    );
+
     stdout(&onesoidc(&[
         "revoke",
         access,
@@ -366,10 +402,17 @@ fn demo_runs_every_step() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 10, "{text}");
-    assert!(lines[..9].iter().all(|l| l["ok"] == true));
-    assert_eq!(lines[9]["ok"], true);
-    assert_eq!(lines[9]["steps"], 9);
+    assert_eq!(lines.len(), 11, "{text}");
+    assert!(lines[..10].iter().all(|l| l["ok"] == true));
+    let application = &lines[9]["detail"];
+    assert!(
+        application
+            .as_str()
+            .is_some_and(|d| d.contains("alice's token accepted, 4 refused")),
+        "{application}"
+    );
+    assert_eq!(lines[10]["ok"], true);
+    assert_eq!(lines[10]["steps"], 10);
 }
 
 #[tokio::test]

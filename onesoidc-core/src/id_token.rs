@@ -3,14 +3,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_lc_rs::rsa::PublicKeyComponents;
-use aws_lc_rs::signature::{self, EcdsaVerificationAlgorithm, RsaParameters, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{ClientId, Issuer, PublicJwk, PublicJwkSet, unix_seconds};
+use crate::jws::{Jws, JwsError};
+use crate::{ClientId, Issuer, PublicJwkSet, unix_seconds};
 
 /// Allowed clock difference between provider and device.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -124,13 +122,6 @@ pub struct IdTokenClaims {
     pub all: serde_json::Map<String, Value>,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-}
-
 /// What an ID token must be checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct IdTokenExpectations<'a> {
@@ -151,139 +142,30 @@ pub fn validate_id_token(
     expect: IdTokenExpectations<'_>,
     now: SystemTime,
 ) -> Result<IdTokenClaims, IdTokenError> {
-    let malformed = |m: &str| IdTokenError::Malformed(m.to_string());
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed("expected three dot-separated parts"));
-    };
-    let decode = |part: &str, what: &str| {
-        URL_SAFE_NO_PAD
-            .decode(part.trim_end_matches('='))
-            .map_err(|_| IdTokenError::Malformed(format!("the {what} is not base64url")))
-    };
-    let header: Header = serde_json::from_slice(&decode(h, "header")?)
-        .map_err(|e| IdTokenError::Malformed(format!("the header is not a JOSE header ({e})")))?;
-    let claims: serde_json::Map<String, Value> = serde_json::from_slice(&decode(c, "claims")?)
-        .map_err(|e| IdTokenError::Malformed(format!("the claims are not a JSON object ({e})")))?;
-    let signature_bytes = decode(s, "signature")?;
-
-    check_algorithm(&header.alg, expect.allowed_algorithms)?;
-    let key = find_key(jwks, header.kid.as_deref(), &header.alg)?;
-    let signing_input = &token.as_bytes()[..h.len() + 1 + c.len()];
-    verify_signature(key, &header, signing_input, &signature_bytes)?;
-    check_claims(claims, expect, now)
+    let jws = Jws::parse(token)?;
+    jws.verify(
+        jwks,
+        expect.allowed_algorithms,
+        &DEFAULT_ID_TOKEN_ALGORITHMS,
+    )?;
+    check_claims(jws.claims, expect, now)
 }
 
-fn check_algorithm(alg: &str, allowed: &[String]) -> Result<(), IdTokenError> {
-    if alg.eq_ignore_ascii_case("none") {
-        return Err(IdTokenError::Unsigned);
-    }
-    if alg.starts_with("HS") {
-        return Err(IdTokenError::SymmetricAlgorithm(alg.to_string()));
-    }
-    let listed: Vec<&str> = if allowed.is_empty() {
-        DEFAULT_ID_TOKEN_ALGORITHMS.to_vec()
-    } else {
-        allowed.iter().map(String::as_str).collect()
-    };
-    if !listed.contains(&alg) || (rsa_params(alg).is_none() && ecdsa_params(alg).is_none()) {
-        return Err(IdTokenError::AlgorithmNotAllowed {
-            alg: alg.to_string(),
-            allowed: listed.join(", "),
-        });
-    }
-    Ok(())
-}
-
-/// The RSA verification parameters for `alg`, if it is an RSA algorithm.
-fn rsa_params(alg: &str) -> Option<&'static RsaParameters> {
-    Some(match alg {
-        "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
-        "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
-        "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
-        "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
-        "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
-        "PS512" => &signature::RSA_PSS_2048_8192_SHA512,
-        _ => return None,
-    })
-}
-
-/// The ECDSA verification algorithm and JWK curve for `alg`, if it is an EC algorithm.
-fn ecdsa_params(alg: &str) -> Option<(&'static EcdsaVerificationAlgorithm, &'static str)> {
-    Some(match alg {
-        "ES256" => (&signature::ECDSA_P256_SHA256_FIXED, "P-256"),
-        "ES384" => (&signature::ECDSA_P384_SHA384_FIXED, "P-384"),
-        "ES512" => (&signature::ECDSA_P521_SHA512_FIXED, "P-521"),
-        _ => return None,
-    })
-}
-
-fn find_key<'a>(
-    jwks: &'a PublicJwkSet,
-    kid: Option<&str>,
-    alg: &str,
-) -> Result<&'a PublicJwk, IdTokenError> {
-    let kty = if alg.starts_with("ES") { "EC" } else { "RSA" };
-    let usable = |k: &&PublicJwk| k.use_.as_deref().is_none_or(|u| u == "sig");
-    let found = match kid {
-        Some(kid) => jwks
-            .keys
-            .iter()
-            .filter(usable)
-            .find(|k| k.kid.as_deref() == Some(kid)),
-        None => {
-            let mut candidates = jwks.keys.iter().filter(usable).filter(|k| k.kty == kty);
-            match (candidates.next(), candidates.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
+impl From<JwsError> for IdTokenError {
+    fn from(error: JwsError) -> Self {
+        match error {
+            JwsError::Malformed(m) => IdTokenError::Malformed(m),
+            JwsError::Unsigned => IdTokenError::Unsigned,
+            JwsError::SymmetricAlgorithm(alg) => IdTokenError::SymmetricAlgorithm(alg),
+            JwsError::AlgorithmNotAllowed { alg, allowed } => {
+                IdTokenError::AlgorithmNotAllowed { alg, allowed }
             }
+            JwsError::UnknownKeyId(kid) => IdTokenError::UnknownKeyId(kid),
+            JwsError::KeyAlgorithmMismatch { kid, alg } => {
+                IdTokenError::KeyAlgorithmMismatch { kid, alg }
+            }
+            JwsError::BadSignature => IdTokenError::BadSignature,
         }
-    };
-    found.ok_or_else(|| IdTokenError::UnknownKeyId(kid.map(str::to_string)))
-}
-
-fn verify_signature(
-    key: &PublicJwk,
-    header: &Header,
-    input: &[u8],
-    sig: &[u8],
-) -> Result<(), IdTokenError> {
-    let mismatch = || IdTokenError::KeyAlgorithmMismatch {
-        kid: key.kid.clone(),
-        alg: header.alg.clone(),
-    };
-    let b64 = |v: &Option<String>| -> Result<Vec<u8>, IdTokenError> {
-        let text = v.as_deref().ok_or_else(mismatch)?;
-        URL_SAFE_NO_PAD.decode(text).map_err(|_| mismatch())
-    };
-    let verified = match (
-        key.kty.as_str(),
-        rsa_params(&header.alg),
-        ecdsa_params(&header.alg),
-    ) {
-        ("RSA", Some(params), _) => {
-            let components = PublicKeyComponents {
-                n: b64(&key.n)?,
-                e: b64(&key.e)?,
-            };
-            components.verify(params, input, sig).is_ok()
-        }
-        ("EC", _, Some((algorithm, curve))) if key.crv.as_deref() == Some(curve) => {
-            let mut point = vec![0x04];
-            point.extend(b64(&key.x)?);
-            point.extend(b64(&key.y)?);
-            UnparsedPublicKey::new(algorithm, point)
-                .verify(input, sig)
-                .is_ok()
-        }
-        _ => return Err(mismatch()),
-    };
-    if verified {
-        Ok(())
-    } else {
-        Err(IdTokenError::BadSignature)
     }
 }
 

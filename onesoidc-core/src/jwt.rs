@@ -45,9 +45,26 @@ struct Header<'a> {
 /// assert_eq!(jwt.split('.').count(), 3);
 /// ```
 pub fn sign_jwt(signer: &dyn Signer, claims: &impl Serialize) -> Result<String, SignError> {
+    sign_typed_jwt(signer, "JWT", claims)
+}
+
+/// Signs `claims` as a compact JWS with the header `typ` given, e.g.
+/// `at+jwt` for an RFC 9068 access token.
+///
+/// ```
+/// use onesoidc_core::{KeyType, PemSigner, sign_typed_jwt};
+/// let signer = PemSigner::generate(KeyType::EccP256).unwrap();
+/// let jwt = sign_typed_jwt(&signer, "at+jwt", &serde_json::json!({"sub": "me"})).unwrap();
+/// assert!(onesoidc_core::is_jwt(&jwt));
+/// ```
+pub fn sign_typed_jwt(
+    signer: &dyn Signer,
+    typ: &str,
+    claims: &impl Serialize,
+) -> Result<String, SignError> {
     let header = Header {
         alg: signer.algorithm().as_str(),
-        typ: "JWT",
+        typ,
         kid: signer.key_id(),
     };
     let mut token = base64_json(&header)?;

@@ -7,6 +7,7 @@
 //! - [`ProviderMetadata`]: discovery with issuer check and fallback endpoints.
 //! - [`CibaPoller`]: the CIBA poll loop as a state machine.
 //! - [`validate_id_token`]: ID tokens against the provider's JWKS.
+//! - [`check_access_token`]: RFC 9068 access tokens, as an application checks them.
 //! - QR sessions and well-known applications (ONES extensions).
 //! - [`ClientAuth`]: request builders for every token-endpoint call, and the
 //!   `parse_*` functions for their responses.
@@ -37,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access_token;
 mod ciba;
 mod config;
 mod discovery;
@@ -44,6 +46,7 @@ mod error;
 mod id_token;
 mod ids;
 mod jwk;
+mod jws;
 mod jwt;
 mod oauth;
 mod ones;
@@ -54,6 +57,10 @@ pub use response::MAX_RETRY_AFTER;
 mod signer;
 pub mod yaml;
 
+pub use access_token::{
+    ACCESS_TOKEN_TYPES, AccessTokenClaims, AccessTokenError, AccessTokenExpectations,
+    MAX_ACCESS_TOKEN_BYTES, check_access_token, claims_from_introspection, is_jwt,
+};
 pub use ciba::{CibaPoller, PollStep};
 pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration, UnknownKeyType};
 pub use discovery::{Issuer, ProviderMetadata};
@@ -70,7 +77,7 @@ pub use jwk::{
 pub use jwt::{
     ASSERTION_LIFETIME, CLIENT_ASSERTION_TYPE, CibaRequest, InvalidCibaRequest, LoginHint,
     MAX_BINDING_MESSAGE_CHARS, REQUEST_OBJECT_LIFETIME, ciba_request_object, client_assertion,
-    sign_jwt, unix_seconds,
+    sign_jwt, sign_typed_jwt, unix_seconds,
 };
 pub use oauth::{
     BackchannelAuthResponse, CIBA_GRANT_TYPE, CibaPollResponse, ClientAuth, DEFAULT_CIBA_INTERVAL,

@@ -1,53 +1,17 @@
 //! ID token validation: the happy path and each rejection with its own error.
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{jwks, key};
 use onesoidc_core::{
-    IdTokenError, IdTokenExpectations, Issuer, JwsAlgorithm, KeyType, PemSigner, PublicJwkSet,
-    SignError, Signer, sign_jwt, validate_id_token,
+    IdTokenError, IdTokenExpectations, Issuer, KeyType, PublicJwkSet, Signer, sign_jwt,
+    validate_id_token,
 };
 use serde_json::{Value, json};
-
-/// A provider key with a kid.
-#[derive(Debug)]
-struct ProviderKey {
-    inner: PemSigner,
-    kid: String,
-}
-
-impl Signer for ProviderKey {
-    fn algorithm(&self) -> JwsAlgorithm {
-        self.inner.algorithm()
-    }
-    fn key_id(&self) -> Option<&str> {
-        Some(&self.kid)
-    }
-    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
-        self.inner.sign(input)
-    }
-}
-
-fn key(kt: KeyType, kid: &str) -> ProviderKey {
-    ProviderKey {
-        inner: PemSigner::generate(kt).unwrap(),
-        kid: kid.into(),
-    }
-}
-
-fn jwks(keys: &[&ProviderKey]) -> PublicJwkSet {
-    PublicJwkSet {
-        keys: keys
-            .iter()
-            .map(|k| {
-                let mut jwk = k.inner.public_jwk();
-                jwk.kid = Some(k.kid.clone());
-                jwk
-            })
-            .collect(),
-    }
-}
 
 const NOW: u64 = 1_800_000_000;
 

@@ -25,6 +25,23 @@ pub struct Application {
     pub name: String,
     /// Absolute URL or a path (resolved against the issuer's origin by clients).
     pub url: String,
+    /// What the access tokens for this application (`resource` = its
+    /// `url`) are: RFC 9068 JWTs (default) or opaque strings, which the
+    /// application introspects. Config: `"access_token_format": "jwt" | "opaque"`.
+    /// Not part of the `/.well-known/applications` listing.
+    #[serde(default, skip_serializing)]
+    pub access_token_format: AccessTokenFormat,
+}
+
+/// The form of the access tokens issued for an [`Application`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenFormat {
+    /// An RFC 9068 JWT (`typ: at+jwt`), signed by the provider's key.
+    #[default]
+    Jwt,
+    /// A random string: only introspection (RFC 7662) tells what it is.
+    Opaque,
 }
 
 /// What the simulated user answers.
@@ -113,7 +130,7 @@ pub struct DeviceSeed {
 /// | field | default |
 /// | --- | --- |
 /// | `users` | `["alice", "bob"]` |
-/// | `applications` | `vhh-server` → `{client_id: DEFAULT_VHH_CLIENT_ID, name: "VHH Server", url: "https://vhh.example.com"}` |
+/// | `applications` | `vhh-server` → `{client_id: DEFAULT_VHH_CLIENT_ID, name: "VHH Server", url: "https://vhh.example.com"}` (JWT access tokens) |
 /// | `access_token_ttl` | 300 s |
 /// | `refresh_token_ttl` | 3600 s |
 /// | `id_token_ttl` | 300 s |
@@ -178,6 +195,7 @@ impl Default for DevIdpConfig {
                 client_id: DEFAULT_VHH_CLIENT_ID.into(),
                 name: "VHH Server".into(),
                 url: "https://vhh.example.com".into(),
+                access_token_format: AccessTokenFormat::Jwt,
             }],
             access_token_ttl: Duration::from_secs(300),
             refresh_token_ttl: Duration::from_secs(3600),
@@ -252,7 +270,7 @@ impl DevIdpConfig {
     /// {
     ///   "users": ["alice", "bob", "carol"],
     ///   "applications": [{"client_identifier": "vhh-server", "client_id": "3c5b8f2e-7a41-4d9e-9b6c-1f0a2e4d8c73",
-    ///                     "name": "VHH Server", "url": "https://vhh.example.com"}],
+    ///                     "name": "VHH Server", "url": "https://vhh.example.com", "access_token_format": "jwt"}],
     ///   "access_token_ttl_ms": 300000, "refresh_token_ttl_ms": 3600000, "id_token_ttl_ms": 300000,
     ///   "ciba_expires_in_ms": 120000, "ciba_interval_ms": 5000,
     ///   "qr_expires_in_ms": 300000, "qr_interval_ms": 5000,

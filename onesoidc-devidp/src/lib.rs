@@ -192,8 +192,8 @@ mod tokens;
 
 pub use ciba::CibaRequestInfo;
 pub use config::{
-    Application, AutoApprove, ConfigError, DEFAULT_VHH_CLIENT_ID, DevIdpConfig, DeviceSeed,
-    UserDecision,
+    AccessTokenFormat, Application, AutoApprove, ConfigError, DEFAULT_VHH_CLIENT_ID, DevIdpConfig,
+    DeviceSeed, UserDecision,
 };
 pub use devices::RegisteredDevice;
 pub use error::ControlError;

@@ -1,4 +1,5 @@
-//! Access tokens (JWTs signed by the provider key), refresh tokens (opaque,
+//! Access tokens (RFC 9068 JWTs signed by the provider key, or opaque for
+//! an application configured so), refresh tokens (opaque,
 //! rotated on every use, reuse revokes the grant), ID tokens, introspection
 //! and revocation (PROTOCOL §4–§7).
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::config::AccessTokenFormat;
 use crate::error::{ApiError, code};
 use crate::state::{Provider, Store, ceil_secs, random_token, unix_now};
 
@@ -159,10 +161,17 @@ impl Provider {
             exp,
             jti: &jti,
         };
-        let access_token = self
-            .key
-            .sign(ACCESS_TOKEN_TYP, &claims)
-            .map_err(server_error)?;
+        let opaque = self.config.applications.iter().any(|app| {
+            Some(app.url.as_str()) == grant.resource.as_deref()
+                && app.access_token_format == AccessTokenFormat::Opaque
+        });
+        let access_token = if opaque {
+            random_token("at_")
+        } else {
+            self.key
+                .sign(ACCESS_TOKEN_TYP, &claims)
+                .map_err(server_error)?
+        };
         let id_token = if with_id_token {
             let claims = IdClaims {
                 iss: &self.issuer,

@@ -248,3 +248,76 @@ async fn revocation_of_access_and_refresh_tokens() {
         .await
         .assert_error(400, "invalid_request");
 }
+
+/// `"access_token_format"` per application: JWTs (RFC 9068) by default,
+/// opaque strings that only introspection explains when configured so;
+/// the config file says it, and the applications listing never does.
+#[tokio::test]
+async fn access_tokens_for_an_application_are_jwts_or_opaque_as_configured() {
+    let path = std::env::temp_dir().join(format!("devidp-{}.json", uuid::Uuid::new_v4()));
+    let file = serde_json::json!({
+        "applications": [
+            {"client_identifier": "vhh-server", "client_id": "vhh", "name": "VHH", "url": "https://vhh.example.com"},
+            {"client_identifier": "lab", "client_id": "lab", "name": "Lab", "url": "https://lab.example.com",
+             "access_token_format": "opaque"},
+        ],
+    });
+    std::fs::write(&path, file.to_string()).unwrap();
+    let config = DevIdpConfig::from_json_file(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        config.applications[1].access_token_format,
+        onesoidc_devidp::AccessTokenFormat::Opaque
+    );
+    let h = Harness::start(config).await;
+    let device = h.device(KeyType::EccP256);
+    let token_for = |resource: &'static str| {
+        let (h, device) = (&h, &device);
+        async move {
+            h.token(
+                device,
+                &[("grant_type", "client_credentials"), ("resource", resource)],
+            )
+            .await
+            .assert_ok()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+
+    let jwt = token_for("https://vhh.example.com").await;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            jwt.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims_of(&jwt)["aud"], "https://vhh.example.com");
+
+    let opaque = token_for("https://lab.example.com").await;
+    assert!(
+        opaque.starts_with("at_") && !opaque.contains('.'),
+        "{opaque}"
+    );
+    let answer = h.introspect(&device, &opaque).await;
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["aud"], "https://lab.example.com");
+    assert_eq!(answer["client_id"], device.client_id.as_str());
+
+    let listed = h
+        .get(
+            &format!("{}/.well-known/applications", h.idp.issuer()),
+            Some(&h.device_token(&device).await),
+        )
+        .await;
+    assert!(
+        !listed
+            .assert_ok()
+            .to_string()
+            .contains("access_token_format")
+    );
+}

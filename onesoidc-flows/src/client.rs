@@ -222,12 +222,7 @@ impl OnesIdClientBuilder {
 
 #[cfg(feature = "reqwest")]
 fn default_backend(policy: &Policy) -> Result<Arc<dyn HttpClient>, Error> {
-    let client = onesoidc_http::ReqwestClient::builder()
-        .allow_insecure_http(policy.insecure_http_allowed())
-        .timeout(policy.exchange_timeout())
-        .max_body_bytes(policy.body_limit())
-        .build()?;
-    Ok(Arc::new(client))
+    Ok(Arc::new(onesoidc_http::ReqwestClient::for_policy(policy)?))
 }
 
 #[cfg(not(feature = "reqwest"))]
@@ -297,15 +292,7 @@ impl OnesIdClient {
         let issuer = &self.inner.issuer;
         self.inner
             .metadata
-            .get_or_try_init(|| async {
-                let request = ProviderMetadata::discovery_request(issuer)?;
-                let endpoint = ProviderMetadata::discovery_url(issuer);
-                let response = self.send(&endpoint, request).await?;
-                let metadata = ProviderMetadata::from_discovery_response(issuer, &response)?;
-                check_endpoint_schemes(&endpoint, &metadata, self.inner.http.policy())?;
-                tracing::debug!(%issuer, discovered = metadata.discovered, "provider endpoints known");
-                Ok(metadata)
-            })
+            .get_or_try_init(|| discover(&self.inner.http, issuer))
             .await
     }
 
@@ -591,6 +578,20 @@ fn check_endpoint_schemes(
         }
     }
     Ok(())
+}
+
+/// Discovers `issuer`'s endpoints through `http` ([PROTOCOL §2](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#2-discovery)):
+/// the document must name the issuer, and its endpoints must be https
+/// (plain http only to loopback, or as `http`'s policy allows); a 404 gives
+/// the fallback endpoints.
+pub async fn discover(http: &PolicyClient, issuer: &Issuer) -> Result<ProviderMetadata, Error> {
+    let request = ProviderMetadata::discovery_request(issuer)?;
+    let endpoint = ProviderMetadata::discovery_url(issuer);
+    let response = send(http, &endpoint, request).await?;
+    let metadata = ProviderMetadata::from_discovery_response(issuer, &response)?;
+    check_endpoint_schemes(&endpoint, &metadata, http.policy())?;
+    tracing::debug!(%issuer, discovered = metadata.discovered, "provider endpoints known");
+    Ok(metadata)
 }
 
 /// Sends `request` to `endpoint` through `http`; a transport failure names

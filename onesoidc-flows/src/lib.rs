@@ -74,10 +74,10 @@ mod signer;
 mod validation;
 
 pub use ciba::{CibaEvent, Login};
-pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder};
+pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder, discover};
 pub use events::EventStream;
 pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
-pub use jwks::UNKNOWN_KID_REFETCH;
+pub use jwks::{JWKS_STALE_IF_ERROR, JwksCache, JwksKeys, UNKNOWN_KID_REFETCH, Want, fetch_jwks};
 /// The sans-IO core, re-exported so one dependency is enough.
 pub use onesoidc_core as core;
 pub use onesoidc_core::{

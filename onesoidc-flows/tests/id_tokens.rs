@@ -354,3 +354,86 @@ async fn a_login_without_an_id_token_is_refused() {
     );
     assert!(err.to_string().contains("no ID token"), "{err}");
 }
+
+/// Collects the messages of `warn` events, to see what the cache says.
+#[derive(Clone, Default)]
+struct Warnings(Arc<Mutex<Vec<String>>>);
+
+impl std::io::Write for Warnings {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_out_of_reach_after_their_lifetime_are_still_used_and_said_so() {
+    let warnings = Warnings::default();
+    let writer = warnings.clone();
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let a = Key::new("a");
+    let (provider, client) = setup(600, vec![a.clone()]);
+    client
+        .validate_id_token(&a.id_token("alice"))
+        .await
+        .unwrap();
+    assert_eq!(fetches(&provider), 1);
+
+    // Past the lifetime the provider's keys are out of reach: the keys of
+    // the last fetch stay in use, and a warning says so.
+    provider.jwks_down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(601)).await;
+    client
+        .validate_id_token(&a.id_token("alice"))
+        .await
+        .unwrap();
+    let said = warnings.0.lock().unwrap().concat();
+    assert!(said.contains("stale-if-error"), "{said}");
+    assert_eq!(said.matches("stale-if-error").count(), 1);
+
+    // No new attempt for a minute (the failed attempt was not counted as a fetch).
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    client
+        .validate_id_token(&a.id_token("alice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        warnings
+            .0
+            .lock()
+            .unwrap()
+            .concat()
+            .matches("stale-if-error")
+            .count(),
+        1
+    );
+
+    // The provider is back: the next attempt fetches.
+    provider.jwks_down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    client
+        .validate_id_token(&a.id_token("alice"))
+        .await
+        .unwrap();
+    assert_eq!(fetches(&provider), 2);
+
+    // Stale keys are used for at most a day past their lifetime.
+    provider.jwks_down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(onesoidc_flows::JWKS_STALE_IF_ERROR + Duration::from_secs(601)).await;
+    let err = client
+        .validate_id_token(&a.id_token("alice"))
+        .await
+        .unwrap_err();
+    assert!(err.is_network() || err.to_string().contains("503"), "{err}");
+}

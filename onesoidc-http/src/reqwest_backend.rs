@@ -164,6 +164,22 @@ impl ReqwestClient {
         ReqwestClientBuilder::default()
     }
 
+    /// A client whose own limits are `policy`'s (insecure http opt-in,
+    /// exchange timeout, body limit): the default backend of the crates
+    /// above this one.
+    ///
+    /// ```
+    /// let policy = onesoidc_http::Policy::default();
+    /// let client = onesoidc_http::ReqwestClient::for_policy(&policy).unwrap();
+    /// ```
+    pub fn for_policy(policy: &crate::Policy) -> Result<Self, TransportError> {
+        Self::builder()
+            .allow_insecure_http(policy.insecure_http_allowed())
+            .timeout(policy.exchange_timeout())
+            .max_body_bytes(policy.body_limit())
+            .build()
+    }
+
     /// Wraps a reqwest client you configured (your proxy, your CA for an
     /// on-premises OnesID). Its own settings apply; this adds the checks
     /// that do not depend on them: `https://` except loopback, the 1 MiB

@@ -33,6 +33,10 @@
 //! 12. A device token through the C API vs through Rust: `bench-ffi`, with
 //!     the C driver `benches/c/ffi_device_token.c` compiled here against the
 //!     release `libonesoidc.so`; and the size of that library, stripped.
+//! 13. `onesoidc-resource`: access-token checks vs bare aws-lc-rs
+//!     verification (ES256, RS256), a cached opaque token's check vs a bare
+//!     map look-up and its introspection calls, and the layer's added
+//!     latency in an axum server on loopback: `bench-resource`.
 //!
 //! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
 //! `--release` first. Criterion's results go to `<target>/criterion`; the
@@ -47,8 +51,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-const ITEMS: [&str; 12] = [
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
+const ITEMS: [&str; 13] = [
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
 ];
 
 /// One line of the results table.
@@ -136,7 +140,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let needs_release = selected
         .iter()
-        .any(|i| ["2", "5", "6", "7", "8", "9", "10", "11", "12"].contains(i));
+        .any(|i| ["2", "5", "6", "7", "8", "9", "10", "11", "12", "13"].contains(i));
     if needs_release {
         crate::cargo(&[
             "build",
@@ -175,6 +179,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "10" => bench.redis_fleet(),
             "11" => bench.cold_behind_proxy(),
             "12" => bench.ffi(),
+            "13" => bench.harness("13", "bench-resource", &[]),
             _ => unreachable!(),
         }
         eprintln!(

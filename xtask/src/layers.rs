@@ -3,8 +3,9 @@
 //! - `onesoidc-core/src` does no I/O: no `std::fs`, `std::process`,
 //!   `std::env`, `std::net`, `SystemTime::now()` or `Instant::now()`
 //!   outside tests and doc comments.
-//! - With default features off, `onesoidc-core`, `-http`, `-flows` and
-//!   `-tokens` pull in no reqwest, hyper, image or png (`cargo tree -e normal`),
+//! - With default features off, `onesoidc-core`, `-http`, `-flows`,
+//!   `-tokens` and `-resource` pull in no reqwest, hyper, image or png, and
+//!   `-resource` no axum or tower either (`cargo tree -e normal`),
 //!   and the hyper example backend (`examples/hyper-backend`) no reqwest.
 //! - Each of them builds alone with `--no-default-features` and with
 //!   `--all-features`.
@@ -14,11 +15,12 @@ use std::path::Path;
 use std::process::Command;
 
 /// The library crates a user picks from.
-const LIBRARIES: [&str; 4] = [
+const LIBRARIES: [&str; 5] = [
     "onesoidc-core",
     "onesoidc-http",
     "onesoidc-flows",
     "onesoidc-tokens",
+    "onesoidc-resource",
 ];
 
 /// What the core must not name (outside tests and doc comments).
@@ -162,7 +164,7 @@ fn dependency_tree(
     Ok(names)
 }
 
-/// reqwest, hyper*, image and png in `krate`'s tree without default
+/// reqwest, hyper*, axum*, tower*, image and png in `krate`'s tree without default
 /// features; prints the crate counts with and without them.
 fn heavy_dependencies(root: &Path, krate: &str) -> Result<Vec<String>, String> {
     let lean = dependency_tree(root, krate, false)?;
@@ -175,7 +177,12 @@ fn heavy_dependencies(root: &Path, krate: &str) -> Result<Vec<String>, String> {
     Ok(lean
         .into_iter()
         .filter(|name| {
-            name == "reqwest" || name.starts_with("hyper") || name == "image" || name == "png"
+            name == "reqwest"
+                || name.starts_with("hyper")
+                || name.starts_with("axum")
+                || name.starts_with("tower")
+                || name == "image"
+                || name == "png"
         })
         .collect())
 }

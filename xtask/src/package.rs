@@ -7,12 +7,13 @@
 //! resolve dependencies: then (outside CI only) `--no-verify`.
 
 /// The crates meant for crates.io, in dependency order.
-pub const PUBLISHED: [&str; 8] = [
+pub const PUBLISHED: [&str; 9] = [
     "onesoidc-fs",
     "onesoidc-core",
     "onesoidc-http",
     "onesoidc-flows",
     "onesoidc-tokens",
+    "onesoidc-resource",
     "onesoidc-devidp",
     "onesoidc-cli",
     "onesoidc-ffi",

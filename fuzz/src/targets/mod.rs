@@ -2,6 +2,7 @@
 //! them, and `tests/replay.rs` runs every committed corpus file through
 //! them, so the corpora are checked by `cargo test` too.
 
+pub mod access_token;
 pub mod ciba_poller;
 pub mod device_yml;
 pub mod jwt_validate;

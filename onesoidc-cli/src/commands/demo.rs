@@ -249,6 +249,13 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
         })
         .await?;
 
+    steps
+        .run(
+            "The application vhh-server checks the tokens it is sent (onesoidc-resource)",
+            application_checks(&idp, &client, &app.url, &alice, json),
+        )
+        .await?;
+
     idp.shutdown().await;
     let total = steps.started.elapsed();
     if json {
@@ -271,6 +278,105 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
         out!("administrator or the person on the phone. `onesoidc --help` lists every command.");
     }
     Ok(())
+}
+
+/// Serves `GET /me` as the application at `audience` would, behind
+/// onesoidc-resource's layer (no clock skew allowed, so an expired token
+/// shows at once), and sends it alice's token and four it must refuse.
+async fn application_checks(
+    idp: &DevIdp,
+    client: &OnesIdClient,
+    audience: &str,
+    alice: &TokenSet,
+    json: bool,
+) -> Result<((), String), Failure> {
+    use axum::routing::get;
+    use onesoidc_http::HttpClient;
+    use onesoidc_resource::{Authenticated, ResourceServer};
+
+    let server = ResourceServer::builder()
+        .issuer(idp.issuer())
+        .audience(audience)
+        .leeway(Duration::ZERO)
+        .build()
+        .await
+        .map_err(|e| Failure::from(e.to_string()))?;
+    let router = axum::Router::new()
+        .route(
+            "/me",
+            get(|who: Authenticated| async move { format!("{} ({})", who.sub, who.scope) }),
+        )
+        .layer(server.layer());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let me = format!("http://{}/me", listener.local_addr()?);
+    let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    // The login's access token lives 6 s: wait for it to expire if it has not yet.
+    if let Some(at) = alice.expires_at {
+        let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::time::sleep(left + Duration::from_secs(1)).await;
+    }
+    let fresh = client.refresh(alice).await?;
+    let fresh = fresh.access_token.expose_secret().to_string();
+    let own = client.device_token().await?.access_token;
+    let mut changed = fresh.clone().into_bytes();
+    let last = changed.len() - 2;
+    changed[last] = if changed[last] == b'A' { b'B' } else { b'A' };
+    let changed = String::from_utf8(changed).map_err(|e| e.to_string())?;
+    let cases = [
+        (
+            "alice's access token for the application (refreshed)",
+            fresh.as_str(),
+            200,
+        ),
+        (
+            "the device's own token (audience: the device)",
+            own.expose_secret(),
+            401,
+        ),
+        ("alice's token with one changed byte", changed.as_str(), 401),
+        (
+            "alice's ID token passed as an access token",
+            id_token(alice)?,
+            401,
+        ),
+        (
+            "alice's access token from the login, expired",
+            alice.access_token.expose_secret(),
+            401,
+        ),
+    ];
+    let http = ReqwestClient::new()?;
+    let mut lines = Vec::new();
+    for (what, token, expected) in cases {
+        let request = http::Request::get(me.as_str())
+            .header("authorization", format!("Bearer {token}"))
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        let response = http.execute(request).await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let shown = match response.headers().get("www-authenticate") {
+            Some(challenge) => format!("WWW-Authenticate: {}", challenge.to_str().unwrap_or("?")),
+            None => String::from_utf8_lossy(response.body()).into_owned(),
+        };
+        let line = format!("{what}: {status} {shown}");
+        if status != expected {
+            serving.abort();
+            return Err(Failure::from(format!("expected {expected}, got {line}")));
+        }
+        if !json {
+            out!("      {line}");
+        }
+        lines.push(line);
+    }
+    serving.abort();
+    Ok((
+        (),
+        format!(
+            "GET {me}: alice's token accepted, {} refused as RFC 6750 says",
+            lines.len() - 1
+        ),
+    ))
 }
 
 async fn register(idp: &DevIdp, paths: &IdentityPaths) -> Result<((), String), Failure> {

@@ -1,4 +1,4 @@
-//! `apps`, `introspect`, `validate-id-token`, `revoke`.
+//! `apps`, `introspect`, `validate-id-token`, `check-access-token`, `revoke`.
 
 use crate::output::out;
 use onesoidc_flows::core::ExposeSecret;
@@ -75,6 +75,48 @@ pub async fn validate_id_token(g: &GlobalArgs, token: &SecretString) -> Result<(
         print_json(&serde_json::Value::Object(claims.all));
     } else {
         out!("valid ID token for {} (expires {})", claims.sub, claims.exp);
+    }
+    Ok(())
+}
+
+pub async fn check_access_token(
+    g: &GlobalArgs,
+    audience: &str,
+    token: &SecretString,
+) -> Result<(), Failure> {
+    use onesoidc_resource::{Refusal, ResourceServer};
+    let server = ResourceServer::builder()
+        .audience(audience)
+        .introspection(client(g)?)
+        .build()
+        .await
+        .map_err(|e| match e {
+            onesoidc_resource::BuildError::Provider(e) => Failure::from(e),
+            other => Failure::usage(&other.to_string()),
+        })?;
+    match server.check_token(token.expose_secret()).await {
+        Ok(claims) if g.json => print_json(&serde_json::Value::Object(claims.all.clone())),
+        Ok(claims) => out!(
+            "accepted for {audience}: sub {}, client {}, scopes {:?}, expires {}",
+            claims.sub,
+            claims.client_id,
+            claims.scope.to_string(),
+            claims.exp
+        ),
+        Err(Refusal::Unavailable(error)) => return Err(Failure::from(error)),
+        Err(refusal) => {
+            return Err(Failure {
+                message: format!(
+                    "{} {}: {refusal}",
+                    refusal.status().as_u16(),
+                    refusal
+                        .www_authenticate()
+                        .and_then(|v| v.to_str().ok().map(str::to_string))
+                        .unwrap_or_default()
+                ),
+                code: crate::output::EXIT_NOT_USABLE,
+            });
+        }
     }
     Ok(())
 }

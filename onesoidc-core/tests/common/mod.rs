@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use onesoidc_core::{DeviceConfig, PemSigner};
+use onesoidc_core::{
+    DeviceConfig, JwsAlgorithm, KeyType, PemSigner, PublicJwkSet, SignError, Signer,
+};
 
 /// The directory of the px-device-identity fixture named `name`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -45,3 +47,44 @@ pub const FIXTURES: [&str; 8] = [
     "managed-ecc-p256",
     "managed-ecc-p521",
 ];
+
+/// A provider key with a kid (for ID and access tokens).
+#[derive(Debug)]
+pub struct ProviderKey {
+    pub inner: PemSigner,
+    pub kid: String,
+}
+
+impl Signer for ProviderKey {
+    fn algorithm(&self) -> JwsAlgorithm {
+        self.inner.algorithm()
+    }
+    fn key_id(&self) -> Option<&str> {
+        Some(&self.kid)
+    }
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.inner.sign(input)
+    }
+}
+
+/// A fresh provider key of `kt` named `kid`.
+pub fn key(kt: KeyType, kid: &str) -> ProviderKey {
+    ProviderKey {
+        inner: PemSigner::generate(kt).unwrap(),
+        kid: kid.into(),
+    }
+}
+
+/// The public JWKS of `keys`, each with its `kid`.
+pub fn jwks(keys: &[&ProviderKey]) -> PublicJwkSet {
+    PublicJwkSet {
+        keys: keys
+            .iter()
+            .map(|k| {
+                let mut jwk = k.inner.public_jwk();
+                jwk.kid = Some(k.kid.clone());
+                jwk
+            })
+            .collect(),
+    }
+}

@@ -9,4 +9,5 @@ mod cli;
 mod common;
 mod device_token;
 mod discovery;
+mod resource;
 mod tokens;

@@ -1,0 +1,413 @@
+//! [`ResourceServer`]: the checker an application builds once and shares.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, Uri};
+use onesoidc_core::{
+    AccessTokenClaims, AccessTokenError, AccessTokenExpectations, CLOCK_SKEW, Endpoint, Error,
+    Issuer, MAX_ACCESS_TOKEN_BYTES, ProviderMetadata, SecretString, TokenTypeHint,
+    check_access_token, claims_from_introspection, is_jwt, unverified_claims,
+};
+use onesoidc_flows::{JwksCache, OnesIdClient, Want, fetch_jwks};
+use onesoidc_http::{HttpClient, Policy, PolicyClient};
+
+use crate::introspection::{
+    DEFAULT_INTROSPECTION_CACHE_ENTRIES, DEFAULT_INTROSPECTION_CACHE_MAX_AGE, IntrospectionCache,
+};
+use crate::{Refusal, bearer_token};
+
+/// Checks the access tokens sent to one application (one audience), from
+/// one or more providers. Cheap to clone: clones share the keys and the
+/// introspection cache.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), onesoidc_resource::BuildError> {
+/// use onesoidc_resource::ResourceServer;
+/// let server = ResourceServer::builder()
+///     .issuer("https://idp-server.ones-now.com/oidc")
+///     .audience("https://vhh.example.com")
+///     .build()
+///     .await?;
+/// match server.check_token("eyJ...").await {
+///     Ok(claims) => println!("{} with scopes {}", claims.sub, claims.scope),
+///     Err(refusal) => println!("{} {refusal}", refusal.status()),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ResourceServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    audience: String,
+    providers: Vec<Provider>,
+    http: PolicyClient,
+    introspection: Option<Introspector>,
+    leeway: Duration,
+}
+
+/// One provider whose tokens are accepted.
+struct Provider {
+    issuer: Issuer,
+    jwks_uri: Endpoint,
+    algorithms: Vec<String>,
+    keys: JwksCache,
+}
+
+struct Introspector {
+    client: OnesIdClient,
+    cache: IntrospectionCache,
+}
+
+impl std::fmt::Debug for ResourceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issuers: Vec<&str> = self
+            .inner
+            .providers
+            .iter()
+            .map(|p| p.issuer.as_str())
+            .collect();
+        f.debug_struct("ResourceServer")
+            .field("audience", &self.inner.audience)
+            .field("issuers", &issuers)
+            .field("introspection", &self.inner.introspection.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`ResourceServer`] cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// No `.audience(...)`.
+    #[error(
+        "no audience: call .audience(\"https://your-app.example.com\") with the resource URL devices ask tokens for"
+    )]
+    NoAudience,
+    /// No `.issuer(...)` and no introspection client.
+    #[error(
+        "no issuer: call .issuer(\"https://idp.example.com/oidc\") (or .introspection(client)) to say whose tokens are accepted"
+    )]
+    NoIssuer,
+    /// `.jwks_uri(...)` before any `.issuer(...)`.
+    #[error(".jwks_uri({0:?}) names no provider: call .issuer(...) before it")]
+    JwksUriWithoutIssuer(String),
+    /// Discovery failed, or an issuer or URL is invalid.
+    #[error(transparent)]
+    Provider(#[from] Error),
+}
+
+/// Builds a [`ResourceServer`]; every default is on its setter.
+#[must_use]
+pub struct ResourceServerBuilder {
+    issuers: Vec<(String, Option<String>)>,
+    jwks_uri_without_issuer: Option<String>,
+    audience: Option<String>,
+    http: Option<Arc<dyn HttpClient>>,
+    policy: Policy,
+    introspection: Option<OnesIdClient>,
+    algorithms: Option<Vec<String>>,
+    leeway: Duration,
+    cache_entries: NonZeroUsize,
+    cache_max_age: Duration,
+}
+
+impl Default for ResourceServerBuilder {
+    fn default() -> Self {
+        ResourceServerBuilder {
+            issuers: Vec::new(),
+            jwks_uri_without_issuer: None,
+            audience: None,
+            http: None,
+            policy: Policy::default(),
+            introspection: None,
+            algorithms: None,
+            leeway: CLOCK_SKEW,
+            cache_entries: NonZeroUsize::new(DEFAULT_INTROSPECTION_CACHE_ENTRIES)
+                .unwrap_or(NonZeroUsize::MIN),
+            cache_max_age: DEFAULT_INTROSPECTION_CACHE_MAX_AGE,
+        }
+    }
+}
+
+impl std::fmt::Debug for ResourceServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceServerBuilder")
+            .field("issuers", &self.issuers)
+            .field("audience", &self.audience)
+            .field("http", &self.http.is_some())
+            .field("introspection", &self.introspection.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResourceServerBuilder {
+    /// Accepts tokens of this issuer (exactly as its tokens' `iss` says,
+    /// e.g. `https://idp-server.ones-now.com/oidc`); call it once per
+    /// provider. Its endpoints come from discovery unless
+    /// [`jwks_uri`](Self::jwks_uri) follows.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push((issuer.into(), None));
+        self
+    }
+
+    /// The key set of the issuer named just before: no discovery for it.
+    pub fn jwks_uri(mut self, jwks_uri: impl Into<String>) -> Self {
+        match self.issuers.last_mut() {
+            Some((_, uri)) => *uri = Some(jwks_uri.into()),
+            None => self.jwks_uri_without_issuer = Some(jwks_uri.into()),
+        }
+        self
+    }
+
+    /// This application's resource URL: a token's `aud` must contain
+    /// exactly this string (required).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Introspects opaque tokens (RFC 7662) with this client: the
+    /// application's own registered identity (a px device with `role:
+    /// SERVER`), which authenticates the calls. Its issuer is accepted too.
+    /// Default: none, and a token that is not a JWT is refused.
+    pub fn introspection(mut self, client: OnesIdClient) -> Self {
+        self.introspection = Some(client);
+        self
+    }
+
+    /// The HTTP backend for discovery and the keys (default: the
+    /// introspection client's, else a reqwest client built from the
+    /// [`policy`](Self::policy); without the `reqwest` feature this or
+    /// [`introspection`](Self::introspection) is required). The policy
+    /// applies above it either way.
+    pub fn http(mut self, http: impl HttpClient + 'static) -> Self {
+        self.http = Some(Arc::new(http));
+        self
+    }
+
+    /// The HTTP rules (default [`Policy::default`]: https except loopback,
+    /// no redirects, 1 MiB, timeouts).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The signature algorithms accepted (default: those the provider's
+    /// discovery lists in `id_token_signing_alg_values_supported`, else
+    /// RS256, ES256, ES384, ES512). `none` and HS* never are.
+    pub fn algorithms<S: Into<String>>(mut self, algorithms: impl IntoIterator<Item = S>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The clock skew allowed for `exp`, `nbf`, `iat` (default 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// How many introspection answers are kept (default 10,000; least
+    /// recently used out).
+    pub fn introspection_cache_entries(mut self, entries: NonZeroUsize) -> Self {
+        self.cache_entries = entries;
+        self
+    }
+
+    /// The longest an active introspection answer is used (default 5 min;
+    /// never past the token's `exp`).
+    pub fn introspection_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.cache_max_age = max_age;
+        self
+    }
+
+    /// Discovers each issuer (unless its `jwks_uri` was given) and builds
+    /// the server. The keys are fetched on the first check.
+    pub async fn build(self) -> Result<ResourceServer, BuildError> {
+        let audience = self.audience.ok_or(BuildError::NoAudience)?;
+        if let Some(uri) = self.jwks_uri_without_issuer {
+            return Err(BuildError::JwksUriWithoutIssuer(uri));
+        }
+        let http = match (self.http, &self.introspection) {
+            (Some(http), _) => self.policy.apply(http),
+            (None, Some(client)) => client.http().clone(),
+            (None, None) => self.policy.apply(default_backend(&self.policy)?),
+        };
+        let mut issuers = self.issuers;
+        if let Some(client) = &self.introspection
+            && !issuers.iter().any(|(i, _)| i == client.issuer().as_str())
+        {
+            issuers.push((client.issuer().as_str().to_string(), None));
+        }
+        if issuers.is_empty() {
+            return Err(BuildError::NoIssuer);
+        }
+        let mut providers = Vec::with_capacity(issuers.len());
+        for (issuer, jwks_uri) in issuers {
+            let issuer = Issuer::new(&issuer)?;
+            let (jwks_uri, listed) = match jwks_uri {
+                Some(uri) => (Endpoint::from(uri.as_str()), Vec::new()),
+                None => {
+                    let metadata: ProviderMetadata =
+                        onesoidc_flows::discover(&http, &issuer).await?;
+                    (
+                        metadata.jwks_uri,
+                        metadata.id_token_signing_alg_values_supported,
+                    )
+                }
+            };
+            tracing::debug!(%issuer, %jwks_uri, "accepting access tokens of this provider");
+            providers.push(Provider {
+                issuer,
+                jwks_uri,
+                algorithms: self.algorithms.clone().unwrap_or(listed),
+                keys: JwksCache::new(),
+            });
+        }
+        Ok(ResourceServer {
+            inner: Arc::new(Inner {
+                audience,
+                providers,
+                http,
+                introspection: self.introspection.map(|client| Introspector {
+                    client,
+                    cache: IntrospectionCache::new(self.cache_entries, self.cache_max_age),
+                }),
+                leeway: self.leeway,
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_backend(policy: &Policy) -> Result<Arc<dyn HttpClient>, Error> {
+    Ok(Arc::new(onesoidc_http::ReqwestClient::for_policy(policy)?))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_backend(_policy: &Policy) -> Result<Arc<dyn HttpClient>, Error> {
+    Err(Error::HttpClient(onesoidc_core::TransportError::new(
+        onesoidc_core::TransportErrorKind::InvalidRequest,
+        "no HTTP client was given; pass one to ResourceServerBuilder::http, or enable the `reqwest` feature of onesoidc-resource",
+    )))
+}
+
+impl ResourceServer {
+    /// A builder; see [`ResourceServerBuilder`].
+    pub fn builder() -> ResourceServerBuilder {
+        ResourceServerBuilder::default()
+    }
+
+    /// The audience tokens must name.
+    pub fn audience(&self) -> &str {
+        &self.inner.audience
+    }
+
+    /// Checks the token of a request (its `Authorization: Bearer` header;
+    /// see [`bearer_token`]).
+    pub async fn check_request(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<Arc<AccessTokenClaims>, Refusal> {
+        let token = bearer_token(headers, uri)?;
+        self.check_token(token).await
+    }
+
+    /// Checks an access token: a JWT against its provider's keys (RFC
+    /// 9068), anything else by introspection when a client was given (RFC
+    /// 7662, cached).
+    pub async fn check_token(&self, token: &str) -> Result<Arc<AccessTokenClaims>, Refusal> {
+        if token.len() > MAX_ACCESS_TOKEN_BYTES {
+            return Err(Refusal::InvalidToken(AccessTokenError::TooLarge {
+                len: token.len(),
+                max: MAX_ACCESS_TOKEN_BYTES,
+            }));
+        }
+        if is_jwt(token) {
+            let claims = self.check_jwt(token).await?;
+            // A DPoP-bound token is only good with a proof of its key, which
+            // this checker does not take: as a plain Bearer token it is refused.
+            if claims.cnf_jkt.is_some() {
+                return Err(Refusal::InvalidToken(AccessTokenError::BoundToKey));
+            }
+            return Ok(Arc::new(claims));
+        }
+        let Some(introspector) = &self.inner.introspection else {
+            return Err(Refusal::InvalidToken(AccessTokenError::Malformed(
+                "an opaque token, and no introspection client is configured".into(),
+            )));
+        };
+        let now = SystemTime::now();
+        introspector
+            .cache
+            .check(token, now, || self.introspect(introspector, token, now))
+            .await
+    }
+
+    /// The provider whose issuer the token names (the only one when there is one).
+    fn provider_for(&self, token: &str) -> &Provider {
+        let providers = &self.inner.providers;
+        if let [only] = providers.as_slice() {
+            return only;
+        }
+        let iss = unverified_claims(token)
+            .and_then(|claims| claims.get("iss")?.as_str().map(str::to_string));
+        providers
+            .iter()
+            .find(|p| iss.as_deref() == Some(p.issuer.as_str()))
+            .unwrap_or(&providers[0])
+    }
+
+    async fn check_jwt(&self, token: &str) -> Result<AccessTokenClaims, Refusal> {
+        let provider = self.provider_for(token);
+        let expect = AccessTokenExpectations::new(&provider.issuer, &self.inner.audience)
+            .allowed_algorithms(&provider.algorithms)
+            .leeway(self.inner.leeway);
+        let fetch = || fetch_jwks(&self.inner.http, &provider.jwks_uri);
+        let unavailable = |e: Error| Refusal::Unavailable(Arc::new(e));
+        let keys = provider
+            .keys
+            .keys_from(Want::Fresh, fetch)
+            .await
+            .map_err(unavailable)?;
+        let result = match check_access_token(token, &keys.set, expect, SystemTime::now()) {
+            Err(AccessTokenError::UnknownKeyId(kid)) => {
+                let newer = provider
+                    .keys
+                    .keys_from(Want::NewerThan(keys.fetch), fetch)
+                    .await
+                    .map_err(unavailable)?;
+                if newer.fetch > keys.fetch {
+                    check_access_token(token, &newer.set, expect, SystemTime::now())
+                } else {
+                    Err(AccessTokenError::UnknownKeyId(kid))
+                }
+            }
+            other => other,
+        };
+        result.map_err(Refusal::InvalidToken)
+    }
+
+    async fn introspect(
+        &self,
+        introspector: &Introspector,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<AccessTokenClaims, Refusal> {
+        let client = &introspector.client;
+        let info = client
+            .introspect(
+                &SecretString::from(token.to_string()),
+                Some(TokenTypeHint::AccessToken),
+            )
+            .await
+            .map_err(|e| Refusal::Unavailable(Arc::new(e)))?;
+        let expect = AccessTokenExpectations::new(client.issuer(), &self.inner.audience)
+            .leeway(self.inner.leeway);
+        claims_from_introspection(&info, expect, now).map_err(Refusal::InvalidToken)
+    }
+}
