@@ -32,6 +32,9 @@ pub(crate) struct Header {
     pub kid: Option<String>,
     #[serde(default)]
     pub typ: Option<String>,
+    /// The signer's own key, carried in the header (a DPoP proof, RFC 9449 §4.2).
+    #[serde(default)]
+    pub jwk: Option<serde_json::Map<String, Value>>,
 }
 
 /// A compact JWS split and decoded, not yet verified.
@@ -80,6 +83,13 @@ impl<'a> Jws<'a> {
     ) -> Result<(), JwsError> {
         check_algorithm(&self.header.alg, allowed, default)?;
         let key = find_key(jwks, self.header.kid.as_deref(), &self.header.alg)?;
+        verify_signature(key, &self.header.alg, self.signing_input, &self.signature)
+    }
+
+    /// Checks the algorithm against `allowed` and verifies the signature with
+    /// `key` (the key a DPoP proof carries in its own header).
+    pub fn verify_with_key(&self, key: &PublicJwk, allowed: &[&str]) -> Result<(), JwsError> {
+        check_algorithm(&self.header.alg, &[], allowed)?;
         verify_signature(key, &self.header.alg, self.signing_input, &self.signature)
     }
 }

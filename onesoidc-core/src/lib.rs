@@ -42,6 +42,7 @@ mod access_token;
 mod ciba;
 mod config;
 mod discovery;
+mod dpop;
 mod error;
 mod id_token;
 mod ids;
@@ -64,6 +65,11 @@ pub use access_token::{
 pub use ciba::{CibaPoller, PollStep};
 pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration, UnknownKeyType};
 pub use discovery::{Issuer, ProviderMetadata};
+pub use dpop::{
+    DEFAULT_DPOP_ALGORITHMS, DPOP_IAT_WINDOW, DPOP_PROOF_TYPE, DpopProof, DpopProofError,
+    DpopProofExpectations, MAX_DPOP_JTI_BYTES, MAX_DPOP_PROOF_BYTES, dpop_access_token_hash,
+    verify_dpop_proof,
+};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
 pub use id_token::{
     CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,
