@@ -182,6 +182,24 @@ fn main() {
     write(t, b"\0at_4f9c1d7e");
     write(t, format!("\x01{jwks}").as_bytes());
 
+    let t = "dpop_proof";
+    let proofs = onesoidc_fuzz::targets::dpop_proof::valid_proofs();
+    for proof in &proofs {
+        write(t, format!("\0{proof}").as_bytes());
+        write(t, format!("\x01{proof}").as_bytes());
+    }
+    let (input, _) = proofs[0].rsplit_once('.').unwrap();
+    let (_, claims) = input.split_once('.').unwrap();
+    for header in [
+        r#"{"alg":"none","typ":"dpop+jwt"}"#,
+        r#"{"alg":"HS256","typ":"dpop+jwt","jwk":{"kty":"oct","k":"c2VjcmV0"}}"#,
+        r#"{"alg":"ES256","typ":"dpop+jwt","jwk":{"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA"}}"#,
+        r#"{"alg":"ES256","typ":"JWT","jwk":{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}}"#,
+    ] {
+        write(t, format!("\0{}.{claims}.c2ln", enc(header)).as_bytes());
+    }
+    write(t, b"\0a.b.c");
+
     for run in [
         &[0u8; 0][..],
         &[

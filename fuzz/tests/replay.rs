@@ -58,6 +58,11 @@ fn access_token() {
 }
 
 #[test]
+fn dpop_proof() {
+    replay("dpop_proof", targets::dpop_proof::run);
+}
+
+#[test]
 fn ones_json() {
     replay("ones_json", targets::ones_json::run);
 }

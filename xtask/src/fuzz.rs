@@ -14,8 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Every fuzz target, in the order they run.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "access_token",
+    "dpop_proof",
     "device_yml",
     "pem_key",
     "token_response",

@@ -5,6 +5,7 @@
 pub mod access_token;
 pub mod ciba_poller;
 pub mod device_yml;
+pub mod dpop_proof;
 pub mod jwt_validate;
 pub mod ones_json;
 pub mod pem_key;
