@@ -20,6 +20,36 @@ use crate::Refusal;
 /// assert!(matches!(bearer_token(&headers, &leaky), Err(Refusal::InvalidRequest(_))));
 /// ```
 pub fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<&'a str, Refusal> {
+    match access_token(headers, uri)? {
+        (TokenScheme::Bearer, token) => Ok(token),
+        (TokenScheme::Dpop, _) => Err(Refusal::MissingToken),
+    }
+}
+
+/// How the request presents its access token (`Authorization: <scheme> <token>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// `Bearer` (RFC 6750).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1): the request carries a `DPoP` proof header.
+    Dpop,
+}
+
+/// The access token of a request and its scheme, `Bearer` or `DPoP`; the
+/// same rules as [`bearer_token`] otherwise.
+///
+/// ```
+/// use http::{HeaderMap, HeaderValue, Uri};
+/// use onesoidc_resource::{TokenScheme, access_token};
+/// let mut headers = HeaderMap::new();
+/// headers.insert("authorization", HeaderValue::from_static("DPoP mF_9.B5f-4.1JqM"));
+/// let uri: Uri = "/me".parse().unwrap();
+/// assert_eq!(access_token(&headers, &uri).unwrap(), (TokenScheme::Dpop, "mF_9.B5f-4.1JqM"));
+/// ```
+pub fn access_token<'a>(
+    headers: &'a HeaderMap,
+    uri: &Uri,
+) -> Result<(TokenScheme, &'a str), Refusal> {
     let in_query = uri.query().is_some_and(|query| {
         query
             .split('&')
@@ -43,22 +73,26 @@ pub fn bearer_token<'a>(headers: &'a HeaderMap, uri: &Uri) -> Result<&'a str, Re
         .to_str()
         .map_err(|_| Refusal::InvalidRequest("an Authorization header that is not ASCII"))?;
     let Some((scheme, token)) = value.split_once(' ') else {
-        return match value.eq_ignore_ascii_case("bearer") {
+        return match value.eq_ignore_ascii_case("bearer") || value.eq_ignore_ascii_case("dpop") {
             true => Err(Refusal::InvalidRequest(
                 "`Authorization: Bearer` without a token",
             )),
             false => Err(Refusal::MissingToken),
         };
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        TokenScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        TokenScheme::Dpop
+    } else {
         return Err(Refusal::MissingToken);
-    }
+    };
     if !is_b64token(token) {
         return Err(Refusal::InvalidRequest(
             "a bearer token that is not a b64token (RFC 6750 §2.1)",
         ));
     }
-    Ok(token)
+    Ok((scheme, token))
 }
 
 /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.

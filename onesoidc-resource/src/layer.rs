@@ -118,7 +118,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let server = self.server.clone();
         Box::pin(async move {
-            match server.check_request(request.headers(), request.uri()).await {
+            match server
+                .check_request(request.method(), request.headers(), request.uri())
+                .await
+            {
                 Ok(claims) => {
                     request.extensions_mut().insert(Authenticated(claims));
                     inner.call(request).await

@@ -56,9 +56,10 @@ mod introspection;
 #[cfg(feature = "axum")]
 mod layer;
 mod refusal;
+mod replay;
 mod server;
 
-pub use bearer::bearer_token;
+pub use bearer::{TokenScheme, access_token, bearer_token};
 pub use introspection::{DEFAULT_INTROSPECTION_CACHE_ENTRIES, DEFAULT_INTROSPECTION_CACHE_MAX_AGE};
 #[cfg(feature = "axum")]
 pub use layer::{
@@ -66,6 +67,7 @@ pub use layer::{
 };
 pub use onesoidc_core::{AccessTokenClaims, AccessTokenError};
 pub use refusal::Refusal;
+pub use replay::DEFAULT_DPOP_REPLAY_ENTRIES;
 pub use server::{BuildError, ResourceServer, ResourceServerBuilder};
 
 /// The crate README's example, compiled as a doctest.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode, header};
-use onesoidc_core::{AccessTokenError, Error};
+use onesoidc_core::{AccessTokenError, DEFAULT_DPOP_ALGORITHMS, DpopProofError, Error};
 
 /// A refused request. [`status`](Self::status) and
 /// [`www_authenticate`](Self::www_authenticate) are what the client sees;
@@ -32,6 +32,17 @@ pub enum Refusal {
     /// The token is not valid here: `401 invalid_token`.
     #[error("the access token is refused: {0}")]
     InvalidToken(#[source] AccessTokenError),
+    /// A DPoP token (`Authorization: DPoP`, or a token with `cnf.jkt`)
+    /// came without exactly one `DPoP` proof header: `401
+    /// invalid_dpop_proof` (RFC 9449 §7.1).
+    #[error("the DPoP-bound access token came without exactly one `DPoP` proof header")]
+    MissingDpopProof,
+    /// The `DPoP` proof is refused: `401 invalid_dpop_proof`.
+    #[error("the DPoP proof is refused: {0}")]
+    InvalidDpopProof(#[source] DpopProofError),
+    /// The `DPoP` proof's `jti` was used before: `401 invalid_dpop_proof`.
+    #[error("the DPoP proof's `jti` was already used: a proof is good for one request")]
+    ReplayedDpopProof,
     /// The token lacks a scope the route needs: `403 insufficient_scope`.
     #[error("the access token lacks the scope {0:?}")]
     InsufficientScope(String),
@@ -52,7 +63,11 @@ impl Refusal {
     /// The HTTP status for the client.
     pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::MissingToken | Refusal::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Refusal::MissingToken
+            | Refusal::InvalidToken(_)
+            | Refusal::MissingDpopProof
+            | Refusal::InvalidDpopProof(_)
+            | Refusal::ReplayedDpopProof => StatusCode::UNAUTHORIZED,
             Refusal::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -62,13 +77,21 @@ impl Refusal {
 
     /// The `WWW-Authenticate` header for the client (RFC 6750 §3), exactly:
     /// `Bearer`, `Bearer error="invalid_token"`,
-    /// `Bearer error="invalid_request"` or
-    /// `Bearer error="insufficient_scope", scope="..."`; none for a 5xx.
+    /// `Bearer error="invalid_request"`,
+    /// `Bearer error="insufficient_scope", scope="..."` or, for a DPoP proof,
+    /// `DPoP error="invalid_dpop_proof", algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256"`;
+    /// none for a 5xx.
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
         let value = match self {
             Refusal::MissingToken => "Bearer".to_string(),
             Refusal::InvalidRequest(_) => r#"Bearer error="invalid_request""#.to_string(),
             Refusal::InvalidToken(_) => r#"Bearer error="invalid_token""#.to_string(),
+            Refusal::MissingDpopProof
+            | Refusal::InvalidDpopProof(_)
+            | Refusal::ReplayedDpopProof => format!(
+                r#"DPoP error="invalid_dpop_proof", algs="{}""#,
+                DEFAULT_DPOP_ALGORITHMS.join(" ")
+            ),
             Refusal::InsufficientScope(scope) => {
                 format!(r#"Bearer error="insufficient_scope", scope="{scope}""#)
             }

@@ -6,17 +6,20 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Uri};
 use onesoidc_core::{
-    AccessTokenClaims, AccessTokenError, AccessTokenExpectations, CLOCK_SKEW, Endpoint, Error,
-    Issuer, MAX_ACCESS_TOKEN_BYTES, ProviderMetadata, SecretString, TokenTypeHint,
-    check_access_token, claims_from_introspection, is_jwt, unverified_claims,
+    AccessTokenClaims, AccessTokenError, AccessTokenExpectations, CLOCK_SKEW, DPOP_IAT_WINDOW,
+    DpopProofExpectations, Endpoint, Error, Issuer, MAX_ACCESS_TOKEN_BYTES, ProviderMetadata,
+    SecretString, TokenTypeHint, check_access_token, claims_from_introspection, is_jwt,
+    unix_seconds, unverified_claims, verify_dpop_proof,
 };
 use onesoidc_flows::{JwksCache, OnesIdClient, Want, fetch_jwks};
 use onesoidc_http::{HttpClient, Policy, PolicyClient};
+use url::Url;
 
 use crate::introspection::{
     DEFAULT_INTROSPECTION_CACHE_ENTRIES, DEFAULT_INTROSPECTION_CACHE_MAX_AGE, IntrospectionCache,
 };
-use crate::{Refusal, bearer_token};
+use crate::replay::{DEFAULT_DPOP_REPLAY_ENTRIES, ReplayCache};
+use crate::{Refusal, TokenScheme, access_token};
 
 /// Checks the access tokens sent to one application (one audience), from
 /// one or more providers. Cheap to clone: clones share the keys and the
@@ -47,6 +50,9 @@ struct Inner {
     http: PolicyClient,
     introspection: Option<Introspector>,
     leeway: Duration,
+    public_url: Option<Url>,
+    dpop_iat_window: Duration,
+    dpop_replay: ReplayCache,
 }
 
 /// One provider whose tokens are accepted.
@@ -92,6 +98,9 @@ pub enum BuildError {
         "no issuer: call .issuer(\"https://idp.example.com/oidc\") (or .introspection(client)) to say whose tokens are accepted"
     )]
     NoIssuer,
+    /// `.public_url(...)` is not an absolute http(s) URL.
+    #[error(".public_url({0:?}) is not an absolute http(s) URL such as \"https://app.example\"")]
+    InvalidPublicUrl(String),
     /// `.jwks_uri(...)` before any `.issuer(...)`.
     #[error(".jwks_uri({0:?}) names no provider: call .issuer(...) before it")]
     JwksUriWithoutIssuer(String),
@@ -113,6 +122,9 @@ pub struct ResourceServerBuilder {
     leeway: Duration,
     cache_entries: NonZeroUsize,
     cache_max_age: Duration,
+    public_url: Option<String>,
+    dpop_iat_window: Duration,
+    dpop_replay_entries: NonZeroUsize,
 }
 
 impl Default for ResourceServerBuilder {
@@ -129,6 +141,10 @@ impl Default for ResourceServerBuilder {
             cache_entries: NonZeroUsize::new(DEFAULT_INTROSPECTION_CACHE_ENTRIES)
                 .unwrap_or(NonZeroUsize::MIN),
             cache_max_age: DEFAULT_INTROSPECTION_CACHE_MAX_AGE,
+            public_url: None,
+            dpop_iat_window: DPOP_IAT_WINDOW,
+            dpop_replay_entries: NonZeroUsize::new(DEFAULT_DPOP_REPLAY_ENTRIES)
+                .unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -224,10 +240,40 @@ impl ResourceServerBuilder {
         self
     }
 
+    /// This application's external origin as clients call it, e.g.
+    /// `https://app.example` (behind a proxy, the proxy's): a DPoP proof's
+    /// `htu` must be this origin plus the request's path. Without it the
+    /// origin is `https://` and the request's `Host` header, which a proxy
+    /// may have rewritten: set it whenever DPoP tokens are accepted.
+    pub fn public_url(mut self, origin: impl Into<String>) -> Self {
+        self.public_url = Some(origin.into());
+        self
+    }
+
+    /// How far a DPoP proof's `iat` may be from now, either way (default 60 s).
+    pub fn dpop_iat_window(mut self, window: Duration) -> Self {
+        self.dpop_iat_window = window;
+        self
+    }
+
+    /// How many DPoP proof ids the in-memory replay cache holds (default
+    /// 100,000; at least the requests of two `iat` windows).
+    pub fn dpop_replay_entries(mut self, entries: NonZeroUsize) -> Self {
+        self.dpop_replay_entries = entries;
+        self
+    }
+
     /// Discovers each issuer (unless its `jwks_uri` was given) and builds
     /// the server. The keys are fetched on the first check.
     pub async fn build(self) -> Result<ResourceServer, BuildError> {
         let audience = self.audience.ok_or(BuildError::NoAudience)?;
+        let public_url = match self.public_url {
+            None => None,
+            Some(origin) => match Url::parse(&origin) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+                _ => return Err(BuildError::InvalidPublicUrl(origin)),
+            },
+        };
         if let Some(uri) = self.jwks_uri_without_issuer {
             return Err(BuildError::JwksUriWithoutIssuer(uri));
         }
@@ -277,6 +323,9 @@ impl ResourceServerBuilder {
                     cache: IntrospectionCache::new(self.cache_entries, self.cache_max_age),
                 }),
                 leeway: self.leeway,
+                public_url,
+                dpop_iat_window: self.dpop_iat_window,
+                dpop_replay: ReplayCache::new(self.dpop_replay_entries),
             }),
         })
     }
@@ -306,21 +355,91 @@ impl ResourceServer {
         &self.inner.audience
     }
 
-    /// Checks the token of a request (its `Authorization: Bearer` header;
-    /// see [`bearer_token`]).
+    /// Checks the token of a request (its `Authorization: Bearer` or
+    /// `Authorization: DPoP` header; see [`access_token`](crate::access_token)).
+    /// A DPoP token (that scheme, or a token with `cnf.jkt`) needs one
+    /// `DPoP` proof header for this `method` and URL, checked with
+    /// [`verify_dpop_proof`] and used once (the replay cache); a bound
+    /// token sent as `Bearer` is refused.
     pub async fn check_request(
         &self,
+        method: &http::Method,
         headers: &HeaderMap,
         uri: &Uri,
     ) -> Result<Arc<AccessTokenClaims>, Refusal> {
-        let token = bearer_token(headers, uri)?;
-        self.check_token(token).await
+        let (scheme, token) = access_token(headers, uri)?;
+        if scheme == TokenScheme::Bearer {
+            return self.check_token(token).await;
+        }
+        let claims = self.check_any_token(token).await?;
+        let Some(jkt) = claims.cnf_jkt.as_deref() else {
+            return Err(Refusal::InvalidToken(AccessTokenError::Malformed(
+                "sent as `Authorization: DPoP`, but the token is not bound to a key (no `cnf.jkt`)"
+                    .into(),
+            )));
+        };
+        let mut proofs = headers.get_all("dpop").iter();
+        let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+            return Err(Refusal::MissingDpopProof);
+        };
+        let proof = proof.to_str().map_err(|_| Refusal::MissingDpopProof)?;
+        let url = self.request_url(headers, uri)?;
+        let now = SystemTime::now();
+        let expect = DpopProofExpectations::new(method.as_str(), &url)
+            .access_token(token, jkt)
+            .iat_window(self.inner.dpop_iat_window);
+        let checked = verify_dpop_proof(proof, &expect, now).map_err(Refusal::InvalidDpopProof)?;
+        // A proof passes while its `iat` is within the window either way.
+        let expires = checked.iat + self.inner.dpop_iat_window.as_secs() + 1;
+        let replay_key = format!("{}:{}", checked.key_thumbprint, checked.jti);
+        if !self
+            .inner
+            .dpop_replay
+            .first_use(&replay_key, unix_seconds(now), expires)
+        {
+            return Err(Refusal::ReplayedDpopProof);
+        }
+        Ok(claims)
+    }
+
+    /// The request's full URL as the client called it: the public origin
+    /// (or `https://` + `Host`) and the request's path and query.
+    fn request_url(&self, headers: &HeaderMap, uri: &Uri) -> Result<Url, Refusal> {
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let origin = match &self.inner.public_url {
+            Some(origin) => origin.clone(),
+            None => {
+                let host = headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .or(uri.authority().map(|a| a.as_str()))
+                    .ok_or(Refusal::InvalidRequest(
+                        "a DPoP request without a Host header",
+                    ))?;
+                Url::parse(&format!("https://{host}"))
+                    .map_err(|_| Refusal::InvalidRequest("a Host header that is not a host"))?
+            }
+        };
+        origin
+            .join(path)
+            .map_err(|_| Refusal::InvalidRequest("a request path that is not a URL path"))
     }
 
     /// Checks an access token: a JWT against its provider's keys (RFC
     /// 9068), anything else by introspection when a client was given (RFC
     /// 7662, cached).
     pub async fn check_token(&self, token: &str) -> Result<Arc<AccessTokenClaims>, Refusal> {
+        let claims = self.check_any_token(token).await?;
+        // A DPoP-bound token is only good with a proof of its key, which
+        // comes only with `Authorization: DPoP`: as a Bearer token it is refused.
+        if claims.cnf_jkt.is_some() {
+            return Err(Refusal::InvalidToken(AccessTokenError::BoundToKey));
+        }
+        Ok(claims)
+    }
+
+    /// Checks a token, bound or not (the caller checks the binding).
+    async fn check_any_token(&self, token: &str) -> Result<Arc<AccessTokenClaims>, Refusal> {
         if token.len() > MAX_ACCESS_TOKEN_BYTES {
             return Err(Refusal::InvalidToken(AccessTokenError::TooLarge {
                 len: token.len(),
@@ -328,13 +447,7 @@ impl ResourceServer {
             }));
         }
         if is_jwt(token) {
-            let claims = self.check_jwt(token).await?;
-            // A DPoP-bound token is only good with a proof of its key, which
-            // this checker does not take: as a plain Bearer token it is refused.
-            if claims.cnf_jkt.is_some() {
-                return Err(Refusal::InvalidToken(AccessTokenError::BoundToKey));
-            }
-            return Ok(Arc::new(claims));
+            return Ok(Arc::new(self.check_jwt(token).await?));
         }
         let Some(introspector) = &self.inner.introspection else {
             return Err(Refusal::InvalidToken(AccessTokenError::Malformed(
