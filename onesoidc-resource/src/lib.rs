@@ -67,7 +67,7 @@ pub use layer::{
 };
 pub use onesoidc_core::{AccessTokenClaims, AccessTokenError};
 pub use refusal::Refusal;
-pub use replay::DEFAULT_DPOP_REPLAY_ENTRIES;
+pub use replay::{DEFAULT_DPOP_REPLAY_ENTRIES, DEFAULT_DPOP_REPLAY_PREFIX};
 pub use server::{BuildError, ResourceServer, ResourceServerBuilder};
 
 /// The crate README's example, compiled as a doctest.

@@ -18,7 +18,7 @@ use url::Url;
 use crate::introspection::{
     DEFAULT_INTROSPECTION_CACHE_ENTRIES, DEFAULT_INTROSPECTION_CACHE_MAX_AGE, IntrospectionCache,
 };
-use crate::replay::{DEFAULT_DPOP_REPLAY_ENTRIES, ReplayCache};
+use crate::replay::{DEFAULT_DPOP_REPLAY_ENTRIES, ReplayCache, ReplayStore};
 use crate::{Refusal, TokenScheme, access_token};
 
 /// Checks the access tokens sent to one application (one audience), from
@@ -52,7 +52,7 @@ struct Inner {
     leeway: Duration,
     public_url: Option<Url>,
     dpop_iat_window: Duration,
-    dpop_replay: ReplayCache,
+    dpop_replay: ReplayStore,
 }
 
 /// One provider whose tokens are accepted.
@@ -101,6 +101,11 @@ pub enum BuildError {
     /// `.public_url(...)` is not an absolute http(s) URL.
     #[error(".public_url({0:?}) is not an absolute http(s) URL such as \"https://app.example\"")]
     InvalidPublicUrl(String),
+    /// `.dpop_replay_redis(...)` has a URL the `redis` crate cannot use
+    /// (the URL is not repeated: it may hold a password).
+    #[cfg(feature = "redis")]
+    #[error("the DPoP replay cache's Redis URL is not usable: {0}")]
+    InvalidRedisUrl(String),
     /// `.jwks_uri(...)` before any `.issuer(...)`.
     #[error(".jwks_uri({0:?}) names no provider: call .issuer(...) before it")]
     JwksUriWithoutIssuer(String),
@@ -125,6 +130,8 @@ pub struct ResourceServerBuilder {
     public_url: Option<String>,
     dpop_iat_window: Duration,
     dpop_replay_entries: NonZeroUsize,
+    #[cfg(feature = "redis")]
+    dpop_replay_redis: Option<(String, String)>,
 }
 
 impl Default for ResourceServerBuilder {
@@ -145,6 +152,8 @@ impl Default for ResourceServerBuilder {
             dpop_iat_window: DPOP_IAT_WINDOW,
             dpop_replay_entries: NonZeroUsize::new(DEFAULT_DPOP_REPLAY_ENTRIES)
                 .unwrap_or(NonZeroUsize::MIN),
+            #[cfg(feature = "redis")]
+            dpop_replay_redis: None,
         }
     }
 }
@@ -263,10 +272,31 @@ impl ResourceServerBuilder {
         self
     }
 
+    /// Keeps the DPoP replay cache in Redis (`redis://`, `rediss://`,
+    /// `redis+unix://`), so that every instance of the application sharing
+    /// it accepts a proof once: `SET <prefix><thumbprint>:<jti> 1 NX PX
+    /// <window>`, with the prefix [`DEFAULT_DPOP_REPLAY_PREFIX`](crate::DEFAULT_DPOP_REPLAY_PREFIX)
+    /// unless given. When Redis cannot answer, a DPoP request gets `503`.
+    #[cfg(feature = "redis")]
+    pub fn dpop_replay_redis(mut self, url: impl Into<String>, prefix: Option<String>) -> Self {
+        let prefix = prefix.unwrap_or_else(|| crate::DEFAULT_DPOP_REPLAY_PREFIX.to_string());
+        self.dpop_replay_redis = Some((url.into(), prefix));
+        self
+    }
+
     /// Discovers each issuer (unless its `jwks_uri` was given) and builds
     /// the server. The keys are fetched on the first check.
     pub async fn build(self) -> Result<ResourceServer, BuildError> {
         let audience = self.audience.ok_or(BuildError::NoAudience)?;
+        let dpop_replay = ReplayStore::Memory(ReplayCache::new(self.dpop_replay_entries));
+        #[cfg(feature = "redis")]
+        let dpop_replay = match self.dpop_replay_redis {
+            Some((url, prefix)) => ReplayStore::Redis(Box::new(
+                crate::replay::redis_store::RedisReplay::new(&url, prefix)
+                    .map_err(|e| BuildError::InvalidRedisUrl(format!("{:?}", e.kind())))?,
+            )),
+            None => dpop_replay,
+        };
         let public_url = match self.public_url {
             None => None,
             Some(origin) => match Url::parse(&origin) {
@@ -325,7 +355,7 @@ impl ResourceServerBuilder {
                 leeway: self.leeway,
                 public_url,
                 dpop_iat_window: self.dpop_iat_window,
-                dpop_replay: ReplayCache::new(self.dpop_replay_entries),
+                dpop_replay,
             }),
         })
     }
@@ -392,11 +422,13 @@ impl ResourceServer {
         // A proof passes while its `iat` is within the window either way.
         let expires = checked.iat + self.inner.dpop_iat_window.as_secs() + 1;
         let replay_key = format!("{}:{}", checked.key_thumbprint, checked.jti);
-        if !self
+        let first = self
             .inner
             .dpop_replay
             .first_use(&replay_key, unix_seconds(now), expires)
-        {
+            .await
+            .map_err(|e| Refusal::Unavailable(Arc::new(e)))?;
+        if !first {
             return Err(Refusal::ReplayedDpopProof);
         }
         Ok(claims)

@@ -15,7 +15,7 @@ use onesoidc_core::{
     sign_typed_jwt, unix_seconds,
 };
 use onesoidc_http::{BoxFuture, HttpClient, HttpRequest, HttpResponse, TransportError};
-use onesoidc_resource::{Authenticated, ResourceServer};
+use onesoidc_resource::{Authenticated, ResourceServer, ResourceServerBuilder};
 use serde_json::{Value, json};
 
 const AUDIENCE: &str = "https://vhh.example.com";
@@ -60,32 +60,40 @@ struct Setup {
     client_key: PemSigner,
 }
 
+/// Serves `/orders` (GET, POST) and `/other` (POST) behind the layer on a
+/// loopback port, trusting `provider`; `configure` adds to the builder
+/// (whose public URL is the server's own unless it sets another).
+async fn serve(
+    provider: &ProviderKey,
+    configure: impl FnOnce(ResourceServerBuilder) -> ResourceServerBuilder,
+) -> String {
+    let jwk = PublicJwk {
+        kid: Some("provider-1".into()),
+        ..provider.0.public_jwk()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let builder = ResourceServer::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://idp.test/jwks")
+        .audience(AUDIENCE)
+        .public_url(&base)
+        .http(Jwks(jwk));
+    let server = configure(builder).build().await.unwrap();
+    let handler = |who: Authenticated| async move { who.sub.clone() };
+    let app = Router::new()
+        .route("/orders", get(handler).post(handler))
+        .route("/other", post(handler))
+        .layer(server.layer());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
 impl Setup {
     async fn start() -> Setup {
         let provider = Arc::new(ProviderKey(PemSigner::generate(KeyType::EccP256).unwrap()));
-        let jwk = PublicJwk {
-            kid: Some("provider-1".into()),
-            ..provider.0.public_jwk()
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = ResourceServer::builder()
-            .issuer(ISSUER)
-            .jwks_uri("https://idp.test/jwks")
-            .audience(AUDIENCE)
-            .public_url(&base)
-            .http(Jwks(jwk))
-            .build()
-            .await
-            .unwrap();
-        let handler = |who: Authenticated| async move { who.sub.clone() };
-        let app = Router::new()
-            .route("/orders", get(handler).post(handler))
-            .route("/other", post(handler))
-            .layer(server.layer());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Setup {
-            base,
+            base: serve(&provider, |b| b).await,
             provider,
             client_key: PemSigner::generate(KeyType::EccP256).unwrap(),
         }
@@ -227,4 +235,49 @@ async fn a_bound_token_sent_as_bearer_is_refused_even_with_a_proof() {
         .await;
     assert_eq!(refused.status(), 401);
     assert_eq!(challenge(&refused), r#"Bearer error="invalid_token""#);
+}
+
+#[cfg(feature = "redis")]
+#[path = "../../onesoidc-tokens/tests/support/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
+/// Two instances of one application (one public URL) sharing a private
+/// redis-server: a proof accepted by one is a replay at the other.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_proof_accepted_by_one_instance_is_refused_by_another_sharing_redis() {
+    let Some(binary) = redis_server::RedisServer::binary() else {
+        return;
+    };
+    let redis = redis_server::RedisServer::start(binary).unwrap();
+    let mut setup = Setup::start().await;
+    const PUBLIC: &str = "https://app.example";
+    let configure = |b: ResourceServerBuilder| {
+        b.public_url(PUBLIC)
+            .dpop_replay_redis(redis.url(), Some("test:dpop:".into()))
+    };
+    let first = serve(&setup.provider, configure).await;
+    let second = serve(&setup.provider, configure).await;
+    let token = setup.bound_token();
+    let auth = format!("DPoP {token}");
+    let p = proof(
+        &setup.client_key,
+        "GET",
+        &format!("{PUBLIC}/orders"),
+        &token,
+        "shared-1",
+    );
+
+    setup.base = first;
+    let accepted = setup
+        .send(reqwest::Method::GET, "/orders", &auth, Some(&p))
+        .await;
+    assert_eq!(accepted.status(), 200);
+    setup.base = second;
+    let replayed = setup
+        .send(reqwest::Method::GET, "/orders", &auth, Some(&p))
+        .await;
+    assert_eq!(replayed.status(), 401);
+    assert_eq!(challenge(&replayed), DPOP_CHALLENGE);
 }
