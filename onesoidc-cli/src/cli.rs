@@ -207,10 +207,22 @@ pub enum Command {
     /// introspection with this device's identity. Prints the claims (or
     /// `--json`) and exits 0, or exits 5 with the reason the application
     /// would refuse it, for scripts and for debugging a refused request.
+    /// With `--dpop-proof P --method M --url U`, the token is checked as
+    /// sent with `Authorization: DPoP` and the proof `P` for a request `M U`
+    /// (RFC 9449: the proof's key must be the token's `cnf.jkt`).
     CheckAccessToken {
         /// The application's resource URL: the token's `aud` must contain exactly this
         #[arg(long)]
         audience: String,
+        /// A DPoP proof (the request's `DPoP` header) to check with the token
+        #[arg(long, value_name = "PROOF", requires_all = ["method", "url"])]
+        dpop_proof: Option<String>,
+        /// The HTTP method of the request the DPoP proof is for, e.g. GET
+        #[arg(long, value_name = "METHOD", requires = "dpop_proof")]
+        method: Option<String>,
+        /// The full URL of the request the DPoP proof is for, e.g. https://vhh.example.com/me
+        #[arg(long, value_name = "URL", requires = "dpop_proof")]
+        url: Option<String>,
         #[command(flatten)]
         token: TokenInput,
     },

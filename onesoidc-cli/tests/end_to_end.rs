@@ -256,6 +256,39 @@ fn register_then_every_command_against_dev_idp() {
         reason.contains(r#"401 Bearer error="invalid_token""#) && reason.contains("`typ`"),
         "{reason}"
     );
+    // Sent as a DPoP token, alice's token (not bound to a key) is refused
+    // before any proof counts; a proof needs its request.
+    let unbound = onesoidc_with_stdin(
+        &[
+            "check-access-token",
+            "--audience",
+            "https://vhh.example.com",
+            "-",
+            "--dpop-proof",
+            "e30.e30.c2ln",
+            "--method",
+            "GET",
+            "--url",
+            "https://vhh.example.com/me",
+            "--config",
+            &config,
+            "--key-dir",
+            d,
+        ],
+        access,
+    );
+    assert_eq!(unbound.status.code(), Some(5));
+    let reason = String::from_utf8_lossy(&unbound.stderr);
+    assert!(reason.contains("not bound to a key"), "{reason}");
+    let no_request = onesoidc(&[
+        "check-access-token",
+        "--audience",
+        "https://vhh.example.com",
+        access,
+        "--dpop-proof",
+        "e30.e30.c2ln",
+    ]);
+    assert_eq!(no_request.status.code(), Some(2));
 
     stdout(&onesoidc(&[
         "revoke",

@@ -79,22 +79,45 @@ pub async fn validate_id_token(g: &GlobalArgs, token: &SecretString) -> Result<(
     Ok(())
 }
 
+/// The request a DPoP proof given to `check-access-token` is for.
+pub struct DpopRequest<'a> {
+    pub proof: &'a str,
+    pub method: &'a str,
+    pub url: &'a str,
+}
+
 pub async fn check_access_token(
     g: &GlobalArgs,
     audience: &str,
     token: &SecretString,
+    dpop: Option<&DpopRequest<'_>>,
 ) -> Result<(), Failure> {
     use onesoidc_resource::{Refusal, ResourceServer};
-    let server = ResourceServer::builder()
+    let mut builder = ResourceServer::builder()
         .audience(audience)
-        .introspection(client(g)?)
-        .build()
-        .await
-        .map_err(|e| match e {
-            onesoidc_resource::BuildError::Provider(e) => Failure::from(e),
-            other => Failure::usage(&other.to_string()),
-        })?;
-    match server.check_token(token.expose_secret()).await {
+        .introspection(client(g)?);
+    // The proof is checked against the URL given, so that is the origin.
+    let request = match dpop {
+        None => None,
+        Some(dpop) => {
+            let (origin, request) = dpop_request(dpop, token)?;
+            builder = builder.public_url(origin);
+            Some(request)
+        }
+    };
+    let server = builder.build().await.map_err(|e| match e {
+        onesoidc_resource::BuildError::Provider(e) => Failure::from(e),
+        other => Failure::usage(&other.to_string()),
+    })?;
+    let checked = match &request {
+        None => server.check_token(token.expose_secret()).await,
+        Some(request) => {
+            server
+                .check_request(request.method(), request.headers(), request.uri())
+                .await
+        }
+    };
+    match checked {
         Ok(claims) if g.json => print_json(&serde_json::Value::Object(claims.all.clone())),
         Ok(claims) => out!(
             "accepted for {audience}: sub {}, client {}, scopes {:?}, expires {}",
@@ -119,6 +142,29 @@ pub async fn check_access_token(
         }
     }
     Ok(())
+}
+
+/// The origin of `--url`, and the request `--method --url` with
+/// `Authorization: DPoP <token>` and the proof.
+fn dpop_request(
+    dpop: &DpopRequest<'_>,
+    token: &SecretString,
+) -> Result<(String, http::Request<()>), Failure> {
+    let url = url::Url::parse(dpop.url)
+        .map_err(|e| Failure::usage(&format!("--url {:?} is not a URL: {e}", dpop.url)))?;
+    let origin = url.origin().ascii_serialization();
+    let request = http::Request::builder()
+        .method(dpop.method)
+        .uri(dpop.url)
+        .header("authorization", format!("DPoP {}", token.expose_secret()))
+        .header("dpop", dpop.proof)
+        .body(())
+        .map_err(|e| {
+            Failure::usage(&format!(
+                "--method, --url or --dpop-proof cannot make a request: {e}"
+            ))
+        })?;
+    Ok((origin, request))
 }
 
 pub async fn revoke(

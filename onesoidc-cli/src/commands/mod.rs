@@ -35,8 +35,20 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Apps { client_identifier } => inspect::apps(g, client_identifier.as_deref()).await,
         Command::Introspect { token, hint } => inspect::introspect(g, &token.read()?, *hint).await,
         Command::ValidateIdToken { token } => inspect::validate_id_token(g, &token.read()?).await,
-        Command::CheckAccessToken { audience, token } => {
-            inspect::check_access_token(g, audience, &token.read()?).await
+        Command::CheckAccessToken {
+            audience,
+            token,
+            dpop_proof,
+            method,
+            url,
+        } => {
+            let dpop = match (dpop_proof, method, url) {
+                (Some(proof), Some(method), Some(url)) => {
+                    Some(inspect::DpopRequest { proof, method, url })
+                }
+                _ => None,
+            };
+            inspect::check_access_token(g, audience, &token.read()?, dpop.as_ref()).await
         }
         Command::Register {
             address,
