@@ -95,7 +95,8 @@ pub fn provider_jwks() -> &'static PublicJwkSet {
     })
 }
 
-fn b64(json: &serde_json::Value) -> String {
+/// `base64url(JSON)`, without padding.
+pub fn b64(json: &serde_json::Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(json).expect("json"))
 }
 

@@ -8,13 +8,11 @@
 
 use std::sync::OnceLock;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_core::{
     DpopProofExpectations, PublicJwk, Signer, dpop_access_token_hash, verify_dpop_proof,
 };
 
-use crate::{NOW_SECS, now, provider_keys};
+use crate::{NOW_SECS, b64, now, provider_keys, sign};
 
 /// The access token the proofs are sent with.
 pub const ACCESS_TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.dpop-bound.token";
@@ -22,10 +20,6 @@ pub const ACCESS_TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.dpop-bound.token";
 pub const URL: &str = "https://app.example/orders?page=2";
 /// The provider key (index into `provider_keys()`) the token is bound to.
 pub const BOUND_KEY: usize = 1;
-
-fn b64(json: &serde_json::Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(json).expect("json"))
-}
 
 /// The signing inputs of valid proofs: input `i` is signed by
 /// `provider_keys()[i % 4]`, with that key's public JWK in its header.
@@ -58,13 +52,7 @@ pub fn valid_inputs() -> &'static [(usize, String)] {
 pub fn valid_proofs() -> Vec<String> {
     valid_inputs()
         .iter()
-        .map(|(k, input)| {
-            let sig = provider_keys()[*k]
-                .signer
-                .sign(input.as_bytes())
-                .expect("sign");
-            format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
-        })
+        .map(|(k, input)| sign(*k, input))
         .collect()
 }
 
