@@ -14,7 +14,12 @@
 //!   alternated; p50 of the difference, for a JWT (ES256) and a cached
 //!   opaque token.
 //!
-//! `target/release/bench-resource [--rounds N]`
+//! - DPoP (RFC 9449): ES256 proofs per second on one thread, each with its
+//!   own `jti` (signed beforehand): `verify_dpop_proof` alone, and the
+//!   whole DPoP request check (`ResourceServer::check_request`: the bound
+//!   ES256 token, the proof, the in-memory replay cache insert).
+//!
+//! `target/release/bench-resource [--rounds N] [--dpop-proofs N]`
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -27,11 +32,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_benches::{Coin, arg, batch_ns, batch_size, median, row};
 use onesoidc_core::{
-    AccessTokenExpectations, DeviceTokenRequest, ExposeSecret, Issuer, JwsAlgorithm, KeyType,
-    PemSigner, PublicJwkSet, SignError, Signer, check_access_token, sign_typed_jwt, unix_seconds,
+    AccessTokenExpectations, DeviceTokenRequest, DpopProofExpectations, ExposeSecret, Issuer,
+    JwsAlgorithm, KeyType, PemSigner, PublicJwk, PublicJwkSet, SignError, Signer,
+    check_access_token, dpop_access_token_hash, sign_typed_jwt, unix_seconds, verify_dpop_proof,
 };
 use onesoidc_devidp::{AccessTokenFormat, Application, DevIdp, DevIdpConfig};
 use onesoidc_flows::OnesIdClient;
+use onesoidc_http::{BoxFuture, HttpClient, HttpRequest, HttpResponse, TransportError};
 use onesoidc_resource::ResourceServer;
 
 const ISSUER: &str = "https://idp.example.com/oidc";
@@ -313,13 +320,120 @@ fn layer_latency(runtime: &tokio::runtime::Runtime, requests: usize) {
     });
 }
 
+/// Serves one JWKS, in memory.
+struct StaticJwks(String);
+
+impl HttpClient for StaticJwks {
+    fn execute(&self, _: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        let body = self.0.clone().into_bytes();
+        Box::pin(async move { Ok(http::Response::builder().status(200).body(body).unwrap()) })
+    }
+}
+
+fn dpop(runtime: &tokio::runtime::Runtime, count: usize) {
+    let provider = Keyed {
+        signer: PemSigner::generate(KeyType::EccP256).unwrap(),
+    };
+    let jwks = serde_json::json!({"keys": [PublicJwk {
+        kid: Some("k1".into()),
+        ..provider.signer.public_jwk()
+    }]})
+    .to_string();
+    let client = PemSigner::generate(KeyType::EccP256).unwrap();
+    let jkt = client.public_jwk().thumbprint().unwrap();
+    let now = unix_seconds(SystemTime::now());
+    let claims = serde_json::json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "client_id": "kiosk-7",
+        "iat": now, "exp": now + 3600, "jti": "at-1", "cnf": {"jkt": jkt},
+    });
+    let token = sign_typed_jwt(&provider, "at+jwt", &claims).unwrap();
+    let htu = "https://app.example/orders";
+    let b64 = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let header =
+        b64(&serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": client.public_jwk()}));
+    let proofs: Vec<String> = (0..count)
+        .map(|i| {
+            let claims = serde_json::json!({"jti": format!("proof-{i}"), "htm": "GET", "htu": htu,
+                "iat": now, "ath": dpop_access_token_hash(&token)});
+            let input = format!("{header}.{}", b64(&claims));
+            let signature = client.sign(input.as_bytes()).unwrap();
+            format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+        })
+        .collect();
+
+    let url = url::Url::parse(htu).unwrap();
+    let expect = DpopProofExpectations::new("GET", &url).access_token(&token, &jkt);
+    let started = Instant::now();
+    for proof in &proofs {
+        assert!(verify_dpop_proof(proof, &expect, SystemTime::now()).is_ok());
+    }
+    let verify_rate = count as f64 / started.elapsed().as_secs_f64();
+
+    let server = runtime.block_on(
+        ResourceServer::builder()
+            .issuer(ISSUER)
+            .jwks_uri("https://idp.test/jwks")
+            .audience(AUDIENCE)
+            .public_url("https://app.example")
+            .http(StaticJwks(jwks))
+            .build(),
+    );
+    let server = server.unwrap();
+    let uri: http::Uri = "/orders".parse().unwrap();
+    let request_rate = runtime.block_on(async {
+        let headers = |proof: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("authorization", format!("DPoP {token}").parse().unwrap());
+            headers.insert("dpop", proof.parse().unwrap());
+            headers
+        };
+        // The first check fetches the keys: not counted.
+        let method = http::Method::GET;
+        assert!(
+            server
+                .check_request(&method, &headers(&proofs[0]), &uri)
+                .await
+                .is_ok()
+        );
+        let started = Instant::now();
+        for proof in &proofs[1..] {
+            let headers = headers(proof);
+            assert!(server.check_request(&method, &headers, &uri).await.is_ok());
+        }
+        let replayed = server
+            .check_request(&method, &headers(&proofs[1]), &uri)
+            .await;
+        assert!(replayed.is_err(), "a replayed proof must be refused");
+        (count - 1) as f64 / started.elapsed().as_secs_f64()
+    });
+    println!("DPoP ES256: verify {verify_rate:.0}/s, whole request check {request_rate:.0}/s");
+    row(
+        "13",
+        "DPoP ES256 proof checks (verify_dpop_proof), one thread",
+        &format!("{verify_rate:.0}/s ({count} proofs, each its own jti)"),
+        "≥ 15,000/s",
+        Some(verify_rate >= 15_000.0),
+    );
+    row(
+        "13",
+        "DPoP ES256 requests (bound token + proof + in-memory replay insert), one thread",
+        &format!("{request_rate:.0}/s ({} proofs)", count - 1),
+        "n/a (two ES256 verifications)",
+        None,
+    );
+}
+
 fn main() {
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(30);
+    let dpop_proofs: usize = arg("--dpop-proofs")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20_000);
     checks(rounds);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    dpop(&runtime, dpop_proofs.max(2));
     cached_opaque(&runtime, rounds);
     layer_latency(&runtime, 2000);
 }
