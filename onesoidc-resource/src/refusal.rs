@@ -32,6 +32,10 @@ pub enum Refusal {
     /// The token is not valid here: `401 invalid_token`.
     #[error("the access token is refused: {0}")]
     InvalidToken(#[source] AccessTokenError),
+    /// The token sent as `Authorization: DPoP` is not valid here: `401`
+    /// `DPoP error="invalid_token"` (RFC 9449 §7.1).
+    #[error("the DPoP access token is refused: {0}")]
+    InvalidDpopToken(#[source] AccessTokenError),
     /// A DPoP token (`Authorization: DPoP`, or a token with `cnf.jkt`)
     /// came without exactly one `DPoP` proof header: `401
     /// invalid_dpop_proof` (RFC 9449 §7.1).
@@ -65,6 +69,7 @@ impl Refusal {
         match self {
             Refusal::MissingToken
             | Refusal::InvalidToken(_)
+            | Refusal::InvalidDpopToken(_)
             | Refusal::MissingDpopProof
             | Refusal::InvalidDpopProof(_)
             | Refusal::ReplayedDpopProof => StatusCode::UNAUTHORIZED,
@@ -86,6 +91,10 @@ impl Refusal {
             Refusal::MissingToken => "Bearer".to_string(),
             Refusal::InvalidRequest(_) => r#"Bearer error="invalid_request""#.to_string(),
             Refusal::InvalidToken(_) => r#"Bearer error="invalid_token""#.to_string(),
+            Refusal::InvalidDpopToken(_) => format!(
+                r#"DPoP error="invalid_token", algs="{}""#,
+                DEFAULT_DPOP_ALGORITHMS.join(" ")
+            ),
             Refusal::MissingDpopProof
             | Refusal::InvalidDpopProof(_)
             | Refusal::ReplayedDpopProof => format!(

@@ -401,9 +401,15 @@ impl ResourceServer {
         if scheme == TokenScheme::Bearer {
             return self.check_token(token).await;
         }
-        let claims = self.check_any_token(token).await?;
+        let claims = self
+            .check_any_token(token)
+            .await
+            .map_err(|refusal| match refusal {
+                Refusal::InvalidToken(e) => Refusal::InvalidDpopToken(e),
+                other => other,
+            })?;
         let Some(jkt) = claims.cnf_jkt.as_deref() else {
-            return Err(Refusal::InvalidToken(AccessTokenError::Malformed(
+            return Err(Refusal::InvalidDpopToken(AccessTokenError::Malformed(
                 "sent as `Authorization: DPoP`, but the token is not bound to a key (no `cnf.jkt`)"
                     .into(),
             )));

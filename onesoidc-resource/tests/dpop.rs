@@ -211,6 +211,22 @@ async fn a_proof_for_another_request_key_or_without_one_is_refused() {
         assert_eq!(refused.status(), 401, "{name}");
         assert_eq!(challenge(&refused), DPOP_CHALLENGE, "{name}");
     }
+    // A changed token sent as DPoP: the token itself is refused, in the DPoP scheme.
+    let mut forged = token.clone();
+    forged.replace_range(forged.len() - 4.., "AAAA");
+    let refused = setup
+        .send(
+            reqwest::Method::GET,
+            "/orders",
+            &format!("DPoP {forged}"),
+            Some(&proof(&setup.client_key, "GET", &url, &forged, "p-6")),
+        )
+        .await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        challenge(&refused),
+        r#"DPoP error="invalid_token", algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256""#
+    );
     // The proof-less refusals did not spend a good proof's jti.
     let good = proof(&setup.client_key, "GET", &url, &token, "p-5");
     let accepted = setup
