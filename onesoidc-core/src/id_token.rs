@@ -88,6 +88,28 @@ pub enum IdTokenError {
         /// Now, seconds since the epoch.
         now: u64,
     },
+    /// `nbf` is in the future (beyond the clock skew).
+    #[error("the ID token is not valid before {nbf} (now {now}, {} s skew allowed); check the device clock", CLOCK_SKEW.as_secs())]
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: u64,
+        /// Now, seconds since the epoch.
+        now: u64,
+    },
+    /// The token names several audiences but no authorized party (`azp`),
+    /// or an `azp` that is not this client (OpenID Connect Core §3.1.3.7
+    /// items 4 and 5): it was issued to another client.
+    #[error(
+        "the ID token's authorized party (`azp`) is {found:?}, expected client id {client_id:?} (audiences {audiences})"
+    )]
+    WrongAuthorizedParty {
+        /// This device's client id.
+        client_id: String,
+        /// The token's `azp`, if any.
+        found: Option<String>,
+        /// The token's `aud`.
+        audiences: String,
+    },
     /// A required claim is absent or has the wrong type.
     #[error("the ID token has no valid `{0}` claim")]
     MissingClaim(&'static str),
@@ -144,7 +166,9 @@ pub struct IdTokenExpectations<'a> {
 }
 
 /// Validates `token`: signature with a key from `jwks` under an allowed
-/// algorithm (never `none`, never HS*), `iss`, `aud`, `exp`, `iat` with 60 s skew.
+/// algorithm (never `none`, never HS*), `iss`, `aud` (and `azp`: required
+/// with several audiences, and ours when present), `exp`, `iat` and `nbf`
+/// with 60 s skew. Header and claims naming a member twice are malformed.
 pub fn validate_id_token(
     token: &str,
     jwks: &PublicJwkSet,
@@ -163,10 +187,11 @@ pub fn validate_id_token(
             .decode(part.trim_end_matches('='))
             .map_err(|_| IdTokenError::Malformed(format!("the {what} is not base64url")))
     };
-    let header: Header = serde_json::from_slice(&decode(h, "header")?)
-        .map_err(|e| IdTokenError::Malformed(format!("the header is not a JOSE header ({e})")))?;
-    let claims: serde_json::Map<String, Value> = serde_json::from_slice(&decode(c, "claims")?)
-        .map_err(|e| IdTokenError::Malformed(format!("the claims are not a JSON object ({e})")))?;
+    let header: Header = strict_object(&decode(h, "header")?, "header").and_then(|map| {
+        serde_json::from_value(Value::Object(map))
+            .map_err(|e| IdTokenError::Malformed(format!("the header is not a JOSE header ({e})")))
+    })?;
+    let claims = strict_object(&decode(c, "claims")?, "claims set")?;
     let signature_bytes = decode(s, "signature")?;
 
     check_algorithm(&header.alg, expect.allowed_algorithms)?;
@@ -174,6 +199,23 @@ pub fn validate_id_token(
     let signing_input = &token.as_bytes()[..h.len() + 1 + c.len()];
     verify_signature(key, &header, signing_input, &signature_bytes)?;
     check_claims(claims, expect, now)
+}
+
+/// `bytes` as a JSON object with no member named twice (a parser
+/// differential: another reader could see another `sub`).
+fn strict_object(bytes: &[u8], what: &str) -> Result<serde_json::Map<String, Value>, IdTokenError> {
+    match crate::json::from_slice(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(IdTokenError::Malformed(format!(
+            "the {what} is not a JSON object"
+        ))),
+        Err(e) => Err(IdTokenError::Malformed(
+            match crate::json::duplicate_member(&e) {
+                Some(member) => format!("the {what} names member {member} twice"),
+                None => format!("the {what} is not a JSON object ({e})"),
+            },
+        )),
+    }
 }
 
 fn check_algorithm(alg: &str, allowed: &[String]) -> Result<(), IdTokenError> {
@@ -325,6 +367,24 @@ fn check_claims(
             found: serde_json::to_string(&aud).unwrap_or_default(),
         });
     }
+    // OIDC Core §3.1.3.7 items 4 and 5: with several audiences the
+    // authorized party must be named, and whenever it is, it must be us.
+    let azp = match all.get("azp") {
+        None => None,
+        Some(Value::String(azp)) => Some(azp.clone()),
+        Some(_) => return Err(IdTokenError::MissingClaim("azp")),
+    };
+    let azp_ok = match &azp {
+        Some(azp) => azp == expect.client_id.as_str(),
+        None => aud.len() <= 1,
+    };
+    if !azp_ok {
+        return Err(IdTokenError::WrongAuthorizedParty {
+            client_id: expect.client_id.to_string(),
+            found: azp,
+            audiences: serde_json::to_string(&aud).unwrap_or_default(),
+        });
+    }
     let now = unix_seconds(now);
     let exp = number("exp")?;
     if exp.saturating_add(CLOCK_SKEW.as_secs()) <= now {
@@ -333,6 +393,12 @@ fn check_claims(
     let iat = number("iat")?;
     if iat > now.saturating_add(CLOCK_SKEW.as_secs()) {
         return Err(IdTokenError::IssuedInFuture { iat, now });
+    }
+    if let Some(nbf) = all.get("nbf") {
+        let nbf = nbf.as_u64().ok_or(IdTokenError::MissingClaim("nbf"))?;
+        if nbf > now.saturating_add(CLOCK_SKEW.as_secs()) {
+            return Err(IdTokenError::NotYetValid { nbf, now });
+        }
     }
     let sub = string("sub")?;
     let auth_time = all.get("auth_time").and_then(Value::as_u64);
@@ -349,7 +415,8 @@ fn check_claims(
 
 /// The claims of a JWT, read **without** checking anything: only to compare
 /// with a token validated before (an ID token's `iss` and `sub` across a
-/// refresh). `None` when it is not a JWT with a JSON object as claims.
+/// refresh). `None` when it is not a JWT with a JSON object as claims, or
+/// the object names a member twice.
 ///
 /// ```
 /// let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
@@ -359,7 +426,7 @@ fn check_claims(
 pub fn unverified_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
+    match crate::json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
     }

@@ -43,6 +43,7 @@ mod discovery;
 mod error;
 mod id_token;
 mod ids;
+mod json;
 mod jwk;
 mod jwt;
 mod oauth;
