@@ -156,10 +156,8 @@ impl Provider {
             exp,
             jti: &jti,
         };
-        let access_token = self
-            .key
-            .sign(ACCESS_TOKEN_TYP, &claims)
-            .map_err(server_error)?;
+        let key = self.key();
+        let access_token = key.sign(ACCESS_TOKEN_TYP, &claims).map_err(server_error)?;
         let id_token = if with_id_token {
             let claims = IdClaims {
                 iss: &self.issuer,
@@ -169,7 +167,7 @@ impl Provider {
                 iat,
                 auth_time: grant.auth_time.unwrap_or(iat),
             };
-            Some(self.key.sign("JWT", &claims).map_err(server_error)?)
+            Some(key.sign("JWT", &claims).map_err(server_error)?)
         } else {
             None
         };
