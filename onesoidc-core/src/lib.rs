@@ -38,6 +38,7 @@
 #![warn(missing_docs)]
 
 mod ciba;
+mod clock;
 mod config;
 mod discovery;
 mod error;
@@ -56,6 +57,7 @@ mod signer;
 pub mod yaml;
 
 pub use ciba::{CibaPoller, PollStep};
+pub use clock::ClockOffset;
 pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration, UnknownKeyType};
 pub use discovery::{Issuer, ProviderMetadata};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};

@@ -265,7 +265,9 @@ impl Provider {
             scope: scope.map(str::to_string).or_else(|| grant.scope.clone()),
             ..grant.clone()
         };
-        let mut response = self.issue_tokens(&access_grant, false, false)?;
+        // A new ID token when the grant asked for `openid`, signed with the
+        // key of the moment (OIDC Core §12.2), as the stock provider does.
+        let mut response = self.issue_tokens(&access_grant, false, grant.wants_id_token())?;
         response.refresh_token = Some(self.issue_refresh_token(&grant));
         Ok(response)
     }

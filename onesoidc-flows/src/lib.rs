@@ -74,7 +74,7 @@ mod signer;
 mod validation;
 
 pub use ciba::{CibaEvent, Login};
-pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder};
+pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder, Refreshed, WallClock};
 pub use events::EventStream;
 pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
 pub use jwks::UNKNOWN_KID_REFETCH;
