@@ -304,6 +304,18 @@ fn logged_in(a: &Arc<Key>, sub: &str) -> onesoidc_flows::TokenSet {
     }
 }
 
+/// alice's tokens from a login, their ID token (signed by `key`) validated:
+/// the provider's keys are cached.
+async fn validated_login(client: &OnesIdClient, key: &Arc<Key>) -> onesoidc_flows::TokenSet {
+    use onesoidc_core::ExposeSecret;
+    let tokens = logged_in(key, "alice");
+    client
+        .validate_id_token(tokens.id_token.as_ref().unwrap().expose_secret())
+        .await
+        .unwrap();
+    tokens
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refreshed_id_token_is_validated_and_keeps_the_subject() {
     use onesoidc_core::ExposeSecret;
@@ -388,11 +400,7 @@ async fn a_key_rotated_within_the_minute_is_fetched_for_a_refresh() {
     use onesoidc_core::ExposeSecret;
     let (a, b) = (Key::new("a"), Key::new("b"));
     let (provider, client) = setup(3600, vec![a.clone()]);
-    let before = logged_in(&a, "alice");
-    client
-        .validate_id_token(before.id_token.as_ref().unwrap().expose_secret())
-        .await
-        .unwrap();
+    let before = validated_login(&client, &a).await;
     assert_eq!(fetches(&provider), 1);
 
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -425,11 +433,7 @@ async fn an_algorithm_missing_from_the_cached_list_is_taken_from_the_fresh_keys(
     use onesoidc_core::ExposeSecret;
     let a = Key::new("a");
     let (provider, client) = setup(3600, vec![a.clone()]);
-    let before = logged_in(&a, "alice");
-    client
-        .validate_id_token(before.id_token.as_ref().unwrap().expose_secret())
-        .await
-        .unwrap();
+    let before = validated_login(&client, &a).await;
     let p384 = Arc::new(Es384Key(PemSigner::generate(KeyType::EccP384).unwrap()));
     let mut jwk = p384.0.public_jwk();
     jwk.kid = Some("c".into());

@@ -87,17 +87,26 @@ async fn a_registry_with_a_device_manager_and_a_hundred_callers() {
     registry.shutdown().await;
 }
 
-/// The provider's defaults, polled every second (the protocol's least).
-fn quick_logins() -> DevIdpConfig {
-    DevIdpConfig {
+/// A provider (CIBA polled every second), a device provisioned for it
+/// (in the returned directory), its client, and the tokens of alice's
+/// CIBA login (whose ID token was validated: the provider's keys are
+/// cached).
+async fn alice_logged_in() -> (
+    DevIdp,
+    tempfile::TempDir,
+    onesoidc_flows::IdentityPaths,
+    OnesIdClient,
+    TokenSet,
+) {
+    let idp = DevIdp::start(DevIdpConfig {
         ciba_interval: Duration::from_secs(1),
         ..DevIdpConfig::default()
-    }
-}
-
-/// A provider and a person (alice) logged in through CIBA with `client`
-/// (the login validated the ID token: the provider's keys are cached).
-async fn logged_in(idp: &DevIdp, client: &OnesIdClient) -> TokenSet {
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
+    let client = OnesIdClient::from_paths(&paths).unwrap();
     idp.set_auto_approve(Some(onesoidc_devidp::AutoApprove::approve_after(
         Duration::from_millis(10),
     )));
@@ -106,7 +115,7 @@ async fn logged_in(idp: &DevIdp, client: &OnesIdClient) -> TokenSet {
         .await
         .unwrap();
     assert!(login.claims.is_some());
-    login.tokens
+    (idp, dir, paths, client, login.tokens)
 }
 
 /// The `kid` in the header of a JWT.
@@ -126,11 +135,7 @@ fn kid_of(jwt: &SecretString) -> String {
 /// ID token, and the rotated refresh token keeps working.
 #[tokio::test]
 async fn a_signing_key_rotated_within_the_minute_keeps_user_refreshes_working() {
-    let idp = DevIdp::start(quick_logins()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
-    let client = OnesIdClient::from_paths(&paths).unwrap();
-    let tokens = logged_in(&idp, &client).await;
+    let (idp, _dir, _, client, tokens) = alice_logged_in().await;
     let manager = TokenManager::builder("ciba_user", onesoidc_tokens::user_refresh(client))
         .initial_tokens(tokens)
         .build();
@@ -155,11 +160,7 @@ async fn a_signing_key_rotated_within_the_minute_keeps_user_refreshes_working() 
 /// was spent: with the clock right, the same refresh token works.
 #[tokio::test]
 async fn a_device_clock_two_minutes_ahead_is_named_in_the_error_and_an_event() {
-    let idp = DevIdp::start(quick_logins()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
-    let client = OnesIdClient::from_paths(&paths).unwrap();
-    let tokens = logged_in(&idp, &client).await;
+    let (_idp, _dir, paths, client, tokens) = alice_logged_in().await;
     let ahead = OnesIdClient::builder()
         .identity_paths(paths.clone())
         .clock(|| SystemTime::now() + Duration::from_secs(120))
