@@ -45,6 +45,9 @@ struct Inner {
     device_bearer: Mutex<Option<TokenSet>>,
     device_token_source: std::sync::RwLock<Option<Arc<dyn DeviceTokenSource>>>,
     clock: WallClock,
+    /// The device clock against the provider's, from the `Date` of its
+    /// last answer that had one.
+    provider_clock: std::sync::Mutex<Option<ClockOffset>>,
 }
 
 /// A wall clock: what time the device thinks it is. See
@@ -280,6 +283,7 @@ impl OnesIdClientBuilder {
                 device_bearer: Mutex::new(None),
                 device_token_source: std::sync::RwLock::new(None),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+                provider_clock: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -387,7 +391,31 @@ impl OnesIdClient {
         endpoint: &Endpoint,
         request: HttpRequest,
     ) -> Result<HttpResponse, Error> {
-        send(&self.inner.http, endpoint, request).await
+        let response = send(&self.inner.http, endpoint, request).await?;
+        self.note_provider_clock(&response);
+        Ok(response)
+    }
+
+    /// Remembers how far off the device clock is by `response`'s `Date`.
+    fn note_provider_clock(&self, response: &HttpResponse) -> Option<ClockOffset> {
+        let offset = ClockOffset::from_response(response, self.now())?;
+        *self
+            .inner
+            .provider_clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offset);
+        Some(offset)
+    }
+
+    /// How far off the device clock was by the provider's last answer that
+    /// had a `Date` header; errors name it when it is off by more than the
+    /// 60 s skew ([`Error::DeviceClockOff`]).
+    pub fn provider_clock(&self) -> Option<ClockOffset> {
+        *self
+            .inner
+            .provider_clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Builds a request signed with the device key: at once with an
@@ -560,9 +588,8 @@ impl OnesIdClient {
         parse: impl FnOnce(&HttpResponse) -> Result<T, Error>,
     ) -> Result<T, Error> {
         exchange(&self.inner.http, endpoint, request, |response| {
-            parse(response).map_err(|error| {
-                error.with_device_clock(ClockOffset::from_response(response, self.now()))
-            })
+            let offset = self.note_provider_clock(response);
+            parse(response).map_err(|error| error.with_device_clock(offset))
         })
         .await
     }

@@ -60,7 +60,9 @@ impl OnesIdClient {
     /// Validates an ID token: signature with the provider's keys (cached
     /// for their lifetime, fetched again for an unknown `kid` at most once
     /// a minute), algorithm pinned to those the provider lists, `iss`,
-    /// `aud`, `exp`, `iat`.
+    /// `aud` (`azp`), `exp`, `iat`, `nbf`. When the provider's last answer
+    /// showed the device clock off by more than the skew, the error says so
+    /// ([`Error::DeviceClockOff`]).
     ///
     /// ```no_run
     /// # async fn run(client: onesoidc_flows::OnesIdClient, id_token: &str) -> Result<(), onesoidc_flows::Error> {
@@ -115,9 +117,12 @@ impl OnesIdClient {
             }
             other => other,
         };
-        result.map_err(|source| Error::IdToken {
-            endpoint: meta.jwks_uri.to_string(),
-            source,
+        result.map_err(|source| {
+            Error::IdToken {
+                endpoint: meta.jwks_uri.to_string(),
+                source,
+            }
+            .with_device_clock(self.provider_clock())
         })
     }
 

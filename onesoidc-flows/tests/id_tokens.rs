@@ -576,3 +576,37 @@ async fn a_login_without_an_id_token_is_refused() {
     );
     assert!(err.to_string().contains("no ID token"), "{err}");
 }
+
+/// A login with the device clock 2 min ahead: its ID token (valid for 30 s)
+/// looks expired, and the error says the device clock is ahead, from the
+/// token endpoint's `Date` header.
+#[tokio::test(start_paused = true)]
+async fn a_login_with_the_device_clock_ahead_names_the_clock_in_its_error() {
+    let a = Key::new("a");
+    let (provider, client) = setup_ahead(3600, vec![a.clone()], Duration::from_secs(120));
+    *provider.tokens.lock().unwrap() =
+        tokens(Some(a.id_token_for("alice", Duration::from_secs(30))));
+    let err = client
+        .ciba(&onesoidc_flows::CibaRequest::for_username("alice"))
+        .await
+        .unwrap_err();
+    let offset = err.device_clock_offset().expect("the clock is named");
+    assert!(
+        (119..=121).contains(&offset.device_ahead_secs()),
+        "{offset}"
+    );
+    assert!(
+        matches!(
+            err,
+            Error::DeviceClockOff { ref source, .. } if matches!(**source, Error::IdToken {
+                source: IdTokenError::Expired { .. },
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("s ahead of the provider's"),
+        "{err}"
+    );
+}
