@@ -40,11 +40,13 @@
 
 mod access_token;
 mod ciba;
+mod clock;
 mod config;
 mod discovery;
 mod error;
 mod id_token;
 mod ids;
+mod json;
 mod jwk;
 mod jws;
 mod jwt;
@@ -62,6 +64,7 @@ pub use access_token::{
     MAX_ACCESS_TOKEN_BYTES, check_access_token, claims_from_introspection, is_jwt,
 };
 pub use ciba::{CibaPoller, PollStep};
+pub use clock::ClockOffset;
 pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration, UnknownKeyType};
 pub use discovery::{Issuer, ProviderMetadata};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};

@@ -74,7 +74,9 @@ mod signer;
 mod validation;
 
 pub use ciba::{CibaEvent, Login};
-pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder, discover};
+pub use client::{
+    DeviceTokenSource, OnesIdClient, OnesIdClientBuilder, Refreshed, WallClock, discover,
+};
 pub use events::EventStream;
 pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
 pub use jwks::{JWKS_STALE_IF_ERROR, JwksCache, JwksKeys, UNKNOWN_KID_REFETCH, Want, fetch_jwks};

@@ -57,6 +57,9 @@ pub async fn run(
                 Some(TokenEvent::StoreAvailable) => report(g, "store_available", None, None),
                 Some(TokenEvent::Expired) => report(g, "expired", None, None),
                 Some(TokenEvent::Cleared) => report(g, "cleared", None, None),
+                Some(TokenEvent::DeviceClockOff { offset }) => {
+                    report(g, "device_clock_off", None, Some(offset.to_string()));
+                }
                 Some(_) => {}
                 None => break,
             },
