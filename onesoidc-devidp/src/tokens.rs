@@ -165,12 +165,11 @@ impl Provider {
             Some(app.url.as_str()) == grant.resource.as_deref()
                 && app.access_token_format == AccessTokenFormat::Opaque
         });
+        let key = self.key();
         let access_token = if opaque {
             random_token("at_")
         } else {
-            self.key()
-                .sign(ACCESS_TOKEN_TYP, &claims)
-                .map_err(server_error)?
+            key.sign(ACCESS_TOKEN_TYP, &claims).map_err(server_error)?
         };
         let id_token = if with_id_token {
             let claims = IdClaims {

@@ -296,6 +296,7 @@ async fn one_bad_application_entry_fails_only_its_own_look_up() {
         client_id: format!("{id}-client"),
         name: id.into(),
         url: url.into(),
+        access_token_format: Default::default(),
     };
     let w = world_with(DevIdpConfig {
         applications: vec![
