@@ -556,6 +556,14 @@ pub enum SignError {
     /// Serializing the token to sign failed.
     #[error("cannot encode JWT: {0}")]
     Encode(String),
+    /// The device holding the key (a TPM, an HSM) failed or did not answer.
+    #[error("signing with {device} failed: {reason}")]
+    Device {
+        /// The device, e.g. ``TPM at `device:/dev/tpmrm0` ``.
+        device: String,
+        /// What went wrong, naming the key and the device's error.
+        reason: String,
+    },
 }
 
 /// Why an HTTP exchange produced no response.
