@@ -24,12 +24,23 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `--version`: the version and the git commit it was built from.
+/// `--version`: the version, the git commit it was built from and whether
+/// TPM keys sign in process (the `tpm` feature).
+#[cfg(feature = "tpm")]
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
     env!("ONESOIDC_COMMIT"),
-    ")"
+    "; tpm)"
+);
+/// `--version`: the version, the git commit it was built from and whether
+/// TPM keys sign in process (the `tpm` feature).
+#[cfg(not(feature = "tpm"))]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("ONESOIDC_COMMIT"),
+    "; without tpm)"
 );
 
 /// Options every command takes.

@@ -250,7 +250,7 @@ fn test_cache_dir() -> &'static std::path::Path {
 }
 
 #[test]
-fn version_names_the_commit() {
+fn version_names_the_commit_and_whether_tpm_is_compiled_in() {
     let out = onesoidc(&["--version"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -258,7 +258,20 @@ fn version_names_the_commit() {
     assert_eq!(name, "onesoidc");
     let (version, commit) = rest.split_once(' ').unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
-    let commit = commit.trim_start_matches('(').trim_end_matches(')');
+    let (commit, tpm) = commit
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split_once("; ")
+        .unwrap();
+    let expected = if cfg!(feature = "tpm") {
+        "tpm"
+    } else {
+        "without tpm"
+    };
+    assert_eq!(
+        tpm, expected,
+        "says whether TPM keys sign in process: {text}"
+    );
     assert!(
         commit == "unknown"
             || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),

@@ -536,6 +536,17 @@ pub enum KeyError {
         /// What the file holds.
         found: String,
     },
+    /// The device holding the key (a TPM) could not load it, or this build
+    /// cannot use it.
+    #[error("{}: cannot load the device key into {device}: {reason}", path.display())]
+    Device {
+        /// The key file.
+        path: PathBuf,
+        /// The device, e.g. ``TPM at `device:/dev/tpmrm0` ``.
+        device: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
 }
 
 /// A signature could not be made.

@@ -47,19 +47,6 @@ struct TpmKeyAsn1 {
     privkey: OctetString,
 }
 
-/// Whether `bytes` look like a PEM `TSS2 PRIVATE KEY` (its first PEM
-/// block says so); used to pick the TPM signer for a key file.
-///
-/// ```
-/// assert!(onesoidc_tpm::is_tpm_key_pem(b"-----BEGIN TSS2 PRIVATE KEY-----\n"));
-/// assert!(!onesoidc_tpm::is_tpm_key_pem(b"-----BEGIN PRIVATE KEY-----\n"));
-/// ```
-pub fn is_tpm_key_pem(bytes: &[u8]) -> bool {
-    let marker = format!("-----BEGIN {PEM_LABEL}-----");
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
-    text.trim_start().starts_with(&marker)
-}
-
 /// A parsed `TSS2 PRIVATE KEY` file: the parent handle, whether the key
 /// has an empty authorization value, and its public and (TPM-encrypted)
 /// private parts.

@@ -34,6 +34,7 @@ mod signer;
 mod tcti;
 
 pub use error::TpmError;
-pub use key_file::{PARENT_OWNER, PEM_LABEL, TpmKeyFile, is_tpm_key_pem};
+pub use key_file::{PARENT_OWNER, PEM_LABEL, TpmKeyFile};
+pub use onesoidc_core::is_tpm_key_pem;
 pub use signer::TpmSigner;
 pub use tcti::{TCTI_ENV, Tcti};
