@@ -369,3 +369,43 @@ fn completions_and_man_pages() {
     let pages = std::fs::read_dir(dir.path()).unwrap().count();
     assert!(pages >= 14, "onesoidc.1 and one per command: {pages}");
 }
+
+/// `register --security tpm` in a build without the `tpm` feature fails
+/// before writing anything, saying to build with it; `--tcti` alone is a
+/// usage error.
+#[cfg(not(feature = "tpm"))]
+#[test]
+fn register_security_tpm_without_the_feature_says_to_build_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("device.yml");
+    let keys = dir.path().join("keys");
+    let (config, keys) = (config.to_str().unwrap(), keys.to_str().unwrap());
+    let base = ["register", "-t", "Kiosk", "-l", "Hall", "-r", "SERVER"];
+    let out = onesoidc(
+        &[
+            &base[..],
+            &["--security", "tpm", "--config", config, "--key-dir", keys],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--features tpm"), "{stderr}");
+    assert!(!std::path::Path::new(config).exists());
+    let out = onesoidc(
+        &[
+            &base[..],
+            &[
+                "--tcti",
+                "device:/dev/tpmrm0",
+                "--config",
+                config,
+                "--key-dir",
+                keys,
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--security tpm"));
+}

@@ -30,6 +30,7 @@
 mod device;
 mod error;
 mod key_file;
+mod public_key;
 mod signer;
 mod tcti;
 

@@ -15,6 +15,7 @@ use tss_esapi::structures::{HashScheme, Public, Signature, SignatureScheme};
 use crate::device::{Worker, create_key, signing_key_template};
 use crate::error::TpmError;
 use crate::key_file::TpmKeyFile;
+use crate::public_key::{Components, spki_pem};
 use crate::tcti::Tcti;
 
 /// Signs JWS with a key held by a TPM 2.0 (a `TSS2 PRIVATE KEY` file from
@@ -48,6 +49,7 @@ pub struct TpmSigner {
     public_jwk: PublicJwk,
     /// Bytes of the RSA modulus, or of one ECDSA coordinate.
     width: usize,
+    public_pem: String,
     deadline: Duration,
     worker: Mutex<Option<Worker>>,
 }
@@ -91,7 +93,7 @@ impl TpmSigner {
         tcti: &Tcti,
         deadline: Duration,
     ) -> Result<Self, TpmError> {
-        let (key_type, public_jwk, width) = describe_public(key.public(), key.path())?;
+        let (key_type, public_jwk, width, public_pem) = describe_public(key.public(), key.path())?;
         let worker = Worker::start(tcti, &key, deadline)?;
         tracing::debug!(key = %key.path().display(), %tcti, key_type = %key_type, "TPM key loaded");
         Ok(TpmSigner {
@@ -100,6 +102,7 @@ impl TpmSigner {
             key_type,
             public_jwk,
             width,
+            public_pem,
             deadline,
             worker: Mutex::new(Some(worker)),
         })
@@ -130,6 +133,16 @@ impl TpmSigner {
     /// The public key as a JWK with `alg`.
     pub fn public_jwk(&self) -> PublicJwk {
         self.public_jwk.clone()
+    }
+
+    /// The public key as an SPKI PEM (`public.pem`).
+    pub fn public_key_pem(&self) -> &str {
+        &self.public_pem
+    }
+
+    /// The key file it loaded.
+    pub fn key_file(&self) -> &TpmKeyFile {
+        &self.key
     }
 
     /// The TCTI it talks to.
@@ -216,7 +229,11 @@ impl Signer for TpmSigner {
 
 /// The key type and public JWK of a key's public area; an error names
 /// what is not a usable signing key.
-fn describe_public(public: &Public, path: &Path) -> Result<(KeyType, PublicJwk, usize), TpmError> {
+/// What [`describe_public`] finds: the key type, the JWK, the signature
+/// width and the SPKI PEM.
+type PublicParts = (KeyType, PublicJwk, usize, String);
+
+fn describe_public(public: &Public, path: &Path) -> Result<PublicParts, TpmError> {
     let unsupported = |reason: String| TpmError::Unsupported {
         path: path.to_path_buf(),
         reason,
@@ -249,15 +266,17 @@ fn describe_public(public: &Public, path: &Path) -> Result<(KeyType, PublicJwk, 
             let e = &e[e.iter().position(|b| *b != 0).unwrap_or(3)..];
             let modulus = unique.value();
             let jwk = PublicJwk::rsa(modulus, e, key_type.jws_algorithm());
-            Ok((key_type, jwk, modulus.len()))
+            let pem = spki_pem(&Components::Rsa { n: modulus, e })
+                .map_err(|e| unsupported(format!("cannot encode its public key ({e})")))?;
+            Ok((key_type, jwk, modulus.len(), pem))
         }
         Public::Ecc {
             parameters, unique, ..
         } => {
-            let (key_type, width) = match parameters.ecc_curve() {
-                EccCurve::NistP256 => (KeyType::EccP256, 32),
-                EccCurve::NistP384 => (KeyType::EccP384, 48),
-                EccCurve::NistP521 => (KeyType::EccP521, 66),
+            let (key_type, width, curve) = match parameters.ecc_curve() {
+                EccCurve::NistP256 => (KeyType::EccP256, 32, "1.2.840.10045.3.1.7"),
+                EccCurve::NistP384 => (KeyType::EccP384, 48, "1.3.132.0.34"),
+                EccCurve::NistP521 => (KeyType::EccP521, 66, "1.3.132.0.35"),
                 curve => {
                     return Err(unsupported(format!(
                         "an ECC key on {curve:?}; JWS signs with P-256, P-384 or P-521"
@@ -270,10 +289,17 @@ fn describe_public(public: &Public, path: &Path) -> Result<(KeyType, PublicJwk, 
             };
             let x = coordinate(unique.x().value())?;
             let y = coordinate(unique.y().value())?;
+            let pem = spki_pem(&Components::Ec {
+                curve,
+                x: &x,
+                y: &y,
+            })
+            .map_err(|e| unsupported(format!("cannot encode its public key ({e})")))?;
             Ok((
                 key_type,
                 PublicJwk::ec(&x, &y, key_type.jws_algorithm()),
                 width,
+                pem,
             ))
         }
         _ => Err(unsupported(

@@ -93,6 +93,13 @@ fn keys_made_by_tpm2_openssl_load_and_sign_and_aws_lc_verifies() {
         let spki = tpm.openssl_public_der(&path);
         let signer = TpmSigner::open(&read(&path), &path, &tpm.tcti()).expect("key loads");
         assert_eq!(signer.key_type(), key_type);
+        let ours = pem::parse(signer.public_key_pem()).expect("public.pem is PEM");
+        assert_eq!(ours.tag(), "PUBLIC KEY");
+        assert_eq!(
+            ours.contents(),
+            &spki[..],
+            "{name}: the same SPKI as openssl's"
+        );
         assert_eq!(signer.algorithm(), key_type.jws_algorithm());
         assert!(signer.blocks(), "a TPM signer waits on a device");
         // Several signatures through the one context.
