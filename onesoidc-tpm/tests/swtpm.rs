@@ -291,3 +291,32 @@ fn signatures_verify_under_the_jwk_it_reports() {
     .verify(&signature::RSA_PKCS1_2048_8192_SHA256, b"other", &sig);
     assert!(other.is_err());
 }
+
+/// Two signers with contexts of their own (as two processes have) sign at
+/// once through one swtpm: swtpm's TCTI connects per command and swtpm
+/// serves one connection at a time, so the commands are serialized by
+/// swtpm itself (no tpm2-abrmd; on a device, the kernel's /dev/tpmrm0).
+#[test]
+fn two_contexts_sign_at_once_through_one_swtpm() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let path = tpm.openssl_genpkey(&["-algorithm", "EC", "-pkeyopt", "group:P-256"], "k.pem");
+    let pem = read(&path);
+    let signers: Vec<TpmSigner> = (0..2)
+        .map(|_| TpmSigner::open(&pem, &path, &tpm.tcti()).expect("loads"))
+        .collect();
+    let jwk = signers[0].public_jwk();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = signers
+            .iter()
+            .map(|signer| scope.spawn(|| (0..20).map(|_| signer.sign(INPUT)).collect::<Vec<_>>()))
+            .collect();
+        for worker in workers {
+            for signature in worker.join().expect("no panic") {
+                verify_with_jwk(
+                    &jwk,
+                    &signature.expect("signs while the other context signs"),
+                );
+            }
+        }
+    });
+}

@@ -33,6 +33,12 @@
 //! 12. A device token through the C API vs through Rust: `bench-ffi`, with
 //!     the C driver `benches/c/ffi_device_token.c` compiled here against the
 //!     release `libonesoidc.so`; and the size of that library, stripped.
+//! 13. TPM signatures on swtpm per algorithm, the native signer vs
+//!     `openssl pkeyutl -provider tpm2` per signature (same key), and a
+//!     device token with a TPM key vs a file key: the `tpm_bench` example
+//!     of onesoidc-tpm, built `--release` here (it links the TSS libraries,
+//!     so it stays out of the benches crate); needs swtpm, tpm2-openssl and
+//!     libtss2-dev (`tpm.rs`), else the item is not measured.
 //!
 //! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
 //! `--release` first. Criterion's results go to `<target>/criterion`; the
@@ -47,8 +53,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-const ITEMS: [&str; 12] = [
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12",
+const ITEMS: [&str; 13] = [
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
 ];
 
 /// One line of the results table.
@@ -116,7 +122,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let item = ITEMS
                 .iter()
                 .find(|i| **i == arg.as_str())
-                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 12)"))?;
+                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 13)"))?;
             chosen.push(*item);
         }
         chosen
@@ -175,6 +181,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "10" => bench.redis_fleet(),
             "11" => bench.cold_behind_proxy(),
             "12" => bench.ffi(),
+            "13" => bench.tpm(),
             _ => unreachable!(),
         }
         eprintln!(
@@ -503,6 +510,48 @@ impl Bench {
     }
 
     /// Item 12: the C API against Rust, and the library's stripped size.
+    /// Item 13: onesoidc-tpm's `tpm_bench` example, release.
+    fn tpm(&mut self) {
+        let what = "TPM signatures on swtpm";
+        match crate::tpm::ready() {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = "swtpm, tpm2-openssl or libtss2-dev missing".into();
+                return self.rows.push(Row::failed("13", what, why));
+            }
+            Err(e) => return self.rows.push(Row::failed("13", what, e)),
+        }
+        let build = [
+            "build",
+            "--release",
+            "--package",
+            crate::tpm::CRATE,
+            "--example",
+            "tpm_bench",
+        ];
+        if let Err(e) = crate::cargo(&build) {
+            return self.rows.push(Row::failed("13", what, e));
+        }
+        let example = self
+            .target
+            .join("release")
+            .join("examples")
+            .join("tpm_bench");
+        let mut command = Command::new(&example);
+        command.current_dir(&self.root).env("TSS2_LOG", "all+none");
+        match run_capturing(command, "tpm_bench") {
+            Ok(lines) => {
+                let rows: Vec<Row> = lines.iter().filter_map(|l| Row::parse(l)).collect();
+                if rows.is_empty() {
+                    self.rows
+                        .push(Row::failed("13", what, "it printed no results".into()));
+                }
+                self.rows.extend(rows);
+            }
+            Err(e) => self.rows.push(Row::failed("13", what, e)),
+        }
+    }
+
     fn ffi(&mut self) {
         let what = "device token through the C API / through Rust";
         if let Err(e) = crate::cargo(&["build", "--release", "--package", "onesoidc-ffi"]) {
