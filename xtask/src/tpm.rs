@@ -25,29 +25,17 @@ const PACKAGES: [&str; 5] = [
 /// Whether the TPM crate can be built and tested here (installing the
 /// packages under CI); `false` after a notice outside CI.
 pub fn ready() -> Result<bool, String> {
-    let lacking = missing();
-    if !lacking.is_empty() {
-        eprintln!("xtask: tpm: missing {}", lacking.join(", "));
-    }
-    let found = crate::system::find_or_install(
+    crate::system::tools_ready(
+        "tpm",
         "the TPM signer (onesoidc-tpm, the `tpm` feature and their swtpm tests)",
         &PACKAGES,
-        || missing().is_empty().then_some(()),
-    )?;
-    Ok(found.is_some())
+        missing,
+    )
 }
 
 /// What the TPM crate and its tests need and this machine lacks.
 fn missing() -> Vec<&'static str> {
-    let runs = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    let runs = crate::system::runs;
     let mut missing = Vec::new();
     if !runs(
         "pkg-config",
