@@ -634,6 +634,17 @@ pub enum KeyError {
         /// What the file holds.
         found: String,
     },
+    /// The device holding the key (a TPM) could not load it, or this build
+    /// cannot use it.
+    #[error("{}: cannot load the device key into {device}: {reason}", path.display())]
+    Device {
+        /// The key file.
+        path: PathBuf,
+        /// The device, e.g. ``TPM at `device:/dev/tpmrm0` ``.
+        device: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
 }
 
 /// A signature could not be made.
@@ -654,6 +665,14 @@ pub enum SignError {
     /// Serializing the token to sign failed.
     #[error("cannot encode JWT: {0}")]
     Encode(String),
+    /// The device holding the key (a TPM, an HSM) failed or did not answer.
+    #[error("signing with {device} failed: {reason}")]
+    Device {
+        /// The device, e.g. ``TPM at `device:/dev/tpmrm0` ``.
+        device: String,
+        /// What went wrong, naming the key and the device's error.
+        reason: String,
+    },
 }
 
 /// Why an HTTP exchange produced no response.

@@ -99,7 +99,7 @@ pub use registration::{
     RegistrationStatus, parse_registration_response, parse_registration_status,
     registration_request, registration_status_request, registration_status_url, registration_url,
 };
-pub use signer::{PemSigner, Signer, ecdsa_der_to_fixed};
+pub use signer::{PemSigner, Signer, ecdsa_der_to_fixed, is_tpm_key_pem};
 
 /// Re-exported so callers can read tokens without naming the crate.
 pub use secrecy::{ExposeSecret, SecretString};

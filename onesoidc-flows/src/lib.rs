@@ -92,6 +92,9 @@ pub use onesoidc_fs as fs;
 pub use onesoidc_fs::IdentityPaths;
 /// The HTTP transport, re-exported so one dependency is enough.
 pub use onesoidc_http as http_client;
+/// The TPM signer (the `tpm` feature).
+#[cfg(feature = "tpm")]
+pub use onesoidc_tpm as tpm;
 pub use qr::QrEvent;
 pub use random::warm_up_random_generator;
 pub use registration::{

@@ -33,6 +33,34 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Whether `program ARGS` runs and exits 0 (its output discarded).
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether nothing is `missing` (installing `packages` under CI), naming
+/// what lacks under `label`; `false` after the skip notice of `what`
+/// outside CI ([`find_or_install`]).
+pub fn tools_ready(
+    label: &str,
+    what: &str,
+    packages: &[&str],
+    missing: impl Fn() -> Vec<&'static str>,
+) -> Result<bool, String> {
+    let lacking = missing();
+    if !lacking.is_empty() {
+        eprintln!("xtask: {label}: missing {}", lacking.join(", "));
+    }
+    let found = find_or_install(what, packages, || missing().is_empty().then_some(()))?;
+    Ok(found.is_some())
+}
+
 /// What to do when `find` finds nothing: outside CI, say which test skips
 /// (`Ok(None)`); under CI as root, `apt-get install -y PACKAGES` and look
 /// again; under CI otherwise, an error naming the packages.
