@@ -7,7 +7,8 @@
 //! `onesoidc-watch.service` (`packaging/`), and the licences, README and
 //! changelog under `/usr/share/doc/onesoidc/`; its maintainer scripts
 //! (`packaging/postinst`, `postrm`) create the system user `onesoidc` the
-//! unit runs as and `/etc/onesoidc/store`. Every directory is 0755 and
+//! unit runs as, the group `tss` it joins for `/dev/tpmrm0` (when tpm2-tss
+//! has not) and `/etc/onesoidc/store`. Every directory is 0755 and
 //! every file 0644 (0755 for programs and scripts), whatever the umask.
 //!
 //! The release binary by default; `--debug` packages the debug build
@@ -24,6 +25,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const UNIT: &str = "onesoidc-watch.service";
+
+/// The cargo features of `onesoidc-cli` the package is built with, here
+/// alone. The merge of the TPM signer (issue 25, crate `onesoidc-tpm`) adds
+/// `"tpm"`: the unit already reaches `/dev/tpmrm0`.
+const PACKAGE_FEATURES: &[&str] = &[];
 
 /// The highest `systemd-analyze security` exposure the unit may have.
 const EXPOSURE_TARGET: f64 = 2.0;
@@ -63,7 +69,11 @@ pub fn build(debug: bool) -> Result<PathBuf, String> {
     }
     let root = crate::workspace_root();
     let target = crate::target_dir(&root);
+    let features = PACKAGE_FEATURES.join(",");
     let mut args = vec!["build", "-p", "onesoidc-cli"];
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
+    }
     if !debug {
         args.push("--release");
     }
@@ -224,6 +234,12 @@ pub fn check() -> Result<(), String> {
         "LoadCredential=private.pem:",
         "LoadCredential=store:/etc/onesoidc/store",
         "--store-file %d/store",
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=",
+        "DevicePolicy=closed",
+        "DeviceAllow=/dev/tpmrm0 rw",
+        "SupplementaryGroups=tss",
     ] {
         if !unit_text.contains(setting) {
             return Err(format!("{UNIT} lacks {setting}"));
@@ -327,7 +343,7 @@ fn check_modes(deb: &Path) -> Result<(), String> {
 }
 
 /// The maintainer scripts are there, executable, valid `sh`, and create
-/// the service's user.
+/// the service's user and the group `tss` it joins.
 fn check_scripts(deb: &Path, temp: &Path) -> Result<(), String> {
     let control = temp.join("control");
     run_ok(Command::new("dpkg-deb").arg("-e").arg(deb).arg(&control))?;
@@ -342,6 +358,9 @@ fn check_scripts(deb: &Path, temp: &Path) -> Result<(), String> {
         String::from_utf8(read(&control.join("postinst"))?).map_err(|e| e.to_string())?;
     if !postinst.contains("useradd --system") {
         return Err("postinst does not create the onesoidc system user".into());
+    }
+    if !postinst.contains("groupadd --system tss") {
+        return Err("postinst does not create the group tss the unit joins".into());
     }
     Ok(())
 }
