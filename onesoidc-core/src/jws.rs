@@ -94,10 +94,12 @@ fn strict_object(bytes: &[u8], what: &str) -> Result<serde_json::Map<String, Val
         Ok(_) => Err(JwsError::Malformed(format!(
             "the {what} is not a JSON object"
         ))),
-        Err(e) => Err(JwsError::Malformed(match crate::json::duplicate_member(&e) {
-            Some(member) => format!("the {what} names member {member} twice"),
-            None => format!("the {what} is not a JSON object ({e})"),
-        })),
+        Err(e) => Err(JwsError::Malformed(
+            match crate::json::duplicate_member(&e) {
+                Some(member) => format!("the {what} names member {member} twice"),
+                None => format!("the {what} is not a JSON object ({e})"),
+            },
+        )),
     }
 }
 

@@ -117,3 +117,47 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
         Err(format!("apt-get install -y {} failed", packages.join(" ")))
     }
 }
+
+/// The installed `cargo SUBCOMMAND`'s version line, e.g. `cargo-deny 0.20.2`.
+fn cargo_subcommand_version(subcommand: &str) -> Option<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([subcommand, "--version"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Whether `cargo SUBCOMMAND` (crate `cargo-SUBCOMMAND`) is there to run,
+/// installing `version` with `cargo install --locked` into cargo's own bin
+/// directory when it is missing, so only a fresh machine pays for that
+/// build. `Ok(false)`: the install failed outside CI (no registry at hand),
+/// said once on stderr; under CI that is an error naming what CI does with
+/// it (`ci_use`).
+pub fn cargo_subcommand(subcommand: &str, version: &str, ci_use: &str) -> Result<bool, String> {
+    if let Some(installed) = cargo_subcommand_version(subcommand) {
+        eprintln!("xtask: {installed}");
+        return Ok(true);
+    }
+    let pinned = format!("cargo-{subcommand}@{version}");
+    eprintln!("xtask: cargo-{subcommand} is not installed; installing {pinned} (once per machine)");
+    match crate::cargo(&["install", "--locked", &pinned]) {
+        Ok(()) if cargo_subcommand_version(subcommand).is_some() => Ok(true),
+        Ok(()) => Err(format!(
+            "installed {pinned}, but `cargo {subcommand} --version` still fails: is cargo's bin directory ($CARGO_HOME/bin) on PATH?"
+        )),
+        Err(e) if crate::interop::in_ci() => Err(format!(
+            "CI {ci_use} with cargo-{subcommand}, and installing it failed: {e}"
+        )),
+        Err(e) => {
+            eprintln!(
+                "xtask: {e}; skipping what needs it (cargo install --locked {pinned} when the registry is reachable)"
+            );
+            Ok(false)
+        }
+    }
+}
