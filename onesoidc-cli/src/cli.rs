@@ -24,12 +24,23 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// `--version`: the version and the git commit it was built from.
+/// `--version`: the version, the git commit it was built from and whether
+/// TPM keys sign in process (the `tpm` feature).
+#[cfg(feature = "tpm")]
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
     env!("ONESOIDC_COMMIT"),
-    ")"
+    "; tpm)"
+);
+/// `--version`: the version, the git commit it was built from and whether
+/// TPM keys sign in process (the `tpm` feature).
+#[cfg(not(feature = "tpm"))]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("ONESOIDC_COMMIT"),
+    "; without tpm)"
 );
 
 /// Options every command takes.
@@ -252,6 +263,12 @@ pub enum Command {
         /// Key type: RSA:2048, RSA:3072, ECC:p256, ECC:p384 or ECC:p521
         #[arg(long, default_value = "ECC:p256")]
         key_type: onesoidc_core::KeyType,
+        /// Where the key is made: default (a PEM file) or tpm (inside the TPM; a build with the `tpm` feature)
+        #[arg(long, default_value = "default", value_parser = ["default", "tpm"], ignore_case = true)]
+        security: String,
+        /// The TPM for --security tpm, e.g. device:/dev/tpmrm0 or swtpm:host=127.0.0.1,port=2321 [env: TPM2TOOLS_TCTI, TSS2_TCTI] [default: device:/dev/tpmrm0]
+        #[arg(long, value_name = "TCTI")]
+        tcti: Option<String>,
         /// Directory for device.yml [default: /etc/px-device-identity]
         #[arg(long, value_name = "DIR")]
         config_dir: Option<PathBuf>,

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod commands;
 mod output;
+mod service_manager;
 
 use std::process::ExitCode;
 

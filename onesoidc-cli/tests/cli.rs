@@ -250,7 +250,7 @@ fn test_cache_dir() -> &'static std::path::Path {
 }
 
 #[test]
-fn version_names_the_commit() {
+fn version_names_the_commit_and_whether_tpm_is_compiled_in() {
     let out = onesoidc(&["--version"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
@@ -258,7 +258,20 @@ fn version_names_the_commit() {
     assert_eq!(name, "onesoidc");
     let (version, commit) = rest.split_once(' ').unwrap();
     assert_eq!(version, env!("CARGO_PKG_VERSION"));
-    let commit = commit.trim_start_matches('(').trim_end_matches(')');
+    let (commit, tpm) = commit
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split_once("; ")
+        .unwrap();
+    let expected = if cfg!(feature = "tpm") {
+        "tpm"
+    } else {
+        "without tpm"
+    };
+    assert_eq!(
+        tpm, expected,
+        "says whether TPM keys sign in process: {text}"
+    );
     assert!(
         commit == "unknown"
             || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
@@ -355,4 +368,44 @@ fn completions_and_man_pages() {
     assert!(page.contains("\\-\\-config"), "with the global options");
     let pages = std::fs::read_dir(dir.path()).unwrap().count();
     assert!(pages >= 14, "onesoidc.1 and one per command: {pages}");
+}
+
+/// `register --security tpm` in a build without the `tpm` feature fails
+/// before writing anything, saying to build with it; `--tcti` alone is a
+/// usage error.
+#[cfg(not(feature = "tpm"))]
+#[test]
+fn register_security_tpm_without_the_feature_says_to_build_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("device.yml");
+    let keys = dir.path().join("keys");
+    let (config, keys) = (config.to_str().unwrap(), keys.to_str().unwrap());
+    let base = ["register", "-t", "Kiosk", "-l", "Hall", "-r", "SERVER"];
+    let out = onesoidc(
+        &[
+            &base[..],
+            &["--security", "tpm", "--config", config, "--key-dir", keys],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--features tpm"), "{stderr}");
+    assert!(!std::path::Path::new(config).exists());
+    let out = onesoidc(
+        &[
+            &base[..],
+            &[
+                "--tcti",
+                "device:/dev/tpmrm0",
+                "--config",
+                config,
+                "--key-dir",
+                keys,
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--security tpm"));
 }

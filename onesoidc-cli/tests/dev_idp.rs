@@ -189,3 +189,53 @@ async fn lifetime_and_interval_flags_reach_the_wire() {
     let html = console.text().await.unwrap();
     assert!(html.contains("1500 ms") && html.contains("15 s"), "{html}");
 }
+
+/// `onesoidc apps ok-app` works though another entry of the list has a URL
+/// that is not http(s); `onesoidc apps typo-app` fails naming the entry;
+/// `onesoidc apps` lists the good ones.
+#[test]
+fn one_bad_application_entry_fails_only_its_own_look_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let idp_config = dir.path().join("devidp.json");
+    std::fs::write(
+        &idp_config,
+        json!({"applications": [
+            {"client_identifier": "ok-app", "client_id": "c1", "name": "OK", "url": "https://ok.example.com"},
+            {"client_identifier": "typo-app", "client_id": "c2", "name": "Typo", "url": "htps//typo.example.com"},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let server = DevIdpProcess::start(&[
+        "--provider-config",
+        idp_config.to_str().unwrap(),
+        "--auto-approve-ms",
+        "50",
+    ]);
+    register(&server.host, d);
+    let device = format!("{d}/device.yml");
+    let with = |args: &[&'static str]| -> Vec<String> {
+        let identity = ["--config", device.as_str(), "--key-dir", d];
+        args.iter()
+            .chain(&identity)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let run = |args: &[&'static str]| {
+        let all = with(args);
+        onesoidc(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let url = stdout(&run(&["apps", "ok-app"]));
+    assert_eq!(url.trim(), "https://ok.example.com");
+
+    let bad = run(&["apps", "typo-app"]);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("\"typo-app\""), "{stderr}");
+
+    let listed = stdout(&run(&["apps"]));
+    assert!(listed.contains("ok-app"), "{listed}");
+    assert!(!listed.contains("typo-app"), "{listed}");
+}

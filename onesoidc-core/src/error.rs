@@ -177,6 +177,18 @@ pub enum Error {
     /// its message says which and why.
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The provider's answer (its `Date` header) shows the device clock off
+    /// by more than the 60 s skew, and `source` is what failed, most likely
+    /// because of it (an ID token "expired" or "issued in the future", a
+    /// client assertion refused). The predicates (`is_network`, ...) look
+    /// through it.
+    #[error("{source} ({offset}; set the device clock right, e.g. with NTP)")]
+    DeviceClockOff {
+        /// How far off the device clock is.
+        offset: crate::ClockOffset,
+        /// What failed.
+        source: Box<Error>,
+    },
     /// A URL (issuer, endpoint, application URL) is not usable.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
@@ -247,7 +259,8 @@ impl Error {
     }
 
     /// This error with every quoted piece of a response (an OAuth
-    /// `error_description`, a public document's start) cut before the first
+    /// `error_description`, a public document's start, a member name in an
+    /// invalid response's reason) cut before the first
     /// of `sent` it contains: the values a request carried (a refresh
     /// token, a client assertion), which a provider or proxy may echo.
     /// Values shorter than 8 characters are ignored.
@@ -261,6 +274,12 @@ impl Error {
     /// assert!(!safe.to_string().contains("rt-1234567890"));
     /// ```
     pub fn forget_values(mut self, sent: &[&str]) -> Self {
+        if let Error::DeviceClockOff { offset, source } = self {
+            return Error::DeviceClockOff {
+                offset,
+                source: Box::new(source.forget_values(sent)),
+            };
+        }
         match &mut self {
             Error::OAuth { description, .. } => {
                 if let Some(text) = description {
@@ -274,6 +293,10 @@ impl Error {
                 body: Some(text), ..
             } => {
                 *text = crate::response::cut_before_values(text, sent).to_string();
+            }
+            // A reason may name a member of the body (one named twice).
+            Error::InvalidResponse { reason, .. } => {
+                *reason = crate::response::cut_before_values(reason, sent).to_string();
             }
             _ => {}
         }
@@ -403,30 +426,74 @@ impl Error {
         matches!(self.innermost(), Error::Config(_) | Error::Key(_))
     }
 
-    /// The `Error` at the bottom of an [`Error::Other`] (e.g. the provider
-    /// error behind a token manager's failure), or this one.
-    fn innermost(&self) -> &Error {
-        let mut current = self;
-        while let Error::Other(other) = current {
-            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(other.as_ref());
-            let mut found = None;
-            while let Some(e) = source {
-                if let Some(inner) = e.downcast_ref::<Error>() {
-                    found = Some(inner);
-                    break;
+    /// `error` noting that the device clock is off, when `offset` (from
+    /// the answer that failed) says it is by more than the skew; else
+    /// `error` as it is.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use onesoidc_core::{ClockOffset, Error};
+    /// let answer = http::Response::builder()
+    ///     .header("date", "Sun, 06 Nov 1994 08:49:37 GMT").body(Vec::new()).unwrap();
+    /// let offset = ClockOffset::from_response(&answer, UNIX_EPOCH + Duration::from_secs(784_111_777 + 120));
+    /// let error = Error::oauth("https://idp/oidc/token", 401, "invalid_client", None).with_device_clock(offset);
+    /// assert!(error.to_string().contains("the device clock is 120 s ahead"), "{error}");
+    /// assert_eq!(error.oauth_error(), Some("invalid_client"));
+    /// assert_eq!(error.device_clock_offset(), offset);
+    /// ```
+    pub fn with_device_clock(self, offset: Option<crate::ClockOffset>) -> Error {
+        match offset {
+            Some(offset) if offset.is_off() && self.device_clock_offset().is_none() => {
+                Error::DeviceClockOff {
+                    offset,
+                    source: Box::new(self),
                 }
-                if let Some(inner) = e.downcast_ref::<std::sync::Arc<Error>>() {
-                    found = Some(inner.as_ref());
-                    break;
-                }
-                source = e.source();
             }
-            match found {
-                Some(inner) => current = inner,
-                None => break,
-            }
+            _ => self,
         }
-        current
+    }
+
+    /// How far off the device clock was, when this error (or one it
+    /// wraps) noted it ([`Error::DeviceClockOff`]).
+    pub fn device_clock_offset(&self) -> Option<crate::ClockOffset> {
+        self.layers().find_map(|layer| match layer {
+            Error::DeviceClockOff { offset, .. } => Some(*offset),
+            _ => None,
+        })
+    }
+
+    /// This error, then each `Error` it wraps ([`Error::DeviceClockOff`],
+    /// or the `Error` behind an [`Error::Other`]).
+    fn layers(&self) -> impl Iterator<Item = &Error> {
+        std::iter::successors(Some(self), |layer| layer.wrapped())
+    }
+
+    /// The `Error` this one wraps, if any.
+    fn wrapped(&self) -> Option<&Error> {
+        match self {
+            Error::DeviceClockOff { source, .. } => Some(source),
+            Error::Other(other) => {
+                let mut source: Option<&(dyn std::error::Error + 'static)> = Some(other.as_ref());
+                while let Some(e) = source {
+                    if let Some(inner) = e.downcast_ref::<Error>() {
+                        return Some(inner);
+                    }
+                    if let Some(inner) = e.downcast_ref::<std::sync::Arc<Error>>() {
+                        return Some(inner.as_ref());
+                    }
+                    source = e.source();
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// The `Error` at the bottom of an [`Error::Other`] or
+    /// [`Error::DeviceClockOff`] (e.g. the provider error behind a token
+    /// manager's failure), or this one.
+    fn innermost(&self) -> &Error {
+        self.layers().last().unwrap_or(self)
     }
 }
 
@@ -567,6 +634,17 @@ pub enum KeyError {
         /// What the file holds.
         found: String,
     },
+    /// The device holding the key (a TPM) could not load it, or this build
+    /// cannot use it.
+    #[error("{}: cannot load the device key into {device}: {reason}", path.display())]
+    Device {
+        /// The key file.
+        path: PathBuf,
+        /// The device, e.g. ``TPM at `device:/dev/tpmrm0` ``.
+        device: String,
+        /// What went wrong and what to do.
+        reason: String,
+    },
 }
 
 /// A signature could not be made.
@@ -587,6 +665,14 @@ pub enum SignError {
     /// Serializing the token to sign failed.
     #[error("cannot encode JWT: {0}")]
     Encode(String),
+    /// The device holding the key (a TPM, an HSM) failed or did not answer.
+    #[error("signing with {device} failed: {reason}")]
+    Device {
+        /// The device, e.g. ``TPM at `device:/dev/tpmrm0` ``.
+        device: String,
+        /// What went wrong, naming the key and the device's error.
+        reason: String,
+    },
 }
 
 /// Why an HTTP exchange produced no response.

@@ -86,6 +86,28 @@ pub enum IdTokenError {
         /// Now, seconds since the epoch.
         now: u64,
     },
+    /// `nbf` is in the future (beyond the clock skew).
+    #[error("the ID token is not valid before {nbf} (now {now}, {} s skew allowed); check the device clock", CLOCK_SKEW.as_secs())]
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: u64,
+        /// Now, seconds since the epoch.
+        now: u64,
+    },
+    /// The token names several audiences but no authorized party (`azp`),
+    /// or an `azp` that is not this client (OpenID Connect Core §3.1.3.7
+    /// items 4 and 5): it was issued to another client.
+    #[error(
+        "the ID token's authorized party (`azp`) is {found:?}, expected client id {client_id:?} (audiences {audiences})"
+    )]
+    WrongAuthorizedParty {
+        /// This device's client id.
+        client_id: String,
+        /// The token's `azp`, if any.
+        found: Option<String>,
+        /// The token's `aud`.
+        audiences: String,
+    },
     /// A required claim is absent or has the wrong type.
     #[error("the ID token has no valid `{0}` claim")]
     MissingClaim(&'static str),
@@ -135,7 +157,9 @@ pub struct IdTokenExpectations<'a> {
 }
 
 /// Validates `token`: signature with a key from `jwks` under an allowed
-/// algorithm (never `none`, never HS*), `iss`, `aud`, `exp`, `iat` with 60 s skew.
+/// algorithm (never `none`, never HS*), `iss`, `aud` (and `azp`: required
+/// with several audiences, and ours when present), `exp`, `iat` and `nbf`
+/// with 60 s skew. Header and claims naming a member twice are malformed.
 pub fn validate_id_token(
     token: &str,
     jwks: &PublicJwkSet,
@@ -207,6 +231,24 @@ fn check_claims(
             found: serde_json::to_string(&aud).unwrap_or_default(),
         });
     }
+    // OIDC Core §3.1.3.7 items 4 and 5: with several audiences the
+    // authorized party must be named, and whenever it is, it must be us.
+    let azp = match all.get("azp") {
+        None => None,
+        Some(Value::String(azp)) => Some(azp.clone()),
+        Some(_) => return Err(IdTokenError::MissingClaim("azp")),
+    };
+    let azp_ok = match &azp {
+        Some(azp) => azp == expect.client_id.as_str(),
+        None => aud.len() <= 1,
+    };
+    if !azp_ok {
+        return Err(IdTokenError::WrongAuthorizedParty {
+            client_id: expect.client_id.to_string(),
+            found: azp,
+            audiences: serde_json::to_string(&aud).unwrap_or_default(),
+        });
+    }
     let now = unix_seconds(now);
     let exp = number("exp")?;
     if exp.saturating_add(CLOCK_SKEW.as_secs()) <= now {
@@ -215,6 +257,12 @@ fn check_claims(
     let iat = number("iat")?;
     if iat > now.saturating_add(CLOCK_SKEW.as_secs()) {
         return Err(IdTokenError::IssuedInFuture { iat, now });
+    }
+    if let Some(nbf) = all.get("nbf") {
+        let nbf = nbf.as_u64().ok_or(IdTokenError::MissingClaim("nbf"))?;
+        if nbf > now.saturating_add(CLOCK_SKEW.as_secs()) {
+            return Err(IdTokenError::NotYetValid { nbf, now });
+        }
     }
     let sub = string("sub")?;
     let auth_time = all.get("auth_time").and_then(Value::as_u64);
@@ -231,7 +279,8 @@ fn check_claims(
 
 /// The claims of a JWT, read **without** checking anything: only to compare
 /// with a token validated before (an ID token's `iss` and `sub` across a
-/// refresh). `None` when it is not a JWT with a JSON object as claims.
+/// refresh). `None` when it is not a JWT with a JSON object as claims, or
+/// the object names a member twice.
 ///
 /// ```
 /// let token = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
@@ -241,7 +290,7 @@ fn check_claims(
 pub fn unverified_claims(token: &str) -> Option<serde_json::Map<String, Value>> {
     let payload = token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
+    match crate::json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),
         _ => None,
     }

@@ -62,7 +62,15 @@ pub struct PublicJwkSet {
 }
 
 impl PublicJwk {
-    pub(crate) fn rsa(n: &[u8], e: &[u8], alg: JwsAlgorithm) -> Self {
+    /// An RSA signing key from its big-endian modulus `n` and exponent `e`
+    /// (for keys held elsewhere, e.g. in a TPM).
+    ///
+    /// ```
+    /// use onesoidc_core::{JwsAlgorithm, PublicJwk};
+    /// let jwk = PublicJwk::rsa(&[0xc1; 256], &[1, 0, 1], JwsAlgorithm::RS256);
+    /// assert_eq!(jwk.e.as_deref(), Some("AQAB"));
+    /// ```
+    pub fn rsa(n: &[u8], e: &[u8], alg: JwsAlgorithm) -> Self {
         PublicJwk {
             kty: "RSA".into(),
             alg: Some(alg.as_str().into()),
@@ -76,7 +84,15 @@ impl PublicJwk {
         }
     }
 
-    pub(crate) fn ec(x: &[u8], y: &[u8], alg: JwsAlgorithm) -> Self {
+    /// An EC signing key from its fixed-width coordinates; the curve
+    /// follows `alg` (ES256: P-256, ES384: P-384, ES512: P-521).
+    ///
+    /// ```
+    /// use onesoidc_core::{JwsAlgorithm, PublicJwk};
+    /// let jwk = PublicJwk::ec(&[1; 48], &[2; 48], JwsAlgorithm::ES384);
+    /// assert_eq!(jwk.crv.as_deref(), Some("P-384"));
+    /// ```
+    pub fn ec(x: &[u8], y: &[u8], alg: JwsAlgorithm) -> Self {
         let crv = match alg {
             JwsAlgorithm::ES384 => "P-384",
             JwsAlgorithm::ES512 => "P-521",

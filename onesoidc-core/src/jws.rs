@@ -60,10 +60,12 @@ impl<'a> Jws<'a> {
                 .decode(part.trim_end_matches('='))
                 .map_err(|_| JwsError::Malformed(format!("the {what} is not base64url")))
         };
-        let header: Header = serde_json::from_slice(&decode(h, "header")?)
-            .map_err(|e| JwsError::Malformed(format!("the header is not a JOSE header ({e})")))?;
-        let claims = serde_json::from_slice(&decode(c, "claims")?)
-            .map_err(|e| JwsError::Malformed(format!("the claims are not a JSON object ({e})")))?;
+        let header: Header = serde_json::from_value(Value::Object(strict_object(
+            &decode(h, "header")?,
+            "header",
+        )?))
+        .map_err(|e| JwsError::Malformed(format!("the header is not a JOSE header ({e})")))?;
+        let claims = strict_object(&decode(c, "claims")?, "claims set")?;
         let signature = decode(s, "signature")?;
         Ok(Jws {
             header,
@@ -91,6 +93,23 @@ impl<'a> Jws<'a> {
     pub fn verify_with_key(&self, key: &PublicJwk, allowed: &[&str]) -> Result<(), JwsError> {
         check_algorithm(&self.header.alg, &[], allowed)?;
         verify_signature(key, &self.header.alg, self.signing_input, &self.signature)
+    }
+}
+
+/// `bytes` as a JSON object with no member named twice (a parser
+/// differential: another reader could see another `sub`).
+fn strict_object(bytes: &[u8], what: &str) -> Result<serde_json::Map<String, Value>, JwsError> {
+    match crate::json::from_slice(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(JwsError::Malformed(format!(
+            "the {what} is not a JSON object"
+        ))),
+        Err(e) => Err(JwsError::Malformed(
+            match crate::json::duplicate_member(&e) {
+                Some(member) => format!("the {what} names member {member} twice"),
+                None => format!("the {what} is not a JSON object ({e})"),
+            },
+        )),
     }
 }
 

@@ -40,12 +40,14 @@
 
 mod access_token;
 mod ciba;
+mod clock;
 mod config;
 mod discovery;
 mod dpop;
 mod error;
 mod id_token;
 mod ids;
+mod json;
 mod jwk;
 mod jws;
 mod jwt;
@@ -63,6 +65,7 @@ pub use access_token::{
     MAX_ACCESS_TOKEN_BYTES, check_access_token, claims_from_introspection, is_jwt,
 };
 pub use ciba::{CibaPoller, PollStep};
+pub use clock::ClockOffset;
 pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration, UnknownKeyType};
 pub use discovery::{Issuer, ProviderMetadata};
 pub use dpop::{
@@ -102,7 +105,7 @@ pub use registration::{
     RegistrationStatus, parse_registration_response, parse_registration_status,
     registration_request, registration_status_request, registration_status_url, registration_url,
 };
-pub use signer::{PemSigner, Signer, ecdsa_der_to_fixed};
+pub use signer::{PemSigner, Signer, ecdsa_der_to_fixed, is_tpm_key_pem};
 
 /// Re-exported so callers can read tokens without naming the crate.
 pub use secrecy::{ExposeSecret, SecretString};

@@ -210,8 +210,38 @@ pub fn find_application(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
-    Ok(Application {
-        url: issuer.resolve_url(&app.url)?,
-        ..app.clone()
-    })
+    app.resolved(issuer)
+}
+
+impl Application {
+    /// This application with its URL resolved against `issuer` (a path
+    /// becomes a URL on the issuer's origin), or [`Error::InvalidUrl`]
+    /// naming the application when the URL is not http(s): one bad entry
+    /// in the list fails only its own look-up.
+    ///
+    /// ```
+    /// use onesoidc_core::{Application, Issuer};
+    /// let issuer = Issuer::new("https://idp.example.com/oidc").unwrap();
+    /// let app = |url: &str| Application { client_identifier: "typo-app".into(), client_id: None, name: None, url: url.into() };
+    /// assert_eq!(app("/vhh").resolved(&issuer).unwrap().url, "https://idp.example.com/vhh");
+    /// let err = app("ftp://files.example.com").resolved(&issuer).unwrap_err();
+    /// assert!(err.to_string().contains("typo-app"), "{err}");
+    /// ```
+    pub fn resolved(&self, issuer: &Issuer) -> Result<Application, Error> {
+        let url = issuer.resolve_url(&self.url).map_err(|error| match error {
+            Error::InvalidUrl { url, reason } => Error::InvalidUrl {
+                url,
+                reason: format!(
+                    "{reason}: the URL of application {:?} in {}; ask the provider's administrator to correct it",
+                    self.client_identifier,
+                    applications_url(issuer)
+                ),
+            },
+            other => other,
+        })?;
+        Ok(Application {
+            url,
+            ..self.clone()
+        })
+    }
 }

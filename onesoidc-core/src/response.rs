@@ -67,6 +67,11 @@ pub fn parse_public_json<T: DeserializeOwned>(
 fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     let at = format!("line {}, column {}", e.line(), e.column());
+    if let Some(member) = crate::json::duplicate_member(e) {
+        return format!(
+            "the object names member {member} twice (at {at}); refused, as another parser could read the other value"
+        );
+    }
     match e.classify() {
         Category::Eof => format!("the JSON ends early (truncated?) at {at}"),
         Category::Syntax => format!("not valid JSON: syntax error at {at}"),
@@ -94,11 +99,13 @@ pub(crate) struct Json<'a> {
 
 impl<'a> Json<'a> {
     /// The object of a 2xx answer; any other status is [`error_from_response`].
+    /// An object that names a member twice (at any depth) is refused, the
+    /// error naming the member.
     pub(crate) fn parse(endpoint: &'a Endpoint, response: &'a HttpResponse) -> Result<Self, Error> {
         if !response.status().is_success() {
             return Err(error_from_response(endpoint, response));
         }
-        match serde_json::from_slice::<Value>(response.body()) {
+        match crate::json::from_slice(response.body()) {
             Ok(Value::Object(map)) => Ok(Json {
                 endpoint,
                 response,

@@ -70,6 +70,19 @@ enum KeyMaterial {
     Ec(EcdsaKeyPair),
 }
 
+/// Whether `pem` is a TPM key file: its first PEM block is a
+/// `TSS2 PRIVATE KEY` (px-device-identity's TPM keys, tpm2-tss-engine,
+/// tpm2-openssl), which only the TPM that made it can use.
+///
+/// ```
+/// assert!(onesoidc_core::is_tpm_key_pem(b"-----BEGIN TSS2 PRIVATE KEY-----\nMII"));
+/// assert!(!onesoidc_core::is_tpm_key_pem(b"-----BEGIN PRIVATE KEY-----\nMII"));
+/// ```
+pub fn is_tpm_key_pem(pem: &[u8]) -> bool {
+    pem.trim_ascii_start()
+        .starts_with(b"-----BEGIN TSS2 PRIVATE KEY-----")
+}
+
 /// A signer holding a private key loaded from PEM (PKCS#1, PKCS#8 or SEC1).
 ///
 /// ```

@@ -74,6 +74,7 @@ fn audience_list_and_skew_are_accepted() {
     let k = key(KeyType::Rsa2048, "k1");
     let mut c = claims();
     c["aud"] = json!(["other", "client-1"]);
+    c["azp"] = json!("client-1");
     c["exp"] = json!(NOW - 30); // expired 30 s ago, within 60 s skew
     c["iat"] = json!(NOW + 30); // 30 s in the future, within skew
     check(&sign_jwt(&k, &c).unwrap(), &jwks(&[&k]), &[]).unwrap();
@@ -272,5 +273,125 @@ fn algorithms_are_pinned_to_the_providers_list() {
             alg: "ES256".into(),
             allowed: "RS256, ES384".into()
         }
+    );
+}
+
+/// OIDC Core §3.1.3.7 items 4–5 (`azp`) and `nbf` with the 60 s skew, one
+/// row per case: the claims changed, and the error expected (`None`: valid).
+#[test]
+fn azp_with_several_audiences_and_nbf_with_the_skew() {
+    let k = key(KeyType::EccP256, "k1");
+    let set = jwks(&[&k]);
+    let wrong_azp = |found: Option<&str>, audiences: &str| {
+        Some(IdTokenError::WrongAuthorizedParty {
+            client_id: "client-1".into(),
+            found: found.map(str::to_string),
+            audiences: audiences.into(),
+        })
+    };
+    let rows: Vec<(&str, Value, Option<IdTokenError>)> = vec![
+        ("one audience, no azp", json!({}), None),
+        (
+            "one audience in a list, no azp",
+            json!({"aud": ["client-1"]}),
+            None,
+        ),
+        ("one audience, azp us", json!({"azp": "client-1"}), None),
+        (
+            "one audience, azp another client",
+            json!({"azp": "other"}),
+            wrong_azp(Some("other"), r#"["client-1"]"#),
+        ),
+        (
+            "two audiences, no azp",
+            json!({"aud": ["client-1", "other"]}),
+            wrong_azp(None, r#"["client-1","other"]"#),
+        ),
+        (
+            "two audiences, azp us",
+            json!({"aud": ["other", "client-1"], "azp": "client-1"}),
+            None,
+        ),
+        (
+            "two audiences, azp the other",
+            json!({"aud": ["client-1", "other"], "azp": "other"}),
+            wrong_azp(Some("other"), r#"["client-1","other"]"#),
+        ),
+        (
+            "azp not a string",
+            json!({"azp": 7}),
+            Some(IdTokenError::MissingClaim("azp")),
+        ),
+        ("nbf in the past", json!({"nbf": NOW - 100}), None),
+        (
+            "nbf 60 s ahead, within the skew",
+            json!({"nbf": NOW + 60}),
+            None,
+        ),
+        (
+            "nbf 61 s ahead",
+            json!({"nbf": NOW + 61}),
+            Some(IdTokenError::NotYetValid {
+                nbf: NOW + 61,
+                now: NOW,
+            }),
+        ),
+        (
+            "nbf not a number",
+            json!({"nbf": "soon"}),
+            Some(IdTokenError::MissingClaim("nbf")),
+        ),
+    ];
+    for (case, changes, expected) in rows {
+        let mut c = claims();
+        for (name, value) in changes.as_object().unwrap() {
+            c[name] = value.clone();
+        }
+        let got = check(&sign_jwt(&k, &c).unwrap(), &set, &[]);
+        assert_eq!(got.err(), expected, "{case}");
+    }
+}
+
+/// Claims or a header naming a member twice are malformed, whichever value
+/// a reader would keep (a parser differential).
+#[test]
+fn claims_naming_a_member_twice_are_refused() {
+    let k = key(KeyType::EccP256, "k1");
+    let signed = |header: &str, claims: &str| {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let signature = k.inner.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    };
+    let header = r#"{"alg":"ES256","kid":"k1"}"#;
+    let body = |sub: &str| {
+        format!(
+            r#"{{"iss":"https://idp/oidc","aud":"client-1",{sub},"iat":{},"exp":{}}}"#,
+            NOW - 10,
+            NOW + 300
+        )
+    };
+    check(
+        &signed(header, &body(r#""sub":"alice""#)),
+        &jwks(&[&k]),
+        &[],
+    )
+    .unwrap();
+    let twice = signed(header, &body(r#""sub":"alice","sub":"mallory""#));
+    assert_eq!(
+        check(&twice, &jwks(&[&k]), &[]).unwrap_err(),
+        IdTokenError::Malformed("the claims set names member `sub` twice".into())
+    );
+    assert!(onesoidc_core::unverified_claims(&twice).is_none());
+    let header_twice = signed(
+        r#"{"alg":"ES256","kid":"k1","kid":"k2"}"#,
+        &body(r#""sub":"alice""#),
+    );
+    assert_eq!(
+        check(&header_twice, &jwks(&[&k]), &[]).unwrap_err(),
+        IdTokenError::Malformed("the header names member `kid` twice".into())
     );
 }

@@ -439,3 +439,45 @@ fn request_builders_carry_client_auth() {
         assert!(get(&f, "client_assertion").is_some());
     }
 }
+
+/// A member named twice is a parser differential (serde_json keeps the
+/// last, a proxy or provider may read the first): token and introspection
+/// answers naming one twice are refused, the error naming the member and
+/// the endpoint, never a value.
+#[test]
+fn duplicate_members_are_refused_naming_member_and_endpoint() {
+    let now = UNIX_EPOCH;
+    let token =
+        r#"{"access_token":"at-first-5Gx9","token_type":"Bearer","access_token":"at-second-7Hq2"}"#;
+    let err = parse_token_response(&TOKEN, &response(200, token), now).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::InvalidResponse { .. }), "{err}");
+    assert!(
+        text.contains("https://idp/oidc/token") && text.contains("`access_token` twice"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("at-first") && !text.contains("at-second"),
+        "{text}"
+    );
+    // At any depth, and whichever member it is.
+    let nested = r#"{"access_token":"a","token_type":"Bearer","extra":{"k":1,"k":2}}"#;
+    let err = parse_token_response(&TOKEN, &response(200, nested), now).unwrap_err();
+    assert!(err.to_string().contains("`k` twice"), "{err}");
+
+    let introspection = Endpoint::from("https://idp/oidc/token/introspection");
+    let answer = r#"{"active":false,"sub":"alice","active":true}"#;
+    let err = parse_introspection_response(&introspection, &response(200, answer)).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("https://idp/oidc/token/introspection") && text.contains("`active` twice"),
+        "{text}"
+    );
+    // The same bodies without the duplicate parse.
+    let once = r#"{"active":true,"sub":"alice"}"#;
+    assert!(
+        parse_introspection_response(&introspection, &response(200, once))
+            .unwrap()
+            .active
+    );
+}

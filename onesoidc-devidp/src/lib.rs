@@ -112,6 +112,13 @@
 //! | `POST /control/devices` | `{"public_jwk": {...}}` (optionally `device_id`, `client_id`) → `{"device_id", "client_id"}` |
 //! | `GET /control/stats` | [`Stats`] |
 //! | `GET` / `PUT /control/auto-approve` | `{"after_ms": 1500, "decision": "approve"}` or `null` |
+//! | `POST /control/keys/rotate` | sign with a new key from now on, the old one still published ([`DevIdp::rotate_signing_key`]) → `{"kid", "previous_kid"}` |
+//!
+//! The console's protections apply here too: only the provider's own host
+//! names in `Host` (else `403 forbidden`), and every request but `GET` and
+//! `HEAD` must carry `Content-Type: application/json` (else `415`), even
+//! with an empty body, so a cross-site page cannot send one without a CORS
+//! preflight, which is never granted.
 //!
 //! # Console (not part of OnesID)
 //!
@@ -138,7 +145,8 @@
 //!   header: `403 forbidden` without it, or with an `Origin` of another
 //!   site. A cross-site page can neither read the token nor send the header
 //!   (that needs a CORS preflight, which is never granted). The `/control/`
-//!   routes stay as they are, without a token, for tests and scripts;
+//!   routes need no token (tests and scripts call them), but take only JSON
+//!   and answer only to the provider's own host names, as above;
 //! - the console routes answer only to the provider's own host names (its
 //!   host, and the loopback names when it listens on loopback or on every
 //!   address): `403` for any other `Host`, so DNS rebinding cannot read the

@@ -45,6 +45,11 @@ impl ProviderKey {
         })
     }
 
+    /// The key id (its RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
     /// The public JWK (with `kid`, `alg`, `use`).
     pub fn jwk(&self) -> &PublicJwk {
         &self.jwk

@@ -170,9 +170,16 @@ pub(crate) fn validate(
             let hint = claims
                 .required_string("id_token_hint")
                 .map_err(ApiError::invalid_request)?;
-            let hinted = state.key.verify_own(hint, &state.issuer).map_err(|e| {
-                ApiError::invalid_request(format!("id_token_hint is not valid: {e}"))
-            })?;
+            // Any key still published: the hint may predate a rotation.
+            let hinted = state
+                .published_keys()
+                .iter()
+                .map(|key| key.verify_own(hint, &state.issuer))
+                .reduce(|first, next| first.or(next))
+                .unwrap_or_else(|| Err("the provider has no key".into()))
+                .map_err(|e| {
+                    ApiError::invalid_request(format!("id_token_hint is not valid: {e}"))
+                })?;
             match hinted.get("sub") {
                 Some(Value::String(sub)) if state.is_user(sub) => sub.clone(),
                 _ => {

@@ -255,6 +255,17 @@ impl DevIdp {
         self.provider().revocation_endpoint.clone()
     }
 
+    /// Signs tokens with a new key from now on (the old one stays
+    /// published beside it at `/oidc/jwks`, and the one before is dropped),
+    /// as a provider rotating its keys does; also `POST /control/keys/rotate`.
+    /// Returns the new key's `kid`.
+    pub async fn rotate_signing_key(&self) -> Result<String, String> {
+        let key = tokio::task::spawn_blocking(crate::provider_key::ProviderKey::generate)
+            .await
+            .map_err(|e| format!("generating the key failed: {e}"))??;
+        Ok(self.provider().rotate_key(key).0)
+    }
+
     /// `{issuer}/jwks`.
     pub fn jwks_uri(&self) -> String {
         self.provider().jwks_uri.clone()

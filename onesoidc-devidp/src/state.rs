@@ -127,6 +127,12 @@ impl Store {
     }
 }
 
+/// The provider's signing keys.
+struct ProviderKeys {
+    current: Arc<ProviderKey>,
+    previous: Option<Arc<ProviderKey>>,
+}
+
 /// The shared state of one provider.
 pub(crate) struct Provider {
     pub config: DevIdpConfig,
@@ -137,7 +143,9 @@ pub(crate) struct Provider {
     pub introspection_endpoint: String,
     pub revocation_endpoint: String,
     pub jwks_uri: String,
-    pub key: ProviderKey,
+    /// The signing key, and the one before it (still published after a
+    /// rotation, as a real provider keeps it until its tokens expire).
+    keys: std::sync::RwLock<ProviderKeys>,
     store: Mutex<Store>,
     pub ciba_events: Events<CibaRequestInfo>,
     pub qr_events: Events<String>,
@@ -153,6 +161,35 @@ pub(crate) struct Provider {
 }
 
 impl Provider {
+    /// The key that signs tokens now.
+    pub fn key(&self) -> Arc<ProviderKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current
+            .clone()
+    }
+
+    /// The keys `/oidc/jwks` publishes: the current one, then the one it
+    /// replaced (if any).
+    pub fn published_keys(&self) -> Vec<Arc<ProviderKey>> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        std::iter::once(keys.current.clone())
+            .chain(keys.previous.clone())
+            .collect()
+    }
+
+    /// Signs with `key` from now on; the current key stays published as
+    /// the previous one. Returns the new and the previous `kid`.
+    pub fn rotate_key(&self, key: ProviderKey) -> (String, String) {
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let previous = std::mem::replace(&mut keys.current, Arc::new(key));
+        let ids = (keys.current.kid().to_string(), previous.kid().to_string());
+        keys.previous = Some(previous);
+        tracing::info!(kid = %ids.0, previous_kid = %ids.1, "provider signing key rotated");
+        ids
+    }
+
     /// Checks that the `jti` of `claims` was not used before by `client_id`
     /// for `kind`, and remembers it until `exp` plus the clock skew (after
     /// which the token is refused as expired anyway).
@@ -206,11 +243,14 @@ impl Provider {
             introspection_endpoint: format!("{issuer}/token/introspection"),
             revocation_endpoint: format!("{issuer}/token/revocation"),
             jwks_uri: format!("{issuer}/jwks"),
+            keys: std::sync::RwLock::new(ProviderKeys {
+                current: Arc::new(key),
+                previous: None,
+            }),
             console: Guard::new(&host, aliases),
             issuer,
             host,
             config,
-            key,
             store: Mutex::new(store),
             ciba_events: Events::new(),
             qr_events: Events::new(),

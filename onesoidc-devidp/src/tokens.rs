@@ -165,12 +165,11 @@ impl Provider {
             Some(app.url.as_str()) == grant.resource.as_deref()
                 && app.access_token_format == AccessTokenFormat::Opaque
         });
+        let key = self.key();
         let access_token = if opaque {
             random_token("at_")
         } else {
-            self.key
-                .sign(ACCESS_TOKEN_TYP, &claims)
-                .map_err(server_error)?
+            key.sign(ACCESS_TOKEN_TYP, &claims).map_err(server_error)?
         };
         let id_token = if with_id_token {
             let claims = IdClaims {
@@ -181,7 +180,7 @@ impl Provider {
                 iat,
                 auth_time: grant.auth_time.unwrap_or(iat),
             };
-            Some(self.key.sign("JWT", &claims).map_err(server_error)?)
+            Some(key.sign("JWT", &claims).map_err(server_error)?)
         } else {
             None
         };
@@ -281,7 +280,9 @@ impl Provider {
             scope: scope.map(str::to_string).or_else(|| grant.scope.clone()),
             ..grant.clone()
         };
-        let mut response = self.issue_tokens(&access_grant, false, false)?;
+        // A new ID token when the grant asked for `openid`, signed with the
+        // key of the moment (OIDC Core §12.2), as the stock provider does.
+        let mut response = self.issue_tokens(&access_grant, false, grant.wants_id_token())?;
         response.refresh_token = Some(self.issue_refresh_token(&grant));
         Ok(response)
     }

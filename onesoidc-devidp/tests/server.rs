@@ -76,7 +76,7 @@ async fn control(h: &Harness, method: &str, path: &str, body: Option<Value>) -> 
         ("GET", _) => h.get(&url, None).await,
         ("PUT", Some(body)) => h.put_json(&url, &body).await,
         ("POST", Some(body)) => h.post_json(&url, None, &body).await,
-        ("POST", None) => h.post_empty(&url).await,
+        ("POST", None) => h.post_empty_json(&url).await,
         other => panic!("{other:?}"),
     };
     assert_eq!(
@@ -304,6 +304,96 @@ async fn seeded_devices_and_config_file() {
     h.backchannel(&device, &h.request_claims(&device, "carol"))
         .await
         .assert_ok();
+}
+
+/// `POST /control/keys/rotate`: the provider signs with a new key, and
+/// publishes it first with the one it replaced (only that one) behind it.
+#[tokio::test]
+async fn the_signing_key_rotates_and_the_previous_one_stays_published() {
+    let h = Harness::fast().await;
+    let kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = kids(h.get(&h.idp.jwks_uri(), None).await.assert_ok());
+    assert_eq!(first.len(), 1);
+    let rotated = control(&h, "POST", "/keys/rotate", None).await;
+    let rotated = rotated.assert_ok().clone();
+    assert_eq!(rotated["previous_kid"], first[0].as_str());
+    let second = kids(h.get(&h.idp.jwks_uri(), None).await.assert_ok());
+    assert_eq!(
+        second,
+        [rotated["kid"].as_str().unwrap(), first[0].as_str()]
+    );
+    let third = h.idp.rotate_signing_key().await.unwrap();
+    let published = kids(h.get(&h.idp.jwks_uri(), None).await.assert_ok());
+    assert_eq!(published, [third.as_str(), second[0].as_str()]);
+}
+
+/// One exact HTTP/1.1 request, as a cross-site page or a DNS-rebinding page
+/// would make it; the status and body of the answer.
+async fn raw_request(idp: &DevIdp, request: String) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(idp.local_addr())
+        .await
+        .unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (status, answer)
+}
+
+/// The `/control/` routes get the console's protections: a `no-cors`
+/// `text/plain` POST (what any web page can send without a preflight) is
+/// refused with 415 and changes nothing, and so is every request naming
+/// another `Host` (DNS rebinding), with 403.
+#[tokio::test]
+async fn control_routes_refuse_other_sites_and_rebound_hosts() {
+    let h = Harness::fast().await;
+    let own = h.idp.local_addr().to_string();
+    let jwk = PemSigner::generate(KeyType::EccP256).unwrap().public_jwk();
+    let body = json!({"public_jwk": jwk, "client_id": "planted"}).to_string();
+    let post = |host: &str, content_type: &str| {
+        format!(
+            "POST /control/devices HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+
+    let (status, answer) = raw_request(&h.idp, post(&own, "text/plain;charset=UTF-8")).await;
+    assert_eq!(status, 415, "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
+    let (status, _) = raw_request(&h.idp, post(&own, "application/x-www-form-urlencoded")).await;
+    assert_eq!(status, 415);
+    let (status, answer) =
+        raw_request(&h.idp, post("rebound.evil.example:80", "application/json")).await;
+    assert_eq!(status, 403, "{answer}");
+    let read =
+        "GET /control/ciba HTTP/1.1\r\nHost: rebound.evil.example\r\nConnection: close\r\n\r\n"
+            .to_string();
+    let (status, answer) = raw_request(&h.idp, read).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(!answer.contains("requests"), "{answer}");
+    // An empty-bodied POST is refused too without the JSON content type.
+    let approve = format!(
+        "POST /control/ciba/any/approve HTTP/1.1\r\nHost: {own}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(raw_request(&h.idp, approve).await.0, 415);
+
+    // The same request with the provider's Host and JSON works: 201, not
+    // 409 `conflict`, so none of the refused ones registered `planted`.
+    let (status, answer) = raw_request(&h.idp, post(&own, "application/json")).await;
+    assert_eq!(status, 201, "{answer}");
 }
 
 #[tokio::test]

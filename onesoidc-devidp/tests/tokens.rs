@@ -29,7 +29,11 @@ async fn refresh_rotates_and_reuse_revokes_the_grant() {
     assert_eq!(resp.header("cache-control"), Some("no-store"));
     let rt2 = refresh_token(&second);
     assert_ne!(rt1, rt2, "rotation");
-    assert!(second.get("id_token").is_none());
+    let id_token = claims_of(second["id_token"].as_str().unwrap());
+    assert_eq!(
+        id_token["sub"], "alice",
+        "a new ID token for the same person"
+    );
     let access = claims_of(second["access_token"].as_str().unwrap());
     assert_eq!(access["sub"], "alice");
     assert_eq!(second["scope"], "openid offline_access profile");

@@ -10,23 +10,33 @@ use crate::OnesIdClient;
 impl OnesIdClient {
     /// Every application the provider lists for this device, each URL
     /// resolved against the issuer (a path becomes a URL on the issuer's
-    /// origin), ready to be CIBA's `resource`.
+    /// origin), ready to be CIBA's `resource`. An entry whose URL is not
+    /// http(s) is left out, with a warning naming it (one administrator's
+    /// typo must not break every other application);
+    /// [`application`](Self::application) names the error when asked for it.
     pub async fn applications(&self) -> Result<Vec<Application>, Error> {
+        let listed = self.listed_applications().await?;
+        Ok(listed
+            .iter()
+            .filter_map(|app| match app.resolved(self.issuer()) {
+                Ok(app) => Some(app),
+                Err(error) => {
+                    tracing::warn!("leaving out a well-known application: {error}");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    /// The applications as the provider lists them, URLs unresolved.
+    async fn listed_applications(&self) -> Result<Vec<Application>, Error> {
         let endpoint = applications_url(self.issuer());
         self.with_device_bearer(
             |bearer| applications_request(self.issuer(), bearer),
             &endpoint,
             |r| parse_applications(&endpoint, r),
         )
-        .await?
-        .into_iter()
-        .map(|app| {
-            Ok(Application {
-                url: self.issuer().resolve_url(&app.url)?,
-                ..app
-            })
-        })
-        .collect()
+        .await
     }
 
     /// The application with `client_identifier`, its URL resolved against the
@@ -41,7 +51,7 @@ impl OnesIdClient {
     /// # Ok(()) }
     /// ```
     pub async fn application(&self, client_identifier: &str) -> Result<Application, Error> {
-        let applications = self.applications().await?;
+        let applications = self.listed_applications().await?;
         find_application(&applications, client_identifier, self.issuer())
     }
 }

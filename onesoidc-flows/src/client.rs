@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use onesoidc_core::request::HttpRequest;
 use onesoidc_core::response::HttpResponse;
 use onesoidc_core::{
-    ClientAuth, DeviceTokenRequest, Endpoint, Error, ExposeSecret, Issuer, ProviderMetadata,
-    SecretString, TokenSet, parse_token_response,
+    ClientAuth, ClockOffset, DeviceTokenRequest, Endpoint, Error, ExposeSecret, Issuer,
+    ProviderMetadata, SecretString, TokenSet, parse_token_response,
 };
 use onesoidc_fs::IdentityPaths;
 use onesoidc_http::{BoxFuture, HttpClient, Policy, PolicyClient};
@@ -44,7 +44,15 @@ struct Inner {
     jwks: crate::jwks::JwksCache,
     device_bearer: Mutex<Option<TokenSet>>,
     device_token_source: std::sync::RwLock<Option<Arc<dyn DeviceTokenSource>>>,
+    clock: WallClock,
+    /// The device clock against the provider's, from the `Date` of its
+    /// last answer that had one.
+    provider_clock: std::sync::Mutex<Option<ClockOffset>>,
 }
+
+/// A wall clock: what time the device thinks it is. See
+/// [`OnesIdClientBuilder::clock`].
+pub type WallClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Where an [`OnesIdClient`] gets the device's access token for the
 /// requests that carry it as a bearer (QR sessions, well-known
@@ -59,6 +67,44 @@ pub trait DeviceTokenSource: Send + Sync {
     /// The provider refused the token last handed out (HTTP 401): the next
     /// one must be a new one.
     fn refused(&self) -> BoxFuture<'_, ()>;
+}
+
+/// What [`OnesIdClient::refresh_with_report`] got.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Refreshed {
+    /// The new tokens: the rotated refresh token (or the old one, when the
+    /// provider sent none), and the previous ID token when the new one was
+    /// not accepted.
+    pub tokens: TokenSet,
+    /// Why the new ID token was not accepted (the tokens keep the previous
+    /// one): its signature, its claims, or the provider's keys out of reach.
+    pub id_token_rejected: Option<Arc<Error>>,
+    /// How far off the device clock is, when the token endpoint's `Date`
+    /// shows it off by more than the 60 s skew.
+    pub device_clock: Option<ClockOffset>,
+}
+
+/// `iss` or `sub` when the new ID token names another issuer or subject
+/// than the previous one (read unverified: a token that cannot be
+/// validated must still not switch the person).
+fn names_another_subject(previous: &TokenSet, refreshed: &TokenSet) -> Option<&'static str> {
+    let claims = |tokens: &TokenSet| {
+        tokens
+            .id_token
+            .as_ref()
+            .and_then(|t| onesoidc_core::unverified_claims(t.expose_secret()))
+    };
+    let (before, after) = (claims(previous)?, claims(refreshed));
+    let Some(after) = after else {
+        // Not readable at all: it names nobody.
+        return None;
+    };
+    ["iss", "sub"].into_iter().find(|name| {
+        after
+            .get(*name)
+            .is_some_and(|now| before.get(*name) != Some(now))
+    })
 }
 
 /// A cached device token is replaced this long before it expires.
@@ -115,6 +161,7 @@ pub struct OnesIdClientBuilder {
     http: Option<Arc<dyn HttpClient>>,
     policy: Policy,
     metadata: Option<ProviderMetadata>,
+    clock: Option<WallClock>,
 }
 
 impl std::fmt::Debug for OnesIdClientBuilder {
@@ -125,6 +172,7 @@ impl std::fmt::Debug for OnesIdClientBuilder {
             .field("http", &self.http.is_some())
             .field("policy", &self.policy)
             .field("provider_metadata", &self.metadata.is_some())
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
             .finish()
     }
 }
@@ -176,6 +224,25 @@ impl OnesIdClientBuilder {
         self
     }
 
+    /// The wall clock every assertion is stamped with and every token
+    /// checked against (default [`SystemTime::now`]); tests set a device
+    /// clock that is off.
+    ///
+    /// ```
+    /// # fn run(identity: onesoidc_flows::DeviceIdentity, http: onesoidc_flows::http_client::ReqwestClient) -> Result<(), onesoidc_flows::Error> {
+    /// use std::time::{Duration, SystemTime};
+    /// let two_minutes_ahead = onesoidc_flows::OnesIdClient::builder()
+    ///     .identity(identity)
+    ///     .http(http)
+    ///     .clock(|| SystemTime::now() + Duration::from_secs(120))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// Loads the identity if none was given, and builds the client.
     ///
     /// Fails with the file and field of a bad `device.yml` or key,
@@ -215,6 +282,8 @@ impl OnesIdClientBuilder {
                 jwks: Default::default(),
                 device_bearer: Mutex::new(None),
                 device_token_source: std::sync::RwLock::new(None),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+                provider_clock: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -282,9 +351,10 @@ impl OnesIdClient {
         &self.inner.http
     }
 
-    /// The current time, as every assertion is stamped.
+    /// The current time, as every assertion is stamped (the
+    /// [builder's clock](OnesIdClientBuilder::clock)).
     pub fn now(&self) -> SystemTime {
-        SystemTime::now()
+        (self.inner.clock)()
     }
 
     /// The provider's endpoints: discovered once, then cached ([PROTOCOL §2](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#2-discovery)).
@@ -308,7 +378,31 @@ impl OnesIdClient {
         endpoint: &Endpoint,
         request: HttpRequest,
     ) -> Result<HttpResponse, Error> {
-        send(&self.inner.http, endpoint, request).await
+        let response = send(&self.inner.http, endpoint, request).await?;
+        self.note_provider_clock(&response);
+        Ok(response)
+    }
+
+    /// Remembers how far off the device clock is by `response`'s `Date`.
+    fn note_provider_clock(&self, response: &HttpResponse) -> Option<ClockOffset> {
+        let offset = ClockOffset::from_response(response, self.now())?;
+        *self
+            .inner
+            .provider_clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(offset);
+        Some(offset)
+    }
+
+    /// How far off the device clock was by the provider's last answer that
+    /// had a `Date` header; errors name it when it is off by more than the
+    /// 60 s skew ([`Error::DeviceClockOff`]).
+    pub fn provider_clock(&self) -> Option<ClockOffset> {
+        *self
+            .inner
+            .provider_clock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Builds a request signed with the device key: at once with an
@@ -322,8 +416,8 @@ impl OnesIdClient {
         if !auth.signer.blocks() {
             return build(auth, self.now());
         }
-        let auth = auth.clone();
-        tokio::task::spawn_blocking(move || build(&auth, SystemTime::now()))
+        let (auth, clock) = (auth.clone(), self.inner.clock.clone());
+        tokio::task::spawn_blocking(move || build(&auth, clock()))
             .await
             .unwrap_or_else(|join_error| {
                 Err(Error::Sign(onesoidc_core::SignError::Command {
@@ -364,10 +458,34 @@ impl OnesIdClient {
     /// the returned set; when it has one (rotation), the new one replaces it.
     /// A rejected refresh token is [`Error::OAuth`] with `invalid_grant`,
     /// a missing one [`Error::LoginRequired`] (nothing sent): either way
-    /// the user has to log in again. A new ID token is validated, and must
-    /// name the same issuer and subject as the one it replaces
-    /// ([`IdTokenError::ChangedOnRefresh`](onesoidc_core::IdTokenError::ChangedOnRefresh)).
+    /// the user has to log in again. The new ID token is checked as
+    /// [`refresh_with_report`](Self::refresh_with_report) says: one that
+    /// names another issuer or subject is an error
+    /// ([`IdTokenError::ChangedOnRefresh`](onesoidc_core::IdTokenError::ChangedOnRefresh));
+    /// one that fails another check leaves the previous ID token in the
+    /// returned set, with a warning.
     pub async fn refresh(&self, previous: &TokenSet) -> Result<TokenSet, Error> {
+        self.refresh_with_report(previous)
+            .await
+            .map(|refreshed| refreshed.tokens)
+    }
+
+    /// [`refresh`](Self::refresh), saying what went wrong without losing
+    /// the new tokens.
+    ///
+    /// A provider that rotates refresh tokens has spent the old one by the
+    /// time it answers, so the new refresh token is kept whenever it can
+    /// be: the new ID token is validated (a key or algorithm it does not
+    /// know yet makes one more JWKS fetch, however recent the last one);
+    /// if it names another issuer or subject than the previous one (even
+    /// unverified) nothing is kept and the error is
+    /// [`IdTokenError::ChangedOnRefresh`](onesoidc_core::IdTokenError::ChangedOnRefresh);
+    /// if it fails any other check (the provider's keys out of reach, the
+    /// device clock off, a signature that does not verify) the new access
+    /// and refresh tokens are returned with the *previous* ID token, and
+    /// [`Refreshed::id_token_rejected`] says why. The token endpoint's
+    /// `Date` header gives [`Refreshed::device_clock`].
+    pub async fn refresh_with_report(&self, previous: &TokenSet) -> Result<Refreshed, Error> {
         let refresh_token = previous
             .refresh_token
             .clone()
@@ -382,26 +500,42 @@ impl OnesIdClient {
             })
             .await?
         };
-        let mut refreshed = self
+        let (refreshed, clock) = self
             .exchange(&endpoint, request, |r| {
-                parse_token_response(&endpoint, r, self.now())
+                let now = self.now();
+                let tokens = parse_token_response(&endpoint, r, now)?;
+                Ok((tokens, ClockOffset::from_response(r, now)))
             })
-            .await?
-            .keep_refresh_token_from(previous);
-        match self.check_refreshed_id_token(previous, &refreshed).await {
-            Ok(()) => Ok(refreshed),
-            // The provider's keys could not be fetched: keep the new tokens
-            // (a rotated refresh token must not be lost) with the ID token
-            // validated before.
-            Err(error) if error.is_network() => {
-                tracing::warn!(
-                    "cannot validate the refreshed ID token now, keeping the previous one: {error}"
-                );
-                refreshed.id_token = previous.id_token.clone();
-                Ok(refreshed)
-            }
-            Err(error) => Err(error),
+            .await?;
+        let mut tokens = refreshed.keep_refresh_token_from(previous);
+        let device_clock = clock.filter(ClockOffset::is_off);
+        if let Some(offset) = device_clock {
+            tracing::warn!(%endpoint, "{offset}");
         }
+        let id_token_rejected = match self.check_refreshed_id_token(previous, &tokens).await {
+            Ok(()) => None,
+            Err(error) => {
+                if let Some(claim) = names_another_subject(previous, &tokens) {
+                    tracing::warn!(%endpoint, claim, "the refreshed ID token names another {claim}: refusing the refreshed tokens");
+                    return Err(Error::IdToken {
+                        endpoint: endpoint.to_string(),
+                        source: onesoidc_core::IdTokenError::ChangedOnRefresh { claim },
+                    });
+                }
+                let error = error.with_device_clock(device_clock);
+                tracing::warn!(
+                    %endpoint,
+                    "the refreshed ID token was not accepted; keeping the new access and refresh tokens with the previous ID token: {error}"
+                );
+                tokens.id_token = previous.id_token.clone();
+                Some(Arc::new(error))
+            }
+        };
+        Ok(Refreshed {
+            tokens,
+            id_token_rejected,
+            device_clock,
+        })
     }
 
     /// Takes the device access token for bearer requests (QR sessions,
@@ -432,13 +566,19 @@ impl OnesIdClient {
     /// Sends `request` and parses the answer with `parse`. An error is cut
     /// before every value the request carried (a form value, the bearer
     /// token), which a provider or a proxy may echo.
+    /// An error names how far off the device clock is when the answer's
+    /// `Date` shows it off by more than the skew ([`Error::DeviceClockOff`]).
     pub(crate) async fn exchange<T>(
         &self,
         endpoint: &Endpoint,
         request: HttpRequest,
         parse: impl FnOnce(&HttpResponse) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        exchange(&self.inner.http, endpoint, request, parse).await
+        exchange(&self.inner.http, endpoint, request, |response| {
+            let offset = self.note_provider_clock(response);
+            parse(response).map_err(|error| error.with_device_clock(offset))
+        })
+        .await
     }
 
     /// Sends a request that carries the device access token as bearer

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use onesoidc_core::{
     ClientAuth, ConfigError, DeviceConfig, Error, Issuer, KeyError, KeySecurity, KeyType,
-    PemSigner, PublicJwk, Signer,
+    PemSigner, PublicJwk, Signer, is_tpm_key_pem,
 };
 use onesoidc_fs::{Access, IdentityPaths, MAX_IDENTITY_FILE_BYTES, read_limited};
 
@@ -40,9 +40,27 @@ impl DeviceIdentity {
     /// [`MAX_IDENTITY_FILE_BYTES`]; symlinks are followed).
     ///
     /// A PEM key must match `key_type`; a private key readable by group or
-    /// others is loaded with a warning. A TPM identity signs through
-    /// `px-device-identity` ([`CommandSigner::px_device_identity`]).
+    /// others is loaded with a warning.
+    ///
+    /// A TPM identity (`key_security: tpm`) whose `private.pem` is a
+    /// `TSS2 PRIVATE KEY` signs in process with the `tpm` feature
+    /// (onesoidc-tpm; the TPM named by `TPM2TOOLS_TCTI` / `TSS2_TCTI`, default
+    /// `device:/dev/tpmrm0`). Without the feature it signs through
+    /// px-device-identity ([`CommandSigner::px_device_identity`]), saying so,
+    /// or fails naming both ways out when px-device-identity is not
+    /// installed. Other TPM identities sign through px-device-identity.
     pub fn load(paths: &IdentityPaths) -> Result<Self, Error> {
+        Self::load_inner(paths, None)
+    }
+
+    /// [`load`](Self::load) with the TPM named by `tcti` (a `--tcti`
+    /// option) instead of the environment's.
+    #[cfg(feature = "tpm")]
+    pub fn load_with_tcti(paths: &IdentityPaths, tcti: &onesoidc_tpm::Tcti) -> Result<Self, Error> {
+        Self::load_inner(paths, Some(tcti))
+    }
+
+    fn load_inner(paths: &IdentityPaths, tcti: Option<&Tcti>) -> Result<Self, Error> {
         finish_interrupted_write(paths)?;
         let config = load_device_config(&paths.config)?;
         let key_path = paths.private_key();
@@ -57,6 +75,14 @@ impl DeviceIdentity {
                 })
             }
             KeySecurity::Tpm => {
+                if let Some(pem) = read_tpm_key(&key_path)? {
+                    let (signer, public_jwk) = tpm_signer(&config, paths, &pem, tcti)?;
+                    return Ok(DeviceIdentity {
+                        config,
+                        signer,
+                        public_jwk,
+                    });
+                }
                 let alg = config.key_type.jws_algorithm();
                 let public_jwk = read_public_jwk(&paths.public_jwk())?;
                 Ok(DeviceIdentity {
@@ -132,6 +158,90 @@ pub fn load_pem_signer(path: impl AsRef<Path>, expected: KeyType) -> Result<PemS
         });
     }
     Ok(signer)
+}
+
+/// The TPM's TCTI when this build has the `tpm` feature (nothing to name
+/// without it).
+#[cfg(feature = "tpm")]
+type Tcti = onesoidc_tpm::Tcti;
+#[cfg(not(feature = "tpm"))]
+type Tcti = std::convert::Infallible;
+
+/// The key file's text when it is a `TSS2 PRIVATE KEY`; `None` when it is
+/// missing or another kind of file (px-device-identity's TPM setups vary).
+fn read_tpm_key(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    match read_limited(path, MAX_IDENTITY_FILE_BYTES) {
+        Ok(bytes) => Ok(is_tpm_key_pem(&bytes).then_some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Key(KeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })),
+    }
+}
+
+/// Loads the TPM key in `pem` into the TPM (`tcti`, else the
+/// environment's) and checks it is of `key_type`.
+#[cfg(feature = "tpm")]
+fn tpm_signer(
+    config: &DeviceConfig,
+    paths: &IdentityPaths,
+    pem: &[u8],
+    tcti: Option<&Tcti>,
+) -> Result<(Arc<dyn Signer>, Option<PublicJwk>), Error> {
+    let path = &paths.private_key();
+    let device = |tcti: &str| format!("TPM at `{tcti}`");
+    let tcti = match tcti {
+        Some(tcti) => tcti.clone(),
+        None => Tcti::from_env().map_err(|e| KeyError::Device {
+            path: path.to_path_buf(),
+            device: "the TPM".into(),
+            reason: e.to_string(),
+        })?,
+    };
+    let signer = onesoidc_tpm::TpmSigner::open(pem, path, &tcti).map_err(|e| KeyError::Device {
+        path: path.to_path_buf(),
+        device: device(tcti.as_str()),
+        reason: e.to_string(),
+    })?;
+    if signer.key_type() != config.key_type {
+        return Err(Error::Key(KeyError::Mismatch {
+            path: path.to_path_buf(),
+            expected: config.key_type,
+            found: signer.key_type().to_string(),
+        }));
+    }
+    let public_jwk = signer.public_jwk();
+    Ok((Arc::new(signer), Some(public_jwk)))
+}
+
+/// Without the `tpm` feature: px-device-identity signs, when installed.
+#[cfg(not(feature = "tpm"))]
+fn tpm_signer(
+    config: &DeviceConfig,
+    paths: &IdentityPaths,
+    _pem: &[u8],
+    _tcti: Option<&Tcti>,
+) -> Result<(Arc<dyn Signer>, Option<PublicJwk>), Error> {
+    let path = &paths.private_key();
+    let command = CommandSigner::px_device_identity(config.key_type.jws_algorithm());
+    if !command.program().is_file() {
+        return Err(Error::Key(KeyError::Device {
+            path: path.to_path_buf(),
+            device: "the TPM".into(),
+            reason: format!(
+                "this onesoidc was built without the `tpm` feature and px-device-identity is not installed ({}); build onesoidc with `--features tpm`, or install px-device-identity",
+                command.program().display()
+            ),
+        }));
+    }
+    tracing::warn!(
+        key = %path.display(),
+        program = %command.program().display(),
+        "this onesoidc was built without the `tpm` feature: the TPM key signs through px-device-identity, one process per signature (build with `--features tpm` to sign in process)"
+    );
+    let public_jwk = read_public_jwk(&paths.public_jwk())?;
+    Ok((Arc::new(command), public_jwk))
 }
 
 fn read_public_jwk(path: &Path) -> Result<Option<PublicJwk>, Error> {

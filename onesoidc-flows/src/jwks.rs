@@ -87,6 +87,9 @@ pub enum Want {
     /// Keys from a later fetch than this one (a token named an unknown
     /// `kid`), if the last fetch was at least [`UNKNOWN_KID_REFETCH`] ago.
     NewerThan(u64),
+    /// Keys from a later fetch than this one, fetched now if need be (a
+    /// refresh's ID token did not verify with the cached keys).
+    Refetched(u64),
 }
 
 impl JwksCache {
@@ -121,6 +124,7 @@ impl JwksCache {
                 let too_soon = now < cached.attempted_at + UNKNOWN_KID_REFETCH;
                 (newer || too_soon).then_some(cached.keys)
             }
+            Want::Refetched(seen) => (cached.keys.fetch > seen).then_some(cached.keys),
         }
     }
 

@@ -74,7 +74,9 @@ mod signer;
 mod validation;
 
 pub use ciba::{CibaEvent, Login};
-pub use client::{DeviceTokenSource, OnesIdClient, OnesIdClientBuilder, discover};
+pub use client::{
+    DeviceTokenSource, OnesIdClient, OnesIdClientBuilder, Refreshed, WallClock, discover,
+};
 pub use events::EventStream;
 pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
 pub use jwks::{JWKS_STALE_IF_ERROR, JwksCache, JwksKeys, UNKNOWN_KID_REFETCH, Want, fetch_jwks};
@@ -90,6 +92,9 @@ pub use onesoidc_fs as fs;
 pub use onesoidc_fs::IdentityPaths;
 /// The HTTP transport, re-exported so one dependency is enough.
 pub use onesoidc_http as http_client;
+/// The TPM signer (the `tpm` feature).
+#[cfg(feature = "tpm")]
+pub use onesoidc_tpm as tpm;
 pub use qr::QrEvent;
 pub use random::warm_up_random_generator;
 pub use registration::{

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use onesoidc_core::{
-    ClientId, DeviceConfig, Error, KeySecurity, KeyType, MachineFacts, PemSigner,
-    REGISTRATION_POLL_INTERVAL, REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus,
+    ClientId, DeviceConfig, Error, KeySecurity, KeyType, MachineFacts, PemSigner, PublicJwk,
+    REGISTRATION_POLL_INTERVAL, REGISTRATION_TIMEOUT, RegistrationBody, RegistrationStatus, Signer,
     parse_registration_response, parse_registration_status, registration_request,
     registration_status_request, registration_status_url, registration_url,
 };
@@ -49,6 +49,13 @@ pub struct DeviceRegistration {
     pub role: String,
     /// Key type to generate.
     pub key_type: KeyType,
+    /// Where the key is made: a PEM file (`Default`) or inside the TPM
+    /// (`Tpm`, the `tpm` feature).
+    pub key_security: KeySecurity,
+    /// The TPM to create the key in (`None`: `TPM2TOOLS_TCTI` /
+    /// `TSS2_TCTI`, else `device:/dev/tpmrm0`).
+    #[cfg(feature = "tpm")]
+    pub tcti: Option<onesoidc_tpm::Tcti>,
     /// Where `device.yml` and the keys go.
     pub paths: IdentityPaths,
     /// Replace an existing identity.
@@ -89,6 +96,9 @@ impl DeviceRegistration {
             location: location.to_string(),
             role: role.to_lowercase(),
             key_type: KeyType::EccP256,
+            key_security: KeySecurity::Default,
+            #[cfg(feature = "tpm")]
+            tcti: None,
             paths: IdentityPaths::from_env(),
             force: false,
             timeout: REGISTRATION_TIMEOUT,
@@ -108,6 +118,23 @@ impl DeviceRegistration {
     /// The key type to generate (default `ECC:p256`).
     pub fn key_type(mut self, key_type: KeyType) -> Self {
         self.key_type = key_type;
+        self
+    }
+
+    /// Where the key is made (default [`KeySecurity::Default`], a PEM
+    /// file). [`KeySecurity::Tpm`] creates it inside the TPM and writes
+    /// its `TSS2 PRIVATE KEY` file, as px-device-identity `--security TPM`
+    /// does; it needs the `tpm` feature (without it, registering fails
+    /// before anything is sent, saying so).
+    pub fn key_security(mut self, key_security: KeySecurity) -> Self {
+        self.key_security = key_security;
+        self
+    }
+
+    /// The TPM to create the key in (with [`KeySecurity::Tpm`]).
+    #[cfg(feature = "tpm")]
+    pub fn tcti(mut self, tcti: onesoidc_tpm::Tcti) -> Self {
+        self.tcti = Some(tcti);
         self
     }
 
@@ -167,7 +194,7 @@ impl DeviceRegistration {
             host: self.host.clone(),
             domain: self.domain.clone(),
             key_type: self.key_type,
-            key_security: KeySecurity::Default,
+            key_security: self.key_security,
             is_managed: self.host.is_some(),
             title: Some(self.title.clone()),
             location: Some(self.location.clone()),
@@ -184,7 +211,67 @@ impl DeviceRegistration {
     /// `device.yml` last); the key directory is private (0700). Checks again
     /// here, after the wait for an administrator, that no identity has
     /// appeared meanwhile.
-    fn write(&self, signer: PemSigner, config: DeviceConfig) -> Result<DeviceIdentity, Error> {
+    /// A new key of [`key_type`](Self::key_type), where
+    /// [`key_security`](Self::key_security) says (blocks while a TPM
+    /// creates it).
+    fn new_key(&self) -> Result<NewKey, Error> {
+        match self.key_security {
+            KeySecurity::Default => Ok(NewKey::Pem(PemSigner::generate(self.key_type)?)),
+            KeySecurity::Tpm => self.new_tpm_key(),
+        }
+    }
+
+    #[cfg(feature = "tpm")]
+    fn new_tpm_key(&self) -> Result<NewKey, Error> {
+        use onesoidc_tpm::{Tcti, TpmSigner};
+        let path = self.paths.private_key();
+        let fail = |tcti: &str, e: onesoidc_tpm::TpmError| {
+            Error::Key(onesoidc_core::KeyError::Device {
+                path: path.clone(),
+                device: format!("TPM at `{tcti}`"),
+                reason: e.to_string(),
+            })
+        };
+        let tcti = match &self.tcti {
+            Some(tcti) => tcti.clone(),
+            None => Tcti::from_env().map_err(|e| fail("the environment's TCTI", e))?,
+        };
+        let deadline = TpmSigner::DEFAULT_DEADLINE;
+        let file = TpmSigner::create_key(self.key_type, &path, &tcti, deadline)
+            .map_err(|e| fail(tcti.as_str(), e))?;
+        let private_pem = file.to_pem().map_err(|e| fail(tcti.as_str(), e))?;
+        let signer =
+            TpmSigner::from_key_file(file, &tcti, deadline).map_err(|e| fail(tcti.as_str(), e))?;
+        Ok(NewKey::Tpm(Box::new(signer), private_pem))
+    }
+
+    #[cfg(not(feature = "tpm"))]
+    fn new_tpm_key(&self) -> Result<NewKey, Error> {
+        Err(Error::Key(onesoidc_core::KeyError::Device {
+            path: self.paths.private_key(),
+            device: "the TPM".into(),
+            reason: "this onesoidc was built without the `tpm` feature, so it cannot create keys in a TPM; build it with `--features tpm` (or register with px-device-identity --security TPM)".into(),
+        }))
+    }
+
+    /// [`new_key`](Self::new_key) off the async runtime.
+    async fn new_key_blocking(&self) -> Result<NewKey, Error> {
+        if self.key_security == KeySecurity::Default {
+            return self.new_key();
+        }
+        let registration = self.clone();
+        tokio::task::spawn_blocking(move || registration.new_key())
+            .await
+            .map_err(|e| {
+                Error::Key(onesoidc_core::KeyError::Device {
+                    path: self.paths.private_key(),
+                    device: "the TPM".into(),
+                    reason: format!("creating the key stopped: {e}"),
+                })
+            })?
+    }
+
+    fn write(&self, key: NewKey, config: DeviceConfig) -> Result<DeviceIdentity, Error> {
         self.refuse_to_overwrite()?;
         let write_error =
             |path: &std::path::Path, source: std::io::Error| onesoidc_core::ConfigError::Write {
@@ -194,9 +281,8 @@ impl DeviceRegistration {
         let yaml = config
             .to_yaml_string()
             .map_err(|e| write_error(&self.paths.config, std::io::Error::other(e.to_string())))?;
-        let private = signer.private_key_pem()?;
-        let public = signer.public_key_pem()?;
-        let public_jwk = signer.public_jwk();
+        let (private, public) = key.pems()?;
+        let public_jwk = key.public_jwk();
         let (private_path, public_path, jwk_path) = (
             self.paths.private_key(),
             self.paths.public_key(),
@@ -218,9 +304,46 @@ impl DeviceRegistration {
         .map_err(|source| write_error(&self.paths.config, source))?;
         Ok(DeviceIdentity {
             config,
-            signer: Arc::new(signer),
+            signer: key.into_signer(),
             public_jwk: Some(public_jwk),
         })
+    }
+}
+
+/// A key made for a registration: in memory, or inside a TPM.
+enum NewKey {
+    Pem(PemSigner),
+    /// The TPM signer and the text of its `TSS2 PRIVATE KEY` file.
+    #[cfg(feature = "tpm")]
+    Tpm(Box<onesoidc_tpm::TpmSigner>, String),
+}
+
+impl NewKey {
+    fn public_jwk(&self) -> PublicJwk {
+        match self {
+            NewKey::Pem(signer) => signer.public_jwk(),
+            #[cfg(feature = "tpm")]
+            NewKey::Tpm(signer, _) => signer.public_jwk(),
+        }
+    }
+
+    /// `private.pem` and `public.pem`.
+    fn pems(&self) -> Result<(String, String), Error> {
+        match self {
+            NewKey::Pem(signer) => Ok((signer.private_key_pem()?, signer.public_key_pem()?)),
+            #[cfg(feature = "tpm")]
+            NewKey::Tpm(signer, private) => {
+                Ok((private.clone(), signer.public_key_pem().to_string()))
+            }
+        }
+    }
+
+    fn into_signer(self) -> Arc<dyn Signer> {
+        match self {
+            NewKey::Pem(signer) => Arc::new(signer),
+            #[cfg(feature = "tpm")]
+            NewKey::Tpm(signer, _) => Arc::new(*signer),
+        }
     }
 }
 
@@ -258,11 +381,11 @@ pub fn create_unmanaged_identity(
     registration: &DeviceRegistration,
 ) -> Result<DeviceIdentity, Error> {
     registration.refuse_to_overwrite()?;
-    let signer = PemSigner::generate(registration.key_type)?;
+    let key = registration.new_key()?;
     let mut unmanaged = registration.clone();
     unmanaged.host = None;
     let config = unmanaged.config(uuid::Uuid::new_v4().to_string(), None);
-    unmanaged.write(signer, config)
+    unmanaged.write(key, config)
 }
 
 /// Registers the device: generates a key, submits it, reports the
@@ -294,9 +417,9 @@ pub async fn register_device(
     };
     registration.refuse_to_overwrite()?;
     let http = registration.policy.apply(http);
-    let signer = PemSigner::generate(registration.key_type)?;
+    let key = registration.new_key_blocking().await?;
     let body = RegistrationBody::new(
-        signer.public_jwk(),
+        key.public_jwk(),
         &registration.title,
         &registration.location,
         domain,
@@ -341,7 +464,7 @@ pub async fn register_device(
                 client_id,
             } => {
                 let config = registration.config(device_id, Some(client_id));
-                return registration.write(signer, config);
+                return registration.write(key, config);
             }
             RegistrationStatus::Rejected => {
                 return Err(Error::RegistrationRejected {

@@ -44,10 +44,15 @@ impl Key {
 
     /// An ID token for `sub`, issued now, signed with this key.
     fn id_token(self: &Arc<Key>, sub: &str) -> String {
+        self.id_token_for(sub, Duration::from_secs(3600))
+    }
+
+    /// An ID token for `sub`, issued now, valid for `lifetime`.
+    fn id_token_for(self: &Arc<Key>, sub: &str, lifetime: Duration) -> String {
         let now = unix_seconds(SystemTime::now());
         let claims = serde_json::json!({
             "iss": format!("{HOST}/oidc"), "aud": CLIENT_ID, "sub": sub,
-            "iat": now, "exp": now + 3600,
+            "iat": now, "exp": now + lifetime.as_secs(),
         });
         sign_jwt(self.as_ref(), &claims).unwrap()
     }
@@ -75,6 +80,8 @@ struct Provider {
     jwks_fetches: AtomicUsize,
     jwks_down: std::sync::atomic::AtomicBool,
     tokens: Mutex<serde_json::Value>,
+    /// Keys published besides `keys`, as they are.
+    extra_jwks: Mutex<Vec<PublicJwk>>,
 }
 
 impl HttpClient for Provider {
@@ -103,7 +110,15 @@ impl HttpClient for Provider {
                         .body(Vec::new())
                         .unwrap())
                 }
-                "/oidc/token" => json(self.tokens.lock().unwrap().clone(), None),
+                "/oidc/token" => {
+                    // Stamped with the provider's clock (the real one).
+                    let mut answer = json(self.tokens.lock().unwrap().clone(), None)?;
+                    answer.headers_mut().insert(
+                        "date",
+                        httpdate::fmt_http_date(SystemTime::now()).parse().unwrap(),
+                    );
+                    Ok(answer)
+                }
                 "/oidc/backchannel" => json(
                     serde_json::json!({"auth_req_id": "r1", "expires_in": 60, "interval": 1}),
                     None,
@@ -112,8 +127,9 @@ impl HttpClient for Provider {
                     // Give concurrent callers every chance to pile up.
                     tokio::task::yield_now().await;
                     self.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-                    let keys: Vec<PublicJwk> =
+                    let mut keys: Vec<PublicJwk> =
                         self.keys.lock().unwrap().iter().map(|k| k.jwk()).collect();
+                    keys.extend(self.extra_jwks.lock().unwrap().iter().cloned());
                     json(
                         serde_json::json!({ "keys": keys }),
                         Some(format!("public, max-age={}", self.max_age)),
@@ -129,12 +145,22 @@ impl HttpClient for Provider {
 }
 
 fn setup(max_age: u64, keys: Vec<Arc<Key>>) -> (Arc<Provider>, OnesIdClient) {
+    setup_ahead(max_age, keys, Duration::ZERO)
+}
+
+/// As [`setup`], with the device clock `ahead` of the provider's.
+fn setup_ahead(
+    max_age: u64,
+    keys: Vec<Arc<Key>>,
+    ahead: Duration,
+) -> (Arc<Provider>, OnesIdClient) {
     let provider = Arc::new(Provider {
         keys: Mutex::new(keys),
         max_age,
         jwks_fetches: AtomicUsize::new(0),
         jwks_down: Default::default(),
         tokens: Mutex::new(serde_json::json!({})),
+        extra_jwks: Mutex::default(),
     });
     let yaml = format!(
         "id: d\nclient_id: {CLIENT_ID}\nhost: {HOST}\nkey_type: ECC:p256\nkey_security: default\n"
@@ -144,7 +170,12 @@ fn setup(max_age: u64, keys: Vec<Arc<Key>>) -> (Arc<Provider>, OnesIdClient) {
         config,
         Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()),
     );
-    let client = OnesIdClient::new(identity, provider.clone()).unwrap();
+    let client = OnesIdClient::builder()
+        .identity(identity)
+        .http(provider.clone())
+        .clock(move || SystemTime::now() + ahead)
+        .build()
+        .unwrap();
     (provider, client)
 }
 
@@ -273,6 +304,18 @@ fn logged_in(a: &Arc<Key>, sub: &str) -> onesoidc_flows::TokenSet {
     }
 }
 
+/// alice's tokens from a login, their ID token (signed by `key`) validated:
+/// the provider's keys are cached.
+async fn validated_login(client: &OnesIdClient, key: &Arc<Key>) -> onesoidc_flows::TokenSet {
+    use onesoidc_core::ExposeSecret;
+    let tokens = logged_in(key, "alice");
+    client
+        .validate_id_token(tokens.id_token.as_ref().unwrap().expose_secret())
+        .await
+        .unwrap();
+    tokens
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_refreshed_id_token_is_validated_and_keeps_the_subject() {
     use onesoidc_core::ExposeSecret;
@@ -297,19 +340,198 @@ async fn a_refreshed_id_token_is_validated_and_keeps_the_subject() {
         "{err}"
     );
 
+    // Another subject is refused even when the token cannot be verified:
+    // the new tokens are never installed for another person.
     let forged = Key::new("a"); // same kid, another key: a bad signature
-    *provider.tokens.lock().unwrap() = tokens(Some(forged.id_token("alice")));
+    *provider.tokens.lock().unwrap() = tokens(Some(forged.id_token("mallory")));
     let err = client.refresh(&before).await.unwrap_err();
     assert!(
         matches!(
             err,
             Error::IdToken {
-                source: IdTokenError::BadSignature,
+                source: IdTokenError::ChangedOnRefresh { claim: "sub" },
                 ..
             }
         ),
         "{err}"
     );
+
+    // A signature that does not verify, even with the keys fetched again,
+    // for the same subject: the rotated refresh token is kept, with the ID
+    // token validated before, and the report says why.
+    let fetched = fetches(&provider);
+    *provider.tokens.lock().unwrap() = tokens(Some(forged.id_token("alice")));
+    let refreshed = client.refresh_with_report(&before).await.unwrap();
+    assert_eq!(
+        fetches(&provider),
+        fetched + 1,
+        "the keys were fetched again"
+    );
+    assert_eq!(
+        refreshed.tokens.refresh_token.unwrap().expose_secret(),
+        "rt-2"
+    );
+    assert_eq!(
+        refreshed.tokens.id_token.unwrap().expose_secret(),
+        before.id_token.as_ref().unwrap().expose_secret()
+    );
+    let rejected = refreshed
+        .id_token_rejected
+        .expect("a rejection is reported");
+    assert!(
+        matches!(
+            *rejected,
+            Error::IdToken {
+                source: IdTokenError::BadSignature,
+                ..
+            }
+        ),
+        "{rejected}"
+    );
+    assert!(refreshed.device_clock.is_none());
+}
+
+/// The provider rotated its signing key seconds after we fetched its keys:
+/// the refresh's ID token names a `kid` we lack, and the once-a-minute
+/// limit on unknown `kid`s would refuse it. A refresh fetches the keys
+/// again at once, validates the new ID token and keeps everything.
+#[tokio::test(start_paused = true)]
+async fn a_key_rotated_within_the_minute_is_fetched_for_a_refresh() {
+    use onesoidc_core::ExposeSecret;
+    let (a, b) = (Key::new("a"), Key::new("b"));
+    let (provider, client) = setup(3600, vec![a.clone()]);
+    let before = validated_login(&client, &a).await;
+    assert_eq!(fetches(&provider), 1);
+
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    *provider.keys.lock().unwrap() = vec![b.clone(), a.clone()];
+    let rotated_id_token = b.id_token("alice");
+    *provider.tokens.lock().unwrap() = tokens(Some(rotated_id_token.clone()));
+    let refreshed = client.refresh_with_report(&before).await.unwrap();
+    assert!(
+        refreshed.id_token_rejected.is_none(),
+        "{:?}",
+        refreshed.id_token_rejected
+    );
+    assert_eq!(fetches(&provider), 2);
+    assert_eq!(
+        refreshed.tokens.id_token.unwrap().expose_secret(),
+        rotated_id_token,
+        "the new ID token, validated with the new key"
+    );
+    assert_eq!(
+        refreshed.tokens.refresh_token.unwrap().expose_secret(),
+        "rt-2"
+    );
+}
+
+/// The new key signs with an algorithm the cached discovery document does
+/// not list (ES384; the list says ES256): the keys fetched again name it
+/// (`alg` of the key), and the refresh's ID token is accepted.
+#[tokio::test(start_paused = true)]
+async fn an_algorithm_missing_from_the_cached_list_is_taken_from_the_fresh_keys() {
+    use onesoidc_core::ExposeSecret;
+    let a = Key::new("a");
+    let (provider, client) = setup(3600, vec![a.clone()]);
+    let before = validated_login(&client, &a).await;
+    let p384 = Arc::new(Es384Key(PemSigner::generate(KeyType::EccP384).unwrap()));
+    let mut jwk = p384.0.public_jwk();
+    jwk.kid = Some("c".into());
+    assert_eq!(jwk.alg.as_deref(), Some("ES384"));
+    provider.extra_jwks.lock().unwrap().push(jwk);
+    let now = unix_seconds(SystemTime::now());
+    let id_token = sign_jwt(
+        p384.as_ref(),
+        &serde_json::json!({
+            "iss": format!("{HOST}/oidc"), "aud": CLIENT_ID, "sub": "alice",
+            "iat": now, "exp": now + 3600,
+        }),
+    )
+    .unwrap();
+    *provider.tokens.lock().unwrap() = tokens(Some(id_token.clone()));
+    let refreshed = client.refresh_with_report(&before).await.unwrap();
+    assert!(
+        refreshed.id_token_rejected.is_none(),
+        "{:?}",
+        refreshed.id_token_rejected
+    );
+    assert_eq!(refreshed.tokens.id_token.unwrap().expose_secret(), id_token);
+    // Outside a refresh the provider's list still pins the algorithms.
+    let err = client.validate_id_token(&id_token).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IdToken {
+                source: IdTokenError::AlgorithmNotAllowed { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// An ES384 key with `kid` `c`.
+#[derive(Debug)]
+struct Es384Key(PemSigner);
+
+impl Signer for Es384Key {
+    fn algorithm(&self) -> JwsAlgorithm {
+        JwsAlgorithm::ES384
+    }
+
+    fn key_id(&self) -> Option<&str> {
+        Some("c")
+    }
+
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.0.sign(input)
+    }
+}
+
+/// A device clock 2 min ahead of the provider's: the refreshed ID token
+/// (valid for 30 s) looks expired to the device. The rotated refresh token
+/// and the new access token are kept (with the previous ID token), and the
+/// report and its error say the device clock is ahead, from the token
+/// endpoint's `Date` header.
+#[tokio::test(start_paused = true)]
+async fn a_device_clock_two_minutes_ahead_keeps_the_rotated_refresh_token_and_says_so() {
+    use onesoidc_core::ExposeSecret;
+    let a = Key::new("a");
+    let (provider, client) = setup_ahead(3600, vec![a.clone()], Duration::from_secs(120));
+    let before = logged_in(&a, "alice");
+    *provider.tokens.lock().unwrap() =
+        tokens(Some(a.id_token_for("alice", Duration::from_secs(30))));
+    let refreshed = client.refresh_with_report(&before).await.unwrap();
+    assert_eq!(
+        refreshed.tokens.refresh_token.unwrap().expose_secret(),
+        "rt-2"
+    );
+    assert_eq!(refreshed.tokens.access_token.expose_secret(), "at-2");
+    assert_eq!(
+        refreshed.tokens.id_token.unwrap().expose_secret(),
+        before.id_token.as_ref().unwrap().expose_secret()
+    );
+    let offset = refreshed.device_clock.expect("the clock is reported");
+    assert!(
+        (119..=121).contains(&offset.device_ahead_secs()),
+        "{offset}"
+    );
+    let rejected = refreshed
+        .id_token_rejected
+        .expect("the rejection is reported");
+    assert_eq!(rejected.device_clock_offset(), Some(offset));
+    let message = rejected.to_string();
+    assert!(
+        message.contains("expired") && message.contains("s ahead of the provider's"),
+        "{message}"
+    );
+
+    // The same with the clocks right: the ID token is accepted.
+    let (provider, client) = setup(3600, vec![a.clone()]);
+    *provider.tokens.lock().unwrap() =
+        tokens(Some(a.id_token_for("alice", Duration::from_secs(30))));
+    let refreshed = client.refresh_with_report(&before).await.unwrap();
+    assert!(refreshed.id_token_rejected.is_none() && refreshed.device_clock.is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -436,4 +658,38 @@ async fn keys_out_of_reach_after_their_lifetime_are_still_used_and_said_so() {
         .await
         .unwrap_err();
     assert!(err.is_network() || err.to_string().contains("503"), "{err}");
+}
+
+/// A login with the device clock 2 min ahead: its ID token (valid for 30 s)
+/// looks expired, and the error says the device clock is ahead, from the
+/// token endpoint's `Date` header.
+#[tokio::test(start_paused = true)]
+async fn a_login_with_the_device_clock_ahead_names_the_clock_in_its_error() {
+    let a = Key::new("a");
+    let (provider, client) = setup_ahead(3600, vec![a.clone()], Duration::from_secs(120));
+    *provider.tokens.lock().unwrap() =
+        tokens(Some(a.id_token_for("alice", Duration::from_secs(30))));
+    let err = client
+        .ciba(&onesoidc_flows::CibaRequest::for_username("alice"))
+        .await
+        .unwrap_err();
+    let offset = err.device_clock_offset().expect("the clock is named");
+    assert!(
+        (119..=121).contains(&offset.device_ahead_secs()),
+        "{offset}"
+    );
+    assert!(
+        matches!(
+            err,
+            Error::DeviceClockOff { ref source, .. } if matches!(**source, Error::IdToken {
+                source: IdTokenError::Expired { .. },
+                ..
+            })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("s ahead of the provider's"),
+        "{err}"
+    );
 }

@@ -243,3 +243,54 @@ fn command_signer_times_out_and_stops_the_program() {
         "the program {pid} still runs"
     );
 }
+
+/// A TPM identity whose key is a `TSS2 PRIVATE KEY`, in a temp dir.
+fn tss2_identity() -> (tempfile::TempDir, IdentityPaths) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = IdentityPaths::new(dir.path().join("device.yml"), dir.path());
+    std::fs::write(
+        &paths.config,
+        "id: d1\nclient_id: c1\nhost: https://idp.example\nkey_type: ECC:p256\nkey_security: tpm\n",
+    )
+    .unwrap();
+    std::fs::write(
+        paths.private_key(),
+        "-----BEGIN TSS2 PRIVATE KEY-----\nMAMCAQE=\n-----END TSS2 PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    (dir, paths)
+}
+
+/// Without the `tpm` feature and without px-device-identity, a TPM key is
+/// an error naming both ways out.
+#[cfg(not(feature = "tpm"))]
+#[test]
+fn tpm_keys_without_the_tpm_feature_or_px_device_identity_say_what_to_install() {
+    let (_dir, paths) = tss2_identity();
+    let px = CommandSigner::px_device_identity(JwsAlgorithm::ES256);
+    if px.program().is_file() {
+        eprintln!(
+            "notice: px-device-identity is installed at {}: the fallback is taken instead",
+            px.program().display()
+        );
+        return;
+    }
+    let err = DeviceIdentity::load(&paths).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Key(KeyError::Device { .. })), "{text}");
+    assert!(text.contains("private.pem"), "{text}");
+    assert!(text.contains("--features tpm"), "{text}");
+    assert!(text.contains("install px-device-identity"), "{text}");
+}
+
+/// With the `tpm` feature, a TPM key loads through onesoidc-tpm: a broken
+/// one is an error naming the file (no TPM is reached).
+#[cfg(feature = "tpm")]
+#[test]
+fn tpm_keys_with_the_tpm_feature_are_read_by_the_tpm_signer() {
+    let (_dir, paths) = tss2_identity();
+    let err = DeviceIdentity::load(&paths).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Key(KeyError::Device { .. })), "{text}");
+    assert!(text.contains("not a usable TSS2 PRIVATE KEY"), "{text}");
+}

@@ -285,3 +285,47 @@ async fn dropping_a_qr_event_stream_stops_polling() {
         "no request after the stream is dropped"
     );
 }
+
+/// An administrator's typo in one entry (a URL that is not http(s)) fails
+/// only the look-up of that entry, whose error names it; the other
+/// applications stay usable, and the list leaves the bad one out.
+#[tokio::test]
+async fn one_bad_application_entry_fails_only_its_own_look_up() {
+    let app = |id: &str, url: &str| onesoidc_devidp::Application {
+        client_identifier: id.into(),
+        client_id: format!("{id}-client"),
+        name: id.into(),
+        url: url.into(),
+        access_token_format: Default::default(),
+    };
+    let w = world_with(DevIdpConfig {
+        applications: vec![
+            app("ok-app", "https://ok.example.com"),
+            app("typo-app", "htps//typo.example.com"),
+            app("ftp-app", "ftp://files.example.com"),
+            app("path-app", "/path-app"),
+        ],
+        ..config()
+    })
+    .await;
+    let ok = w.client.application("ok-app").await.unwrap();
+    assert_eq!(ok.url, "https://ok.example.com");
+    let path = w.client.application("path-app").await.unwrap();
+    assert!(path.url.ends_with("/path-app"), "{}", path.url);
+
+    for bad in ["typo-app", "ftp-app"] {
+        let err = w.client.application(bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidUrl { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+    }
+
+    let listed: Vec<String> = w
+        .client
+        .applications()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.client_identifier)
+        .collect();
+    assert_eq!(listed, ["ok-app", "path-app"]);
+}

@@ -287,3 +287,22 @@ fn an_interrupted_replacement_is_completed_on_load() {
     );
     assert!(!paths.switch().exists());
 }
+
+/// Without the `tpm` feature, `key_security(Tpm)` fails before anything is
+/// sent, saying how to get a build that can.
+#[cfg(not(feature = "tpm"))]
+#[tokio::test(start_paused = true)]
+async fn a_tpm_registration_without_the_tpm_feature_says_to_build_with_it() {
+    let idp = DevIdp::start(support::config()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let r = registration(&idp, dir.path()).key_security(onesoidc_core::KeySecurity::Tpm);
+    let paths = r.paths.clone();
+    let err = register_device(idp.in_process_client(), &r, |_| {})
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("--features tpm"), "{text}");
+    assert!(!paths.config.exists() && !paths.private_key().exists());
+    let err = create_unmanaged_identity(&r).unwrap_err();
+    assert!(err.to_string().contains("--features tpm"), "{err}");
+}

@@ -1,11 +1,14 @@
 //! Refresh functions: how a manager gets new tokens (the seed's
 //! `DeviceRefreshFunc` / `CibaRefreshFunc`), as plain values.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use onesoidc_core::{Error, TokenSet};
+
+use crate::TokenEvent;
 #[cfg(feature = "flows")]
 use onesoidc_flows::{DeviceTokenRequest, OnesIdClient};
 
@@ -22,6 +25,50 @@ pub type RefreshFuture = Pin<Box<dyn Future<Output = Result<TokenSet, Error>> + 
 /// backoff. Build one with [`refresh_fn`],
 /// [`device_refresh`] or [`user_refresh`].
 pub type RefreshFn = Arc<dyn Fn(Option<Arc<TokenSet>>) -> RefreshFuture + Send + Sync>;
+
+tokio::task_local! {
+    /// What the refresh running on this task has to report, besides its
+    /// result (see [`reporting`]).
+    static NOTICES: RefCell<Vec<TokenEvent>>;
+}
+
+/// Tells the manager running this refresh (if any) about `event`; it
+/// emits it before the refresh's outcome.
+#[cfg_attr(not(feature = "flows"), allow(dead_code))]
+fn notice(event: TokenEvent) {
+    // Outside a manager's refresh (a refresh function called directly)
+    // there is nobody to tell; the flows log it anyway.
+    let _ = NOTICES.try_with(|notices| notices.borrow_mut().push(event));
+}
+
+/// `refresh`, handing what it [notices](notice) to `emit` once it ends.
+pub(crate) fn reporting(
+    refresh: RefreshFn,
+    emit: Arc<dyn Fn(TokenEvent) + Send + Sync>,
+) -> RefreshFn {
+    Arc::new(move |current| {
+        let run = refresh(current);
+        let emit = emit.clone();
+        Box::pin(async move {
+            let (result, notices) = NOTICES
+                .scope(RefCell::new(Vec::new()), async {
+                    let result = run.await;
+                    (result, NOTICES.with(RefCell::take))
+                })
+                .await;
+            notices.into_iter().for_each(|event| emit(event));
+            result
+        })
+    })
+}
+
+/// Reports the device clock when `error` says it is off.
+#[cfg(feature = "flows")]
+fn notice_clock_of(error: &Error) {
+    if let Some(offset) = error.device_clock_offset() {
+        notice(TokenEvent::DeviceClockOff { offset });
+    }
+}
 
 /// Wraps an async closure as a [`RefreshFn`].
 ///
@@ -68,7 +115,13 @@ pub fn device_refresh_with(client: OnesIdClient, options: DeviceTokenRequest) ->
     Arc::new(move |_current| {
         let client = client.clone();
         let options = options.clone();
-        Box::pin(async move { client.device_token_with(&options).await })
+        Box::pin(async move {
+            let result = client.device_token_with(&options).await;
+            if let Err(error) = &result {
+                notice_clock_of(error);
+            }
+            result
+        })
     })
 }
 
@@ -80,6 +133,12 @@ pub fn device_refresh_with(client: OnesIdClient, options: DeviceTokenRequest) ->
 /// With no current tokens, or tokens without a refresh token, it fails with
 /// [`Error::LoginRequired`] and sends nothing: the manager then reports
 /// that a new login is needed.
+///
+/// A new ID token that is not accepted (but names the same person) leaves
+/// the new access and refresh tokens in the manager with the previous ID
+/// token, and the manager reports [`TokenEvent::IdTokenRejected`]; a device
+/// clock off by more than the skew is reported as
+/// [`TokenEvent::DeviceClockOff`] ([`OnesIdClient::refresh_with_report`]).
 #[cfg(feature = "flows")]
 #[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
 pub fn user_refresh(client: OnesIdClient) -> RefreshFn {
@@ -87,7 +146,21 @@ pub fn user_refresh(client: OnesIdClient) -> RefreshFn {
         let client = client.clone();
         Box::pin(async move {
             match current {
-                Some(tokens) => client.refresh(&tokens).await,
+                Some(tokens) => match client.refresh_with_report(&tokens).await {
+                    Ok(refreshed) => {
+                        if let Some(offset) = refreshed.device_clock {
+                            notice(TokenEvent::DeviceClockOff { offset });
+                        }
+                        if let Some(error) = refreshed.id_token_rejected {
+                            notice(TokenEvent::IdTokenRejected { error });
+                        }
+                        Ok(refreshed.tokens)
+                    }
+                    Err(error) => {
+                        notice_clock_of(&error);
+                        Err(error)
+                    }
+                },
                 None => Err(Error::LoginRequired {
                     reason: "there are no user tokens to refresh".into(),
                 }),

@@ -37,6 +37,12 @@
 //!     verification (ES256, RS256), a cached opaque token's check vs a bare
 //!     map look-up and its introspection calls, and the layer's added
 //!     latency in an axum server on loopback: `bench-resource`.
+//! 14. TPM signatures on swtpm per algorithm, the native signer vs
+//!     `openssl pkeyutl -provider tpm2` per signature (same key), and a
+//!     device token with a TPM key vs a file key: the `tpm_bench` example
+//!     of onesoidc-tpm, built `--release` here (it links the TSS libraries,
+//!     so it stays out of the benches crate); needs swtpm, tpm2-openssl and
+//!     libtss2-dev (`tpm.rs`), else the item is not measured.
 //!
 //! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
 //! `--release` first. Criterion's results go to `<target>/criterion`; the
@@ -51,8 +57,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-const ITEMS: [&str; 13] = [
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13",
+const ITEMS: [&str; 14] = [
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14",
 ];
 
 /// One line of the results table.
@@ -120,7 +126,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let item = ITEMS
                 .iter()
                 .find(|i| **i == arg.as_str())
-                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 12)"))?;
+                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 13)"))?;
             chosen.push(*item);
         }
         chosen
@@ -140,7 +146,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     let needs_release = selected
         .iter()
-        .any(|i| ["2", "5", "6", "7", "8", "9", "10", "11", "12", "13"].contains(i));
+        .any(|i| ["2", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14"].contains(i));
     if needs_release {
         crate::cargo(&[
             "build",
@@ -180,6 +186,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "11" => bench.cold_behind_proxy(),
             "12" => bench.ffi(),
             "13" => bench.harness("13", "bench-resource", &[]),
+            "14" => bench.tpm(),
             _ => unreachable!(),
         }
         eprintln!(
@@ -508,6 +515,48 @@ impl Bench {
     }
 
     /// Item 12: the C API against Rust, and the library's stripped size.
+    /// Item 13: onesoidc-tpm's `tpm_bench` example, release.
+    fn tpm(&mut self) {
+        let what = "TPM signatures on swtpm";
+        match crate::tpm::ready() {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = "swtpm, tpm2-openssl or libtss2-dev missing".into();
+                return self.rows.push(Row::failed("14", what, why));
+            }
+            Err(e) => return self.rows.push(Row::failed("14", what, e)),
+        }
+        let build = [
+            "build",
+            "--release",
+            "--package",
+            crate::tpm::CRATE,
+            "--example",
+            "tpm_bench",
+        ];
+        if let Err(e) = crate::cargo(&build) {
+            return self.rows.push(Row::failed("14", what, e));
+        }
+        let example = self
+            .target
+            .join("release")
+            .join("examples")
+            .join("tpm_bench");
+        let mut command = Command::new(&example);
+        command.current_dir(&self.root).env("TSS2_LOG", "all+none");
+        match run_capturing(command, "tpm_bench") {
+            Ok(lines) => {
+                let rows: Vec<Row> = lines.iter().filter_map(|l| Row::parse(l)).collect();
+                if rows.is_empty() {
+                    self.rows
+                        .push(Row::failed("14", what, "it printed no results".into()));
+                }
+                self.rows.extend(rows);
+            }
+            Err(e) => self.rows.push(Row::failed("14", what, e)),
+        }
+    }
+
     fn ffi(&mut self) {
         let what = "device token through the C API / through Rust";
         if let Err(e) = crate::cargo(&["build", "--release", "--package", "onesoidc-ffi"]) {

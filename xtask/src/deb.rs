@@ -1,13 +1,20 @@
-//! `cargo xtask deb [--debug | --check]`: the Debian package, built by hand with
-//! `dpkg-deb` (no cargo-deb to install): `<target>/deb/onesoidc_<version>_<arch>.deb`.
+//! `cargo xtask deb [--debug | --check]`: the Debian package, built by
+//! cargo-deb (a pinned version, installed when missing) from
+//! `[package.metadata.deb]` in `onesoidc-cli/Cargo.toml`:
+//! `<target>/deb/onesoidc_<version>_<arch>.deb`. Its `Depends` come from
+//! `dpkg-shlibdeps` (`depends = "$auto"`), the unit's maintainer-script
+//! snippets from cargo-deb's systemd support (`#DEBHELPER#` in
+//! `packaging/postinst` and `postrm`).
 //!
 //! It holds `/usr/bin/onesoidc`, a man page per command
 //! (`/usr/share/man/man1/*.1.gz`, from `onesoidc manpages`), the bash, zsh
 //! and fish completions (from `onesoidc completions`), the systemd unit
-//! `onesoidc-watch.service` (`packaging/`), and the licences, README and
+//! `onesoidc-watch.service` (`packaging/`, in `/usr/lib/systemd/system`),
+//! and the licences, README and
 //! changelog under `/usr/share/doc/onesoidc/`; its maintainer scripts
 //! (`packaging/postinst`, `postrm`) create the system user `onesoidc` the
-//! unit runs as and `/etc/onesoidc/store`. Every directory is 0755 and
+//! unit runs as, the group `tss` it joins for `/dev/tpmrm0` (when tpm2-tss
+//! has not) and `/etc/onesoidc/store`. Every directory is 0755 and
 //! every file 0644 (0755 for programs and scripts), whatever the umask.
 //!
 //! The release binary by default; `--debug` packages the debug build
@@ -25,11 +32,22 @@ use std::process::{Command, Stdio};
 
 const UNIT: &str = "onesoidc-watch.service";
 
+/// The cargo-deb a machine without one gets (`[package.metadata.deb]` in
+/// `onesoidc-cli/Cargo.toml` follows its format).
+const CARGO_DEB_VERSION: &str = "3.8.0";
+
+/// The cargo features of `onesoidc-cli` the package is built with, here
+/// alone: the TPM signer (the unit reaches `/dev/tpmrm0`), left out with
+/// `tpm::ready`'s notice where the TSS libraries are missing outside CI.
+const PACKAGE_FEATURES: &[&str] = &[crate::tpm::FEATURE];
+
 /// The highest `systemd-analyze security` exposure the unit may have.
 const EXPOSURE_TARGET: f64 = 2.0;
 
-/// The maintainer scripts, from `packaging/`.
-const SCRIPTS: [&str; 2] = ["postinst", "postrm"];
+/// The maintainer scripts: `packaging/postinst` and `postrm` with
+/// cargo-deb's systemd snippets, and cargo-deb's own `prerm` (it stops the
+/// unit on removal).
+const SCRIPTS: [&str; 3] = ["postinst", "postrm", "prerm"];
 
 /// Every file the package must hold (besides the man pages, checked by count).
 const EXPECTED: [&str; 9] = [
@@ -37,7 +55,7 @@ const EXPECTED: [&str; 9] = [
     "usr/share/bash-completion/completions/onesoidc",
     "usr/share/zsh/vendor-completions/_onesoidc",
     "usr/share/fish/vendor_completions.d/onesoidc.fish",
-    "lib/systemd/system/onesoidc-watch.service",
+    "usr/lib/systemd/system/onesoidc-watch.service",
     "usr/share/doc/onesoidc/copyright",
     "usr/share/doc/onesoidc/README.md",
     "usr/share/doc/onesoidc/changelog.gz",
@@ -56,110 +74,103 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the binary (release, or debug) and the package; returns its path.
+/// Builds the binary (release, or debug), the files it generates, and the
+/// package with cargo-deb; returns its path.
 pub fn build(debug: bool) -> Result<PathBuf, String> {
     if crate::system::on_path("dpkg-deb").is_none() {
         return Err("dpkg-deb is missing (Debian package dpkg)".into());
     }
+    if !crate::system::cargo_subcommand("deb", CARGO_DEB_VERSION, "builds the Debian package")? {
+        return Err(format!(
+            "the Debian package needs cargo-deb {CARGO_DEB_VERSION}"
+        ));
+    }
     let root = crate::workspace_root();
     let target = crate::target_dir(&root);
+    let features = if crate::tpm::ready()? {
+        PACKAGE_FEATURES.join(",")
+    } else {
+        eprintln!("xtask: the Debian package is built without the TPM signer");
+        PACKAGE_FEATURES
+            .iter()
+            .filter(|f| **f != crate::tpm::FEATURE)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let mut args = vec!["build", "-p", "onesoidc-cli"];
+    if !features.is_empty() {
+        args.extend(["--features", &features]);
+    }
     if !debug {
         args.push("--release");
     }
     crate::cargo(&args)?;
-    let binary = target
-        .join(if debug { "debug" } else { "release" })
-        .join("onesoidc");
-    let version = cli_version(&binary)?;
-    let arch = output(Command::new("dpkg").arg("--print-architecture"))?;
-    let name = format!("onesoidc_{version}_{arch}");
-    let stage = target.join("deb").join(&name);
-    let _ = fs::remove_dir_all(&stage);
-
-    let put = |path: &str, bytes: &[u8], mode: u32| -> Result<(), String> {
-        let to = stage.join(path);
-        fs::create_dir_all(to.parent().unwrap()).map_err(|e| format!("{}: {e}", to.display()))?;
-        fs::write(&to, bytes).map_err(|e| format!("{}: {e}", to.display()))?;
-        set_mode(&to, mode)
-    };
-    put(
-        "usr/bin/onesoidc",
-        &fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?,
-        0o755,
+    let profile_dir = target.join(if debug { "debug" } else { "release" });
+    write_generated_assets(
+        &root,
+        &profile_dir.join("onesoidc"),
+        &profile_dir.join("deb-assets"),
     )?;
-    for (shell, path) in [
-        ("bash", "usr/share/bash-completion/completions/onesoidc"),
-        ("zsh", "usr/share/zsh/vendor-completions/_onesoidc"),
-        ("fish", "usr/share/fish/vendor_completions.d/onesoidc.fish"),
-    ] {
-        let script = output_bytes(Command::new(&binary).args(["completions", shell]))?;
-        put(path, &script, 0o644)?;
+
+    let out_dir = target.join("deb");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let mut deb = vec!["deb", "-p", "onesoidc-cli", "--no-build", "--output"];
+    let out = out_dir.display().to_string();
+    deb.push(&out);
+    if debug {
+        deb.extend(["--profile", "dev", "--fast"]);
     }
-    let man = stage.join("usr/share/man/man1");
-    fs::create_dir_all(&man).map_err(|e| e.to_string())?;
+    let said = output(Command::new(cargo_program()).args(&deb).current_dir(&root))?;
+    let path = said
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.ends_with(".deb"))
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("cargo deb named no package: {said}"))?;
+    eprintln!("xtask: built {}", path.display());
+    Ok(path)
+}
+
+/// What the package holds that the binary generates (man pages,
+/// completions) and the copyright file, in `dir`
+/// (`target/<profile>/deb-assets`, the paths of
+/// `[package.metadata.deb]` in `onesoidc-cli/Cargo.toml`).
+fn write_generated_assets(root: &Path, binary: &Path, dir: &Path) -> Result<(), String> {
+    let _ = fs::remove_dir_all(dir);
+    let man = dir.join("man");
+    fs::create_dir_all(&man).map_err(|e| format!("{}: {e}", man.display()))?;
+    let put = |name: &str, bytes: &[u8]| -> Result<(), String> {
+        let to = dir.join(name);
+        fs::write(&to, bytes).map_err(|e| format!("{}: {e}", to.display()))
+    };
+    for (shell, name) in [
+        ("bash", "onesoidc.bash"),
+        ("zsh", "_onesoidc"),
+        ("fish", "onesoidc.fish"),
+    ] {
+        put(
+            name,
+            &output_bytes(Command::new(binary).args(["completions", shell]))?,
+        )?;
+    }
     run_ok(
-        Command::new(&binary)
+        Command::new(binary)
             .arg("manpages")
             .arg("--out-dir")
             .arg(&man),
     )?;
-    for page in fs::read_dir(&man).map_err(|e| e.to_string())? {
+    // Compressed here: cargo-deb's --fast (the check's build) leaves them as they are.
+    for page in fs::read_dir(&man).map_err(|e| format!("{}: {e}", man.display()))? {
         let page = page.map_err(|e| e.to_string())?.path();
-        set_mode(&page, 0o644)?;
-        run_ok(Command::new("gzip").args(["-9n"]).arg(&page))?;
+        run_ok(Command::new("gzip").arg("-9n").arg(&page))?;
     }
-    put(
-        &format!("lib/systemd/system/{UNIT}"),
-        &read(&root.join("packaging").join(UNIT))?,
-        0o644,
-    )?;
-    let doc = "usr/share/doc/onesoidc";
-    put(
-        &format!("{doc}/copyright"),
-        copyright(&root)?.as_bytes(),
-        0o644,
-    )?;
-    put(
-        &format!("{doc}/README.md"),
-        &read(&root.join("README.md"))?,
-        0o644,
-    )?;
-    put(
-        &format!("{doc}/changelog"),
-        &read(&root.join("CHANGELOG.md"))?,
-        0o644,
-    )?;
-    run_ok(
-        Command::new("gzip")
-            .args(["-9n"])
-            .arg(stage.join(doc).join("changelog")),
-    )?;
+    put("copyright", copyright(root)?.as_bytes())
+}
 
-    let installed_kib = du_kib(&stage);
-    put(
-        "DEBIAN/control",
-        control(&version, &arch, installed_kib).as_bytes(),
-        0o644,
-    )?;
-    for script in SCRIPTS {
-        put(
-            &format!("DEBIAN/{script}"),
-            &read(&root.join("packaging").join(script))?,
-            0o755,
-        )?;
-    }
-    // Directories as dpkg expects them, not as the umask made them.
-    set_dir_modes(&stage)?;
-    let deb = target.join("deb").join(format!("{name}.deb"));
-    run_ok(
-        Command::new("dpkg-deb")
-            .args(["--build", "--root-owner-group", "-Zxz"])
-            .arg(&stage)
-            .arg(&deb),
-    )?;
-    eprintln!("xtask: built {}", deb.display());
-    Ok(deb)
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
 /// `cargo xtask test`'s check: the package (with the debug binary) holds
@@ -211,7 +222,7 @@ pub fn check() -> Result<(), String> {
             return Err(format!("the control file lacks {field:?}: {info}"));
         }
     }
-    let unit = extracted.join("lib/systemd/system").join(UNIT);
+    let unit = extracted.join("usr/lib/systemd/system").join(UNIT);
     let unit_text = String::from_utf8(read(&unit)?).map_err(|e| e.to_string())?;
     for setting in [
         "ExecStart=/usr/bin/onesoidc watch",
@@ -224,6 +235,12 @@ pub fn check() -> Result<(), String> {
         "LoadCredential=private.pem:",
         "LoadCredential=store:/etc/onesoidc/store",
         "--store-file %d/store",
+        "Type=notify",
+        "NotifyAccess=main",
+        "WatchdogSec=",
+        "DevicePolicy=closed",
+        "DeviceAllow=/dev/tpmrm0 rw",
+        "SupplementaryGroups=tss",
     ] {
         if !unit_text.contains(setting) {
             return Err(format!("{UNIT} lacks {setting}"));
@@ -316,7 +333,8 @@ fn check_modes(deb: &Path) -> Result<(), String> {
             Some('-') => mode == "-rw-r--r--" || mode == "-rwxr-xr-x",
             _ => false,
         };
-        if !ok || owner != "root/root" {
+        // cargo-deb writes numeric owners only: dpkg-deb shows root as 0/0.
+        if !ok || !matches!(owner, "root/root" | "0/0") {
             return Err(format!(
                 "{}: {entry}: expected root/root, drwxr-xr-x for directories, -rw-r--r-- or -rwxr-xr-x for files",
                 deb.display()
@@ -327,7 +345,8 @@ fn check_modes(deb: &Path) -> Result<(), String> {
 }
 
 /// The maintainer scripts are there, executable, valid `sh`, and create
-/// the service's user.
+/// the service's user and the group `tss` it joins; postinst holds
+/// cargo-deb's systemd snippet.
 fn check_scripts(deb: &Path, temp: &Path) -> Result<(), String> {
     let control = temp.join("control");
     run_ok(Command::new("dpkg-deb").arg("-e").arg(deb).arg(&control))?;
@@ -343,29 +362,13 @@ fn check_scripts(deb: &Path, temp: &Path) -> Result<(), String> {
     if !postinst.contains("useradd --system") {
         return Err("postinst does not create the onesoidc system user".into());
     }
+    if !postinst.contains("groupadd --system tss") {
+        return Err("postinst does not create the group tss the unit joins".into());
+    }
+    if postinst.contains("#DEBHELPER#") || !postinst.contains("deb-systemd-helper") {
+        return Err("postinst lacks cargo-deb's systemd snippet in place of #DEBHELPER#".into());
+    }
     Ok(())
-}
-
-fn control(version: &str, arch: &str, installed_kib: u64) -> String {
-    format!(
-        "Package: onesoidc
-Version: {version}
-Architecture: {arch}
-Maintainer: The onesoidc authors <security@ones-now.com>
-Installed-Size: {installed_kib}
-Depends: libc6 (>= 2.34)
-Recommends: px-device-identity | ca-certificates
-Section: net
-Priority: optional
-Homepage: https://github.com/ones-now/onesoidc
-Description: OnesID device authentication from a shell and as a service
- onesoidc gets this device's OnesID access token (client credentials with
- private_key_jwt), logs people in on their phones (CIBA and QR login),
- validates and introspects tokens, and registers devices, using the
- identity px-device-identity writes. onesoidc-watch.service keeps the
- device token fresh under /var/lib/onesoidc.
-"
-    )
 }
 
 /// The Debian copyright file: the workspace's licences, whole.
@@ -405,42 +408,8 @@ License: Apache-2.0
     ))
 }
 
-/// `onesoidc 0.1.0 (commit)` → `0.1.0`.
-fn cli_version(binary: &Path) -> Result<String, String> {
-    let text = output(Command::new(binary).arg("--version"))?;
-    text.split_whitespace()
-        .nth(1)
-        .map(str::to_string)
-        .ok_or_else(|| format!("{} --version said {text:?}", binary.display()))
-}
-
-fn du_kib(dir: &Path) -> u64 {
-    fn walk(path: &Path) -> u64 {
-        match fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() => fs::read_dir(path)
-                .map(|entries| entries.flatten().map(|e| walk(&e.path())).sum())
-                .unwrap_or(0),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        }
-    }
-    walk(dir).div_ceil(1024)
-}
-
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_path: &Path, _mode: u32) -> Result<(), String> {
-    Ok(())
 }
 
 #[cfg(unix)]
@@ -454,18 +423,6 @@ fn mode_of(path: &Path) -> Result<u32, String> {
 #[cfg(not(unix))]
 fn mode_of(_path: &Path) -> Result<u32, String> {
     Ok(0o755)
-}
-
-/// `dir` and every directory under it: 0755.
-fn set_dir_modes(dir: &Path) -> Result<(), String> {
-    set_mode(dir, 0o755)?;
-    for entry in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        if entry.file_type().map_err(|e| e.to_string())?.is_dir() {
-            set_dir_modes(&entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 fn run_ok(command: &mut Command) -> Result<(), String> {

@@ -16,14 +16,13 @@
 //!   package registry, which CI reaches).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The cargo-deny that a machine without one gets (its `deny.toml` format
 /// is the one this repository's file follows).
 const CARGO_DENY_VERSION: &str = "0.20.2";
 
 pub fn run() -> Result<(), String> {
-    if !ensure_installed()? {
+    if !crate::system::cargo_subcommand("deny", CARGO_DENY_VERSION, "checks the supply chain")? {
         return Ok(());
     }
     super::cargo(&["fetch"])?;
@@ -39,46 +38,6 @@ pub fn run() -> Result<(), String> {
     }
     args.extend(["licenses", "bans", "sources"]);
     super::cargo(&args)
-}
-
-/// The installed cargo-deny's version line, e.g. `cargo-deny 0.20.2`.
-fn installed_version() -> Option<String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["deny", "--version"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
-}
-
-/// Whether cargo-deny is there to run, installing the pinned version when
-/// it is missing. `Ok(false)`: skip the check (outside CI only).
-fn ensure_installed() -> Result<bool, String> {
-    if let Some(version) = installed_version() {
-        eprintln!("xtask: {version}");
-        return Ok(true);
-    }
-    let pinned = format!("cargo-deny@{CARGO_DENY_VERSION}");
-    eprintln!("xtask: cargo-deny is not installed; installing {pinned} (once per machine)");
-    match super::cargo(&["install", "--locked", &pinned]) {
-        Ok(()) if installed_version().is_some() => Ok(true),
-        Ok(()) => Err(format!(
-            "installed {pinned}, but `cargo deny --version` still fails: is cargo's bin directory ($CARGO_HOME/bin) on PATH?"
-        )),
-        Err(e) if crate::interop::in_ci() => Err(format!(
-            "CI checks the supply chain with cargo-deny, and installing it failed: {e}"
-        )),
-        Err(e) => {
-            eprintln!(
-                "xtask: {e}; skipping the supply-chain check (cargo install --locked {pinned} when the registry is reachable)"
-            );
-            Ok(false)
-        }
-    }
 }
 
 /// `$CARGO_HOME/advisory-dbs`, where `deny.toml` tells cargo-deny to look.

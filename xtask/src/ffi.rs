@@ -363,29 +363,17 @@ const QT_REGISTRY_VARIANTS: [&str; 2] = ["removed", "destroyed"];
 /// Whether the tools are there (installing them under CI); `false` after
 /// the skip notice outside CI (`system::find_or_install`).
 fn tools_ready() -> Result<bool, String> {
-    let missing = missing_tools();
-    if !missing.is_empty() {
-        eprintln!("xtask: ffi: missing {}", missing.join(", "));
-    }
-    let found = crate::system::find_or_install(
+    crate::system::tools_ready(
+        "ffi",
         "the C/C++/Qt examples and the C test under valgrind",
         &PACKAGES,
-        || missing_tools().is_empty().then_some(()),
-    )?;
-    Ok(found.is_some())
+        missing_tools,
+    )
 }
 
 /// What the checks need and this machine lacks.
 fn missing_tools() -> Vec<&'static str> {
-    let runs = |program: &str, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
+    let runs = crate::system::runs;
     let mut missing = Vec::new();
     for (tool, args) in [
         ("cmake", &["--version"][..]),

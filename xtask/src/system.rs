@@ -33,6 +33,34 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Whether `program ARGS` runs and exits 0 (its output discarded).
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether nothing is `missing` (installing `packages` under CI), naming
+/// what lacks under `label`; `false` after the skip notice of `what`
+/// outside CI ([`find_or_install`]).
+pub fn tools_ready(
+    label: &str,
+    what: &str,
+    packages: &[&str],
+    missing: impl Fn() -> Vec<&'static str>,
+) -> Result<bool, String> {
+    let lacking = missing();
+    if !lacking.is_empty() {
+        eprintln!("xtask: {label}: missing {}", lacking.join(", "));
+    }
+    let found = find_or_install(what, packages, || missing().is_empty().then_some(()))?;
+    Ok(found.is_some())
+}
+
 /// What to do when `find` finds nothing: outside CI, say which test skips
 /// (`Ok(None)`); under CI as root, `apt-get install -y PACKAGES` and look
 /// again; under CI otherwise, an error naming the packages.
@@ -87,5 +115,49 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("apt-get install -y {} failed", packages.join(" ")))
+    }
+}
+
+/// The installed `cargo SUBCOMMAND`'s version line, e.g. `cargo-deny 0.20.2`.
+fn cargo_subcommand_version(subcommand: &str) -> Option<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args([subcommand, "--version"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Whether `cargo SUBCOMMAND` (crate `cargo-SUBCOMMAND`) is there to run,
+/// installing `version` with `cargo install --locked` into cargo's own bin
+/// directory when it is missing, so only a fresh machine pays for that
+/// build. `Ok(false)`: the install failed outside CI (no registry at hand),
+/// said once on stderr; under CI that is an error naming what CI does with
+/// it (`ci_use`).
+pub fn cargo_subcommand(subcommand: &str, version: &str, ci_use: &str) -> Result<bool, String> {
+    if let Some(installed) = cargo_subcommand_version(subcommand) {
+        eprintln!("xtask: {installed}");
+        return Ok(true);
+    }
+    let pinned = format!("cargo-{subcommand}@{version}");
+    eprintln!("xtask: cargo-{subcommand} is not installed; installing {pinned} (once per machine)");
+    match crate::cargo(&["install", "--locked", &pinned]) {
+        Ok(()) if cargo_subcommand_version(subcommand).is_some() => Ok(true),
+        Ok(()) => Err(format!(
+            "installed {pinned}, but `cargo {subcommand} --version` still fails: is cargo's bin directory ($CARGO_HOME/bin) on PATH?"
+        )),
+        Err(e) if crate::interop::in_ci() => Err(format!(
+            "CI {ci_use} with cargo-{subcommand}, and installing it failed: {e}"
+        )),
+        Err(e) => {
+            eprintln!(
+                "xtask: {e}; skipping what needs it (cargo install --locked {pinned} when the registry is reachable)"
+            );
+            Ok(false)
+        }
     }
 }

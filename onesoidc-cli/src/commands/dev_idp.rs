@@ -246,10 +246,14 @@ fn print_banner(idp: &DevIdp, bound: SocketAddr, summary: &Summary) {
         "  onesoidc ciba{insecure} --username alice --config ./dev-device/device.yml --key-dir ./dev-device"
     );
     out!();
-    out!("Then approve in the console, or from a shell (the test-only control API):");
-    out!("  curl -X POST {host}/control/registrations/CODE/approve");
+    out!("Then approve in the console, or from a shell (the test-only control API, JSON only):");
+    out!(
+        "  curl -X POST -H 'content-type: application/json' {host}/control/registrations/CODE/approve"
+    );
     out!("  curl {host}/control/ciba                                  # pending logins");
-    out!("  curl -X POST {host}/control/ciba/AUTH_REQ_ID/approve      # or /deny");
+    out!(
+        "  curl -X POST -H 'content-type: application/json' {host}/control/ciba/AUTH_REQ_ID/approve  # or /deny"
+    );
     out!(
         "  curl -X POST -H 'content-type: application/json' -d '{{\"username\":\"alice\"}}' {host}/control/qr/SESSION_ID/scan"
     );

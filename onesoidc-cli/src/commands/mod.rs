@@ -57,6 +57,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             location,
             role,
             key_type,
+            security,
+            tcti,
             config_dir,
             force,
             timeout,
@@ -75,6 +77,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .policy(policy(g));
             if let (Some(address), Some(domain)) = (address, domain) {
                 registration = registration.provider(address, domain);
+            }
+            if security.eq_ignore_ascii_case("tpm") {
+                registration = registration.key_security(onesoidc_core::KeySecurity::Tpm);
+                registration = with_tcti(registration, tcti.as_deref())?;
+            } else if tcti.is_some() {
+                return Err(Failure::usage("--tcti is for --security tpm"));
             }
             register::register(g, &registration).await
         }
@@ -127,4 +135,31 @@ pub fn client(g: &GlobalArgs) -> Result<OnesIdClient, Failure> {
         .identity(identity(g)?)
         .policy(policy(g))
         .build()?)
+}
+
+/// The TPM named by `--tcti` for a registration (the environment's without it).
+#[cfg(feature = "tpm")]
+fn with_tcti(
+    registration: onesoidc_flows::DeviceRegistration,
+    tcti: Option<&str>,
+) -> Result<onesoidc_flows::DeviceRegistration, Failure> {
+    match tcti {
+        Some(text) => {
+            let tcti = text
+                .parse::<onesoidc_flows::tpm::Tcti>()
+                .map_err(|e| Failure::usage(&e.to_string()))?;
+            Ok(registration.tcti(tcti))
+        }
+        None => Ok(registration),
+    }
+}
+
+/// Without the `tpm` feature, registering with `--security tpm` fails in
+/// the flow, saying to build with it.
+#[cfg(not(feature = "tpm"))]
+fn with_tcti(
+    registration: onesoidc_flows::DeviceRegistration,
+    _tcti: Option<&str>,
+) -> Result<onesoidc_flows::DeviceRegistration, Failure> {
+    Ok(registration)
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::client;
 use crate::cli::GlobalArgs;
 use crate::output::{Failure, out};
+use crate::service_manager::ServiceManager;
 
 pub async fn run(
     g: &GlobalArgs,
@@ -18,6 +19,9 @@ pub async fn run(
     refreshes: Option<u64>,
 ) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
+    let systemd = ServiceManager::from_env();
+    // Without a watchdog the tick never comes.
+    let mut watchdog = systemd.watchdog_interval().map(tokio::time::interval);
     let client = client(g)?;
     let owner = TokenOwner::of(&client);
     let mut builder = TokenManager::builder(crate::cache::DEVICE_TOKEN, device_refresh(client))
@@ -29,6 +33,8 @@ pub async fn run(
     let mut events = manager.events();
     let first = manager.access_token().await.map_err(|e| e.to_string())?;
     report(g, "ready", Some(first.expires_at()), None);
+    // The manager has stored the token before handing it out.
+    systemd.ready(first.expires_at());
     let mut seen = 0;
     loop {
         tokio::select! {
@@ -36,6 +42,7 @@ pub async fn run(
                 Some(TokenEvent::Refreshed { expires_at }) if expires_at != first.expires_at() => {
                     seen += 1;
                     report(g, "refreshed", Some(expires_at), None);
+                    systemd.token(expires_at);
                     if refreshes.is_some_and(|n| seen >= n) {
                         break;
                     }
@@ -43,10 +50,12 @@ pub async fn run(
                 Some(TokenEvent::RefreshFailed { error, reauth_required }) => {
                     let what = if reauth_required { "refresh_failed_reauth_required" } else { "refresh_failed" };
                     report(g, what, None, Some(error.to_string()));
+                    systemd.refresh_failed(&error.to_string());
                 }
                 Some(TokenEvent::Loaded { expires_at }) if expires_at != first.expires_at() => {
                     seen += 1;
                     report(g, "loaded", Some(expires_at), None);
+                    systemd.token(expires_at);
                     if refreshes.is_some_and(|n| seen >= n) {
                         break;
                     }
@@ -57,14 +66,29 @@ pub async fn run(
                 Some(TokenEvent::StoreAvailable) => report(g, "store_available", None, None),
                 Some(TokenEvent::Expired) => report(g, "expired", None, None),
                 Some(TokenEvent::Cleared) => report(g, "cleared", None, None),
+                Some(TokenEvent::DeviceClockOff { offset }) => {
+                    report(g, "device_clock_off", None, Some(offset.to_string()));
+                }
                 Some(_) => {}
                 None => break,
             },
+            () = tick(&mut watchdog) => systemd.watchdog(),
             _ = interrupt.recv() => break,
         }
     }
+    systemd.stopping();
     manager.shutdown().await;
     Ok(())
+}
+
+/// The next watchdog tick; never, without a watchdog.
+async fn tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn report(g: &GlobalArgs, event: &str, expires_at: Option<Expiry>, error: Option<String>) {

@@ -89,7 +89,7 @@ impl Guard {
         })
     }
 
-    /// Every console route: the request must name this provider in `Host`.
+    /// Every console and control route: the request must name this provider in `Host`.
     pub fn check_host(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let host = headers
             .get(header::HOST)
@@ -99,7 +99,7 @@ impl Guard {
             Ok(())
         } else {
             Err(forbidden(format!(
-                "the console answers only to the provider's own address, not Host {host:?}"
+                "the console and the control API answer only to the provider's own address, not Host {host:?}"
             )))
         }
     }

@@ -4,12 +4,15 @@
 //! response carries `X-Onesoidc-DevIdp: control surface, not part of OnesID`.
 //! Errors are JSON `{"error", "error_description"}`: 404 `not_found`,
 //! 409 `conflict` (not pending any more), 400 `invalid_request` /
-//! `unknown_user_id`.
+//! `unknown_user_id`; 403 `forbidden` for a `Host` that is not the
+//! provider's, 415 `invalid_request` for a request other than `GET`/`HEAD`
+//! without `Content-Type: application/json` (the console's protections
+//! against other sites in the developer's browser).
 
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,14 +24,14 @@ use std::sync::Arc;
 use super::Shared;
 use crate::config::{AutoApprove, AutoApproveJson, UserDecision};
 use crate::devices::RegisteredDevice;
-use crate::error::ApiError;
+use crate::error::{ApiError, code};
 use crate::form;
 use crate::state::Provider;
 
 /// The header that marks control responses.
 const MARKER: (&str, &str) = ("x-onesoidc-devidp", "control surface, not part of OnesID");
 
-pub(super) fn router() -> Router<Arc<Provider>> {
+pub(super) fn router(provider: Arc<Provider>) -> Router<Arc<Provider>> {
     Router::new()
         .route("/ciba", get(ciba_pending))
         .route("/ciba/{auth_req_id}/approve", post(ciba_approve))
@@ -42,7 +45,46 @@ pub(super) fn router() -> Router<Arc<Provider>> {
         .route("/devices", post(add_device))
         .route("/stats", get(stats))
         .route("/auto-approve", get(auto_approve_get).put(auto_approve_put))
+        .route("/keys/rotate", post(rotate_key))
+        .layer(axum::middleware::from_fn_with_state(provider, guard))
         .layer(axum::middleware::map_response(mark))
+}
+
+/// The console's protections, for scripts instead of pages: the `Host`
+/// must name this provider (so a DNS-rebinding page cannot read pending
+/// logins), and every request but `GET`/`HEAD` must say
+/// `Content-Type: application/json`, which a cross-site page can only send
+/// after a CORS preflight that nothing here answers (a `no-cors` `text/plain`
+/// POST is refused with 415 before it changes anything).
+async fn guard(
+    axum::extract::State(p): Shared,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(e) = p.console.check_host(request.headers()) {
+        return reply("control_guard", Err(e));
+    }
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !reads && !is_json(request.headers()) {
+        return reply(
+            "control_guard",
+            Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                code::INVALID_REQUEST,
+                "the control API takes only `Content-Type: application/json` (send it even with an empty body)",
+            )),
+        );
+    }
+    next.run(request).await
+}
+
+/// Whether the `Content-Type` is `application/json` (parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 async fn mark(mut response: Response) -> Response {
@@ -209,4 +251,25 @@ async fn auto_approve_put(
         Json(policy.map(AutoApproveJson::from)).into_response()
     });
     reply("auto_approve", result)
+}
+
+async fn rotate_key(axum::extract::State(p): Shared) -> Response {
+    let result = match tokio::task::spawn_blocking(crate::provider_key::ProviderKey::generate).await
+    {
+        Ok(Ok(key)) => {
+            let (kid, previous_kid) = p.rotate_key(key);
+            Ok(Json(json!({"kid": kid, "previous_kid": previous_kid})).into_response())
+        }
+        Ok(Err(reason)) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            reason,
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "generating the key was cancelled",
+        )),
+    };
+    reply("rotate_key", result)
 }

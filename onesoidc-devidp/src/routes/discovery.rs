@@ -41,5 +41,6 @@ pub(super) async fn configuration(axum::extract::State(p): Shared) -> Response {
 /// `GET /oidc/jwks`.
 pub(super) async fn jwks(axum::extract::State(p): Shared) -> Response {
     tracing::debug!(route = "jwks", "request served");
-    axum::Json(json!({"keys": [p.key.jwk()]})).into_response()
+    let keys: Vec<_> = p.published_keys().iter().map(|k| k.jwk().clone()).collect();
+    axum::Json(json!({ "keys": keys })).into_response()
 }

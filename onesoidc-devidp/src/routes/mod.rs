@@ -54,7 +54,7 @@ pub(crate) fn router(provider: Arc<Provider>) -> Router {
             "/devices/registration/status/{verification_code}",
             get(registration::status),
         )
-        .nest("/control", control::router())
+        .nest("/control", control::router(provider.clone()))
         .merge(crate::console::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

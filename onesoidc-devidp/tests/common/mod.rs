@@ -321,6 +321,16 @@ impl Harness {
         into_resp(self.http.post(url).send().await.unwrap()).await
     }
 
+    /// A POST without a body that says `Content-Type: application/json`,
+    /// as the control API wants.
+    pub async fn post_empty_json(&self, url: &str) -> Resp {
+        let request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json");
+        into_resp(request.send().await.unwrap()).await
+    }
+
     pub async fn introspect(&self, device: &TestDevice, token: &str) -> Value {
         self.call(
             &self.idp.introspection_endpoint(),

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use onesoidc_core::{Error, Expiry};
+use onesoidc_core::{ClockOffset, Error, Expiry};
 
 use crate::store::StoreError;
 
@@ -68,6 +68,26 @@ pub enum TokenEvent {
     },
     /// The store works again: refreshes are shared again.
     StoreAvailable,
+    /// The provider's answer to a refresh (its `Date` header) shows the
+    /// device clock off by more than the 60 s skew: ID tokens and client
+    /// assertions may be refused until it is set right. Reported by
+    /// [`user_refresh`](crate::user_refresh) (whatever the outcome) and
+    /// [`device_refresh`](crate::device_refresh) (when it fails), before
+    /// the refresh's outcome.
+    DeviceClockOff {
+        /// How far off it is.
+        offset: ClockOffset,
+    },
+    /// A refresh's new ID token was not accepted (its signature or claims,
+    /// e.g. with the device clock off, or the provider's keys out of
+    /// reach): the manager holds the new access and refresh tokens (a
+    /// rotated refresh token must not be lost) with the previous ID token.
+    /// Reported by [`user_refresh`](crate::user_refresh), before
+    /// [`Refreshed`](Self::Refreshed).
+    IdTokenRejected {
+        /// Why.
+        error: Arc<Error>,
+    },
 }
 
 /// Where a manager stands; see [`TokenManager::state`](crate::TokenManager::state) and
@@ -158,6 +178,13 @@ impl fmt::Display for TokenEvent {
             TokenEvent::StoreAvailable => {
                 f.write_str("the token store works again; refreshes are shared")
             }
+            TokenEvent::DeviceClockOff { offset } => {
+                write!(f, "{offset}; set the device clock right, e.g. with NTP")
+            }
+            TokenEvent::IdTokenRejected { error } => write!(
+                f,
+                "the refreshed ID token was not accepted; kept the new access and refresh tokens with the previous ID token: {error}"
+            ),
         }
     }
 }

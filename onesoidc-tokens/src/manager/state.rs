@@ -415,7 +415,7 @@ impl Shared {
                     store_generation: inner.store_generation,
                     lifetime: inner.lifetime,
                     expiry: inner.pending_expiry(),
-                    refresh: self.config.refresh.clone(),
+                    refresh: self.reporting_refresh(&inner),
                     timeout: self.config.refresh_timeout,
                     name: self.name.clone(),
                     store: self.config.store.clone(),
@@ -429,6 +429,21 @@ impl Shared {
                 (a, b) => a.or(b),
             }),
         }
+    }
+
+    /// The refresh function, its notices (the device clock, an ID token
+    /// not accepted) emitted as events and logged before its outcome.
+    fn reporting_refresh(&self, inner: &Inner) -> crate::refresh::RefreshFn {
+        let (name, events) = (self.name.clone(), inner.events.clone());
+        crate::refresh::reporting(
+            self.config.refresh.clone(),
+            Arc::new(move |event| {
+                tracing::warn!(manager = %name, "{event}");
+                if let Some(events) = &events {
+                    let _ = events.send(event);
+                }
+            }),
+        )
     }
 
     pub(super) fn expire_now(&self, now: Instant) {
