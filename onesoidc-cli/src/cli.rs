@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "onesoidc",
-    version = VERSION,
+    version = VERSION.as_str(),
     about,
     long_about,
     propagate_version = true
@@ -25,23 +25,21 @@ pub struct Cli {
 }
 
 /// `--version`: the version, the git commit it was built from and whether
-/// TPM keys sign in process (the `tpm` feature).
-#[cfg(feature = "tpm")]
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("ONESOIDC_COMMIT"),
-    "; tpm)"
-);
-/// `--version`: the version, the git commit it was built from and whether
-/// TPM keys sign in process (the `tpm` feature).
-#[cfg(not(feature = "tpm"))]
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("ONESOIDC_COMMIT"),
-    "; without tpm)"
-);
+/// TPM keys sign in process (the `tpm` feature of onesoidc-flows, which
+/// this crate's `tpm` feature turns on; asked of flows, so the answer is
+/// true of the binary whatever turned it on).
+pub static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let tpm = if onesoidc_flows::TPM_SIGNER {
+        "tpm"
+    } else {
+        "without tpm"
+    };
+    format!(
+        "{} ({}; {tpm})",
+        env!("CARGO_PKG_VERSION"),
+        env!("ONESOIDC_COMMIT")
+    )
+});
 
 /// Options every command takes.
 #[derive(Debug, Args)]

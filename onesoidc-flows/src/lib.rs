@@ -82,6 +82,15 @@ pub use identity::{DeviceIdentity, load_device_config, load_pem_signer};
 pub use jwks::{JWKS_STALE_IF_ERROR, JwksCache, JwksKeys, UNKNOWN_KID_REFETCH, Want, fetch_jwks};
 /// The sans-IO core, re-exported so one dependency is enough.
 pub use onesoidc_core as core;
+
+/// Whether TPM keys sign in process (this build has the `tpm` feature and
+/// [`DeviceIdentity::load`] uses `onesoidc-tpm`), as `onesoidc --version`
+/// says.
+///
+/// ```
+/// assert_eq!(onesoidc_flows::TPM_SIGNER, cfg!(feature = "tpm"));
+/// ```
+pub const TPM_SIGNER: bool = cfg!(feature = "tpm");
 pub use onesoidc_core::{
     Application, AuthReqId, CibaRequest, ClientId, DeviceTokenRequest, Endpoint, Error,
     IdTokenClaims, Introspection, LoginHint, QrSession, QrSessionId, Scope, SecretString, TokenSet,

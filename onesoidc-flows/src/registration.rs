@@ -138,6 +138,34 @@ impl DeviceRegistration {
         self
     }
 
+    /// The TPM to create the key in, as written on a command line
+    /// (`device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`), whether or
+    /// not this build has the `tpm` feature: with it, parsed (the error
+    /// says what is wrong with the text); without it, kept nowhere, since
+    /// registering with [`KeySecurity::Tpm`] then fails saying to build
+    /// with `tpm`.
+    ///
+    /// ```
+    /// use onesoidc_flows::DeviceRegistration;
+    /// let registration = DeviceRegistration::new("Kiosk", "Hall", "SERVER")
+    ///     .tcti_text("device:/dev/tpmrm0");
+    /// assert!(registration.is_ok());
+    /// ```
+    pub fn tcti_text(self, text: &str) -> Result<Self, String> {
+        #[cfg(feature = "tpm")]
+        {
+            let tcti = text
+                .parse::<onesoidc_tpm::Tcti>()
+                .map_err(|e| e.to_string())?;
+            Ok(self.tcti(tcti))
+        }
+        #[cfg(not(feature = "tpm"))]
+        {
+            let _ = text;
+            Ok(self)
+        }
+    }
+
     /// Where `device.yml` and the keys go (default [`IdentityPaths::from_env`]).
     pub fn paths(mut self, paths: IdentityPaths) -> Self {
         self.paths = paths;

@@ -138,28 +138,12 @@ pub fn client(g: &GlobalArgs) -> Result<OnesIdClient, Failure> {
 }
 
 /// The TPM named by `--tcti` for a registration (the environment's without it).
-#[cfg(feature = "tpm")]
 fn with_tcti(
     registration: onesoidc_flows::DeviceRegistration,
     tcti: Option<&str>,
 ) -> Result<onesoidc_flows::DeviceRegistration, Failure> {
     match tcti {
-        Some(text) => {
-            let tcti = text
-                .parse::<onesoidc_flows::tpm::Tcti>()
-                .map_err(|e| Failure::usage(&e.to_string()))?;
-            Ok(registration.tcti(tcti))
-        }
+        Some(text) => registration.tcti_text(text).map_err(|e| Failure::usage(&e)),
         None => Ok(registration),
     }
-}
-
-/// Without the `tpm` feature, registering with `--security tpm` fails in
-/// the flow, saying to build with it.
-#[cfg(not(feature = "tpm"))]
-fn with_tcti(
-    registration: onesoidc_flows::DeviceRegistration,
-    _tcti: Option<&str>,
-) -> Result<onesoidc_flows::DeviceRegistration, Failure> {
-    Ok(registration)
 }
