@@ -133,15 +133,21 @@ async fn cached_token(
         Ok(tokens)
     }
     .await;
+    // A failure still standing: its event may have come before `events()`
+    // subscribed (the manager loads from the store as it starts).
+    let standing = manager.store_unavailable();
     manager.shutdown().await;
-    // The stream ends with the manager: every event it had is here.
+    // The stream ends with the manager: every event it had is here (a
+    // failure the store has recovered from since, too).
+    let mut unavailable = None;
     while let Some(event) = events.next().await {
         if let TokenEvent::StoreUnavailable { error } = event {
-            eprintln!(
-                "warning: the token store is unavailable, so this token was not shared: {error}"
-            );
+            unavailable = Some(error);
             break;
         }
+    }
+    if let Some(error) = unavailable.or(standing) {
+        eprintln!("warning: the token store is unavailable, so this token was not shared: {error}");
     }
     tokens
 }

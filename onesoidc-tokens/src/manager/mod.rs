@@ -38,6 +38,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::error::TokenError;
 use crate::refresh::RefreshFn;
+use crate::store::StoreError;
 
 mod attempt;
 mod builder;
@@ -252,6 +253,25 @@ impl TokenManager {
                 }
             },
         )
+    }
+
+    /// The store's error while it is failing: its last call failed and
+    /// none has worked since (the state a late subscriber to
+    /// [`events`](Self::events) missed [`TokenEvent::StoreUnavailable`]
+    /// for); `None` with no store or a working one.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use onesoidc_tokens::TokenManager;
+    /// let manager = TokenManager::new("device", onesoidc_tokens::refresh_fn(|_| async {
+    ///     Err(onesoidc_core::Error::LoginRequired { reason: "none".into() })
+    /// }));
+    /// assert!(manager.store_unavailable().is_none());
+    /// # }
+    /// ```
+    pub fn store_unavailable(&self) -> Option<Arc<StoreError>> {
+        self.shared.lock().store_failing.clone()
     }
 
     /// Where the manager stands now.

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::error::TokenError;
-use crate::store::{SaveMode, Saved, Stored};
+use crate::store::{SaveMode, Saved, StoreError, Stored};
 
 use super::attempt::bounded;
 
@@ -79,8 +79,9 @@ pub(super) struct Inner {
     pub(super) driver_alive: bool,
     pub(super) events: Option<broadcast::Sender<TokenEvent>>,
     pub(super) state: Option<watch::Sender<TokenState>>,
-    /// The store's last call failed (reported once, until one works again).
-    pub(super) store_failing: bool,
+    /// The store's last call failed, with its error (reported once, until
+    /// one works again).
+    pub(super) store_failing: Option<Arc<StoreError>>,
 }
 
 pub(super) struct Failure {
@@ -548,15 +549,14 @@ impl Shared {
         match report {
             StoreReport::Unused => {}
             StoreReport::Worked => {
-                if inner.store_failing {
-                    inner.store_failing = false;
+                if inner.store_failing.take().is_some() {
                     tracing::info!(manager = %self.name, "the token store works again; sharing refreshes through it");
                     self.emit(inner, TokenEvent::StoreAvailable);
                 }
             }
             StoreReport::Failed(error) => {
-                if !inner.store_failing {
-                    inner.store_failing = true;
+                if inner.store_failing.is_none() {
+                    inner.store_failing = Some(error.clone());
                     tracing::warn!(manager = %self.name, "token store failed; refreshing alone until it works again: {error}");
                     self.emit(inner, TokenEvent::StoreUnavailable { error });
                 } else {
