@@ -5,6 +5,7 @@
 //! once on stderr why a store it cannot use is unavailable (a TLS server
 //! it does not trust), and works once given the CA with `--store-ca`.
 
+mod common;
 // Shared with onesoidc-tokens' tests, which use more of them.
 #[allow(dead_code)]
 #[path = "../../onesoidc-tokens/tests/support/redis_server.rs"]
@@ -63,17 +64,11 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn provider(ttl: Duration) -> (DevIdp, tempfile::TempDir, onesoidc_flows::IdentityPaths) {
-    let idp = DevIdp::start(DevIdpConfig {
+    common::provisioned_device(DevIdpConfig {
         access_token_ttl: ttl,
         ..DevIdpConfig::default()
     })
     .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = idp
-        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
-        .unwrap();
-    (idp, dir, paths)
 }
 
 #[tokio::test]

@@ -31,13 +31,7 @@ async fn watch_under_systemd(
     onesoidc_devidp::DevIdp,
     tempfile::TempDir,
 ) {
-    let idp = onesoidc_devidp::DevIdp::start(Default::default())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let paths = idp
-        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
-        .unwrap();
+    let (idp, dir, paths) = common::provisioned_device(Default::default()).await;
     let socket_path = dir.path().join("notify");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(DEADLINE)).unwrap();

@@ -22,6 +22,23 @@ pub fn command(args: &[&str]) -> Command {
     command
 }
 
+/// A dev IdP with `config` and a device registered with it (an ES256
+/// key in a temporary directory, deleted when the `TempDir` is dropped).
+pub async fn provisioned_device(
+    config: onesoidc_devidp::DevIdpConfig,
+) -> (
+    onesoidc_devidp::DevIdp,
+    tempfile::TempDir,
+    onesoidc_flows::IdentityPaths,
+) {
+    let idp = onesoidc_devidp::DevIdp::start(config).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp
+        .provision_device(dir.path(), onesoidc_core::KeyType::EccP256)
+        .unwrap();
+    (idp, dir, paths)
+}
+
 /// Runs `onesoidc ARGS` to the end.
 pub fn onesoidc(args: &[&str]) -> Output {
     command(args).output().unwrap()
