@@ -44,6 +44,7 @@ mod clock;
 mod config;
 mod discovery;
 mod dpop;
+mod dpop_key;
 mod error;
 mod id_token;
 mod ids;
@@ -73,6 +74,7 @@ pub use dpop::{
     DpopProofExpectations, MAX_DPOP_JTI_BYTES, MAX_DPOP_PROOF_BYTES, dpop_access_token_hash,
     verify_dpop_proof,
 };
+pub use dpop_key::{DpopKey, DpopKeyError, dpop_htu};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
 pub use id_token::{
     CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,
