@@ -653,3 +653,36 @@ async fn a_stolen_bound_token_with_a_proof_from_another_key_is_refused() {
         .unwrap();
     assert_eq!(expect(&owners).unwrap().key_thumbprint, key.thumbprint());
 }
+
+/// The console's token log tells a bound token from a bearer one, by the
+/// start of its key's thumbprint (public; never the token).
+#[tokio::test]
+async fn the_console_marks_bound_tokens_with_their_key() {
+    let h = Harness::fast().await;
+    let device = h.device(KeyType::EccP256);
+    let key = DpopKey::generate().unwrap();
+    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+    let token = access_token(&resp);
+    token_with(&h, &device, &[], &CLIENT_CREDENTIALS)
+        .await
+        .assert_ok();
+
+    let html = h
+        .http
+        .get(h.idp.console_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let jkt_start: String = key.thumbprint().chars().take(8).collect();
+    assert!(
+        html.contains(&format!(
+            "DPoP-bound access token (300 s, jkt {jkt_start}…)"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("access token (300 s)"), "the bearer one too");
+    assert!(!html.contains(&token));
+}
