@@ -460,3 +460,92 @@ async fn authorize_gives_dpop_headers_with_ath_for_a_bound_token_and_bearer_othe
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn send_authorized_meets_an_applications_nonce_challenge_once() {
+    let mut server = provider(&["ES256"]).await;
+    let base = server.url();
+    server
+        .mock("POST", "/oidc/token")
+        .with_body(BOUND)
+        .create_async()
+        .await;
+    let challenge = server
+        .mock("GET", "/api/me")
+        .match_request(|request| nonce_of(request).is_none())
+        .with_status(401)
+        .with_header(
+            "WWW-Authenticate",
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#,
+        )
+        .with_header("DPoP-Nonce", "app-n-1")
+        .expect(1)
+        .create_async()
+        .await;
+    let api_url = format!("{base}/api/me");
+    let expected_url = url::Url::parse(&api_url).unwrap();
+    let answered = server
+        .mock("GET", "/api/me")
+        .match_request(move |request| {
+            let authorization = request.header("authorization");
+            let Some((proof, _, claims)) = proof_of(request) else {
+                return false;
+            };
+            let jkt = claims_jkt(&proof);
+            let expect = DpopProofExpectations::new("GET", &expected_url)
+                .access_token("bound-at", &jkt)
+                .nonce("app-n-1");
+            authorization.len() == 1
+                && authorization[0] == "DPoP bound-at"
+                && claims["nonce"] == "app-n-1"
+                && verify_dpop_proof(&proof, &expect, SystemTime::now()).is_ok()
+        })
+        .with_body("me")
+        .expect(1)
+        .create_async()
+        .await;
+    let client = dpop_client(identity(&base, KeyType::EccP256));
+    let tokens = client.device_token().await.unwrap();
+    let http = reqwest::Client::new();
+    let answer = client
+        .send_authorized(&tokens, http.get(&api_url))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    challenge.assert_async().await;
+    answered.assert_async().await;
+
+    // A bearer token goes as Bearer, with no proof and no retry.
+    let bearer_mock = server
+        .mock("GET", "/api/bearer")
+        .match_header("authorization", "Bearer plain-at")
+        .match_request(|request| request.header("dpop").is_empty())
+        .expect(1)
+        .create_async()
+        .await;
+    let bearer = TokenSet {
+        access_token: "plain-at".to_string().into(),
+        token_type: "Bearer".into(),
+        dpop_jkt: None,
+        ..tokens
+    };
+    client
+        .send_authorized(&bearer, http.get(format!("{base}/api/bearer")))
+        .await
+        .unwrap();
+    bearer_mock.assert_async().await;
+}
+
+/// The thumbprint of the key in a proof's header.
+fn claims_jkt(proof: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(proof.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    serde_json::from_value::<PublicJwk>(header["jwk"].clone())
+        .unwrap()
+        .thumbprint()
+        .unwrap()
+}
