@@ -55,6 +55,15 @@ async fn provider(dpop_algs: &[&str]) -> mockito::ServerGuard {
     server
 }
 
+/// A provider accepting ES256 proofs, its URL, and a P-256 device's
+/// client with DPoP on.
+async fn es256_provider_and_client() -> (mockito::ServerGuard, String, OnesIdClient) {
+    let server = provider(&["ES256"]).await;
+    let base = server.url();
+    let client = dpop_client(identity(&base, KeyType::EccP256));
+    (server, base, client)
+}
+
 /// The `DPoP` header of `request`, decoded: (proof, header, claims).
 fn proof_of(request: &Request) -> Option<(String, Value, Value)> {
     let values = request.header("dpop");
@@ -192,8 +201,7 @@ async fn a_device_key_the_provider_does_not_accept_gives_way_to_dpop_pem_beside_
 
 #[tokio::test]
 async fn use_dpop_nonce_is_retried_once_then_the_latest_nonce_is_sent() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     let challenge = server
         .mock("POST", "/oidc/token")
         .match_request(|request| nonce_of(request).is_none())
@@ -218,7 +226,6 @@ async fn use_dpop_nonce_is_retried_once_then_the_latest_nonce_is_sent() {
         .expect(2)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     for _ in 0..3 {
         assert_eq!(client.device_token().await.unwrap().token_type, "DPoP");
     }
@@ -229,8 +236,7 @@ async fn use_dpop_nonce_is_retried_once_then_the_latest_nonce_is_sent() {
 
 #[tokio::test]
 async fn a_second_use_dpop_nonce_in_a_row_is_not_retried_again() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     let always = server
         .mock("POST", "/oidc/token")
         .with_status(400)
@@ -239,7 +245,6 @@ async fn a_second_use_dpop_nonce_in_a_row_is_not_retried_again() {
         .expect(2)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let error = client.device_token().await.unwrap_err();
     assert_eq!(error.oauth_error(), Some("use_dpop_nonce"));
     always.assert_async().await;
@@ -259,8 +264,7 @@ fn user_tokens(refresh_token: &str) -> TokenSet {
 
 #[tokio::test]
 async fn a_refresh_challenged_for_a_nonce_is_retried_with_the_same_refresh_token() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     let refresh_tokens = Arc::new(Mutex::new(Vec::new()));
     let seen = refresh_tokens.clone();
     let refresh_token_sent = move |request: &Request| {
@@ -291,7 +295,6 @@ async fn a_refresh_challenged_for_a_nonce_is_retried_with_the_same_refresh_token
         .expect(1)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let refreshed = client.refresh(&user_tokens("rt-1")).await.unwrap();
     assert_eq!(refreshed.access_token.expose_secret(), "new-at");
     assert_eq!(
@@ -306,8 +309,7 @@ async fn a_refresh_challenged_for_a_nonce_is_retried_with_the_same_refresh_token
 
 #[tokio::test]
 async fn a_refresh_refused_otherwise_is_not_retried() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, base, client) = es256_provider_and_client().await;
     let refused = server
         .mock("POST", "/oidc/token")
         .with_status(400)
@@ -316,7 +318,6 @@ async fn a_refresh_refused_otherwise_is_not_retried() {
         .expect(1)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let error = client.refresh(&user_tokens("rt-1")).await.unwrap_err();
     assert_eq!(error.oauth_error(), Some("invalid_grant"));
     refused.assert_async().await;
@@ -330,8 +331,7 @@ async fn a_refresh_refused_otherwise_is_not_retried() {
 
 #[tokio::test]
 async fn the_ciba_poll_sends_a_proof_and_its_tokens_are_bound() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     server
         .mock("POST", "/oidc/token")
         .match_body(Matcher::UrlEncoded(
@@ -345,7 +345,6 @@ async fn the_ciba_poll_sends_a_proof_and_its_tokens_are_bound() {
         .expect(1)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let answer = client.ciba_poll(&"req-1".into()).await.unwrap();
     let onesoidc_core::CibaPollResponse::Tokens(tokens) = answer else {
         panic!("expected tokens, got {answer:?}");
@@ -419,14 +418,12 @@ async fn without_dpop_nothing_changes() {
 
 #[tokio::test]
 async fn authorize_gives_dpop_headers_with_ath_for_a_bound_token_and_bearer_otherwise() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, base, client) = es256_provider_and_client().await;
     server
         .mock("POST", "/oidc/token")
         .with_body(BOUND)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let tokens = client.device_token().await.unwrap();
     let app = url::Url::parse("https://app.example/api/me?page=1").unwrap();
     let headers = client.authorize(&tokens, "GET", &app).await.unwrap();
@@ -463,8 +460,7 @@ async fn authorize_gives_dpop_headers_with_ath_for_a_bound_token_and_bearer_othe
 
 #[tokio::test]
 async fn send_authorized_meets_an_applications_nonce_challenge_once() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, base, client) = es256_provider_and_client().await;
     server
         .mock("POST", "/oidc/token")
         .with_body(BOUND)
@@ -504,7 +500,6 @@ async fn send_authorized_meets_an_applications_nonce_challenge_once() {
         .expect(1)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let tokens = client.device_token().await.unwrap();
     let http = reqwest::Client::new();
     let answer = client
