@@ -9,5 +9,8 @@ mod cli;
 mod common;
 mod device_token;
 mod discovery;
+mod dpop;
 mod resource;
 mod tokens;
+#[cfg(feature = "tpm")]
+mod tpm;
