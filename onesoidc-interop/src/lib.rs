@@ -25,7 +25,7 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_core::{DeviceConfig, KeyType, PemSigner};
-use onesoidc_flows::{DeviceIdentity, OnesIdClient, load_pem_signer};
+use onesoidc_flows::{DeviceIdentity, IdentityPaths, OnesIdClient, load_pem_signer};
 use onesoidc_http::{HttpClient, ReqwestClient};
 
 /// Environment variable with the provider's host, e.g. `http://127.0.0.1:4000`.
@@ -354,8 +354,14 @@ pub struct CliIdentity {
 impl CliIdentity {
     /// Writes the identity of `key`.
     pub fn new(key: DeviceKey) -> Self {
+        Self::at(key, Instance::Default)
+    }
+
+    /// Writes the identity of `key`, registered with `instance`.
+    pub fn at(key: DeviceKey, instance: Instance) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("device.yml"), key.device_yml()).expect("device.yml");
+        let yml = key.device_yml_at(instance);
+        std::fs::write(dir.path().join("device.yml"), yml).expect("device.yml");
         let key_path = dir.path().join("private.pem");
         std::fs::copy(key.dir().join("private.pem"), &key_path).expect("private.pem");
         #[cfg(unix)]
@@ -365,6 +371,12 @@ impl CliIdentity {
                 .expect("chmod");
         }
         CliIdentity { dir }
+    }
+
+    /// The identity's files (`device.yml` and the key in one directory,
+    /// where a `dpop.pem` would go too).
+    pub fn paths(&self) -> IdentityPaths {
+        IdentityPaths::new(self.dir.path().join("device.yml"), self.dir.path())
     }
 
     /// `--config PATH --key-dir DIR` for this identity.

@@ -47,11 +47,11 @@ macro_rules! at_both_instances {
 
 /// An answer of the provider's token or introspection endpoint.
 #[derive(Debug)]
-pub struct Answer {
+struct Answer {
     status: u16,
     /// Its `DPoP-Nonce` header.
     nonce: Option<String>,
-    pub body: serde_json::Value,
+    body: serde_json::Value,
 }
 
 impl Answer {
@@ -59,7 +59,7 @@ impl Answer {
         self.body["error"].as_str().unwrap_or_default()
     }
 
-    pub fn string(&self, member: &str) -> String {
+    fn string(&self, member: &str) -> String {
         let value = self.body[member].as_str();
         value
             .unwrap_or_else(|| panic!("no {member} in {}", self.body))
@@ -68,28 +68,21 @@ impl Answer {
 }
 
 /// A device talking DPoP to one instance, by hand: its client
-/// authentication as the flows make it, plus a proof from its DPoP key,
-/// and the latest server nonce remembered (RFC 9449 §8.2).
-pub struct DpopDevice {
+/// authentication as the flows make it, plus a proof from a fresh P-256
+/// key, and the latest server nonce remembered (RFC 9449 §8.2).
+struct DpopDevice {
     instance: Instance,
     client: OnesIdClient,
-    pub key: DpopKey,
+    key: DpopKey,
     nonce: Mutex<Option<String>>,
 }
 
 impl DpopDevice {
-    /// The fixture device `device` at `instance`, with a fresh P-256 DPoP key.
     fn new(device: DeviceKey, instance: Instance) -> Self {
-        let key = DpopKey::generate().expect("a P-256 key");
-        Self::with_key(device.client_at(instance), key, instance)
-    }
-
-    /// `client` (talking to `instance`) with the DPoP key `key`.
-    pub fn with_key(client: OnesIdClient, key: DpopKey, instance: Instance) -> Self {
         DpopDevice {
             instance,
-            client,
-            key,
+            client: device.client_at(instance),
+            key: DpopKey::generate().expect("a P-256 key"),
             nonce: Mutex::new(None),
         }
     }
@@ -166,7 +159,7 @@ impl DpopDevice {
 
     /// A device token for `options`, bound; checks the nonce exchange the
     /// instance should have made.
-    pub async fn device_token(&self, options: &DeviceTokenRequest) -> Answer {
+    async fn device_token(&self, options: &DeviceTokenRequest) -> Answer {
         let auth = self.client.client_auth();
         let first_request = self.nonce.lock().unwrap().is_none();
         let (answer, challenged) = self
@@ -188,7 +181,7 @@ impl DpopDevice {
     }
 
     /// Introspects `token` (no proof: introspection is client-authenticated).
-    pub async fn introspect(&self, token: &str) -> Answer {
+    async fn introspect(&self, token: &str) -> Answer {
         let metadata = self.client.provider_metadata().await.expect("discovery");
         let request = self
             .client

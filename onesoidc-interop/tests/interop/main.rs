@@ -10,6 +10,7 @@ mod common;
 mod device_token;
 mod discovery;
 mod dpop;
+mod dpop_flows;
 mod resource;
 mod tokens;
 #[cfg(feature = "tpm")]

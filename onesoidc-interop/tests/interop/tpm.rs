@@ -2,7 +2,7 @@
 //! provider: a key made inside a swtpm as `onesoidc register --security
 //! tpm` makes it, the device registered with the provider (RFC 7591),
 //! `DeviceIdentity::load` picking the TPM signer, device tokens obtained;
-//! and a P-256 TPM key signing DPoP proofs the provider binds tokens to.
+//! and, with DPoP on, a P-256 TPM key signing the proofs itself.
 //!
 //! Built with the crate's `tpm` feature (`cargo xtask interop` turns it on
 //! when the TSS libraries are installed, else says it leaves these out);
@@ -11,16 +11,12 @@
 #[path = "../../../onesoidc-tpm/tests/support/mod.rs"]
 mod swtpm;
 
-use onesoidc_flows::core::{
-    DeviceConfig, DeviceTokenRequest, DpopKey, KeySecurity, KeyType, PublicJwk,
-};
+use onesoidc_flows::core::{DeviceConfig, KeySecurity, KeyType, PublicJwk};
 use onesoidc_flows::{DeviceIdentity, IdentityPaths, OnesIdClient, TokenTypeHint};
 use onesoidc_http::HttpClient;
 use onesoidc_interop::{Instance, REGISTRATION_TOKEN, http, issuer};
 use onesoidc_tpm::TpmSigner;
 use swtpm::Swtpm;
-
-use crate::dpop::DpopDevice;
 
 /// Registers a private_key_jwt client for `public_jwk` with the default
 /// instance (RFC 7591) and returns its client id.
@@ -136,22 +132,25 @@ async fn a_tpm_device_with_p384_gets_device_tokens() {
 
 #[tokio::test]
 #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
-async fn a_p256_tpm_key_signs_dpop_proofs_the_provider_binds_tokens_to() {
+async fn a_p256_tpm_key_signs_the_dpop_proofs_the_provider_binds_tokens_to() {
     let Some(tpm) = Swtpm::start() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     let (paths, public_jwk) = tpm_device(&tpm, dir.path(), KeyType::EccP256).await;
     let identity = DeviceIdentity::load_with_tcti(&paths, &tpm.tcti()).unwrap();
-    // The device's own key, in the TPM: ES256 is in the provider's
-    // dpop_signing_alg_values_supported.
-    let key = DpopKey::new(identity.signer.clone(), public_jwk).expect("a DPoP key");
-    let client = OnesIdClient::new(identity, http()).unwrap();
-    let device = DpopDevice::with_key(client, key, Instance::Default);
-    let answer = device.device_token(&DeviceTokenRequest::default()).await;
-    let info = device.introspect(&answer.string("access_token")).await;
-    assert_eq!(
-        info.body["cnf"]["jkt"],
-        device.key.thumbprint(),
-        "{}",
-        info.body
-    );
+    let client = OnesIdClient::builder()
+        .identity(identity)
+        .identity_paths(paths.clone())
+        .http(http())
+        .dpop(true)
+        .build()
+        .unwrap();
+    // ES256 is in the provider's dpop_signing_alg_values_supported: the
+    // device's own key, in the TPM, signs the proofs; no dpop.pem.
+    let key = client.dpop_key().await.unwrap().expect("DPoP is on");
+    assert_eq!(key.thumbprint(), public_jwk.thumbprint().unwrap());
+    assert!(format!("{:?}", key.signer()).starts_with("TpmSigner"));
+    assert!(!paths.dpop_key().exists());
+    let tokens = client.device_token().await.expect("device token");
+    assert_eq!(tokens.token_type, "DPoP");
+    assert_eq!(tokens.dpop_jkt.as_deref(), Some(key.thumbprint()));
 }
