@@ -1,10 +1,12 @@
 //! Helpers shared by the interop tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use onesoidc_flows::core::ExposeSecret;
+use onesoidc_flows::core::{AccessTokenClaims, ExposeSecret};
 use onesoidc_flows::{CibaRequest, Error, OnesIdClient, TokenSet};
-use onesoidc_interop::{DeviceKey, Phone};
+use onesoidc_interop::{DeviceKey, Instance, Phone};
+use onesoidc_resource::{Refusal, ResourceServer};
 
 /// No single interop test may hang the run: CIBA waits are bounded by the
 /// request's expiry, this bounds everything else.
@@ -57,4 +59,92 @@ pub fn oauth_error<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
 /// The secret's text.
 pub fn text(secret: &onesoidc_flows::core::SecretString) -> &str {
     secret.expose_secret()
+}
+
+/// The resource server issuing RFC 9068 JWT access tokens
+/// (`interop/provider.mjs`).
+pub const JWT_RESOURCE: &str = "https://api.interop.test/jwt";
+
+/// Declares two `#[tokio::test]`s running `async fn scenario(Instance)`:
+/// at the provider's default DPoP configuration and at the instance that
+/// requires nonces.
+macro_rules! at_both_instances {
+    ($scenario:ident) => {
+        mod $scenario {
+            use onesoidc_interop::Instance;
+
+            #[tokio::test]
+            #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
+            async fn default_configuration() {
+                super::$scenario(Instance::Default).await;
+            }
+
+            #[tokio::test]
+            #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
+            async fn nonce_required() {
+                super::$scenario(Instance::NonceRequired).await;
+            }
+        }
+    };
+}
+
+/// An application at [`JWT_RESOURCE`] (public origin
+/// `https://api.interop.test`) accepting `instance`'s JWT access tokens,
+/// bound ones with their DPoP proofs, on `GET /jwt/orders`.
+pub struct OrdersApi {
+    server: ResourceServer,
+}
+
+impl OrdersApi {
+    /// The URL a client calls (and its proofs' `htu`).
+    pub const URL: &str = "https://api.interop.test/jwt/orders";
+
+    pub async fn new(instance: Instance) -> Self {
+        let server = ResourceServer::builder()
+            .issuer(instance.issuer())
+            .audience(JWT_RESOURCE)
+            .public_url("https://api.interop.test")
+            .http(onesoidc_interop::http())
+            .build()
+            .await
+            .expect("discovery");
+        OrdersApi { server }
+    }
+
+    /// [`URL`](Self::URL), parsed.
+    pub fn url() -> url::Url {
+        url::Url::parse(Self::URL).unwrap()
+    }
+
+    /// Checks a `GET /jwt/orders` request with `headers`.
+    pub async fn get(&self, headers: &http::HeaderMap) -> Result<Arc<AccessTokenClaims>, Refusal> {
+        let uri: http::Uri = "/jwt/orders".parse().unwrap();
+        self.server
+            .check_request(&http::Method::GET, headers, &uri)
+            .await
+    }
+
+    /// Checks `token` sent as `Authorization: Bearer`.
+    pub async fn get_as_bearer(&self, token: &str) -> Result<Arc<AccessTokenClaims>, Refusal> {
+        let headers = request_headers("Bearer", token, None);
+        let by_header = self.get(&headers).await;
+        let by_token = self.server.check_token(token).await;
+        assert_eq!(
+            format!("{by_header:?}"),
+            format!("{by_token:?}"),
+            "the same answer either way"
+        );
+        by_header
+    }
+}
+
+/// `Authorization: <scheme> <token>` and, when given, `DPoP: <proof>`.
+pub fn request_headers(scheme: &str, token: &str, proof: Option<&str>) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    let authorization = format!("{scheme} {token}").parse().unwrap();
+    headers.insert(http::header::AUTHORIZATION, authorization);
+    if let Some(proof) = proof {
+        headers.insert("dpop", proof.parse().unwrap());
+    }
+    headers
 }

@@ -15,35 +15,11 @@ use onesoidc_flows::core::{
     TokenTypeHint,
 };
 use onesoidc_http::HttpClient;
-use onesoidc_interop::{DeviceKey, ECC_P256, ECC_P384, ECC_P521, Instance, RSA_2048, http};
-use onesoidc_resource::{Refusal, ResourceServer};
+use onesoidc_interop::{DeviceKey, ECC_P256, ECC_P384, ECC_P521, Instance, RSA_2048};
+use onesoidc_resource::Refusal;
 use url::Url;
 
-use crate::common::login_request;
-
-/// The resource server issuing RFC 9068 JWT access tokens.
-const JWT_RESOURCE: &str = "https://api.interop.test/jwt";
-
-/// Declares `#[tokio::test]`s running `scenario` at each instance.
-macro_rules! at_both_instances {
-    ($scenario:ident) => {
-        mod $scenario {
-            use onesoidc_interop::Instance;
-
-            #[tokio::test]
-            #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
-            async fn default_configuration() {
-                super::$scenario(Instance::Default).await;
-            }
-
-            #[tokio::test]
-            #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
-            async fn nonce_required() {
-                super::$scenario(Instance::NonceRequired).await;
-            }
-        }
-    };
-}
+use crate::common::{JWT_RESOURCE, OrdersApi, login_request, request_headers};
 
 /// An answer of the provider's token or introspection endpoint.
 #[derive(Debug)]
@@ -376,59 +352,32 @@ async fn the_application_accepts_a_bound_token_only_with_our_proof(instance: Ins
         .scope("read")
         .resource(JWT_RESOURCE);
     let token = device.device_token(&options).await.string("access_token");
-    let server = ResourceServer::builder()
-        .issuer(instance.issuer())
-        .audience(JWT_RESOURCE)
-        .public_url("https://api.interop.test")
-        .http(http())
-        .build()
-        .await
-        .expect("discovery");
-    let uri: http::Uri = "/jwt/orders?page=2".parse().unwrap();
-    let url = Url::parse("https://api.interop.test/jwt/orders?page=2").unwrap();
-    let request = |scheme: &str, key: Option<&DpopKey>| {
-        let mut headers = http::HeaderMap::new();
-        let authorization = format!("{scheme} {token}").parse().unwrap();
-        headers.insert(http::header::AUTHORIZATION, authorization);
-        if let Some(key) = key {
-            let proof = key
-                .proof("GET", &url, Some(&token), None, SystemTime::now())
-                .unwrap();
-            headers.insert("dpop", proof.parse().unwrap());
-        }
-        headers
-    };
-    let check = |headers: http::HeaderMap| {
-        let (server, uri) = (&server, &uri);
-        async move {
-            server
-                .check_request(&http::Method::GET, &headers, uri)
-                .await
-        }
+    let api = OrdersApi::new(instance).await;
+    let proof = |key: &DpopKey| {
+        key.proof(
+            "GET",
+            &OrdersApi::url(),
+            Some(&token),
+            None,
+            SystemTime::now(),
+        )
+        .unwrap()
     };
 
-    let ours = request("DPoP", Some(&device.key));
-    let claims = check(ours.clone()).await.expect("accepted with our proof");
+    let ours = request_headers("DPoP", &token, Some(&proof(&device.key)));
+    let claims = api.get(&ours).await.expect("accepted with our proof");
     assert_eq!(claims.cnf_jkt.as_deref(), Some(device.key.thumbprint()));
     assert!(claims.has_scope("read"), "{claims:?}");
 
     // The same proof again is a replay.
-    let replayed = check(ours).await;
+    let replayed = api.get(&ours).await;
     assert!(
         matches!(replayed, Err(Refusal::ReplayedDpopProof)),
         "{replayed:?}"
     );
 
     // As a Bearer token (a thief without the key), refused.
-    let bearer = check(request("Bearer", None)).await;
-    assert!(
-        matches!(
-            bearer,
-            Err(Refusal::InvalidToken(AccessTokenError::BoundToKey))
-        ),
-        "{bearer:?}"
-    );
-    let bearer = server.check_token(&token).await;
+    let bearer = api.get_as_bearer(&token).await;
     assert!(
         matches!(
             bearer,
@@ -439,7 +388,9 @@ async fn the_application_accepts_a_bound_token_only_with_our_proof(instance: Ins
 
     // With a proof from another key, refused.
     let thief = DpopKey::generate().unwrap();
-    let stolen = check(request("DPoP", Some(&thief))).await;
+    let stolen = api
+        .get(&request_headers("DPoP", &token, Some(&proof(&thief))))
+        .await;
     assert!(
         matches!(
             stolen,
@@ -451,7 +402,7 @@ async fn the_application_accepts_a_bound_token_only_with_our_proof(instance: Ins
     );
 
     // Without a proof, refused.
-    let missing = check(request("DPoP", None)).await;
+    let missing = api.get(&request_headers("DPoP", &token, None)).await;
     assert!(
         matches!(missing, Err(Refusal::MissingDpopProof)),
         "{missing:?}"

@@ -6,34 +6,12 @@
 use onesoidc_flows::core::{AccessTokenError, DeviceTokenRequest, DpopKey, DpopProofError};
 use onesoidc_flows::{OnesIdClient, TokenSet, TokenTypeHint};
 use onesoidc_interop::{CliIdentity, DeviceKey, ECC_P256, ECC_P384, Instance, RSA_2048, http};
-use onesoidc_resource::{Refusal, ResourceServer};
+use onesoidc_resource::Refusal;
 use url::Url;
 
-use crate::common::{bounded, login_request, oauth_error, text};
-
-/// The resource server issuing RFC 9068 JWT access tokens.
-const JWT_RESOURCE: &str = "https://api.interop.test/jwt";
-
-/// Declares `#[tokio::test]`s running `scenario` at each instance.
-macro_rules! at_both_instances {
-    ($scenario:ident) => {
-        mod $scenario {
-            use onesoidc_interop::Instance;
-
-            #[tokio::test]
-            #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
-            async fn default_configuration() {
-                super::$scenario(Instance::Default).await;
-            }
-
-            #[tokio::test]
-            #[ignore = "needs the oidc-provider started by `cargo xtask interop`"]
-            async fn nonce_required() {
-                super::$scenario(Instance::NonceRequired).await;
-            }
-        }
-    };
-}
+use crate::common::{
+    JWT_RESOURCE, OrdersApi, bounded, login_request, oauth_error, request_headers, text,
+};
 
 /// `key`'s device on disk, registered with `instance`, and a client of it
 /// with DPoP on (the key chosen as the flows choose it).
@@ -181,24 +159,8 @@ async fn authorize_headers_are_accepted_by_the_application_and_a_thief_is_refuse
         .device_token_with(&options)
         .await
         .expect("device token");
-    let server = ResourceServer::builder()
-        .issuer(instance.issuer())
-        .audience(JWT_RESOURCE)
-        .public_url("https://api.interop.test")
-        .http(http())
-        .build()
-        .await
-        .expect("discovery");
-    let uri: http::Uri = "/jwt/orders".parse().unwrap();
-    let url = Url::parse("https://api.interop.test/jwt/orders").unwrap();
-    let check = |headers: http::HeaderMap| {
-        let (server, uri) = (&server, &uri);
-        async move {
-            server
-                .check_request(&http::Method::GET, &headers, uri)
-                .await
-        }
-    };
+    let api = OrdersApi::new(instance).await;
+    let url = OrdersApi::url();
 
     // Our headers, as `authorize` makes them: accepted.
     let mut headers = http::HeaderMap::new();
@@ -208,11 +170,12 @@ async fn authorize_headers_are_accepted_by_the_application_and_a_thief_is_refuse
         .expect("headers");
     assert!(ours.dpop().is_some(), "a bound token gets a proof");
     ours.apply(&mut headers).unwrap();
-    let claims = check(headers).await.expect("accepted with our proof");
+    let claims = api.get(&headers).await.expect("accepted with our proof");
     assert_eq!(claims.cnf_jkt, tokens.dpop_jkt);
 
     // The token taken off the device and sent as Bearer: refused.
-    let refused = server.check_token(text(&tokens.access_token)).await;
+    let token = text(&tokens.access_token);
+    let refused = api.get_as_bearer(token).await;
     assert!(
         matches!(
             refused,
@@ -223,23 +186,13 @@ async fn authorize_headers_are_accepted_by_the_application_and_a_thief_is_refuse
 
     // Sent by a thief with a proof from the thief's own key: refused. The
     // thief's client cannot even make headers for a token bound to ours.
-    let thief_key = DpopKey::generate().unwrap();
     let (thief, _thief_identity) = dpop_client(RSA_2048, instance);
     assert!(thief.authorize(&tokens, "GET", &url).await.is_err());
+    let thief_key = DpopKey::generate().unwrap();
     let proof = thief_key
-        .proof(
-            "GET",
-            &url,
-            Some(text(&tokens.access_token)),
-            None,
-            std::time::SystemTime::now(),
-        )
+        .proof("GET", &url, Some(token), None, std::time::SystemTime::now())
         .unwrap();
-    let mut headers = http::HeaderMap::new();
-    let authorization = format!("DPoP {}", text(&tokens.access_token));
-    headers.insert(http::header::AUTHORIZATION, authorization.parse().unwrap());
-    headers.insert("dpop", proof.parse().unwrap());
-    let refused = check(headers).await;
+    let refused = api.get(&request_headers("DPoP", token, Some(&proof))).await;
     assert!(
         matches!(
             refused,

@@ -6,6 +6,7 @@
 
 mod ciba;
 mod cli;
+#[macro_use]
 mod common;
 mod device_token;
 mod discovery;
