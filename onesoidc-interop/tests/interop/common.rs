@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use onesoidc_flows::core::{AccessTokenClaims, ExposeSecret};
+use onesoidc_flows::core::{
+    AccessTokenClaims, AccessTokenError, BackchannelAuthResponse, DpopKey, DpopProofError,
+    ExposeSecret,
+};
 use onesoidc_flows::{CibaRequest, Error, OnesIdClient, TokenSet};
-use onesoidc_interop::{DeviceKey, Instance, Phone};
+use onesoidc_interop::{DeviceKey, Instance};
 use onesoidc_resource::{Refusal, ResourceServer};
 
 /// No single interop test may hang the run: CIBA waits are bounded by the
@@ -27,15 +30,26 @@ pub fn login_request(user: &str) -> CibaRequest {
 /// Sends `request` with `client`, has the phone approve it by `auth_req_id`
 /// and returns the tokens (`ciba_wait` has validated the ID token).
 pub async fn login(client: &OnesIdClient, request: &CibaRequest) -> TokenSet {
-    let started = client
-        .ciba_start(request)
-        .await
-        .unwrap_or_else(|e| panic!("backchannel request refused: {e}"));
-    Phone::approve(&started.auth_req_id).await;
+    let started = approved_login(client, Instance::Default, request).await;
     bounded("CIBA approve", client.ciba_wait(&started))
         .await
         .unwrap_or_else(|e| panic!("CIBA login failed: {e}"))
         .tokens
+}
+
+/// Sends `request` with `client` (a client of `instance`) and has the
+/// phone at `instance` approve it; returns what to poll for.
+pub async fn approved_login(
+    client: &OnesIdClient,
+    instance: Instance,
+    request: &CibaRequest,
+) -> BackchannelAuthResponse {
+    let started = client
+        .ciba_start(request)
+        .await
+        .unwrap_or_else(|e| panic!("backchannel request refused: {e}"));
+    instance.phone().approves(&started.auth_req_id).await;
+    started
 }
 
 /// Logs alice in on `key`'s device.
@@ -124,17 +138,35 @@ impl OrdersApi {
             .await
     }
 
-    /// Checks `token` sent as `Authorization: Bearer`.
-    pub async fn get_as_bearer(&self, token: &str) -> Result<Arc<AccessTokenClaims>, Refusal> {
-        let headers = request_headers("Bearer", token, None);
-        let by_header = self.get(&headers).await;
-        let by_token = self.server.check_token(token).await;
-        assert_eq!(
-            format!("{by_header:?}"),
-            format!("{by_token:?}"),
-            "the same answer either way"
+    /// Checks that the bound `token`, taken off the device, is refused
+    /// both as `Authorization: Bearer` and with a proof from a thief's own
+    /// key.
+    pub async fn assert_refused_to_a_thief(&self, token: &str) {
+        let bearer = self.get(&request_headers("Bearer", token, None)).await;
+        let bearer_token = self.server.check_token(token).await;
+        for refused in [bearer, bearer_token] {
+            assert!(
+                matches!(
+                    refused,
+                    Err(Refusal::InvalidToken(AccessTokenError::BoundToKey))
+                ),
+                "{refused:?}"
+            );
+        }
+        let thief = DpopKey::generate().unwrap();
+        let now = std::time::SystemTime::now();
+        let proof = thief.proof("GET", &Self::url(), Some(token), None, now);
+        let headers = request_headers("DPoP", token, Some(&proof.unwrap()));
+        let refused = self.get(&headers).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Refusal::InvalidDpopProof(
+                    DpopProofError::KeyNotBound { .. }
+                ))
+            ),
+            "{refused:?}"
         );
-        by_header
     }
 }
 

@@ -10,16 +10,13 @@ use std::time::{Duration, SystemTime};
 
 use onesoidc_flows::OnesIdClient;
 use onesoidc_flows::core::request::HttpRequest;
-use onesoidc_flows::core::{
-    AccessTokenError, DeviceTokenRequest, DpopKey, DpopProofError, Endpoint, SecretString,
-    TokenTypeHint,
-};
+use onesoidc_flows::core::{DeviceTokenRequest, DpopKey, Endpoint, SecretString, TokenTypeHint};
 use onesoidc_http::HttpClient;
 use onesoidc_interop::{DeviceKey, ECC_P256, ECC_P384, ECC_P521, Instance, RSA_2048};
 use onesoidc_resource::Refusal;
 use url::Url;
 
-use crate::common::{JWT_RESOURCE, OrdersApi, login_request, request_headers};
+use crate::common::{JWT_RESOURCE, OrdersApi, approved_login, login_request, request_headers};
 
 /// An answer of the provider's token or introspection endpoint.
 #[derive(Debug)]
@@ -246,15 +243,7 @@ async fn a_ciba_login_and_refresh_are_bound_and_a_refused_refresh_spends_nothing
 ) {
     let device = DpopDevice::new(ECC_P521, instance);
     let auth = device.client.client_auth();
-    let started = device
-        .client
-        .ciba_start(&login_request("alice"))
-        .await
-        .expect("backchannel request");
-    instance
-        .phone()
-        .approves(started.auth_req_id.as_str())
-        .await;
+    let started = approved_login(&device.client, instance, &login_request("alice")).await;
 
     // The poll: at the nonce instance it is challenged first, and the
     // challenge does not spend the approved request either.
@@ -376,30 +365,8 @@ async fn the_application_accepts_a_bound_token_only_with_our_proof(instance: Ins
         "{replayed:?}"
     );
 
-    // As a Bearer token (a thief without the key), refused.
-    let bearer = api.get_as_bearer(&token).await;
-    assert!(
-        matches!(
-            bearer,
-            Err(Refusal::InvalidToken(AccessTokenError::BoundToKey))
-        ),
-        "{bearer:?}"
-    );
-
-    // With a proof from another key, refused.
-    let thief = DpopKey::generate().unwrap();
-    let stolen = api
-        .get(&request_headers("DPoP", &token, Some(&proof(&thief))))
-        .await;
-    assert!(
-        matches!(
-            stolen,
-            Err(Refusal::InvalidDpopProof(
-                DpopProofError::KeyNotBound { .. }
-            ))
-        ),
-        "{stolen:?}"
-    );
+    // As a Bearer token, or with a proof from another key: refused.
+    api.assert_refused_to_a_thief(&token).await;
 
     // Without a proof, refused.
     let missing = api.get(&request_headers("DPoP", &token, None)).await;

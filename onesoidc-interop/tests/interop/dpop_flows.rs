@@ -3,14 +3,13 @@
 //! required): which key signs, device token, CIBA login and refresh bound,
 //! and `authorize`'s headers accepted by `onesoidc-resource`.
 
-use onesoidc_flows::core::{AccessTokenError, DeviceTokenRequest, DpopKey, DpopProofError};
+use onesoidc_flows::core::DeviceTokenRequest;
 use onesoidc_flows::{OnesIdClient, TokenSet, TokenTypeHint};
 use onesoidc_interop::{CliIdentity, DeviceKey, ECC_P256, ECC_P384, Instance, RSA_2048, http};
-use onesoidc_resource::Refusal;
 use url::Url;
 
 use crate::common::{
-    JWT_RESOURCE, OrdersApi, bounded, login_request, oauth_error, request_headers, text,
+    JWT_RESOURCE, OrdersApi, approved_login, bounded, login_request, oauth_error, text,
 };
 
 /// `key`'s device on disk, registered with `instance`, and a client of it
@@ -111,14 +110,7 @@ at_both_instances!(device_tokens_are_bound);
 
 async fn a_ciba_login_and_its_refreshes_are_bound(instance: Instance) {
     let (client, _identity) = dpop_client(ECC_P384, instance);
-    let started = client
-        .ciba_start(&login_request("alice"))
-        .await
-        .expect("backchannel request");
-    instance
-        .phone()
-        .approves(started.auth_req_id.as_str())
-        .await;
+    let started = approved_login(&client, instance, &login_request("alice")).await;
     let login = bounded("CIBA approve", client.ciba_wait(&started))
         .await
         .expect("CIBA login");
@@ -173,34 +165,12 @@ async fn authorize_headers_are_accepted_by_the_application_and_a_thief_is_refuse
     let claims = api.get(&headers).await.expect("accepted with our proof");
     assert_eq!(claims.cnf_jkt, tokens.dpop_jkt);
 
-    // The token taken off the device and sent as Bearer: refused.
+    // The token taken off the device, sent as Bearer or with a proof from
+    // the thief's own key: refused. The thief's client cannot even make
+    // headers for a token bound to our key.
     let token = text(&tokens.access_token);
-    let refused = api.get_as_bearer(token).await;
-    assert!(
-        matches!(
-            refused,
-            Err(Refusal::InvalidToken(AccessTokenError::BoundToKey))
-        ),
-        "{refused:?}"
-    );
-
-    // Sent by a thief with a proof from the thief's own key: refused. The
-    // thief's client cannot even make headers for a token bound to ours.
+    api.assert_refused_to_a_thief(token).await;
     let (thief, _thief_identity) = dpop_client(RSA_2048, instance);
     assert!(thief.authorize(&tokens, "GET", &url).await.is_err());
-    let thief_key = DpopKey::generate().unwrap();
-    let proof = thief_key
-        .proof("GET", &url, Some(token), None, std::time::SystemTime::now())
-        .unwrap();
-    let refused = api.get(&request_headers("DPoP", token, Some(&proof))).await;
-    assert!(
-        matches!(
-            refused,
-            Err(Refusal::InvalidDpopProof(
-                DpopProofError::KeyNotBound { .. }
-            ))
-        ),
-        "{refused:?}"
-    );
 }
 at_both_instances!(authorize_headers_are_accepted_by_the_application_and_a_thief_is_refused);
