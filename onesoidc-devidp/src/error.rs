@@ -27,6 +27,10 @@ pub(crate) mod code {
     pub const NOT_FOUND: &str = "not_found";
     pub const CONFLICT: &str = "conflict";
     pub const FORBIDDEN: &str = "forbidden";
+    /// RFC 9449 §5: the `DPoP` proof is missing where required, or invalid.
+    pub const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
+    /// RFC 9449 §8: retry with the nonce in the `DPoP-Nonce` header.
+    pub const USE_DPOP_NONCE: &str = "use_dpop_nonce";
 }
 
 /// An error response: status, `error` code and `error_description`.
