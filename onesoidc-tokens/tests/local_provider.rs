@@ -20,6 +20,7 @@ async fn a_thousand_callers_on_an_expired_token_cause_one_token_request() {
         refresh_token: None,
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     };
     let manager = TokenManager::builder("device", device_refresh(client.clone()))
         .initial_tokens(expired)

@@ -180,6 +180,7 @@ impl TokenManagerBuilder {
     ///         refresh_token: None,
     ///         id_token: None,
     ///         scope: None,
+    ///         dpop_jkt: None,
     ///     })
     /// });
     /// let manager = TokenManager::builder("device", refresh)

@@ -93,6 +93,7 @@ use state::{compute_state, lock};
 ///         refresh_token: None,
 ///         id_token: None,
 ///         scope: None,
+///         dpop_jkt: None,
 ///     })
 /// }))
 /// .refresh_skew(Duration::from_secs(120))

@@ -28,7 +28,8 @@ use super::state::Shared;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), onesoidc_tokens::TokenError> {
 /// # let manager = onesoidc_tokens::TokenManager::builder("device", onesoidc_tokens::refresh_fn(|_| async { unreachable!() }))
 /// #     .initial_tokens(onesoidc_core::TokenSet { access_token: "at".to_string().into(), token_type: "Bearer".into(),
-/// #         expires_at: None, refresh_token: None, id_token: None, scope: None })
+/// #         expires_at: None, refresh_token: None, id_token: None, scope: None,
+/// #         dpop_jkt: None, })
 /// #     .build();
 /// use onesoidc_core::ExposeSecret;
 /// let token = manager.access_token().await?;

@@ -147,6 +147,7 @@ pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<Stored, String> {
             .map(Into::into),
         id_token: tokens.id_token.filter(|t| !t.is_empty()).map(Into::into),
         scope: tokens.scope.map(onesoidc_core::Scope::new),
+        dpop_jkt: None,
     };
     Ok(Stored::new(Some(tokens), record.generation))
 }

@@ -32,6 +32,7 @@ fn full_tokens() -> TokenSet {
         refresh_token: Some("rt-1".to_string().into()),
         id_token: Some("id-1".to_string().into()),
         scope: Some("openid offline_access".into()),
+        dpop_jkt: None,
     }
 }
 
