@@ -372,6 +372,8 @@ mod tests {
         let keys: Vec<&str> = crate::cli::DEV_IDP_CONFIG_HELP
             .lines()
             .filter_map(|l| l.strip_prefix("  "))
+            // A continuation line (more indented) names no key.
+            .filter(|l| !l.starts_with(' '))
             .filter_map(|l| l.split_whitespace().next())
             .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
             .filter(|k| *k != "key")
@@ -383,6 +385,7 @@ mod tests {
                 "applications" => serde_json::json!([]),
                 "auto_approve" => serde_json::json!({"after_ms": 7, "decision": "deny"}),
                 "devices" => serde_json::json!([]),
+                "dpop_nonce" | "require_dpop" => serde_json::json!(true),
                 ms => {
                     assert!(ms.ends_with("_ms"), "{ms}");
                     serde_json::json!(7)
@@ -432,7 +435,8 @@ mod tests {
         }
         assert_eq!(config.users, ["carol"]);
         assert!(config.applications.is_empty() && config.auto_approve.is_some());
-        assert_eq!(keys.len(), 13, "{keys:?}");
+        assert!(config.dpop_nonce && config.require_dpop);
+        assert_eq!(keys.len(), 15, "{keys:?}");
     }
 
     #[test]
