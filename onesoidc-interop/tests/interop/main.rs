@@ -4,10 +4,12 @@
 //! that `cargo xtask interop` installs and starts (see `onesoidc-interop`'s
 //! crate docs). Run them with `cargo xtask interop`.
 
-mod ciba;
-mod cli;
+// First: its macros are used by the modules after it.
 #[macro_use]
 mod common;
+
+mod ciba;
+mod cli;
 mod device_token;
 mod discovery;
 mod dpop;
