@@ -111,9 +111,7 @@ pub fn dpop_challenge_error(www_authenticate: &str) -> Option<String> {
         if rest.is_empty() {
             return None;
         }
-        let token_end = rest
-            .find(['=', ',', ' ', '\t', '"'])
-            .unwrap_or(rest.len());
+        let token_end = rest.find(['=', ',', ' ', '\t', '"']).unwrap_or(rest.len());
         let token = &rest[..token_end];
         let after = rest[token_end..].trim_start_matches([' ', '\t']);
         if let Some(value_start) = after.strip_prefix('=')

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::hmac;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use onesoidc_core::{DPOP_IAT_WINDOW, DpopProofError, DpopProofExpectations, verify_dpop_proof};
+use onesoidc_core::{
+    DPOP_IAT_WINDOW, DpopProof, DpopProofError, DpopProofExpectations, verify_dpop_proof,
+};
 use tokio::time::Instant;
 use url::Url;
 
@@ -78,6 +81,23 @@ impl DpopNonces {
     }
 }
 
+/// The request's one `DPoP` header, if any; two or more are refused.
+fn single_proof(headers: &HeaderMap) -> Result<Option<&str>, &'static str> {
+    let mut proofs = headers.get_all(DPOP).iter();
+    let Some(proof) = proofs.next() else {
+        return Ok(None);
+    };
+    if proofs.next().is_some() {
+        return Err(
+            "the request has more than one `DPoP` header; send exactly one proof (RFC 9449 §4.3)",
+        );
+    }
+    proof
+        .to_str()
+        .map(Some)
+        .map_err(|_| "the `DPoP` header is not a JWT (non-ASCII bytes)")
+}
+
 /// 400 `invalid_dpop_proof` (RFC 9449 §5).
 pub(crate) fn invalid_proof(description: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
     ApiError::bad_request(code::INVALID_DPOP_PROOF, description)
@@ -90,18 +110,9 @@ impl Provider {
     /// and before any grant is looked at, so a proof refused (or answered
     /// `use_dpop_nonce`) never spends a refresh token or counts as a poll.
     pub fn token_request_binding(&self, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-        let mut proofs = headers.get_all(DPOP).iter();
-        let Some(proof) = proofs.next() else {
+        let Some(proof) = single_proof(headers).map_err(invalid_proof)? else {
             return Ok(None);
         };
-        if proofs.next().is_some() {
-            return Err(invalid_proof(
-                "the request has more than one `DPoP` header; send exactly one proof (RFC 9449 §4.3)",
-            ));
-        }
-        let proof = proof
-            .to_str()
-            .map_err(|_| invalid_proof("the `DPoP` header is not a JWT (non-ASCII bytes)"))?;
         let url = Url::parse(&self.token_endpoint).map_err(|e| {
             invalid_proof(format!(
                 "the token endpoint's URL {} cannot be parsed: {e}",
@@ -133,6 +144,42 @@ impl Provider {
             }
             other => invalid_proof(other.to_string()),
         })?;
+        self.remember_proof(&checked).map_err(invalid_proof)?;
+        Ok(Some(checked.key_thumbprint))
+    }
+
+    /// Checks the proof that must come with the DPoP-bound access `token`
+    /// (bound to `jkt`) at one of the provider's own bearer-token routes
+    /// (RFC 9449 §7): `htm`/`htu` of this request, `ath` of the token, the
+    /// key of `cnf.jkt`, a fresh `jti`. No server nonce is asked for here.
+    pub fn check_resource_proof(
+        &self,
+        request: &Parts,
+        token: &str,
+        jkt: &str,
+    ) -> Result<(), ApiError> {
+        let refuse = |why: String| ApiError::dpop_unauthorized(code::INVALID_DPOP_PROOF, why);
+        let proof = single_proof(&request.headers)
+            .map_err(|why| refuse(why.to_string()))?
+            .ok_or_else(|| {
+                ApiError::dpop_unauthorized(
+                    code::INVALID_TOKEN,
+                    "`Authorization: DPoP` needs a `DPoP` proof header signed by the token's key",
+                )
+            })?;
+        let public = format!("{}{}", self.host, request.uri.path());
+        let url = Url::parse(&public)
+            .map_err(|e| refuse(format!("the request URL {public} cannot be parsed: {e}")))?;
+        let expect =
+            DpopProofExpectations::new(request.method.as_str(), &url).access_token(token, jkt);
+        let checked = verify_dpop_proof(proof, &expect, SystemTime::now())
+            .map_err(|e| refuse(e.to_string()))?;
+        self.remember_proof(&checked).map_err(refuse)
+    }
+
+    /// Records a checked proof's `jti` (per key) until its `iat` is out of
+    /// the window anyway; a replay is refused.
+    fn remember_proof(&self, checked: &DpopProof) -> Result<(), String> {
         let forget_at = i64::try_from(checked.iat.saturating_add(2 * DPOP_IAT_WINDOW.as_secs()))
             .unwrap_or(i64::MAX);
         let fresh = self.lock().remember_jti(
@@ -141,13 +188,14 @@ impl Provider {
             &checked.jti,
             forget_at,
         );
-        if !fresh {
-            return Err(invalid_proof(format!(
+        if fresh {
+            Ok(())
+        } else {
+            Err(format!(
                 "the DPoP proof's `jti` {:?} was already used (replay); make a new proof per request",
                 checked.jti
-            )));
+            ))
         }
-        Ok(Some(checked.key_thumbprint))
     }
 
     /// Refuses a token request without a proof when DPoP is required:

@@ -95,7 +95,12 @@
 //!   [`DevIdpConfig::require_dpop`] or [`Application::require_dpop`] asks
 //!   for one; with [`DevIdpConfig::dpop_nonce`], a proof without the current
 //!   nonce is `400 use_dpop_nonce` with a `DPoP-Nonce` header. A valid proof
-//!   binds the access token (`cnf.jkt`, `token_type: DPoP`).
+//!   binds the access token (`cnf.jkt`, `token_type: DPoP`). A bound token
+//!   at a bearer-token route (QR, applications) must come as
+//!   `Authorization: DPoP` with a proof of its key (`ath`, `htm`, `htu`,
+//!   fresh `jti`): sent as `Bearer`, or without a proof, it is
+//!   `401 invalid_token`; with a bad proof (another key, a replay)
+//!   `401 invalid_dpop_proof`; both with `WWW-Authenticate: DPoP error=…`.
 //!
 //! Wire durations (`expires_in`, `interval`) are whole seconds, rounded up;
 //! internally the exact configured [`std::time::Duration`]s apply, measured

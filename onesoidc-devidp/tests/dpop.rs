@@ -490,3 +490,166 @@ async fn a_nonce_challenge_spends_no_refresh_token_and_is_no_poll() {
     assert_eq!(stats.refresh_token_uses.get(&1), Some(&1));
     assert_eq!(stats.dpop_nonce_challenges, 2);
 }
+
+/// A GET or POST to one of the provider's own routes with
+/// `Authorization: <scheme> <token>` and, when given, a `DPoP` proof.
+async fn call_protected(
+    h: &Harness,
+    method: reqwest::Method,
+    url: &str,
+    authorization: &str,
+    proof: Option<&str>,
+) -> Resp {
+    let mut request = h
+        .http
+        .request(method, url)
+        .header("authorization", authorization);
+    if let Some(proof) = proof {
+        request = request.header("DPoP", proof);
+    }
+    into_resp(request.json(&json!({})).send().await.unwrap()).await
+}
+
+#[track_caller]
+fn assert_dpop_challenge(resp: &Resp, error: &str) {
+    resp.assert_error(401, error);
+    let challenge = resp.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with(&format!("DPoP error=\"{error}\"")),
+        "{challenge}"
+    );
+}
+
+#[tokio::test]
+async fn a_bound_token_at_the_providers_routes_needs_a_proof_of_its_key() {
+    let h = Harness::fast().await;
+    let device = h.device(KeyType::EccP256);
+    let key = DpopKey::generate().unwrap();
+    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+    let token = access_token(&resp);
+    let apps = format!("{}/.well-known/applications", h.idp.issuer());
+    let apps_url = url::Url::parse(&apps).unwrap();
+    let dpop = format!("DPoP {token}");
+    let get = reqwest::Method::GET;
+    let proof_for = |key: &DpopKey, method: &str, url: &url::Url| {
+        key.proof(method, url, Some(&token), None, SystemTime::now())
+            .unwrap()
+    };
+
+    let good = proof_for(&key, "GET", &apps_url);
+    let resp = call_protected(&h, get.clone(), &apps, &dpop, Some(&good)).await;
+    assert_eq!(
+        resp.assert_ok()["applications"][0]["client_identifier"],
+        "vhh-server"
+    );
+
+    // Sent as Bearer, or as DPoP without a proof: refused with a DPoP challenge.
+    let resp = call_protected(&h, get.clone(), &apps, &format!("Bearer {token}"), None).await;
+    assert_dpop_challenge(&resp, "invalid_token");
+    assert!(
+        resp.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not as Bearer")
+    );
+    assert_dpop_challenge(
+        &call_protected(&h, get.clone(), &apps, &dpop, None).await,
+        "invalid_token",
+    );
+
+    // The same proof again, a proof for another method, one without `ath`.
+    let cases = [
+        ("replay", good),
+        ("htm", proof_for(&key, "POST", &apps_url)),
+        (
+            "ath",
+            key.proof("GET", &apps_url, None, None, SystemTime::now())
+                .unwrap(),
+        ),
+    ];
+    for (rule, bad) in cases {
+        let resp = call_protected(&h, get.clone(), &apps, &dpop, Some(&bad)).await;
+        assert_dpop_challenge(&resp, "invalid_dpop_proof");
+        let description = resp.body["error_description"].as_str().unwrap();
+        assert!(description.contains(rule), "{rule}: {description}");
+    }
+
+    // A POST route: the proof names POST and the session URL.
+    let sessions = format!("{}/qr/sessions", h.idp.issuer());
+    let post_proof = proof_for(&key, "POST", &url::Url::parse(&sessions).unwrap());
+    let resp = call_protected(
+        &h,
+        reqwest::Method::POST,
+        &sessions,
+        &dpop,
+        Some(&post_proof),
+    )
+    .await;
+    assert_eq!(resp.status, 201, "{}", resp.body);
+
+    // An unbound token sent as DPoP is refused: it is a bearer token.
+    let bearer = h.device_token(&device).await;
+    let unbound = key
+        .proof("GET", &apps_url, Some(&bearer), None, SystemTime::now())
+        .unwrap();
+    call_protected(&h, get, &apps, &format!("DPoP {bearer}"), Some(&unbound))
+        .await
+        .assert_error(401, "invalid_token");
+}
+
+/// The stolen-token case: a bound token taken off a device is useless with
+/// a proof from the thief's own key, at the provider's routes and to an
+/// application that checks the proof against introspection's `cnf.jkt`.
+#[tokio::test]
+async fn a_stolen_bound_token_with_a_proof_from_another_key_is_refused() {
+    let h = Harness::fast().await;
+    let device = h.device(KeyType::EccP256);
+    let key = DpopKey::generate().unwrap();
+    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+    let token = access_token(&resp);
+    let thief = DpopKey::generate().unwrap();
+    let apps = format!("{}/.well-known/applications", h.idp.issuer());
+    let apps_url = url::Url::parse(&apps).unwrap();
+    let stolen_proof = thief
+        .proof("GET", &apps_url, Some(&token), None, SystemTime::now())
+        .unwrap();
+
+    let resp = call_protected(
+        &h,
+        reqwest::Method::GET,
+        &apps,
+        &format!("DPoP {token}"),
+        Some(&stolen_proof),
+    )
+    .await;
+    assert_dpop_challenge(&resp, "invalid_dpop_proof");
+    assert!(
+        resp.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("bound to")
+    );
+
+    // An application's check: introspect, then verify the proof against `cnf.jkt`.
+    let introspection = h.introspect(&device, &token).await;
+    let jkt = introspection["cnf"]["jkt"].as_str().unwrap();
+    let app_url = url::Url::parse("https://vhh.example.com/orders").unwrap();
+    let expect = |proof: &str| {
+        onesoidc_core::verify_dpop_proof(
+            proof,
+            &onesoidc_core::DpopProofExpectations::new("GET", &app_url).access_token(&token, jkt),
+            SystemTime::now(),
+        )
+    };
+    let thiefs = thief
+        .proof("GET", &app_url, Some(&token), None, SystemTime::now())
+        .unwrap();
+    assert!(matches!(
+        expect(&thiefs),
+        Err(onesoidc_core::DpopProofError::KeyNotBound { .. })
+    ));
+    let owners = key
+        .proof("GET", &app_url, Some(&token), None, SystemTime::now())
+        .unwrap();
+    assert_eq!(expect(&owners).unwrap().key_thumbprint, key.thumbprint());
+}

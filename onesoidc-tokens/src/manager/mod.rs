@@ -157,6 +157,15 @@ impl TokenManager {
         Obtain::new(&self.shared)
     }
 
+    /// The latest `DPoP-Nonce` of each application this manager's bound
+    /// tokens are used at: [`AccessToken::authorize`] sends it. Keep an
+    /// application's answers' nonces here (RFC 9449 §9), e.g.
+    /// `manager.dpop_nonces().map(|n| n.set(&url, nonce))`. `None` without a
+    /// [DPoP key](TokenManagerBuilder::dpop_key).
+    pub fn dpop_nonces(&self) -> Option<&onesoidc_core::DpopNonces> {
+        self.shared.config.dpop.as_ref().map(|dpop| &dpop.nonces)
+    }
+
     /// The tokens held now, valid or expired, without refreshing (e.g. to
     /// read the refresh token). `None` when there are none.
     pub fn current(&self) -> Option<Arc<TokenSet>> {
