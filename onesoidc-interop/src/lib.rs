@@ -4,8 +4,8 @@
 //! local provider (`onesoidc-devidp`) passes both; this peer is independent.
 //!
 //! Run it with `cargo xtask interop`: it installs `oidc-provider` (pinned in
-//! `interop/package-lock.json`), starts `interop/provider.mjs` on a loopback
-//! port and runs the tests of this crate (all `#[ignore]`d otherwise) with:
+//! `interop/package-lock.json`), starts `interop/provider.mjs` twice on loopback
+//! ports and runs the tests of this crate (all `#[ignore]`d otherwise) with:
 //!
 //! - `ONESOIDC_INTEROP_HOST`: the provider's host (issuer = host + `/oidc`);
 //! - `ONESOIDC_INTEROP_CONTROL`: its test-only control route, which plays the
@@ -13,6 +13,11 @@
 //! - `ONESOIDC_INTEROP_CLI`: the `onesoidc` binary to run;
 //! - `ONESOIDC_INTEROP_NONCE_HOST` and `ONESOIDC_INTEROP_NONCE_CONTROL`: the
 //!   same for a second instance that requires DPoP nonces ([`Instance`]).
+//!
+//! Built with the `tpm` feature (which `cargo xtask interop` turns on when
+//! the TPM packages are installed), the suite also runs devices whose key
+//! lives in a swtpm, registered with the provider through RFC 7591 dynamic
+//! registration ([`REGISTRATION_TOKEN`]).
 //!
 //! The ONES extensions (QR login, well-known applications, registration) are
 //! not in that provider; they stay tested against `onesoidc-devidp`.
