@@ -45,6 +45,23 @@ fn cache_dir_from(
 /// scope and resource; others get a name of their own).
 pub const DEVICE_TOKEN: &str = "device";
 
+/// The name of the device token in a store: [`DEVICE_TOKEN`], or for one
+/// bound to the DPoP key with thumbprint `jkt`, `device-dpop-` and the
+/// thumbprint's first 12 characters: a bound token and a bearer token of
+/// the same device are kept side by side rather than replacing each other,
+/// and a process with another DPoP key never reads a token it cannot use.
+///
+/// ```ignore
+/// assert_eq!(device_token_name(None), "device");
+/// assert_eq!(device_token_name(Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")), "device-dpop-0ZcOCORZNYy-");
+/// ```
+pub fn device_token_name(jkt: Option<&str>) -> String {
+    match jkt {
+        None => DEVICE_TOKEN.to_string(),
+        Some(jkt) => format!("{DEVICE_TOKEN}-dpop-{}", jkt.get(..12).unwrap_or(jkt)),
+    }
+}
+
 /// The environment variable naming the shared store (a URL with a
 /// password belongs here or in `--store-file`, not on the command line).
 pub const STORE_ENV: &str = "ONESOIDC_STORE";
@@ -207,6 +224,17 @@ fn discovery_path(dir: &Path, owner: &TokenOwner) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_device_token_has_a_name_of_its_own_key() {
+        assert_eq!(device_token_name(None), "device");
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        assert_eq!(device_token_name(Some(jkt)), "device-dpop-0ZcOCORZNYy-");
+        assert_ne!(
+            device_token_name(Some(jkt)),
+            device_token_name(Some("1ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"))
+        );
+    }
 
     #[test]
     fn the_cache_directory_follows_flag_env_xdg_home() {

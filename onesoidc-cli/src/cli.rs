@@ -137,6 +137,10 @@ pub enum Command {
         /// Target resource (application URL) the token is for
         #[arg(long)]
         resource: Option<String>,
+        /// Bind the token to this device's DPoP key (RFC 9449): it works only with a proof
+        /// from that key (`onesoidc dpop-proof`), so a copied token is useless elsewhere
+        #[arg(long)]
+        dpop: bool,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -235,6 +239,30 @@ pub enum Command {
         #[command(flatten)]
         token: TokenInput,
     },
+    /// Print a DPoP proof (RFC 9449) for one request with a DPoP-bound token, for curl
+    ///
+    /// `curl -H "Authorization: DPoP $T" -H "DPoP: $(onesoidc dpop-proof --method GET --url URL --token-file F)" URL`:
+    /// the proof is signed by the key `--dpop` tokens are bound to (the one the
+    /// flows choose: the device key when the provider accepts its algorithm,
+    /// else dpop.pem beside it) and carries the token's hash (`ath`) when a
+    /// token is given. A proof is for one request: make a new one for each.
+    DpopProof {
+        /// The request's HTTP method
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request's full URL (query and fragment are left out of the proof)
+        #[arg(long)]
+        url: String,
+        /// `-`: read the access token the request carries from standard input
+        #[arg(long, value_name = "-", conflicts_with = "token_file")]
+        token: Option<String>,
+        /// Read the access token the request carries from this file
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<std::path::PathBuf>,
+        /// The server's nonce (its `DPoP-Nonce` header), when it asked for one
+        #[arg(long)]
+        nonce: Option<String>,
+    },
     /// Create this device's identity and register it with a provider (replaces px-device-identity INIT)
     ///
     /// Generates a key, submits it and shows a verification code; an
@@ -296,6 +324,10 @@ pub enum Command {
         /// Stop after this many refreshes
         #[arg(long, value_name = "N")]
         refreshes: Option<u64>,
+        /// Bind the token to this device's DPoP key (RFC 9449): it works only with a proof
+        /// from that key (`onesoidc dpop-proof`), so a copied token is useless elsewhere
+        #[arg(long)]
+        dpop: bool,
     },
     /// Run a local OnesID-compatible provider for development, with a console in the browser (not for production)
     ///
@@ -463,6 +495,10 @@ pub struct LoginArgs {
     /// Get tokens for this resource URL
     #[arg(long, value_name = "URL")]
     pub resource: Option<String>,
+    /// Bind the person's tokens to this device's DPoP key (RFC 9449): they work only with a
+    /// proof from that key (`onesoidc dpop-proof`)
+    #[arg(long)]
+    pub dpop: bool,
 }
 
 /// Accepts px-device-identity's two-letter short form `-dn` for `--domain`.

@@ -435,8 +435,8 @@ fn demo_runs_every_step() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 11, "{text}");
-    assert!(lines[..10].iter().all(|l| l["ok"] == true));
+    assert_eq!(lines.len(), 12, "{text}");
+    assert!(lines[..11].iter().all(|l| l["ok"] == true));
     let application = &lines[9]["detail"];
     assert!(
         application
@@ -444,8 +444,17 @@ fn demo_runs_every_step() {
             .is_some_and(|d| d.contains("alice's token accepted, 4 refused")),
         "{application}"
     );
-    assert_eq!(lines[10]["ok"], true);
-    assert_eq!(lines[10]["steps"], 10);
+    // A DPoP-bound token: accepted with its proof; as Bearer, with a
+    // replayed proof and with another key's proof, refused.
+    let dpop = &lines[10]["detail"];
+    assert!(
+        dpop.as_str()
+            .is_some_and(|d| d.starts_with("token_type DPoP")
+                && d.contains("accepted with its proof, refused 3 ways")),
+        "{dpop}"
+    );
+    assert_eq!(lines[11]["ok"], true);
+    assert_eq!(lines[11]["steps"], 11);
 }
 
 #[tokio::test]

@@ -105,13 +105,41 @@ async fn every_command_at_trace_level_logs_no_issued_value() {
     for command in [args(&["introspect", "-"]), args(&["revoke", "-"])] {
         logs.push(run(command, token.clone()).await.unwrap().stderr);
     }
+    // DPoP: a bound token, and a proof for it (neither may be logged).
+    let bound = run(args(&["device-token", "--dpop"]), String::new())
+        .await
+        .unwrap();
+    logs.push(bound.stderr);
+    let proof = run(
+        args(&[
+            "dpop-proof",
+            "--url",
+            "https://app.example/me",
+            "--token",
+            "-",
+        ]),
+        String::from_utf8(bound.stdout).unwrap(),
+    )
+    .await
+    .unwrap();
+    logs.push(proof.stderr);
     for command in [
         args(&["device-token"]),
         args(&["device-token", "--no-cache"]),
         args(&["ciba", "-u", "alice"]),
+        args(&["ciba", "-u", "alice", "--dpop"]),
         args(&["qr", "--ascii"]),
         args(&["apps"]),
         args(&["watch", "--refreshes", "1", "--skew", "3", "--store"]),
+        args(&[
+            "watch",
+            "--dpop",
+            "--refreshes",
+            "1",
+            "--skew",
+            "3",
+            "--store",
+        ]),
     ] {
         let mut command = command;
         if command[0] == "watch" {

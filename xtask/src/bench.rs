@@ -43,6 +43,9 @@
 //!     of onesoidc-tpm, built `--release` here (it links the TSS libraries,
 //!     so it stays out of the benches crate); needs swtpm, tpm2-openssl and
 //!     libtss2-dev (`tpm.rs`), else the item is not measured.
+//! 15. DPoP (RFC 9449): `DpopKey::proof` vs the bare signature of the same
+//!     bytes, ES256, interleaved: `cargo bench -p onesoidc-benches --bench
+//!     dpop_proof`.
 //!
 //! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
 //! `--release` first. Criterion's results go to `<target>/criterion`; the
@@ -57,8 +60,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Instant, SystemTime};
 
-const ITEMS: [&str; 14] = [
-    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14",
+const ITEMS: [&str; 15] = [
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
 ];
 
 /// One line of the results table.
@@ -123,10 +126,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     } else {
         let mut chosen = Vec::new();
         for arg in args {
-            let item = ITEMS
-                .iter()
-                .find(|i| **i == arg.as_str())
-                .ok_or_else(|| format!("bench: unknown item {arg:?} (items are 1 to 13)"))?;
+            let item = ITEMS.iter().find(|i| **i == arg.as_str()).ok_or_else(|| {
+                format!(
+                    "bench: unknown item {arg:?} (items are 1 to {})",
+                    ITEMS.len()
+                )
+            })?;
             chosen.push(*item);
         }
         chosen
@@ -187,6 +192,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "12" => bench.ffi(),
             "13" => bench.harness("13", "bench-resource", &[]),
             "14" => bench.tpm(),
+            "15" => bench.dpop(),
             _ => unreachable!(),
         }
         eprintln!(
@@ -438,6 +444,40 @@ impl Bench {
                 ));
             }
         }
+    }
+
+    /// Item 15: a DPoP proof vs the bare signature of the same bytes.
+    fn dpop(&mut self) {
+        let what = "ES256 DpopKey::proof vs Signer::sign of the same bytes";
+        let lines =
+            match self.cargo_bench(&["--package", "onesoidc-benches", "--bench", "dpop_proof"]) {
+                Ok(lines) => lines,
+                Err(e) => {
+                    self.rows.push(Row::failed("15", what, e));
+                    return;
+                }
+            };
+        let Some(&[proof, sign, share]) = paired(&lines, "ES256").as_deref() else {
+            self.rows.push(Row::failed(
+                "15",
+                what,
+                "the dpop_proof bench printed no PAIRED line".into(),
+            ));
+            return;
+        };
+        self.rows.push(Row::new(
+            "15",
+            what,
+            format!(
+                "interleaved {:.0}/s vs {:.0}/s = {:.1} % ({:.1} µs per proof, one core)",
+                1e9 / proof,
+                1e9 / sign,
+                share * 100.0,
+                proof / 1e3
+            ),
+            "≥ 90 %",
+            Some(share >= 0.9),
+        ));
     }
 
     fn fleet(&mut self) {

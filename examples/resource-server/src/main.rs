@@ -7,6 +7,16 @@
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/me
 //! ```
 //!
+//! A DPoP-bound token (`onesoidc device-token --dpop`, RFC 9449) is
+//! accepted only with a fresh proof of its key for the very request, and
+//! refused when sent as `Bearer`:
+//!
+//! ```sh
+//! URL=http://127.0.0.1:8080/me
+//! curl -H "Authorization: DPoP $TOKEN" \
+//!      -H "DPoP: $(onesoidc dpop-proof --method GET --url $URL --token-file token.txt)" $URL
+//! ```
+//!
 //! With `ONESOIDC_DEVICE_CONFIG` (and `ONESOIDC_KEY_DIR`) naming the
 //! application's own registered identity, opaque tokens are introspected
 //! with it. `RUST_LOG=onesoidc_resource=debug` shows why a token is refused.
@@ -44,13 +54,18 @@ async fn run(
     audience: String,
     listen: String,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = ResourceServer::builder().issuer(issuer).audience(audience);
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let origin = format!("http://{}", listener.local_addr()?);
+    // A DPoP proof names the URL the client called (`htu`): this origin.
+    let mut builder = ResourceServer::builder()
+        .issuer(issuer)
+        .audience(audience)
+        .public_url(&origin);
     if std::env::var_os("ONESOIDC_DEVICE_CONFIG").is_some() {
         builder = builder.introspection(OnesIdClient::from_paths(&IdentityPaths::from_env())?);
     }
     let server = builder.build().await?;
-    let listener = tokio::net::TcpListener::bind(&listen).await?;
-    eprintln!("listening on http://{}", listener.local_addr()?);
+    eprintln!("listening on {origin}");
     axum::serve(listener, onesoidc_example_resource_server::router(&server)).await?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use crate::output::out;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use onesoidc_core::{ExposeSecret, KeyType, TokenSet, TokenTypeHint};
+use onesoidc_core::{DeviceTokenRequest, DpopKey, ExposeSecret, KeyType, TokenSet, TokenTypeHint};
 use onesoidc_devidp::{AutoApprove, DevIdp, DevIdpConfig};
 use onesoidc_flows::{
     CibaEvent, CibaRequest, DeviceRegistration, IdentityPaths, Login, OnesIdClient, QrEvent,
@@ -249,12 +249,24 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
         })
         .await?;
 
+    let application = start_application(&idp, &app.url).await?;
     steps
         .run(
             "The application vhh-server checks the tokens it is sent (onesoidc-resource)",
-            application_checks(&idp, &client, &app.url, &alice, json),
+            application_checks(&application, &client, &alice, json),
         )
         .await?;
+    let dpop_client = OnesIdClient::builder()
+        .identity_paths(paths.clone())
+        .dpop(true)
+        .build()?;
+    steps
+        .run(
+            "A DPoP-bound device token (RFC 9449): good only with a fresh proof of the device's key",
+            dpop_checks(&application, &dpop_client, &app.url, json),
+        )
+        .await?;
+    drop(application);
 
     idp.shutdown().await;
     let total = steps.started.elapsed();
@@ -280,24 +292,26 @@ pub async fn run(g: &GlobalArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Serves `GET /me` as the application at `audience` would, behind
-/// onesoidc-resource's layer (no clock skew allowed, so an expired token
-/// shows at once), and sends it alice's token and four it must refuse.
-async fn application_checks(
-    idp: &DevIdp,
-    client: &OnesIdClient,
-    audience: &str,
-    alice: &TokenSet,
-    json: bool,
-) -> Result<((), String), Failure> {
+/// The application at `audience`, serving `GET /me` behind
+/// onesoidc-resource's layer on loopback (no clock skew allowed, so an
+/// expired token shows at once; DPoP proofs checked against its origin).
+struct Application {
+    me: String,
+    http: ReqwestClient,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start_application(idp: &DevIdp, audience: &str) -> Result<Application, Failure> {
     use axum::routing::get;
-    use onesoidc_http::HttpClient;
     use onesoidc_resource::{Authenticated, ResourceServer};
 
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let origin = format!("http://{}", listener.local_addr()?);
     let server = ResourceServer::builder()
         .issuer(idp.issuer())
         .audience(audience)
         .leeway(Duration::ZERO)
+        .public_url(&origin)
         .build()
         .await
         .map_err(|e| Failure::from(e.to_string()))?;
@@ -307,10 +321,64 @@ async fn application_checks(
             get(|who: Authenticated| async move { format!("{} ({})", who.sub, who.scope) }),
         )
         .layer(server.layer());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let me = format!("http://{}/me", listener.local_addr()?);
     let serving = tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(Application {
+        me: format!("{origin}/me"),
+        http: ReqwestClient::new()?,
+        serving,
+    })
+}
 
+impl Drop for Application {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}
+
+impl Application {
+    /// Sends `GET /me` with `headers`; fails unless the status is
+    /// `expected`. The line says what was sent and what came back.
+    async fn expect(
+        &self,
+        what: &str,
+        headers: &[(&str, &str)],
+        expected: u16,
+        json: bool,
+    ) -> Result<String, Failure> {
+        use onesoidc_http::HttpClient;
+        let mut request = http::Request::get(self.me.as_str());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Vec::new()).map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let shown = match response.headers().get("www-authenticate") {
+            Some(challenge) => format!("WWW-Authenticate: {}", challenge.to_str().unwrap_or("?")),
+            None => String::from_utf8_lossy(response.body()).into_owned(),
+        };
+        let line = format!("{what}: {status} {shown}");
+        if status != expected {
+            return Err(Failure::from(format!("expected {expected}, got {line}")));
+        }
+        if !json {
+            out!("      {line}");
+        }
+        Ok(line)
+    }
+}
+
+/// Sends the application alice's token and four it must refuse.
+async fn application_checks(
+    app: &Application,
+    client: &OnesIdClient,
+    alice: &TokenSet,
+    json: bool,
+) -> Result<((), String), Failure> {
     // The login's access token lives 6 s: wait for it to expire if it has not yet.
     if let Some(at) = alice.expires_at {
         let left = at.duration_since(SystemTime::now()).unwrap_or_default();
@@ -346,35 +414,80 @@ async fn application_checks(
             401,
         ),
     ];
-    let http = ReqwestClient::new()?;
-    let mut lines = Vec::new();
+    let mut refused = 0;
     for (what, token, expected) in cases {
-        let request = http::Request::get(me.as_str())
-            .header("authorization", format!("Bearer {token}"))
-            .body(Vec::new())
-            .map_err(|e| e.to_string())?;
-        let response = http.execute(request).await.map_err(|e| e.to_string())?;
-        let status = response.status().as_u16();
-        let shown = match response.headers().get("www-authenticate") {
-            Some(challenge) => format!("WWW-Authenticate: {}", challenge.to_str().unwrap_or("?")),
-            None => String::from_utf8_lossy(response.body()).into_owned(),
-        };
-        let line = format!("{what}: {status} {shown}");
-        if status != expected {
-            serving.abort();
-            return Err(Failure::from(format!("expected {expected}, got {line}")));
-        }
-        if !json {
-            out!("      {line}");
-        }
-        lines.push(line);
+        let bearer = format!("Bearer {token}");
+        app.expect(what, &[("authorization", &bearer)], expected, json)
+            .await?;
+        refused += usize::from(expected != 200);
     }
-    serving.abort();
     Ok((
         (),
         format!(
-            "GET {me}: alice's token accepted, {} refused as RFC 6750 says",
-            lines.len() - 1
+            "GET {}: alice's token accepted, {refused} refused as RFC 6750 says",
+            app.me
+        ),
+    ))
+}
+
+/// Gets a device token for the application bound to the device's DPoP key,
+/// and sends it with its proof (accepted), as `Bearer` (refused), with the
+/// same proof again (refused: replayed) and with a proof from another key
+/// (refused): a copied token is of no use without the device's key.
+async fn dpop_checks(
+    app: &Application,
+    client: &OnesIdClient,
+    audience: &str,
+    json: bool,
+) -> Result<((), String), Failure> {
+    let request = DeviceTokenRequest::default().resource(audience);
+    let tokens = client.device_token_with(&request).await?;
+    let Some(jkt) = tokens.dpop_jkt.clone() else {
+        return Err(Failure::from(format!(
+            "the provider answered token_type {:?}, not a DPoP-bound token",
+            tokens.token_type
+        )));
+    };
+    let url = url::Url::parse(&app.me).map_err(|e| e.to_string())?;
+    let headers = client.authorize(&tokens, "GET", &url).await?;
+    let authorization = headers.authorization().expose_secret();
+    let proof = headers.dpop().ok_or("no DPoP proof for a bound token")?;
+    let token = tokens.access_token.expose_secret();
+    let bearer = format!("Bearer {token}");
+    let stranger = DpopKey::generate()?.proof("GET", &url, Some(token), None, SystemTime::now())?;
+    let cases = [
+        (
+            "the bound token with its proof",
+            vec![("authorization", authorization), ("dpop", proof)],
+            200,
+        ),
+        (
+            "the same token sent as Bearer",
+            vec![("authorization", bearer.as_str())],
+            401,
+        ),
+        (
+            "the same token with the same proof again (replayed)",
+            vec![("authorization", authorization), ("dpop", proof)],
+            401,
+        ),
+        (
+            "the same token with a proof from another key",
+            vec![
+                ("authorization", authorization),
+                ("dpop", stranger.as_str()),
+            ],
+            401,
+        ),
+    ];
+    for (what, headers, expected) in cases {
+        app.expect(what, &headers, expected, json).await?;
+    }
+    Ok((
+        (),
+        format!(
+            "token_type DPoP, bound to key {}…: accepted with its proof, refused 3 ways",
+            &jkt[..12.min(jkt.len())]
         ),
     ))
 }

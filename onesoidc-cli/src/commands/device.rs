@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use onesoidc_core::{ExposeSecret, PublicJwkSet, TokenSet};
+use onesoidc_core::{ExposeSecret, PublicJwkSet, SecretString, TokenSet};
 use onesoidc_flows::{DeviceTokenRequest, OnesIdClient, StreamExt};
 use onesoidc_tokens::{
     DEFAULT_REFRESH_SKEW, FileTokenStore, TokenError, TokenEvent, TokenManager, TokenOwner,
@@ -14,7 +14,7 @@ use onesoidc_tokens::{
 };
 use serde_json::json;
 
-use super::{client, identity, policy};
+use super::{builder, client_with, identity};
 use crate::cli::{CacheArgs, GlobalArgs};
 use crate::output::{Failure, print_json};
 
@@ -22,6 +22,7 @@ pub async fn device_token(
     g: &GlobalArgs,
     scope: &Option<String>,
     resource: &Option<String>,
+    dpop: bool,
     cache: &CacheArgs,
 ) -> Result<(), Failure> {
     let mut options = DeviceTokenRequest::default();
@@ -50,39 +51,27 @@ pub async fn device_token(
         }
     };
     let Some(store) = store else {
-        let tokens = client(g)?.device_token_with(&options).await?;
+        let tokens = client_with(g, dpop)?.device_token_with(&options).await?;
         print_tokens(g, &tokens, None);
         return Ok(());
     };
 
-    let identity = identity(g)?;
-    let plain = OnesIdClient::builder()
-        .identity(identity.clone())
-        .policy(policy(g))
-        .build()?;
-    let owner = TokenOwner::of(&plain)
+    let (plain, client, from_cache) = with_cached_discovery(g, cache_dir.as_deref(), dpop)?;
+    // A bound token's owner names its key: a process with another key
+    // never adopts it, and a bearer token is kept apart from a bound one.
+    let owner = TokenOwner::of(&client)
         .with_scope(scope.clone())
         .with_resource(resource.clone());
-    let cached = cache_dir
-        .as_deref()
-        .and_then(|dir| crate::cache::load_discovery(dir, &owner, plain.issuer()));
-    let from_cache = cached.is_some();
-    let client = match cached {
-        Some(metadata) => OnesIdClient::builder()
-            .identity(identity)
-            .policy(policy(g))
-            .provider_metadata(metadata)
-            .build()?,
-        None => plain.clone(),
-    };
-    let tokens = match cached_token(&client, &store, &owner, &options).await {
+    let name = store_name(&client, &owner).await?;
+    let tokens = match cached_token(&client, &store, &owner, &options, &name).await {
         // An endpoint from the cached document failed: discover again, once.
         Err(error) if from_cache && error.cause().is_some_and(|e| endpoint_failed(e)) => {
             tracing::info!("a cached endpoint failed ({error}); discovering the provider again");
             if let Some(dir) = &cache_dir {
                 crate::cache::forget_discovery(dir, &owner);
             }
-            let tokens = cached_token(&plain, &store, &owner, &options)
+            let name = store_name(&plain, &owner).await?;
+            let tokens = cached_token(&plain, &store, &owner, &options, &name)
                 .await
                 .map_err(token_failure)?;
             save_discovery(cache_dir.as_deref(), &owner, &plain);
@@ -91,13 +80,97 @@ pub async fn device_token(
         Err(error) => return Err(token_failure(error)),
         Ok(tokens) => {
             if !from_cache {
-                save_discovery(cache_dir.as_deref(), &owner, &client);
+                save_discovery(cache_dir.as_deref(), &TokenOwner::of(&client), &client);
             }
             tokens
         }
     };
     print_tokens(g, &tokens, None);
     Ok(())
+}
+
+/// The client without and with the provider's discovery document cached in
+/// `cache_dir` (the same client when none is cached), and whether it was.
+fn with_cached_discovery(
+    g: &GlobalArgs,
+    cache_dir: Option<&std::path::Path>,
+    dpop: bool,
+) -> Result<(OnesIdClient, OnesIdClient, bool), Failure> {
+    let identity = identity(g)?;
+    let plain = builder(g, identity.clone(), dpop).build()?;
+    let cached = cache_dir
+        .and_then(|dir| crate::cache::load_discovery(dir, &TokenOwner::of(&plain), plain.issuer()));
+    Ok(match cached {
+        Some(metadata) => {
+            let client = builder(g, identity, dpop)
+                .provider_metadata(metadata)
+                .build()?;
+            (plain, client, true)
+        }
+        None => (plain.clone(), plain, false),
+    })
+}
+
+/// `dpop-proof`: a proof for a `method` request to `url` (with `ath` of
+/// `token`), signed by the key the flows choose for this identity, on stdout.
+pub async fn dpop_proof(
+    g: &GlobalArgs,
+    method: &str,
+    url: &str,
+    token: Option<&SecretString>,
+    nonce: Option<&str>,
+) -> Result<(), Failure> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Failure::usage(&format!("--url {url:?} is not an absolute URL: {e}")))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(Failure::usage(&format!(
+            "--url {url:?}: a DPoP proof is for an http(s) request"
+        )));
+    }
+    let cache_dir = crate::cache::cache_dir(None);
+    // The key depends on the provider's DPoP algorithms: from the cached
+    // discovery document when there is one, else asked once.
+    let (_, client, _) = with_cached_discovery(g, cache_dir.as_deref(), true)?;
+    let key = client
+        .dpop_key()
+        .await?
+        .ok_or("the client has DPoP off, so it has no DPoP key")?;
+    let method = method.to_ascii_uppercase();
+    let proof = key.proof(
+        &method,
+        &parsed,
+        token.map(|t| t.expose_secret()),
+        nonce,
+        SystemTime::now(),
+    )?;
+    if g.json {
+        print_json(&json!({
+            "dpop": proof,
+            "jkt": key.thumbprint(),
+            "htm": method,
+            "htu": onesoidc_core::dpop_htu(&parsed),
+            "ath": token.is_some(),
+        }));
+    } else {
+        out!("{proof}");
+    }
+    Ok(())
+}
+
+/// The name of `client`'s device token for `owner` in a store: the
+/// device's (bound to `client`'s DPoP key when it has one), with the
+/// owner's fingerprint for a scope or resource of its own.
+async fn store_name(client: &OnesIdClient, owner: &TokenOwner) -> Result<String, Failure> {
+    let jkt = client
+        .dpop_key()
+        .await?
+        .map(|key| key.thumbprint().to_string());
+    let base = crate::cache::device_token_name(jkt.as_deref());
+    Ok(if owner.scope.is_none() && owner.resource.is_none() {
+        base
+    } else {
+        format!("{base}-{}", &owner.fingerprint()[..12])
+    })
 }
 
 /// The device token through `store`: the saved one while it has more than
@@ -108,16 +181,8 @@ async fn cached_token(
     store: &Arc<dyn TokenStore>,
     owner: &TokenOwner,
     options: &DeviceTokenRequest,
+    name: &str,
 ) -> Result<Arc<TokenSet>, TokenError> {
-    let name = if owner.scope.is_none() && owner.resource.is_none() {
-        crate::cache::DEVICE_TOKEN.to_string()
-    } else {
-        format!(
-            "{}-{}",
-            crate::cache::DEVICE_TOKEN,
-            &owner.fingerprint()[..12]
-        )
-    };
     let manager = TokenManager::builder(name, device_refresh_with(client.clone(), options.clone()))
         .store(store.clone(), owner.clone())
         .refresh_skew(DEFAULT_REFRESH_SKEW)
@@ -217,6 +282,7 @@ pub fn print_tokens(
             "token_type": tokens.token_type,
             "expires_in": expires_in,
             "scope": tokens.scope,
+            "dpop_jkt": tokens.dpop_jkt,
             "refresh_token": tokens.refresh_token.as_ref().map(|t| t.expose_secret()),
             "id_token": tokens.id_token.as_ref().map(|t| t.expose_secret()),
             "id_token_claims": id_claims,

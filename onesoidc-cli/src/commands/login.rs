@@ -7,7 +7,7 @@ use indicatif::ProgressBar;
 use onesoidc_flows::{CibaEvent, CibaRequest, Login, OnesIdClient, QrEvent, StreamExt, render};
 use tokio::time::Instant;
 
-use super::client;
+use super::client_with;
 use super::device::print_tokens;
 use crate::cli::{GlobalArgs, LoginArgs};
 use crate::output::{Failure, minutes_seconds, say, spinner};
@@ -53,7 +53,7 @@ impl Waiting {
 
 pub async fn ciba(g: &GlobalArgs, username: &str, args: &LoginArgs) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
-    let client = client(g)?;
+    let client = client_with(g, args.dpop)?;
     let options = login_options(&client, args).await?;
     let events = client
         .ciba_events(options.login_hint(onesoidc_flows::LoginHint::Username(username.to_string())));
@@ -144,7 +144,7 @@ pub async fn qr(
     ascii: bool,
 ) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
-    let client = client(g)?;
+    let client = client_with(g, args.dpop)?;
     let options = login_options(&client, args).await?;
     let events = client.qr_events(options);
     let waiting = Waiting {

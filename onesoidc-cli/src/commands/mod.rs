@@ -21,8 +21,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::DeviceToken {
             scope,
             resource,
+            dpop,
             cache,
-        } => device::device_token(g, scope, resource, cache).await,
+        } => device::device_token(g, scope, resource, *dpop, cache).await,
         Command::Jwk { jwks } => device::jwk(g, *jwks),
         Command::Sign { message } => device::sign(g, message),
         Command::Ciba { username, login } => login::ciba(g, username, login).await,
@@ -92,7 +93,27 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             skew,
             store,
             refreshes,
-        } => watch::run(g, *skew, store, *refreshes).await,
+            dpop,
+        } => watch::run(g, *skew, store, *refreshes, *dpop).await,
+        Command::DpopProof {
+            method,
+            url,
+            token,
+            token_file,
+            nonce,
+        } => {
+            let token = match (token, token_file) {
+                (None, None) => None,
+                (token, token_file) => Some(
+                    crate::cli::TokenInput {
+                        token: token.clone(),
+                        token_file: token_file.clone(),
+                    }
+                    .read()?,
+                ),
+            };
+            device::dpop_proof(g, method, url, token.as_ref(), nonce.as_deref()).await
+        }
         Command::Revoke { token, hint } => inspect::revoke(g, &token.read()?, *hint).await,
         Command::Completions { shell } => {
             help::completions(*shell);
@@ -131,10 +152,27 @@ pub fn http(g: &GlobalArgs) -> Result<ReqwestClient, Failure> {
 }
 
 pub fn client(g: &GlobalArgs) -> Result<OnesIdClient, Failure> {
-    Ok(OnesIdClient::builder()
-        .identity(identity(g)?)
+    client_with(g, false)
+}
+
+/// The client; with `dpop`, its token requests carry DPoP proofs (RFC
+/// 9449) from the key the flows choose (the device key, or `dpop.pem` in
+/// the key directory, which is why the paths go in too).
+pub fn client_with(g: &GlobalArgs, dpop: bool) -> Result<OnesIdClient, Failure> {
+    Ok(builder(g, identity(g)?, dpop).build()?)
+}
+
+/// The builder of [`client_with`] for `identity`, for a caller that adds to it.
+pub fn builder(
+    g: &GlobalArgs,
+    identity: DeviceIdentity,
+    dpop: bool,
+) -> onesoidc_flows::OnesIdClientBuilder {
+    OnesIdClient::builder()
+        .identity(identity)
+        .identity_paths(paths(g))
         .policy(policy(g))
-        .build()?)
+        .dpop(dpop)
 }
 
 /// The TPM named by `--tcti` for a registration (the environment's without it).

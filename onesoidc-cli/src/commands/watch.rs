@@ -7,7 +7,7 @@ use onesoidc_flows::StreamExt;
 use onesoidc_tokens::{TokenEvent, TokenManager, TokenOwner, device_refresh};
 use serde_json::json;
 
-use super::client;
+use super::client_with;
 use crate::cli::GlobalArgs;
 use crate::output::{Failure, out};
 use crate::service_manager::ServiceManager;
@@ -17,15 +17,23 @@ pub async fn run(
     skew: u64,
     store: &crate::cli::StoreArgs,
     refreshes: Option<u64>,
+    dpop: bool,
 ) -> Result<(), Failure> {
     let mut interrupt = crate::output::Interrupt::listen();
     let systemd = ServiceManager::from_env();
     // Without a watchdog the tick never comes.
     let mut watchdog = systemd.watchdog_interval().map(tokio::time::interval);
-    let client = client(g)?;
+    let client = client_with(g, dpop)?;
     let owner = TokenOwner::of(&client);
-    let mut builder = TokenManager::builder(crate::cache::DEVICE_TOKEN, device_refresh(client))
-        .refresh_skew(Duration::from_secs(skew));
+    let jkt = client
+        .dpop_key()
+        .await?
+        .map(|key| key.thumbprint().to_string());
+    let mut builder = TokenManager::builder(
+        crate::cache::device_token_name(jkt.as_deref()),
+        device_refresh(client),
+    )
+    .refresh_skew(Duration::from_secs(skew));
     if let Some(store) = crate::cache::open_store(store, true)? {
         builder = builder.store(store, owner);
     }

@@ -1,0 +1,210 @@
+//! DPoP from the command line (RFC 9449) against the dev IdP:
+//! `device-token --dpop` gets a bound token, its cache keeps it bound (and
+//! apart from the bearer token), `dpop-proof` signs with the key the token
+//! is bound to (the device key: the dev IdP accepts ES256) and the proof
+//! checks out for the request with that token; `ciba --dpop` binds a
+//! person's tokens too.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use onesoidc_core::{DpopProofExpectations, verify_dpop_proof};
+use onesoidc_devidp::{AutoApprove, DevIdpConfig};
+use serde_json::Value;
+
+/// `onesoidc ARGS` on `paths`' identity with a private cache directory,
+/// `stdin` as its standard input.
+async fn onesoidc(
+    paths: &onesoidc_flows::IdentityPaths,
+    cache: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_onesoidc"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(&paths.config)
+        .arg("--key-dir")
+        .arg(&paths.key_dir)
+        .env("ONESOIDC_CACHE_DIR", cache)
+        .env_remove("RUST_LOG")
+        .env_remove("ONESOIDC_STORE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = stdin.unwrap_or_default().to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&common::stdout(out)).unwrap()
+}
+
+/// The claims of a JWT, unverified (the test reads what the IdP put in).
+fn claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_bound_device_token_is_cached_bound_and_used_with_a_proof_from_its_key() {
+    let (_idp, dir, paths) = common::provisioned_device(DevIdpConfig::default()).await;
+    let cache = dir.path().join("cache");
+
+    let first = json(&onesoidc(&paths, &cache, &["device-token", "--dpop", "--json"], None).await);
+    assert_eq!(first["token_type"], "DPoP", "{first}");
+    let token = first["access_token"].as_str().unwrap().to_string();
+    let jkt = first["dpop_jkt"].as_str().unwrap().to_string();
+    // Bound by the provider to the very key the CLI reports.
+    assert_eq!(claims(&token)["cnf"]["jkt"], jkt.as_str());
+    // The device key signs the proofs (the dev IdP accepts ES256).
+    let jwk = json(&onesoidc(&paths, &cache, &["jwk"], None).await);
+    assert_eq!(jwk["kid"], jkt.as_str());
+
+    // Served again from the cache: still bound.
+    let again = json(&onesoidc(&paths, &cache, &["device-token", "--dpop", "--json"], None).await);
+    assert_eq!(again["access_token"], token.as_str());
+    assert_eq!(again["token_type"], "DPoP");
+    // A bearer token is kept apart, not served the bound one.
+    let bearer = json(&onesoidc(&paths, &cache, &["device-token", "--json"], None).await);
+    assert_eq!(bearer["token_type"], "Bearer");
+    assert_ne!(bearer["access_token"], token.as_str());
+    assert!(bearer["dpop_jkt"].is_null());
+    let bound = json(&onesoidc(&paths, &cache, &["device-token", "--dpop", "--json"], None).await);
+    assert_eq!(
+        bound["access_token"],
+        token.as_str(),
+        "the bound one is still cached"
+    );
+
+    // A proof for curl: from a token file and from standard input.
+    let token_file = dir.path().join("token.txt");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let url = "https://vhh.example.com/api/me?page=2";
+    let token_file = token_file.display().to_string();
+    let from_file = onesoidc(
+        &paths,
+        &cache,
+        &[
+            "dpop-proof",
+            "--method",
+            "GET",
+            "--url",
+            url,
+            "--token-file",
+            &token_file,
+        ],
+        None,
+    )
+    .await;
+    let from_stdin = onesoidc(
+        &paths,
+        &cache,
+        &["dpop-proof", "--url", url, "--token", "-"],
+        Some(&token),
+    )
+    .await;
+    let parsed = url::Url::parse(url).unwrap();
+    let expect = DpopProofExpectations::new("GET", &parsed).access_token(&token, &jkt);
+    let mut proofs = Vec::new();
+    for out in [&from_file, &from_stdin] {
+        let proof = common::stdout(out).trim().to_string();
+        let checked = verify_dpop_proof(&proof, &expect, SystemTime::now())
+            .unwrap_or_else(|e| panic!("{proof}: {e}"));
+        assert_eq!(checked.key_thumbprint, jkt);
+        assert_eq!(claims(&proof)["htu"], "https://vhh.example.com/api/me");
+        proofs.push(proof);
+    }
+    assert_ne!(proofs[0], proofs[1], "a fresh proof each time");
+    // Without a token: no `ath`; with --nonce: the nonce.
+    let plain = onesoidc(
+        &paths,
+        &cache,
+        &[
+            "dpop-proof",
+            "--method",
+            "post",
+            "--url",
+            url,
+            "--nonce",
+            "n-1",
+        ],
+        None,
+    )
+    .await;
+    let plain = claims(common::stdout(&plain).trim());
+    assert!(plain.get("ath").is_none(), "{plain}");
+    assert_eq!(
+        (&plain["htm"], &plain["nonce"]),
+        (&"POST".into(), &"n-1".into())
+    );
+    // The proof never carries the token itself.
+    assert!(!proofs[0].contains(&token));
+}
+
+#[tokio::test]
+async fn dpop_proof_refuses_a_url_it_cannot_prove() {
+    let (_idp, dir, paths) = common::provisioned_device(DevIdpConfig::default()).await;
+    let cache = dir.path().join("cache");
+    for url in ["not a url", "ftp://files.example/x"] {
+        let out = onesoidc(&paths, &cache, &["dpop-proof", "--url", url], None).await;
+        assert_eq!(out.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--url"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn ciba_and_no_cache_device_tokens_are_bound_with_dpop() {
+    let (_idp, dir, paths) = common::provisioned_device(DevIdpConfig {
+        auto_approve: Some(AutoApprove::approve_after(Duration::from_millis(100))),
+        ciba_interval: Duration::from_secs(1),
+        ..DevIdpConfig::default()
+    })
+    .await;
+    let cache = dir.path().join("cache");
+    let device = json(
+        &onesoidc(
+            &paths,
+            &cache,
+            &["device-token", "--dpop", "--no-cache", "--json"],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(device["token_type"], "DPoP");
+    let login = json(
+        &onesoidc(
+            &paths,
+            &cache,
+            &["ciba", "--username", "alice", "--dpop", "--json"],
+            None,
+        )
+        .await,
+    );
+    assert_eq!(login["token_type"], "DPoP", "{login}");
+    assert_eq!(login["dpop_jkt"], device["dpop_jkt"]);
+    let token = login["access_token"].as_str().unwrap();
+    assert_eq!(claims(token)["cnf"]["jkt"], device["dpop_jkt"]);
+}
