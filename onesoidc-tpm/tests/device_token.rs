@@ -45,11 +45,9 @@ fn tpm_identity(
     paths
 }
 
-#[tokio::test]
-async fn identities_with_tpm2_openssl_keys_get_device_tokens_from_the_dev_idp() {
-    let Some(tpm) = Swtpm::start() else { return };
-    let idp = DevIdp::start(DevIdpConfig::default()).await.unwrap();
-    let cases: [(&[&str], KeyType); 3] = [
+/// `openssl genpkey` arguments for each key type a TPM device has.
+fn key_cases() -> [(&'static [&'static str], KeyType); 3] {
+    [
         (&["-algorithm", "RSA"], KeyType::Rsa2048),
         (
             &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
@@ -59,8 +57,14 @@ async fn identities_with_tpm2_openssl_keys_get_device_tokens_from_the_dev_idp() 
             &["-algorithm", "EC", "-pkeyopt", "group:P-384"],
             KeyType::EccP384,
         ),
-    ];
-    for (args, key_type) in cases {
+    ]
+}
+
+#[tokio::test]
+async fn identities_with_tpm2_openssl_keys_get_device_tokens_from_the_dev_idp() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let idp = DevIdp::start(DevIdpConfig::default()).await.unwrap();
+    for (args, key_type) in key_cases() {
         let key = tpm.openssl_genpkey(
             args,
             &format!("{}.pem", key_type.as_str().replace(':', "-")),
