@@ -156,6 +156,7 @@ pub fn day_long_tokens() -> onesoidc_core::TokenSet {
         refresh_token: None,
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

@@ -192,6 +192,7 @@ mod tests {
             refresh_token: None,
             id_token: None,
             scope: None,
+            dpop_jkt: None,
         };
         assert!(matches!(
             p.on_response(Ok(CibaPollResponse::Tokens(tokens)), secs(10)),

@@ -116,6 +116,9 @@ pub struct ProviderMetadata {
     pub jwks_uri: Endpoint,
     /// `id_token_signing_alg_values_supported`; empty when unknown.
     pub id_token_signing_alg_values_supported: Vec<String>,
+    /// `dpop_signing_alg_values_supported` (RFC 9449 §5.1): the algorithms
+    /// the provider accepts DPoP proofs in; empty when it does not say.
+    pub dpop_signing_alg_values_supported: Vec<String>,
     /// Whether these came from a discovery document (false: fallback paths).
     pub discovered: bool,
 }
@@ -130,6 +133,8 @@ struct Document {
     jwks_uri: Option<Endpoint>,
     #[serde(default)]
     id_token_signing_alg_values_supported: Vec<String>,
+    #[serde(default)]
+    dpop_signing_alg_values_supported: Vec<String>,
 }
 
 impl ProviderMetadata {
@@ -159,6 +164,7 @@ impl ProviderMetadata {
             revocation_endpoint: issuer.endpoint("/token/revocation"),
             jwks_uri: issuer.endpoint("/jwks"),
             id_token_signing_alg_values_supported: Vec::new(),
+            dpop_signing_alg_values_supported: Vec::new(),
             discovered: false,
         }
     }
@@ -185,6 +191,7 @@ impl ProviderMetadata {
             "revocation_endpoint": self.revocation_endpoint.as_str(),
             "jwks_uri": self.jwks_uri.as_str(),
             "id_token_signing_alg_values_supported": self.id_token_signing_alg_values_supported,
+            "dpop_signing_alg_values_supported": self.dpop_signing_alg_values_supported,
         })
     }
 
@@ -223,6 +230,7 @@ impl ProviderMetadata {
                 .unwrap_or(fallback.revocation_endpoint),
             jwks_uri: doc.jwks_uri.unwrap_or(fallback.jwks_uri),
             id_token_signing_alg_values_supported: doc.id_token_signing_alg_values_supported,
+            dpop_signing_alg_values_supported: doc.dpop_signing_alg_values_supported,
             discovered: true,
         })
     }

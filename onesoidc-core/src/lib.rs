@@ -39,12 +39,14 @@
 #![warn(missing_docs)]
 
 mod access_token;
+mod authorization;
 mod ciba;
 mod clock;
 mod config;
 mod discovery;
 mod dpop;
 mod dpop_key;
+mod dpop_nonce;
 mod error;
 mod id_token;
 mod ids;
@@ -65,6 +67,7 @@ pub use access_token::{
     ACCESS_TOKEN_TYPES, AccessTokenClaims, AccessTokenError, AccessTokenExpectations,
     MAX_ACCESS_TOKEN_BYTES, check_access_token, claims_from_introspection, is_jwt,
 };
+pub use authorization::Authorization;
 pub use ciba::{CibaPoller, PollStep};
 pub use clock::ClockOffset;
 pub use config::{DeviceConfig, JwsAlgorithm, KeySecurity, KeyType, Registration, UnknownKeyType};
@@ -75,6 +78,10 @@ pub use dpop::{
     verify_dpop_proof,
 };
 pub use dpop_key::{DpopKey, DpopKeyError, dpop_htu};
+pub use dpop_nonce::{
+    DPOP_HEADER, DPOP_NONCE_HEADER, DpopNonces, MAX_DPOP_NONCE_BYTES, USE_DPOP_NONCE,
+    dpop_challenge_error, dpop_nonce, dpop_nonce_challenge, dpop_nonce_challenge_in, dpop_nonce_in,
+};
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
 pub use id_token::{
     CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,
@@ -94,8 +101,9 @@ pub use oauth::{
     BackchannelAuthResponse, CIBA_GRANT_TYPE, CibaPollResponse, ClientAuth, DEFAULT_CIBA_INTERVAL,
     DeviceTokenRequest, Expiry, Introspection, MAX_EXPIRES_IN, MAX_LOGIN_EXPIRES_IN,
     MAX_POLL_INTERVAL, SLOW_DOWN_INCREMENT, TokenSet, TokenTypeHint, UnknownTokenTypeHint,
-    parse_backchannel_response, parse_ciba_poll_response, parse_introspection_response,
-    parse_revocation_response, parse_token_response,
+    parse_backchannel_response, parse_ciba_poll_response, parse_ciba_poll_response_for,
+    parse_introspection_response, parse_revocation_response, parse_token_response,
+    parse_token_response_for,
 };
 pub use ones::{
     Application, QrSession, QrStatus, applications_request, applications_url, find_application,

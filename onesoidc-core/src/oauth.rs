@@ -248,7 +248,8 @@ impl DeviceTokenRequest {
 pub struct TokenSet {
     /// The access token.
     pub access_token: SecretString,
-    /// `Bearer`.
+    /// `Bearer`, or `DPoP` for a token bound to a key (then
+    /// [`dpop_jkt`](Self::dpop_jkt) names the key).
     pub token_type: String,
     /// When the access token expires (`now + expires_in`), if the provider said.
     pub expires_at: Option<SystemTime>,
@@ -258,6 +259,11 @@ pub struct TokenSet {
     pub id_token: Option<SecretString>,
     /// Granted scope, if the provider said.
     pub scope: Option<Scope>,
+    /// For a DPoP-bound token (`token_type: DPoP`, RFC 9449): the RFC 7638
+    /// thumbprint of the key it is bound to, whose proofs must go with
+    /// every use ([`DpopKey::thumbprint`](crate::DpopKey::thumbprint)).
+    /// `None` for a bearer token.
+    pub dpop_jkt: Option<String>,
 }
 
 impl std::fmt::Debug for TokenSet {
@@ -270,6 +276,7 @@ impl std::fmt::Debug for TokenSet {
             .field("refresh_token", &redacted(&self.refresh_token))
             .field("id_token", &redacted(&self.id_token))
             .field("scope", &self.scope)
+            .field("dpop_jkt", &self.dpop_jkt)
             .finish()
     }
 }
@@ -335,6 +342,12 @@ impl TokenSet {
             .map(|at| at.duration_since(now).unwrap_or(Duration::ZERO))
     }
 
+    /// Whether the access token is bound to a DPoP key (RFC 9449): every
+    /// use needs a proof from the key [`dpop_jkt`](Self::dpop_jkt) names.
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop_jkt.is_some()
+    }
+
     /// Whether the access token has expired at `now` (never, when the expiry is unknown).
     pub fn is_expired(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
@@ -360,7 +373,8 @@ pub const MAX_LOGIN_EXPIRES_IN: Duration = Duration::from_secs(3600);
 /// `interval` is capped, so a person's approval is seen within a minute.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Parses a token response (RFC 6749 §5.1) received at `now`.
+/// Parses a token response (RFC 6749 §5.1) received at `now`, to a
+/// request sent without a DPoP proof: the token must be `Bearer`.
 ///
 /// `expires_in` may be a whole or fractional number of seconds (or one as a
 /// string); over [`MAX_EXPIRES_IN`] it is capped. Errors name the field and
@@ -381,12 +395,55 @@ pub fn parse_token_response(
     response: &HttpResponse,
     now: SystemTime,
 ) -> Result<TokenSet, Error> {
+    parse_token_response_for(endpoint, response, now, None)
+}
+
+/// Parses a token response (RFC 6749 §5.1) received at `now`, to a request
+/// that carried a DPoP proof from the key with thumbprint `proof_jkt`
+/// (`None`: no proof). The token type must match what was sent (RFC 9449
+/// §5): `DPoP` to a request with a proof (the set keeps `proof_jkt` as
+/// [`TokenSet::dpop_jkt`]), `Bearer` to one without; a mismatch is
+/// [`Error::InvalidResponse`] naming both.
+///
+/// ```
+/// use std::time::UNIX_EPOCH;
+/// let token = onesoidc_core::Endpoint::from("https://idp/oidc/token");
+/// let answer = |token_type: &str| http::Response::builder().status(200)
+///     .body(format!(r#"{{"access_token":"at","token_type":"{token_type}"}}"#).into_bytes()).unwrap();
+/// let bound = onesoidc_core::parse_token_response_for(&token, &answer("DPoP"), UNIX_EPOCH, Some("jkt-1")).unwrap();
+/// assert_eq!(bound.token_type, "DPoP");
+/// assert_eq!(bound.dpop_jkt.as_deref(), Some("jkt-1"));
+/// let unbound = onesoidc_core::parse_token_response_for(&token, &answer("Bearer"), UNIX_EPOCH, Some("jkt-1"));
+/// assert!(unbound.unwrap_err().to_string().contains("`token_type` is `Bearer` but the request carried a DPoP proof"));
+/// ```
+pub fn parse_token_response_for(
+    endpoint: &Endpoint,
+    response: &HttpResponse,
+    now: SystemTime,
+    proof_jkt: Option<&str>,
+) -> Result<TokenSet, Error> {
     let body = Json::parse(endpoint, response)?;
     let access_token = body.required_str("access_token")?;
     let token_type = body.required_str("token_type")?;
-    if !token_type.eq_ignore_ascii_case("bearer") {
-        return Err(body.invalid("`token_type` is not `Bearer`; only Bearer tokens are supported"));
-    }
+    let (token_type, dpop_jkt) = if token_type.eq_ignore_ascii_case("bearer") {
+        if proof_jkt.is_some() {
+            return Err(body.invalid(
+                "`token_type` is `Bearer` but the request carried a DPoP proof: the provider did not bind the token to the device's key; turn DPoP off for this provider, or enable DPoP on it",
+            ));
+        }
+        ("Bearer", None)
+    } else if token_type.eq_ignore_ascii_case("dpop") {
+        let Some(jkt) = proof_jkt else {
+            return Err(body.invalid(
+                "`token_type` is `DPoP` but the request carried no DPoP proof: the token is bound to a key this client does not hold; turn DPoP on (OnesIdClientBuilder::dpop)",
+            ));
+        };
+        ("DPoP", Some(jkt.to_string()))
+    } else {
+        return Err(body.invalid(
+            "`token_type` is neither `Bearer` nor `DPoP`; only those token types are supported",
+        ));
+    };
     let expires_at = match body.seconds("expires_in", MAX_EXPIRES_IN)? {
         None => None,
         Some(lifetime) => Some(
@@ -402,11 +459,12 @@ pub fn parse_token_response(
     };
     Ok(TokenSet {
         access_token: access_token.to_string().into(),
-        token_type: "Bearer".into(),
+        token_type: token_type.into(),
         expires_at,
         refresh_token: secret("refresh_token")?,
         id_token: secret("id_token")?,
         scope: body.str("scope")?.map(Scope::from),
+        dpop_jkt,
     })
 }
 
@@ -475,8 +533,21 @@ pub fn parse_ciba_poll_response(
     response: &HttpResponse,
     now: SystemTime,
 ) -> Result<CibaPollResponse, Error> {
+    parse_ciba_poll_response_for(endpoint, response, now, None)
+}
+
+/// [`parse_ciba_poll_response`] for a poll that carried a DPoP proof from
+/// the key with thumbprint `proof_jkt` (`None`: no proof); the tokens are
+/// checked as [`parse_token_response_for`] says.
+pub fn parse_ciba_poll_response_for(
+    endpoint: &Endpoint,
+    response: &HttpResponse,
+    now: SystemTime,
+    proof_jkt: Option<&str>,
+) -> Result<CibaPollResponse, Error> {
     if response.status().is_success() {
-        return parse_token_response(endpoint, response, now).map(CibaPollResponse::Tokens);
+        return parse_token_response_for(endpoint, response, now, proof_jkt)
+            .map(CibaPollResponse::Tokens);
     }
     let error = error_from_response(endpoint, response);
     let retry_after = error.retry_after();

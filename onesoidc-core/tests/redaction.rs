@@ -13,6 +13,7 @@ fn debug_output_never_shows_secrets() {
         refresh_token: Some(SecretString::from("refresh-secret")),
         id_token: Some(SecretString::from("id-secret")),
         scope: Some("openid".into()),
+        dpop_jkt: None,
     };
     let signer = PemSigner::generate(KeyType::EccP256).unwrap();
     let pem = signer.private_key_pem().unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use onesoidc_core::{
     AuthReqId, BackchannelAuthResponse, CibaPollResponse, CibaPoller, CibaRequest, Error,
     ExposeSecret, IdTokenClaims, PollStep, TokenSet, parse_backchannel_response,
-    parse_ciba_poll_response,
+    parse_ciba_poll_response_for,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -171,15 +171,14 @@ impl OnesIdClient {
     /// Polls once (with a fresh assertion).
     pub async fn ciba_poll(&self, auth_req_id: &AuthReqId) -> Result<CibaPollResponse, Error> {
         let endpoint = self.provider_metadata().await?.token_endpoint.clone();
-        let request = {
+        let build = {
             let (endpoint, auth_req_id) = (endpoint.clone(), auth_req_id.clone());
-            self.signed_request(move |auth, now| {
+            move |auth: &onesoidc_core::ClientAuth, now| {
                 auth.ciba_poll_request(&endpoint, &auth_req_id, now)
-            })
-            .await?
+            }
         };
-        self.exchange(&endpoint, request, |r| {
-            parse_ciba_poll_response(&endpoint, r, self.now())
+        self.token_request(&endpoint, build, |r, jkt| {
+            parse_ciba_poll_response_for(&endpoint, r, self.now(), jkt)
         })
         .await
     }

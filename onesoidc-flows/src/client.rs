@@ -6,14 +6,16 @@ use std::time::{Duration, SystemTime};
 use onesoidc_core::request::HttpRequest;
 use onesoidc_core::response::HttpResponse;
 use onesoidc_core::{
-    ClientAuth, ClockOffset, DeviceTokenRequest, Endpoint, Error, ExposeSecret, Issuer,
-    ProviderMetadata, SecretString, TokenSet, parse_token_response,
+    ClientAuth, ClockOffset, DPOP_HEADER, DeviceTokenRequest, DpopKey, DpopNonces, Endpoint, Error,
+    ExposeSecret, Issuer, ProviderMetadata, SecretString, TokenSet, dpop_nonce_challenge,
+    parse_token_response_for,
 };
 use onesoidc_fs::IdentityPaths;
 use onesoidc_http::{BoxFuture, HttpClient, Policy, PolicyClient};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::DeviceIdentity;
+use crate::dpop::{DpopSetting, signer_gone};
 
 /// A registered device and the provider it belongs to.
 ///
@@ -32,22 +34,30 @@ use crate::DeviceIdentity;
 /// ```
 #[derive(Clone)]
 pub struct OnesIdClient {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     http: PolicyClient,
-    identity: DeviceIdentity,
+    pub(crate) identity: DeviceIdentity,
     auth: ClientAuth,
     issuer: Issuer,
     metadata: OnceCell<ProviderMetadata>,
     jwks: crate::jwks::JwksCache,
     device_bearer: Mutex<Option<TokenSet>>,
     device_token_source: std::sync::RwLock<Option<Arc<dyn DeviceTokenSource>>>,
-    clock: WallClock,
+    pub(crate) clock: WallClock,
     /// The device clock against the provider's, from the `Date` of its
     /// last answer that had one.
     provider_clock: std::sync::Mutex<Option<ClockOffset>>,
+    /// Where the identity was loaded from, when known (`dpop.pem` goes there).
+    pub(crate) paths: Option<IdentityPaths>,
+    /// DPoP: off (`None`), or how to pick the key.
+    pub(crate) dpop: Option<DpopSetting>,
+    /// The DPoP key, once picked.
+    pub(crate) dpop_key: OnceCell<DpopKey>,
+    /// The latest `DPoP-Nonce` of each server.
+    pub(crate) dpop_nonces: DpopNonces,
 }
 
 /// A wall clock: what time the device thinks it is. See
@@ -162,6 +172,7 @@ pub struct OnesIdClientBuilder {
     policy: Policy,
     metadata: Option<ProviderMetadata>,
     clock: Option<WallClock>,
+    dpop: Option<DpopSetting>,
 }
 
 impl std::fmt::Debug for OnesIdClientBuilder {
@@ -173,6 +184,7 @@ impl std::fmt::Debug for OnesIdClientBuilder {
             .field("policy", &self.policy)
             .field("provider_metadata", &self.metadata.is_some())
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .field("dpop", &self.dpop)
             .finish()
     }
 }
@@ -243,6 +255,40 @@ impl OnesIdClientBuilder {
         self
     }
 
+    /// Turns DPoP (RFC 9449) on or off (default off: bearer tokens, and
+    /// nothing changes for providers without DPoP). With it on, every
+    /// token request (client credentials, the CIBA poll, refresh) carries a
+    /// fresh proof, the tokens come back bound (`token_type: DPoP`,
+    /// [`TokenSet::dpop_jkt`]), and [`OnesIdClient::authorize`] makes the
+    /// `DPoP` headers to use them. A server's `use_dpop_nonce` challenge is
+    /// met by one retry with its nonce; its latest nonce is sent after.
+    ///
+    /// The proofs are signed with the device key when the provider's
+    /// `dpop_signing_alg_values_supported` lists its algorithm (so every
+    /// replica sharing the identity shares the binding, and a TPM key signs
+    /// in the TPM), otherwise with a P-256 key kept beside the identity as
+    /// `dpop.pem` (0600, made on first use). [`dpop_key`](Self::dpop_key)
+    /// gives a key of your own instead.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), onesoidc_flows::Error> {
+    /// let client = onesoidc_flows::OnesIdClient::builder().dpop(true).build()?;
+    /// let tokens = client.device_token().await?;
+    /// assert_eq!(tokens.token_type, "DPoP");
+    /// # Ok(()) }
+    /// ```
+    pub fn dpop(mut self, enabled: bool) -> Self {
+        self.dpop = enabled.then_some(DpopSetting::Choose);
+        self
+    }
+
+    /// Turns DPoP on with this key for the proofs, instead of the device
+    /// key or `dpop.pem` ([`dpop`](Self::dpop)).
+    pub fn dpop_key(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(DpopSetting::Key(Box::new(key)));
+        self
+    }
+
     /// Loads the identity if none was given, and builds the client.
     ///
     /// Fails with the file and field of a bad `device.yml` or key,
@@ -251,9 +297,12 @@ impl OnesIdClientBuilder {
     /// client can be had.
     pub fn build(self) -> Result<OnesIdClient, Error> {
         crate::warm_up_random_generator();
-        let identity = match self.identity {
-            Some(identity) => identity,
-            None => DeviceIdentity::load(&self.paths.unwrap_or_else(IdentityPaths::from_env))?,
+        let (identity, paths) = match self.identity {
+            Some(identity) => (identity, self.paths),
+            None => {
+                let paths = self.paths.unwrap_or_else(IdentityPaths::from_env);
+                (DeviceIdentity::load(&paths)?, Some(paths))
+            }
         };
         let auth = identity.client_auth()?;
         let issuer = identity.issuer()?;
@@ -284,6 +333,10 @@ impl OnesIdClientBuilder {
                 device_token_source: std::sync::RwLock::new(None),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
                 provider_clock: std::sync::Mutex::new(None),
+                paths,
+                dpop: self.dpop,
+                dpop_key: OnceCell::new(),
+                dpop_nonces: DpopNonces::default(),
             }),
         })
     }
@@ -419,16 +472,68 @@ impl OnesIdClient {
         let (auth, clock) = (auth.clone(), self.inner.clock.clone());
         tokio::task::spawn_blocking(move || build(&auth, clock()))
             .await
-            .unwrap_or_else(|join_error| {
-                Err(Error::Sign(onesoidc_core::SignError::Command {
-                    command: "the device key's signer".into(),
-                    reason: if join_error.is_panic() {
-                        "it panicked".into()
-                    } else {
-                        "it was cancelled".into()
-                    },
-                }))
-            })
+            .unwrap_or_else(|join_error| Err(signer_gone(join_error)))
+    }
+
+    /// Sends a token request to `endpoint` (built by `build`, signed as
+    /// [`signed_request`](Self::signed_request) does) and parses the answer
+    /// with `parse`, which gets the thumbprint of the key the request's
+    /// DPoP proof came from (`None`: no proof).
+    ///
+    /// With DPoP on, the request carries a fresh proof with the token
+    /// endpoint's latest nonce; every answer's `DPoP-Nonce` is remembered.
+    /// An answer `use_dpop_nonce` (HTTP 400, RFC 9449 §8) is retried exactly
+    /// once, rebuilt with a fresh assertion and a proof with the nonce
+    /// given: the provider refused the request before looking at the grant,
+    /// so a refresh token or `auth_req_id` in it was not spent. Any other
+    /// answer is returned as it is.
+    pub(crate) async fn token_request<T>(
+        &self,
+        endpoint: &Endpoint,
+        build: impl FnOnce(&ClientAuth, SystemTime) -> Result<HttpRequest, Error>
+        + Clone
+        + Send
+        + 'static,
+        parse: impl Fn(&HttpResponse, Option<&str>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let Some(key) = self.dpop_key().await?.cloned() else {
+            let request = self.signed_request(build).await?;
+            return self.exchange(endpoint, request, |r| parse(r, None)).await;
+        };
+        let url = url::Url::parse(endpoint.as_str()).map_err(|e| Error::InvalidUrl {
+            url: endpoint.to_string(),
+            reason: e.to_string(),
+        })?;
+        let nonces = &self.inner.dpop_nonces;
+        let mut nonce = nonces.get(&url);
+        let mut retried = false;
+        loop {
+            let mut request = self.signed_request(build.clone()).await?;
+            let proof = self
+                .dpop_proof(&key, "POST", &url, None, nonce.as_deref())
+                .await?;
+            let proof = http::HeaderValue::from_str(&proof).map_err(|_| Error::InvalidRequest {
+                endpoint: endpoint.to_string(),
+                reason: "the DPoP proof is not a valid header value".into(),
+            })?;
+            request.headers_mut().insert(DPOP_HEADER, proof);
+            let mut challenge = None;
+            let answer = self
+                .exchange(endpoint, request, |response| {
+                    nonces.remember(&url, response);
+                    challenge = dpop_nonce_challenge(response).map(str::to_string);
+                    parse(response, Some(key.thumbprint()))
+                })
+                .await;
+            match challenge {
+                Some(given) if !retried => {
+                    tracing::debug!(%endpoint, "the token endpoint asks for a DPoP nonce; retrying once with it");
+                    nonce = Some(given);
+                    retried = true;
+                }
+                _ => return answer,
+            }
+        }
     }
 
     /// A device access token with the default options ([PROTOCOL §4](https://github.com/ones-now/onesoidc/blob/main/docs/PROTOCOL.md#4-device-access-token)).
@@ -439,15 +544,12 @@ impl OnesIdClient {
     /// A device access token: client credentials with private_key_jwt.
     pub async fn device_token_with(&self, options: &DeviceTokenRequest) -> Result<TokenSet, Error> {
         let endpoint = self.provider_metadata().await?.token_endpoint.clone();
-        let request = {
+        let build = {
             let (endpoint, options) = (endpoint.clone(), options.clone());
-            self.signed_request(move |auth, now| {
-                auth.client_credentials_request(&endpoint, &options, now)
-            })
-            .await?
+            move |auth: &ClientAuth, now| auth.client_credentials_request(&endpoint, &options, now)
         };
-        self.exchange(&endpoint, request, |r| {
-            parse_token_response(&endpoint, r, self.now())
+        self.token_request(&endpoint, build, |r, jkt| {
+            parse_token_response_for(&endpoint, r, self.now(), jkt)
         })
         .await
     }
@@ -493,17 +595,14 @@ impl OnesIdClient {
                 reason: "these tokens have no refresh token".into(),
             })?;
         let endpoint = self.provider_metadata().await?.token_endpoint.clone();
-        let request = {
+        let build = {
             let endpoint = endpoint.clone();
-            self.signed_request(move |auth, now| {
-                auth.refresh_token_request(&endpoint, &refresh_token, now)
-            })
-            .await?
+            move |auth: &ClientAuth, now| auth.refresh_token_request(&endpoint, &refresh_token, now)
         };
         let (refreshed, clock) = self
-            .exchange(&endpoint, request, |r| {
+            .token_request(&endpoint, build, |r, jkt| {
                 let now = self.now();
-                let tokens = parse_token_response(&endpoint, r, now)?;
+                let tokens = parse_token_response_for(&endpoint, r, now, jkt)?;
                 Ok((tokens, ClockOffset::from_response(r, now)))
             })
             .await?;
@@ -594,8 +693,11 @@ impl OnesIdClient {
     ) -> Result<T, Error> {
         let bearer = self.device_bearer().await?;
         let refused = std::sync::atomic::AtomicBool::new(false);
+        let request = self
+            .with_device_proof(build(bearer.expose_secret())?, &bearer)
+            .await?;
         let first = self
-            .exchange(endpoint, build(bearer.expose_secret())?, |response| {
+            .exchange(endpoint, request, |response| {
                 if response.status() == http::StatusCode::UNAUTHORIZED {
                     refused.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -611,8 +713,42 @@ impl OnesIdClient {
             None => *self.inner.device_bearer.lock().await = None,
         }
         let bearer = self.device_bearer().await?;
-        self.exchange(endpoint, build(bearer.expose_secret())?, parse)
-            .await
+        let request = self
+            .with_device_proof(build(bearer.expose_secret())?, &bearer)
+            .await?;
+        self.exchange(endpoint, request, parse).await
+    }
+
+    /// With DPoP on, the device token is bound to this client's key (it
+    /// came from this client, or from a token manager refreshing through
+    /// it): `request`'s `Authorization: Bearer` becomes `DPoP` with a proof
+    /// for it. Without DPoP, `request` as it is.
+    async fn with_device_proof(
+        &self,
+        mut request: HttpRequest,
+        token: &SecretString,
+    ) -> Result<HttpRequest, Error> {
+        let Some(key) = self.dpop_key().await?.cloned() else {
+            return Ok(request);
+        };
+        let url = url::Url::parse(&request.uri().to_string()).map_err(|e| Error::InvalidUrl {
+            url: request.uri().to_string(),
+            reason: e.to_string(),
+        })?;
+        let bound = TokenSet {
+            access_token: token.clone(),
+            token_type: "DPoP".into(),
+            expires_at: None,
+            refresh_token: None,
+            id_token: None,
+            scope: None,
+            dpop_jkt: Some(key.thumbprint().to_string()),
+        };
+        let headers = self
+            .authorize(&bound, request.method().as_str(), &url)
+            .await?;
+        headers.apply(request.headers_mut())?;
+        Ok(request)
     }
 
     /// The device access token for bearer requests.
@@ -674,7 +810,10 @@ fn sent_values(request: &HttpRequest) -> Vec<SecretString> {
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("DPoP "))
+        })
     {
         values.push(SecretString::from(bearer.to_string()));
     }

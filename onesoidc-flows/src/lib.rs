@@ -63,6 +63,7 @@ struct ReadmeDoctests;
 
 mod ciba;
 mod client;
+mod dpop;
 mod events;
 mod identity;
 mod jwks;
@@ -92,9 +93,9 @@ pub use onesoidc_core as core;
 /// ```
 pub const TPM_SIGNER: bool = cfg!(feature = "tpm");
 pub use onesoidc_core::{
-    Application, AuthReqId, CibaRequest, ClientId, DeviceTokenRequest, Endpoint, Error,
-    IdTokenClaims, Introspection, LoginHint, QrSession, QrSessionId, Scope, SecretString, TokenSet,
-    TokenTypeHint,
+    Application, AuthReqId, Authorization, CibaRequest, ClientId, DeviceTokenRequest, DpopKey,
+    Endpoint, Error, IdTokenClaims, Introspection, LoginHint, QrSession, QrSessionId, Scope,
+    SecretString, TokenSet, TokenTypeHint,
 };
 /// Where the identity files are, and how they are read and written.
 pub use onesoidc_fs as fs;

@@ -236,6 +236,7 @@ async fn refresh_keeps_or_rotates_the_refresh_token() {
         refresh_token: Some(SecretString::from(rt)),
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     };
     let kept = client.refresh(&tokens("rt-1")).await.unwrap();
     assert_eq!(kept.access_token.expose_secret(), "at-2");

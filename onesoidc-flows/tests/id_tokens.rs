@@ -301,6 +301,7 @@ fn logged_in(a: &Arc<Key>, sub: &str) -> onesoidc_flows::TokenSet {
         refresh_token: Some("rt-1".to_string().into()),
         id_token: Some(a.id_token(sub).into()),
         scope: None,
+        dpop_jkt: None,
     }
 }
 

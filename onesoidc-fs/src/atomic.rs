@@ -85,6 +85,38 @@ fn stage_and_rename<'a>(
     Ok(())
 }
 
+/// Creates `file` all or nothing unless its path exists already: the
+/// bytes are written and fsynced beside it, then linked into place (which
+/// fails if another writer got there first), and the directory fsynced.
+/// Returns whether this call created it (`false`: it was there already,
+/// and is left as it was; read it). Two processes creating the same file
+/// at once thus end up with one of the two, both knowing which.
+///
+/// ```
+/// use onesoidc_fs::{NewFile, create_new_atomically};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("keys/dpop.pem");
+/// assert!(create_new_atomically(NewFile::new(&path, b"first", 0o600)).unwrap());
+/// assert!(!create_new_atomically(NewFile::new(&path, b"second", 0o600)).unwrap());
+/// assert_eq!(std::fs::read(&path).unwrap(), b"first");
+/// ```
+pub fn create_new_atomically(file: NewFile<'_>) -> io::Result<bool> {
+    let dir = parent(file.path);
+    create_missing_dir(dir)?;
+    let temp = temp_path(file.path);
+    let written = write_new_synced(&temp, file.bytes, file.mode)
+        .and_then(|()| fs::hard_link(&temp, file.path));
+    let _ = fs::remove_file(&temp);
+    match written {
+        Ok(()) => {
+            sync_dir(dir).map_err(|e| naming(dir, e))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(naming(file.path, e)),
+    }
+}
+
 /// Creates `dir` and its missing parents with mode 0700 if it is missing.
 pub(crate) fn create_missing_dir(dir: &Path) -> io::Result<()> {
     if dir.exists() {

@@ -44,7 +44,7 @@ mod read;
 mod set;
 
 pub use access::{Access, NotPrivate, check_private_dir, create_private_dir};
-pub use atomic::{NewFile, sync_dir, write_atomically};
+pub use atomic::{NewFile, create_new_atomically, sync_dir, write_atomically};
 pub use lock::open_lock_file;
 pub use paths::{
     CONFIG_PATH_ENV, DEFAULT_CONFIG_PATH, IdentityPaths, KEY_DIR_ENV, MAX_IDENTITY_FILE_BYTES,

@@ -79,6 +79,12 @@ impl IdentityPaths {
         self.key_dir.join("public.pem")
     }
 
+    /// `dpop.pem` in the key dir: the P-256 key that signs DPoP proofs when
+    /// the device key cannot (the provider does not accept its algorithm).
+    pub fn dpop_key(&self) -> PathBuf {
+        self.key_dir.join("dpop.pem")
+    }
+
     /// `public_jwk.json` in the key dir.
     pub fn public_jwk(&self) -> PathBuf {
         self.key_dir.join("public_jwk.json")

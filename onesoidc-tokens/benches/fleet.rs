@@ -34,6 +34,7 @@ fn tokens(i: usize, expires_at: SystemTime) -> TokenSet {
         refresh_token: None,
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

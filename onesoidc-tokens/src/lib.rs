@@ -36,6 +36,7 @@
 //!         refresh_token: None,
 //!         id_token: None,
 //!         scope: None,
+//!         dpop_jkt: None,
 //!     })
 //! });
 //! let manager = TokenManager::builder("device", refresh)

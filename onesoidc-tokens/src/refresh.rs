@@ -84,6 +84,7 @@ fn notice_clock_of(error: &Error) {
 ///         refresh_token: None,
 ///         id_token: None,
 ///         scope: None,
+///         dpop_jkt: None,
 ///     })
 /// });
 /// let tokens = refresh(None).await.unwrap();

@@ -29,6 +29,7 @@ fn tokens(access: &str) -> TokenSet {
         refresh_token: None,
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

@@ -20,6 +20,7 @@ fn tokens() -> TokenSet {
         refresh_token: None,
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

@@ -73,6 +73,7 @@ fn expired_tokens() -> TokenSet {
         refresh_token: None,
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
-use onesoidc_core::TokenSet;
+use onesoidc_core::{DpopKey, TokenSet};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -16,7 +16,7 @@ use crate::store::{StoreKey, TokenOwner, TokenStore};
 
 use super::TokenManager;
 use super::driver::{DriverGuard, drive};
-use super::read_path::NEXT_SLOT_VERSION;
+use super::read_path::{ManagerDpop, NEXT_SLOT_VERSION};
 use super::state::{Inner, Shared, lock};
 
 /// Default [`TokenManagerBuilder::refresh_skew`]: refresh 60 s before expiry.
@@ -57,6 +57,7 @@ pub struct TokenManagerBuilder {
     wall_clock: Option<WallClock>,
     store: Option<(Arc<dyn TokenStore>, TokenOwner)>,
     initial: Option<TokenSet>,
+    dpop: Option<ManagerDpop>,
 }
 
 impl fmt::Debug for TokenManagerBuilder {
@@ -92,6 +93,7 @@ impl TokenManagerBuilder {
             wall_clock: None,
             store: None,
             initial: None,
+            dpop: None,
         }
     }
 
@@ -180,6 +182,7 @@ impl TokenManagerBuilder {
     ///         refresh_token: None,
     ///         id_token: None,
     ///         scope: None,
+    ///         dpop_jkt: None,
     ///     })
     /// });
     /// let manager = TokenManager::builder("device", refresh)
@@ -274,6 +277,30 @@ impl TokenManagerBuilder {
         self
     }
 
+    /// The DPoP key the manager's bound tokens are used with
+    /// ([`AccessToken::authorize`](crate::AccessToken::authorize)): the key
+    /// of the client that gets them ([`OnesIdClient::dpop_key`](https://docs.rs/onesoidc-flows/latest/onesoidc_flows/struct.OnesIdClient.html#method.dpop_key)).
+    /// Default: none (bearer tokens). With a store, give the owner the
+    /// key's thumbprint too ([`TokenOwner::with_dpop_jkt`]), so a process
+    /// with another key never adopts the tokens.
+    pub fn dpop_key(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(ManagerDpop::Key {
+            key,
+            nonces: Default::default(),
+        });
+        self
+    }
+
+    /// Like [`dpop_key`](Self::dpop_key) with `client`'s DPoP key (chosen
+    /// when first needed) and its nonces: for a manager of the tokens
+    /// `client` gets (`device_manager` does this for a client with DPoP on).
+    #[cfg(feature = "flows")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
+    pub fn dpop_client(mut self, client: &onesoidc_flows::OnesIdClient) -> Self {
+        self.dpop = Some(ManagerDpop::Client(client.clone()));
+        self
+    }
+
     /// Tokens to start with (saved to the store, if any). Default: none, or
     /// what the store holds; a manager without tokens fetches on first use.
     pub fn initial_tokens(mut self, tokens: TokenSet) -> Self {
@@ -313,6 +340,7 @@ impl TokenManagerBuilder {
                 .jitter_source
                 .unwrap_or_else(|| Arc::new(rand::random::<f64>)),
             wall_clock: self.wall_clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
+            dpop: self.dpop.map(Arc::new),
             store: self.store.map(|(store, owner)| {
                 Arc::new(StoreConfig {
                     store,
@@ -384,4 +412,6 @@ pub(super) struct Config {
     pub(super) jitter_source: JitterSource,
     pub(super) wall_clock: WallClock,
     pub(super) store: Option<Arc<StoreConfig>>,
+    /// The DPoP key bound tokens are used with, if any.
+    pub(super) dpop: Option<Arc<ManagerDpop>>,
 }

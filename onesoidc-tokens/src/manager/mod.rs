@@ -56,7 +56,7 @@ pub use builder::{
 };
 pub use events::{TokenEvent, TokenState};
 pub use read_path::AccessToken;
-use read_path::Obtain;
+use read_path::{ManagerDpop, Obtain};
 pub(crate) use state::Shared;
 use state::{compute_state, lock};
 
@@ -93,6 +93,7 @@ use state::{compute_state, lock};
 ///         refresh_token: None,
 ///         id_token: None,
 ///         scope: None,
+///         dpop_jkt: None,
 ///     })
 /// }))
 /// .refresh_skew(Duration::from_secs(120))
@@ -154,6 +155,15 @@ impl TokenManager {
     /// Like [`access_token`](Self::access_token), returning all the tokens.
     pub fn tokens(&self) -> impl Future<Output = Result<Arc<TokenSet>, TokenError>> + Send + '_ {
         Obtain::new(&self.shared)
+    }
+
+    /// The latest `DPoP-Nonce` of each application this manager's bound
+    /// tokens are used at: [`AccessToken::authorize`] sends it. Keep an
+    /// application's answers' nonces here (RFC 9449 §9), e.g.
+    /// `manager.dpop_nonces().map(|n| n.set(&url, nonce))`. `None` without a
+    /// [DPoP key](TokenManagerBuilder::dpop_key).
+    pub fn dpop_nonces(&self) -> Option<&onesoidc_core::DpopNonces> {
+        self.shared.config.dpop.as_deref().map(ManagerDpop::nonces)
     }
 
     /// The tokens held now, valid or expired, without refreshing (e.g. to

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
-use onesoidc_core::{Expiry, ExposeSecret, TokenSet};
+use onesoidc_core::{Authorization, DpopKey, DpopNonces, Error, Expiry, ExposeSecret, TokenSet};
 use tokio::time::Instant;
 
 use crate::error::TokenError;
@@ -28,7 +28,8 @@ use super::state::Shared;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), onesoidc_tokens::TokenError> {
 /// # let manager = onesoidc_tokens::TokenManager::builder("device", onesoidc_tokens::refresh_fn(|_| async { unreachable!() }))
 /// #     .initial_tokens(onesoidc_core::TokenSet { access_token: "at".to_string().into(), token_type: "Bearer".into(),
-/// #         expires_at: None, refresh_token: None, id_token: None, scope: None })
+/// #         expires_at: None, refresh_token: None, id_token: None, scope: None,
+/// #         dpop_jkt: None, })
 /// #     .build();
 /// use onesoidc_core::ExposeSecret;
 /// let token = manager.access_token().await?;
@@ -38,7 +39,30 @@ use super::state::Shared;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
-pub struct AccessToken(pub(super) Arc<Slot>);
+pub struct AccessToken(pub(super) Arc<Slot>, pub(super) Option<Arc<ManagerDpop>>);
+
+/// A manager's DPoP key and the latest nonce of each application
+/// ([`TokenManagerBuilder::dpop_key`](crate::TokenManagerBuilder::dpop_key)).
+// Always behind an `Arc` (the builder makes one per manager): its size is moot.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ManagerDpop {
+    /// A key given to the builder, and the applications' nonces.
+    Key { key: DpopKey, nonces: DpopNonces },
+    /// The key (chosen on first use) and nonces of the client whose
+    /// tokens the manager holds.
+    #[cfg(feature = "flows")]
+    Client(onesoidc_flows::OnesIdClient),
+}
+
+impl ManagerDpop {
+    pub(crate) fn nonces(&self) -> &DpopNonces {
+        match self {
+            ManagerDpop::Key { nonces, .. } => nonces,
+            #[cfg(feature = "flows")]
+            ManagerDpop::Client(client) => client.dpop_nonces(),
+        }
+    }
+}
 
 impl AccessToken {
     /// All the tokens (refresh and ID token, scope, expiry).
@@ -59,6 +83,85 @@ impl AccessToken {
     /// When the access token expires, if known.
     pub fn expires_at(&self) -> Expiry {
         self.0.tokens.expiry()
+    }
+
+    /// The headers for a `method` request to `url` with this token:
+    /// `Authorization: Bearer …` for a bearer token; for a DPoP-bound one
+    /// `Authorization: DPoP …` and a `DPoP` proof (with `ath`, and the
+    /// latest nonce `url`'s server gave, see [`TokenManager::dpop_nonces`](crate::TokenManager::dpop_nonces))
+    /// signed by the manager's [DPoP key](crate::TokenManagerBuilder::dpop_key).
+    /// Callers never branch on the kind of token. A signer that
+    /// [blocks](onesoidc_core::Signer::blocks) (a TPM) signs on tokio's
+    /// blocking pool.
+    ///
+    /// A bound token and a manager without its key is
+    /// [`Error::InvalidRequest`] naming the thumbprints.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use onesoidc_core::{DpopKey, ExposeSecret, TokenSet};
+    /// let key = DpopKey::generate().unwrap();
+    /// let manager = onesoidc_tokens::TokenManager::builder("device", onesoidc_tokens::refresh_fn(|_| async { unreachable!() }))
+    ///     .dpop_key(key.clone())
+    ///     .initial_tokens(TokenSet { access_token: "at".to_string().into(), token_type: "DPoP".into(),
+    ///         expires_at: None, refresh_token: None, id_token: None, scope: None,
+    ///         dpop_jkt: Some(key.thumbprint().into()) })
+    ///     .build();
+    /// let url = url::Url::parse("https://app.example/api/me").unwrap();
+    /// let headers = manager.access_token().await.unwrap().authorize("GET", &url).await.unwrap();
+    /// assert_eq!(headers.authorization().expose_secret(), "DPoP at");
+    /// assert!(headers.dpop().is_some());
+    /// # }
+    /// ```
+    pub async fn authorize(&self, method: &str, url: &url::Url) -> Result<Authorization, Error> {
+        let tokens = &self.0.tokens;
+        if !tokens.is_dpop_bound() {
+            return Ok(Authorization::bearer(&tokens.access_token));
+        }
+        let Some(dpop) = self.1.clone() else {
+            return Authorization::for_tokens(
+                tokens,
+                None,
+                method,
+                url,
+                None,
+                std::time::SystemTime::now(),
+            );
+        };
+        let key = match &*dpop {
+            ManagerDpop::Key { key, .. } => key.clone(),
+            #[cfg(feature = "flows")]
+            ManagerDpop::Client(client) => return client.authorize(tokens, method, url).await,
+        };
+        let nonce = dpop.nonces().get(url);
+        if !key.signer().blocks() {
+            return Authorization::for_tokens(
+                tokens,
+                Some(&key),
+                method,
+                url,
+                nonce.as_deref(),
+                std::time::SystemTime::now(),
+            );
+        }
+        let (tokens, method, url) = (tokens.clone(), method.to_string(), url.clone());
+        tokio::task::spawn_blocking(move || {
+            Authorization::for_tokens(
+                &tokens,
+                Some(&key),
+                &method,
+                &url,
+                nonce.as_deref(),
+                std::time::SystemTime::now(),
+            )
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Sign(onesoidc_core::SignError::Command {
+                command: "the DPoP key's signer".into(),
+                reason: "it panicked or was cancelled".into(),
+            }))
+        })
     }
 }
 
@@ -113,33 +216,36 @@ pub(super) type SlowPath<'a> =
 /// What [`Obtain`] yields: built from a published slot (the read path) or
 /// from the tokens a refresh returned (the slow path).
 pub(super) trait FromTokens {
-    fn from_slot(slot: Arc<Slot>) -> Self;
-    fn from_tokens(tokens: Arc<TokenSet>) -> Self;
+    fn from_slot(slot: Arc<Slot>, shared: &Shared) -> Self;
+    fn from_tokens(tokens: Arc<TokenSet>, shared: &Shared) -> Self;
 }
 
 impl FromTokens for AccessToken {
     #[inline]
-    fn from_slot(slot: Arc<Slot>) -> Self {
-        AccessToken(slot)
+    fn from_slot(slot: Arc<Slot>, shared: &Shared) -> Self {
+        AccessToken(slot, shared.config.dpop.clone())
     }
 
-    fn from_tokens(tokens: Arc<TokenSet>) -> Self {
-        AccessToken(Arc::new(Slot {
-            version: 0,
-            tokens,
-            expires: None,
-            fresh: false,
-        }))
+    fn from_tokens(tokens: Arc<TokenSet>, shared: &Shared) -> Self {
+        AccessToken(
+            Arc::new(Slot {
+                version: 0,
+                tokens,
+                expires: None,
+                fresh: false,
+            }),
+            shared.config.dpop.clone(),
+        )
     }
 }
 
 impl FromTokens for Arc<TokenSet> {
     #[inline]
-    fn from_slot(slot: Arc<Slot>) -> Self {
+    fn from_slot(slot: Arc<Slot>, _shared: &Shared) -> Self {
         slot.tokens.clone()
     }
 
-    fn from_tokens(tokens: Arc<TokenSet>) -> Self {
+    fn from_tokens(tokens: Arc<TokenSet>, _shared: &Shared) -> Self {
         tokens
     }
 }
@@ -164,14 +270,14 @@ impl<T: FromTokens> Future for Obtain<'_, T> {
             Some(slow) => slow,
             None => {
                 if let Some(slot) = this.shared.cached() {
-                    return Poll::Ready(Ok(T::from_slot(slot)));
+                    return Poll::Ready(Ok(T::from_slot(slot, this.shared)));
                 }
                 this.slow.insert(Box::pin(this.shared.obtain(false)))
             }
         };
         let result = std::task::ready!(slow.as_mut().poll(cx));
         this.slow = None;
-        Poll::Ready(result.map(T::from_tokens))
+        Poll::Ready(result.map(|tokens| T::from_tokens(tokens, this.shared)))
     }
 }
 

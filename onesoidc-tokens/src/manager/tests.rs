@@ -23,6 +23,7 @@ fn tokens(lifetime: Duration) -> TokenSet {
         refresh_token: None,
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

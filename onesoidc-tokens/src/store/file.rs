@@ -103,8 +103,8 @@ impl FileTokenStore {
         warn_if_readable_by_others(&path);
         match decode(key, &bytes) {
             Ok(stored) => Ok(stored),
-            Err(reason) => {
-                tracing::warn!(path = %path.display(), manager = key.name(), "ignoring token file: {reason}");
+            Err(ignored) => {
+                ignored.log(&path.display(), key.name());
                 Ok(Stored::default())
             }
         }

@@ -27,6 +27,11 @@ pub struct TokenOwner {
     /// The resource asked for, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// For DPoP-bound tokens, the thumbprint of the key they are bound to
+    /// (a process with another key cannot use them). Records written
+    /// before DPoP have none: bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl TokenOwner {
@@ -37,7 +42,38 @@ impl TokenOwner {
             client_id: client_id.into(),
             scope: None,
             resource: None,
+            dpop_jkt: None,
         }
+    }
+
+    /// The owner of tokens `client` gets: its issuer, client id, and with
+    /// DPoP on the thumbprint of its DPoP key (which the first call picks,
+    /// so it may read discovery and `dpop.pem`).
+    #[cfg(feature = "flows")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
+    pub async fn of_client(
+        client: &onesoidc_flows::OnesIdClient,
+    ) -> Result<Self, onesoidc_core::Error> {
+        let jkt = client
+            .dpop_key()
+            .await?
+            .map(|key| key.thumbprint().to_string());
+        Ok(Self::of(client).with_dpop_jkt(jkt))
+    }
+
+    /// The same owner, for tokens bound to the DPoP key with thumbprint
+    /// `jkt` (`None`: bearer tokens).
+    ///
+    /// ```
+    /// use onesoidc_tokens::TokenOwner;
+    /// let bearer = TokenOwner::new("https://idp.example.com/oidc", "device-1");
+    /// let bound = bearer.clone().with_dpop_jkt(Some("jkt-1"));
+    /// assert_ne!(bearer.fingerprint(), bound.fingerprint());
+    /// assert_eq!(bearer.fingerprint(), bearer.clone().with_dpop_jkt(None::<String>).fingerprint());
+    /// ```
+    pub fn with_dpop_jkt(mut self, jkt: Option<impl Into<String>>) -> Self {
+        self.dpop_jkt = jkt.map(Into::into);
+        self
     }
 
     /// The owner of tokens `client` gets: its issuer and client id.
@@ -77,6 +113,10 @@ impl TokenOwner {
                 None => input.push_str("-;"),
             }
         }
+        // Only for bound tokens, so bearer owners keep their fingerprint.
+        if let Some(jkt) = &self.dpop_jkt {
+            input.push_str(&format!("jkt {}:{jkt};", jkt.len()));
+        }
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, input.as_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
     }
@@ -90,6 +130,9 @@ impl fmt::Display for TokenOwner {
         }
         if let Some(resource) = &self.resource {
             write!(f, ", resource {resource}")?;
+        }
+        if let Some(jkt) = &self.dpop_jkt {
+            write!(f, ", bound to DPoP key {jkt}")?;
         }
         Ok(())
     }

@@ -41,6 +41,10 @@ struct StoredTokens {
     refresh_token: Option<String>,
     id_token: Option<String>,
     scope: Option<String>,
+    /// The DPoP key's thumbprint for a bound token; absent (bearer) in
+    /// records written before DPoP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
 }
 
 /// `tokens` of `generation` (`None`: a tombstone) as the bytes a store
@@ -65,6 +69,7 @@ pub(super) fn encode(key: &StoreKey, tokens: Option<&TokenSet>, generation: u64)
                 .as_ref()
                 .map(|t| t.expose_secret().to_string()),
             scope: tokens.scope.as_ref().map(|s| s.to_string()),
+            dpop_jkt: tokens.dpop_jkt.clone(),
         }),
     };
     // Serializing plain strings and integers cannot fail.
@@ -88,7 +93,35 @@ pub(crate) fn expiry_rank(tokens: &TokenSet) -> u64 {
 
 /// The record in `bytes` if it is a usable record for `key` (tokens or a
 /// tombstone); otherwise why not, in words that never quote a value.
-pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<Stored, String> {
+pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<Stored, Ignored> {
+    decode_record(key, bytes).map_err(|reason| Ignored {
+        reason,
+        other_dpop_key: false,
+    })?
+}
+
+/// Why a record is not used, and whether only because its tokens are
+/// bound to another DPoP key (expected where processes hold different
+/// keys, so said at debug level, not as a warning).
+pub(super) struct Ignored {
+    pub(super) reason: String,
+    pub(super) other_dpop_key: bool,
+}
+
+impl Ignored {
+    /// Says why the record at `place` is ignored: at debug level for
+    /// another DPoP key's tokens, else as a warning.
+    pub(super) fn log(&self, place: &dyn std::fmt::Display, manager: &str) {
+        let reason = &self.reason;
+        if self.other_dpop_key {
+            tracing::debug!(%place, manager, "not adopting stored tokens: {reason}");
+        } else {
+            tracing::warn!(%place, manager, "ignoring stored tokens: {reason}");
+        }
+    }
+}
+
+fn decode_record(key: &StoreKey, bytes: &[u8]) -> Result<Result<Stored, Ignored>, String> {
     let record: Record = serde_json::from_slice(bytes).map_err(|e| {
         // Not `{e}`: serde_json's message can quote a value, i.e. a token.
         format!(
@@ -113,6 +146,25 @@ pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<Stored, String> {
     if record.name != key.name() {
         return Err(format!("it holds the tokens of manager {:?}", record.name));
     }
+    let owner = key.owner();
+    let same_but_key = TokenOwner {
+        dpop_jkt: owner.dpop_jkt.clone(),
+        ..record.owner.clone()
+    } == *owner;
+    if record.owner != *owner && same_but_key {
+        return Ok(Err(Ignored {
+            reason: format!(
+                "they are bound to DPoP key {}, and this process's is {} (another key file, or the device key against dpop.pem)",
+                record
+                    .owner
+                    .dpop_jkt
+                    .as_deref()
+                    .unwrap_or("none (bearer tokens)"),
+                owner.dpop_jkt.as_deref().unwrap_or("none (DPoP off)"),
+            ),
+            other_dpop_key: true,
+        }));
+    }
     if &record.owner != key.owner() {
         return Err(format!(
             "it holds the tokens of {}, not of {} (a new device.yml?); they are not used",
@@ -121,8 +173,14 @@ pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<Stored, String> {
         ));
     }
     let Some(tokens) = record.tokens else {
-        return Ok(Stored::new(None, record.generation));
+        return Ok(Ok(Stored::new(None, record.generation)));
     };
+    if tokens.dpop_jkt != owner.dpop_jkt {
+        return Err(format!(
+            "the tokens' DPoP key {:?} is not their owner's {:?}",
+            tokens.dpop_jkt, owner.dpop_jkt
+        ));
+    }
     if tokens.access_token.is_empty() {
         return Err("`access_token` is empty".into());
     }
@@ -147,6 +205,7 @@ pub(super) fn decode(key: &StoreKey, bytes: &[u8]) -> Result<Stored, String> {
             .map(Into::into),
         id_token: tokens.id_token.filter(|t| !t.is_empty()).map(Into::into),
         scope: tokens.scope.map(onesoidc_core::Scope::new),
+        dpop_jkt: tokens.dpop_jkt,
     };
-    Ok(Stored::new(Some(tokens), record.generation))
+    Ok(Ok(Stored::new(Some(tokens), record.generation)))
 }

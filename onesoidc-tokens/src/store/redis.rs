@@ -394,8 +394,8 @@ impl RedisTokenStore {
     fn decode_or_ignore(&self, key: &StoreKey, bytes: &[u8]) -> Option<TokenSet> {
         match decode(key, bytes) {
             Ok(stored) => stored.tokens,
-            Err(reason) => {
-                tracing::warn!(store = %self.shown, manager = key.name(), "ignoring stored tokens: {reason}");
+            Err(ignored) => {
+                ignored.log(&self.shown, key.name());
                 None
             }
         }

@@ -38,6 +38,7 @@ pub fn user_tokens(access: &str, lifetime: Duration) -> TokenSet {
         refresh_token: Some(format!("rt-{access}").into()),
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

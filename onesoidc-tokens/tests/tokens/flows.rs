@@ -124,6 +124,7 @@ async fn user_refresh_keeps_rotation_and_stops_on_invalid_grant() {
             refresh_token: Some("rt-1".to_string().into()),
             id_token: None,
             scope: None,
+            dpop_jkt: None,
         })
         .build();
     let mut events = manager.events();

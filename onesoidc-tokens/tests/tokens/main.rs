@@ -69,6 +69,7 @@ fn token(access: &str, expires_at: Option<SystemTime>) -> TokenSet {
         refresh_token: Some(format!("rt-of-{access}").into()),
         id_token: None,
         scope: None,
+        dpop_jkt: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn full_tokens() -> TokenSet {
         refresh_token: Some("rt-1".to_string().into()),
         id_token: Some("id-1".to_string().into()),
         scope: Some("openid offline_access".into()),
+        dpop_jkt: None,
     }
 }
 
@@ -626,4 +627,127 @@ async fn a_stuck_lease_holder_is_waited_for_and_its_refresh_token_left_alone() {
         "{error}"
     );
     drop(stuck);
+}
+
+fn bound_tokens(jkt: &str) -> TokenSet {
+    TokenSet {
+        token_type: "DPoP".into(),
+        dpop_jkt: Some(jkt.into()),
+        ..full_tokens()
+    }
+}
+
+#[tokio::test]
+async fn a_bound_token_is_kept_with_its_key_and_adopted_only_by_the_same_key() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = FileTokenStore::new(temp.path());
+    let mine = StoreKey::new("device", owner().with_dpop_jkt(Some("jkt-a")));
+    store
+        .save(&mine, &bound_tokens("jkt-a"), SaveMode::Replace)
+        .await
+        .unwrap();
+    let text = fs::read_to_string(store.path_for(&mine)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["owner"]["dpop_jkt"], "jkt-a");
+    assert_eq!(json["tokens"]["dpop_jkt"], "jkt-a");
+    assert_eq!(json["version"], 2, "the format is the same version");
+
+    // Another process with the same key (the same identity) adopts it.
+    let loaded = store.load(&mine).await.unwrap().tokens.unwrap();
+    assert_eq!(loaded.token_type, "DPoP");
+    assert_eq!(loaded.dpop_jkt.as_deref(), Some("jkt-a"));
+
+    // One with another key, or without DPoP, never does.
+    let other = StoreKey::new("device", owner().with_dpop_jkt(Some("jkt-b")));
+    assert!(store.load(&other).await.unwrap().tokens.is_none());
+    assert!(store.load(&key("device")).await.unwrap().tokens.is_none());
+}
+
+#[tokio::test]
+async fn records_written_before_dpop_read_as_bearer() {
+    let temp = tempfile::tempdir().unwrap();
+    let store = FileTokenStore::new(temp.path());
+    let key = key("device");
+    // A record as this crate wrote it before DPoP: no `dpop_jkt` anywhere.
+    let old = serde_json::json!({
+        "format": "onesoidc-tokens", "version": 2, "name": "device",
+        "owner": {"issuer": ISSUER, "client_id": "device-1"},
+        "generation": 3,
+        "tokens": {"access_token": "old-at", "token_type": "Bearer", "expires_at": null,
+                   "refresh_token": null, "id_token": null, "scope": null},
+    });
+    fs::write(store.path_for(&key), old.to_string()).unwrap();
+    #[cfg(unix)]
+    set_mode(&store.path_for(&key), 0o600);
+    let stored = store.load(&key).await.unwrap();
+    let tokens = stored.tokens.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "old-at");
+    assert_eq!(
+        (tokens.token_type.as_str(), tokens.dpop_jkt),
+        ("Bearer", None)
+    );
+    assert_eq!(stored.generation, 3);
+    let bound = StoreKey::new("device", owner().with_dpop_jkt(Some("jkt-a")));
+    assert!(store.load(&bound).await.unwrap().tokens.is_none());
+}
+
+#[tokio::test]
+async fn two_managers_with_the_same_dpop_key_share_one_bound_token_through_the_file_store() {
+    let temp = tempfile::tempdir().unwrap();
+    let store: Arc<dyn TokenStore> = Arc::new(FileTokenStore::new(temp.path()));
+    let key = onesoidc_core::DpopKey::generate().unwrap();
+    let jkt = key.thumbprint().to_string();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let manager = |dpop_key: onesoidc_core::DpopKey| {
+        let (calls, jkt) = (calls.clone(), dpop_key.thumbprint().to_string());
+        let refresh = onesoidc_tokens::refresh_fn(move |_| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let jkt = jkt.clone();
+            async move {
+                Ok(TokenSet {
+                    access_token: format!("bound-{n}").into(),
+                    token_type: "DPoP".into(),
+                    expires_at: Some(std::time::SystemTime::now() + Duration::from_secs(3600)),
+                    refresh_token: None,
+                    id_token: None,
+                    scope: None,
+                    dpop_jkt: Some(jkt),
+                })
+            }
+        });
+        let owner = owner().with_dpop_jkt(Some(dpop_key.thumbprint()));
+        TokenManager::builder("device", refresh)
+            .store(store.clone(), owner)
+            .dpop_key(dpop_key)
+            .build()
+    };
+    let first = manager(key.clone());
+    let token = first.access_token().await.unwrap();
+    assert_eq!(token.expose_secret(), "bound-0");
+    let second = manager(key.clone());
+    let adopted = second.access_token().await.unwrap();
+    assert_eq!(
+        adopted.expose_secret(),
+        "bound-0",
+        "adopted, not fetched again"
+    );
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let url = url::Url::parse("https://app.example/api").unwrap();
+    let headers = adopted.authorize("GET", &url).await.unwrap();
+    assert_eq!(headers.authorization().expose_secret(), "DPoP bound-0");
+    let expect =
+        onesoidc_core::DpopProofExpectations::new("GET", &url).access_token("bound-0", &jkt);
+    onesoidc_core::verify_dpop_proof(
+        headers.dpop().unwrap(),
+        &expect,
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+
+    // A process with another DPoP key does not adopt it: it gets its own.
+    let stranger = manager(onesoidc_core::DpopKey::generate().unwrap());
+    assert_eq!(
+        stranger.access_token().await.unwrap().expose_secret(),
+        "bound-1"
+    );
 }
