@@ -28,6 +28,44 @@ async fn onesoidc_on(tpm: &Swtpm, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `onesoidc register --security tpm EXTRA` into `dir` against `idp`,
+/// which approves the registration through its control surface.
+async fn register(idp: &DevIdp, tpm: &Swtpm, dir: &str, extra: &[&str]) -> Output {
+    let approver = {
+        let idp = idp.clone();
+        tokio::spawn(async move {
+            let code = idp.next_registration().await;
+            idp.approve_registration(&code).unwrap();
+        })
+    };
+    let host = idp.host();
+    let mut args = vec![
+        "register",
+        "-a",
+        &host,
+        "--domain",
+        "tpm.local",
+        "-t",
+        "TPM device",
+        "-l",
+        "Lab",
+        "-r",
+        "SERVER",
+        "--security",
+        "tpm",
+        "--config-dir",
+        dir,
+        "--key-dir",
+        dir,
+        "--poll-interval",
+        "1",
+    ];
+    args.extend(extra);
+    let registered = onesoidc_on(tpm, &args).await;
+    approver.await.unwrap();
+    registered
+}
+
 #[test]
 fn version_says_tpm_is_compiled_in() {
     let version = stdout(&onesoidc(&["--version"]));
@@ -46,51 +84,19 @@ async fn register_security_tpm_then_device_token_and_ciba_sign_in_the_tpm() {
     })
     .await
     .unwrap();
-    let host = idp.host();
     for key_type in ["ECC:p256", "RSA:2048"] {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
         let config = format!("{d}/device.yml");
 
-        let approver = {
-            let idp = idp.clone();
-            tokio::spawn(async move {
-                let code = idp.next_registration().await;
-                idp.approve_registration(&code).unwrap();
-            })
-        };
         let tcti = tpm.tcti_string();
-        let registered = onesoidc_on(
+        let registered = register(
+            &idp,
             &tpm,
-            &[
-                "register",
-                "-a",
-                &host,
-                "--domain",
-                "tpm.local",
-                "-t",
-                "TPM device",
-                "-l",
-                "Lab",
-                "-r",
-                "SERVER",
-                "--key-type",
-                key_type,
-                "--security",
-                "tpm",
-                "--tcti",
-                &tcti,
-                "--config-dir",
-                d,
-                "--key-dir",
-                d,
-                "--poll-interval",
-                "1",
-                "--json",
-            ],
+            d,
+            &["--key-type", key_type, "--tcti", &tcti, "--json"],
         )
         .await;
-        approver.await.unwrap();
         let registered = stdout(&registered);
         let last: serde_json::Value =
             serde_json::from_str(registered.lines().last().unwrap()).unwrap();
@@ -148,40 +154,8 @@ async fn device_token_without_the_tpm_names_the_tcti() {
     let idp = DevIdp::start(DevIdpConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let approver = {
-        let idp = idp.clone();
-        tokio::spawn(async move {
-            let code = idp.next_registration().await;
-            idp.approve_registration(&code).unwrap();
-        })
-    };
-    let host = idp.host();
-    let registered = onesoidc_on(
-        &tpm,
-        &[
-            "register",
-            "-a",
-            &host,
-            "--domain",
-            "tpm.local",
-            "-t",
-            "TPM",
-            "-l",
-            "Lab",
-            "-r",
-            "SERVER",
-            "--security",
-            "tpm",
-            "--config-dir",
-            d,
-            "--key-dir",
-            d,
-            "--poll-interval",
-            "1",
-        ],
-    )
-    .await;
-    approver.await.unwrap();
+    // No --tcti: register finds the TPM through TPM2TOOLS_TCTI.
+    let registered = register(&idp, &tpm, d, &[]).await;
     stdout(&registered);
     tpm.kill();
     let config = format!("{d}/device.yml");
