@@ -2,6 +2,7 @@
 //! call can be given a deadline (ESAPI itself waits for the TPM forever).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -179,10 +180,17 @@ struct Job {
     reply: mpsc::Sender<Result<Signature, TpmError>>,
 }
 
-/// The thread that owns a [`Session`]; dropping it ends the thread once
-/// its current call returns.
+/// The thread that owns a [`Session`]. Dropping it ends the thread and
+/// waits (at most [`Worker::CLOSE_WAIT`]) until the session is closed, so
+/// the TSS context is released when the signer is (a C program that frees
+/// its client and exits leaks nothing); a thread stuck past a deadline is
+/// not waited for.
 pub(crate) struct Worker {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
+    /// Disconnected once the thread has closed its session and ended.
+    ended: mpsc::Receiver<()>,
+    /// Set when a call missed its deadline: the thread may never return.
+    stuck: AtomicBool,
     tcti: Tcti,
     path: PathBuf,
 }
@@ -197,10 +205,13 @@ impl Worker {
     ) -> Result<Self, TpmError> {
         let (jobs, job_queue) = mpsc::channel::<Job>();
         let (opened, open_result) = mpsc::channel();
+        let (ending, ended) = mpsc::channel::<()>();
         let (thread_tcti, thread_key) = (tcti.clone(), key.clone());
         std::thread::Builder::new()
             .name("onesoidc-tpm".into())
             .spawn(move || {
+                // Declared first, so dropped last: after the session.
+                let _ending = ending;
                 let mut session = match Session::open(&thread_tcti, &thread_key) {
                     Ok(session) => {
                         let _ = opened.send(Ok(()));
@@ -220,7 +231,9 @@ impl Worker {
                 reason: format!("cannot start the TPM thread: {e}"),
             })?;
         let worker = Worker {
-            jobs,
+            jobs: Some(jobs),
+            ended,
+            stuck: AtomicBool::new(false),
             tcti: tcti.clone(),
             path: key.path().to_path_buf(),
         };
@@ -241,7 +254,11 @@ impl Worker {
             scheme,
             reply,
         };
-        if self.jobs.send(job).is_err() {
+        if self
+            .jobs
+            .as_ref()
+            .is_none_or(|jobs| jobs.send(job).is_err())
+        {
             return Err(self.gone("signing"));
         }
         self.wait(&result, "signing", deadline)
@@ -255,12 +272,15 @@ impl Worker {
     ) -> Result<T, TpmError> {
         match result.recv_timeout(deadline) {
             Ok(result) => result,
-            Err(mpsc::RecvTimeoutError::Timeout) => Err(TpmError::Timeout {
-                tcti: self.tcti.to_string(),
-                path: self.path.clone(),
-                operation,
-                after: deadline,
-            }),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.stuck.store(true, Ordering::Relaxed);
+                Err(TpmError::Timeout {
+                    tcti: self.tcti.to_string(),
+                    path: self.path.clone(),
+                    operation,
+                    after: deadline,
+                })
+            }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.gone(operation)),
         }
     }
@@ -272,6 +292,21 @@ impl Worker {
                 "{operation} for {}: the TPM thread ended unexpectedly",
                 self.path.display()
             ),
+        }
+    }
+}
+
+impl Worker {
+    /// How long dropping a worker waits for its thread to close the
+    /// session (a local call and a flush; milliseconds on a TPM).
+    const CLOSE_WAIT: Duration = Duration::from_secs(1);
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if !self.stuck.load(Ordering::Relaxed) {
+            let _ = self.ended.recv_timeout(Self::CLOSE_WAIT);
         }
     }
 }

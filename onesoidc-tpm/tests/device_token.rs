@@ -4,6 +4,8 @@
 
 mod support;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_core::{DeviceConfig, ExposeSecret, KeySecurity, KeyType};
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
 use onesoidc_flows::{DeviceIdentity, OnesIdClient};
@@ -45,11 +47,9 @@ fn tpm_identity(
     paths
 }
 
-#[tokio::test]
-async fn identities_with_tpm2_openssl_keys_get_device_tokens_from_the_dev_idp() {
-    let Some(tpm) = Swtpm::start() else { return };
-    let idp = DevIdp::start(DevIdpConfig::default()).await.unwrap();
-    let cases: [(&[&str], KeyType); 3] = [
+/// `openssl genpkey` arguments for each key type a TPM device has.
+fn key_cases() -> [(&'static [&'static str], KeyType); 3] {
+    [
         (&["-algorithm", "RSA"], KeyType::Rsa2048),
         (
             &["-algorithm", "EC", "-pkeyopt", "group:P-256"],
@@ -59,8 +59,14 @@ async fn identities_with_tpm2_openssl_keys_get_device_tokens_from_the_dev_idp() 
             &["-algorithm", "EC", "-pkeyopt", "group:P-384"],
             KeyType::EccP384,
         ),
-    ];
-    for (args, key_type) in cases {
+    ]
+}
+
+#[tokio::test]
+async fn identities_with_tpm2_openssl_keys_get_device_tokens_from_the_dev_idp() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let idp = DevIdp::start(DevIdpConfig::default()).await.unwrap();
+    for (args, key_type) in key_cases() {
         let key = tpm.openssl_genpkey(
             args,
             &format!("{}.pem", key_type.as_str().replace(':', "-")),
@@ -125,4 +131,54 @@ fn a_broken_tpm_key_file_names_the_file_and_the_tpm() {
         "{text}"
     );
     assert!(text.contains("not a usable TSS2 PRIVATE KEY"), "{text}");
+}
+
+/// DPoP with a TPM device (issue 26): the flows sign every proof with the
+/// device key when the provider lists its algorithm, so the proofs come
+/// from the TPM and the token is bound to the TPM key (`cnf.jkt` is its
+/// thumbprint), for ES256, ES384 and RS256; the dev IdP requires DPoP.
+#[tokio::test]
+async fn a_tpm_device_gets_device_tokens_bound_to_its_tpm_key() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let idp = DevIdp::start(DevIdpConfig {
+        require_dpop: true,
+        ..DevIdpConfig::default()
+    })
+    .await
+    .unwrap();
+    for (args, key_type) in key_cases() {
+        let key = tpm.openssl_genpkey(
+            args,
+            &format!("dpop-{}.pem", key_type.as_str().replace(':', "-")),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let paths = tpm_identity(&idp, dir.path(), &key, &tpm.tcti(), key_type);
+        let identity = DeviceIdentity::load_with_tcti(&paths, &tpm.tcti()).unwrap();
+        let tpm_jkt = identity.public_jwk.as_ref().unwrap().thumbprint().unwrap();
+        let client = OnesIdClient::builder()
+            .identity(identity)
+            .http(idp.in_process_client())
+            .dpop(true)
+            .build()
+            .unwrap();
+        let tokens = client
+            .device_token()
+            .await
+            .unwrap_or_else(|e| panic!("{key_type}: {e}"));
+        assert_eq!(tokens.token_type, "DPoP", "{key_type}");
+        assert_eq!(
+            tokens.dpop_jkt.as_deref(),
+            Some(tpm_jkt.as_str()),
+            "{key_type}"
+        );
+        let claims = tokens
+            .access_token
+            .expose_secret()
+            .split('.')
+            .nth(1)
+            .map(|part| URL_SAFE_NO_PAD.decode(part).unwrap())
+            .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+        assert_eq!(claims["cnf"]["jkt"], tpm_jkt.as_str(), "{key_type}");
+    }
 }

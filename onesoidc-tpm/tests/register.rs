@@ -1,7 +1,8 @@
 //! `register` with the key made inside the TPM (swtpm): the files are
 //! px-device-identity's TPM identity (`TSS2 PRIVATE KEY`, `public.pem`,
 //! `device.yml` with `key_security: tpm`), and the device then gets a
-//! device token and a CIBA login from the dev IdP with that key.
+//! device token, a CIBA login and token manager refreshes (device and
+//! user) from the dev IdP with that key.
 
 mod support;
 
@@ -11,10 +12,11 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA384_FIXED, RSA_PKCS1_2048_8192_SHA256,
     UnparsedPublicKey, VerificationAlgorithm,
 };
-use onesoidc_core::{CibaRequest, KeySecurity, KeyType, is_tpm_key_pem};
+use onesoidc_core::{CibaRequest, ExposeSecret, KeySecurity, KeyType, TokenSet, is_tpm_key_pem};
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
 use onesoidc_flows::{DeviceIdentity, DeviceRegistration, OnesIdClient, register_device};
 use onesoidc_fs::IdentityPaths;
+use onesoidc_tokens::{TokenManager, device_refresh, user_refresh};
 use support::Swtpm;
 
 #[tokio::test]
@@ -94,7 +96,60 @@ async fn a_device_registered_with_its_key_in_the_tpm_gets_tokens_and_logs_people
             .unwrap_or_else(|e| panic!("{key_type}: CIBA: {e}"));
         approver.await.unwrap();
         assert_eq!(login.claims.expect("ID token claims").sub, "alice");
+
+        managers_refresh_with_the_tpm_key(&idp, &client, login.tokens, key_type).await;
     }
+}
+
+/// Token managers over the TPM identity: the device manager fetches and
+/// force-refreshes with client credentials, the user manager refreshes the
+/// CIBA login with the refresh token grant; every request is authenticated
+/// by a client assertion the TPM signs, which the dev IdP verifies.
+async fn managers_refresh_with_the_tpm_key(
+    idp: &DevIdp,
+    client: &OnesIdClient,
+    login: TokenSet,
+    key_type: KeyType,
+) {
+    let before = idp.stats().token_requests;
+    let device = TokenManager::new("tpm-device", device_refresh(client.clone()));
+    let first = device
+        .tokens()
+        .await
+        .unwrap_or_else(|e| panic!("{key_type}: device manager: {e}"));
+    let refreshed = device
+        .force_refresh()
+        .await
+        .unwrap_or_else(|e| panic!("{key_type}: device manager refresh: {e}"));
+    assert_ne!(
+        first.access_token.expose_secret(),
+        refreshed.access_token.expose_secret(),
+        "{key_type}: a new device token"
+    );
+
+    let user = TokenManager::builder("tpm-user", user_refresh(client.clone()))
+        .initial_tokens(login.clone())
+        .build();
+    let refreshed = user
+        .force_refresh()
+        .await
+        .unwrap_or_else(|e| panic!("{key_type}: user manager refresh: {e}"));
+    assert_ne!(
+        login.access_token.expose_secret(),
+        refreshed.access_token.expose_secret(),
+        "{key_type}: a new user token"
+    );
+    assert!(refreshed.refresh_token.is_some(), "{key_type}");
+
+    let after = idp.stats().token_requests;
+    assert_eq!(
+        after.client_credentials - before.client_credentials,
+        2,
+        "{key_type}"
+    );
+    assert_eq!(after.refresh_token - before.refresh_token, 1, "{key_type}");
+    device.shutdown().await;
+    user.shutdown().await;
 }
 
 #[tokio::test]

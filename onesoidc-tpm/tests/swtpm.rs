@@ -223,6 +223,31 @@ fn a_missing_tpm_is_a_clear_error_naming_the_tcti() {
     );
 }
 
+/// A TCTI whose library is not installed (tpm2-abrmd's `tabrmd` here;
+/// where it is installed, no tpm2-abrmd runs in the test): a clear error
+/// naming it, within the deadline.
+#[test]
+fn a_tcti_that_cannot_be_loaded_is_a_clear_error_naming_it() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let path = tpm.openssl_genpkey(&["-algorithm", "EC", "-pkeyopt", "group:P-256"], "k.pem");
+    let tcti: Tcti = "tabrmd:bus_name=com.example.NoSuchTpm2AccessBroker"
+        .parse()
+        .expect("parses");
+    let deadline = Duration::from_secs(3);
+    let started = Instant::now();
+    let err = TpmSigner::open_with_deadline(&read(&path), &path, &tcti, deadline).unwrap_err();
+    assert!(started.elapsed() < deadline * 2, "no hang");
+    let text = err.to_string();
+    assert!(
+        matches!(err, TpmError::Tcti { .. } | TpmError::Timeout { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("tabrmd:bus_name=com.example.NoSuchTpm2AccessBroker"),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_tpm_killed_mid_run_fails_the_next_signatures_without_hanging() {
     let Some(mut tpm) = Swtpm::start() else {

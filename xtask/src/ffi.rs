@@ -25,7 +25,12 @@
 //!   `-fsanitize=address,undefined` and run; the threaded ones with
 //!   `-fsanitize=thread` too ([`SANITIZERS`]); a run fails on any
 //!   sanitizer report, and each build's runs and reports are counted.
-//!   The dev IdP is stopped afterwards, whatever happened.
+//!   With the TSS libraries (`tpm.rs`; always under CI), the library and
+//!   the CLI are built with `tpm`, a private swtpm is started, a device is
+//!   registered on it with `--security tpm`, and the C test also loads
+//!   that TPM identity (run plain and under ASan; not under valgrind, see
+//!   `run_programs`) and must say its TPM part ran.
+//!   The dev IdP (and the swtpm) are stopped afterwards, whatever happened.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -127,7 +132,7 @@ pub fn install_command(args: &[String]) -> Result<(), String> {
             .join(prefix)
     };
     let root = crate::workspace_root();
-    build(release)?;
+    build(release, false)?;
     install(&root, &crate::target_dir(&root), release, &prefix)?;
     eprintln!(
         "xtask: installed onesoidc into {}; CMake: -DCMAKE_PREFIX_PATH={0}, pkg-config: PKG_CONFIG_PATH={0}/lib/pkgconfig",
@@ -136,10 +141,14 @@ pub fn install_command(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn build(release: bool) -> Result<(), String> {
+/// Builds the library (`tpm`: with the TPM signer, linking the TSS libraries).
+fn build(release: bool, tpm: bool) -> Result<(), String> {
     let mut args = vec!["build", "--package", CRATE];
     if release {
         args.push("--release");
+    }
+    if tpm {
+        args.extend(["--features", crate::tpm::FEATURE]);
     }
     crate::cargo(&args)
 }
@@ -204,10 +213,17 @@ pub fn test() -> Result<(), String> {
     let target = crate::target_dir(&root);
     let work = target.join("ffi");
     let prefix = work.join("prefix");
+    // With the TSS libraries (always under CI), the library and the CLI
+    // are built with `tpm`, and the C test also loads a TPM identity.
+    let tpm = crate::tpm::ready()?;
     // The debug build: its dependencies are already built for the tests,
     // and valgrind reports lines.
-    build(false)?;
-    crate::cargo(&["build", "--package", "onesoidc-cli", "--bin", "onesoidc"])?;
+    build(false, tpm)?;
+    let mut cli_build = vec!["build", "--package", "onesoidc-cli", "--bin", "onesoidc"];
+    if tpm {
+        cli_build.extend(["--features", crate::tpm::FEATURE]);
+    }
+    crate::cargo(&cli_build)?;
     install(&root, &target, false, &prefix)?;
 
     let project = |name: &str| root.join(CRATE).join(name);
@@ -261,14 +277,75 @@ pub fn test() -> Result<(), String> {
     eprintln!("xtask: ffi: dev-idp at {}", idp.host);
     let device = work.join("device");
     let _ = fs::remove_dir_all(&device);
-    register(&cli, &idp.host, &device)?;
-    let result = run_programs(&plain, &sanitized, &idp, &device);
+    register(&cli, &idp.host, &device, &[])?;
+    // A TPM identity on a private swtpm, stopped with the dev IdP.
+    let swtpm = match tpm {
+        true => Some(crate::tpm::Swtpm::start(&work.join("swtpm"))?),
+        false => None,
+    };
+    let tpm_device = match &swtpm {
+        Some(swtpm) => {
+            let dir = work.join("device-tpm");
+            let _ = fs::remove_dir_all(&dir);
+            let tcti = swtpm.tcti();
+            register(
+                &cli,
+                &idp.host,
+                &dir,
+                &[
+                    "--security",
+                    "tpm",
+                    "--tcti",
+                    &tcti,
+                    "--key-type",
+                    "ECC:p256",
+                ],
+            )?;
+            eprintln!("xtask: ffi: a TPM identity on {tcti} in {}", dir.display());
+            Some((dir, tcti))
+        }
+        None => None,
+    };
+    let tpm_test = tpm_device.as_ref().map(|(dir, tcti)| TpmTest {
+        env: vec![
+            (
+                "ONESOIDC_TEST_TPM_DEVICE_DIR".to_string(),
+                dir.display().to_string(),
+            ),
+            ("TPM2TOOLS_TCTI".to_string(), tcti.clone()),
+        ],
+    });
+    let result = run_programs(&plain, &sanitized, &idp, &device, tpm_test.as_ref());
+    drop(swtpm);
     drop(idp);
     eprintln!(
         "xtask: ffi: C, C++ and Qt checks took {:.1}s",
         started.elapsed().as_secs_f64()
     );
     result
+}
+
+/// The C test's TPM part: the environment naming the TPM identity and its
+/// TPM, and the line the test prints when that part ran.
+struct TpmTest {
+    env: Vec<(String, String)>,
+}
+
+impl TpmTest {
+    const RAN: &str = "tpm identity: device token and CIBA login signed in the TPM";
+
+    /// Fails unless the C test's output says the TPM part ran (`tpm`
+    /// present) or was skipped.
+    fn check(tpm: Option<&TpmTest>, text: &str, what: &str) -> Result<(), String> {
+        match tpm {
+            Some(_) => expect(text, Self::RAN, what),
+            None => Ok(()),
+        }
+    }
+
+    fn env(tpm: Option<&TpmTest>) -> Vec<(String, String)> {
+        tpm.map(|t| t.env.clone()).unwrap_or_default()
+    }
 }
 
 /// The build directories of one configuration (plain or sanitized).
@@ -473,26 +550,31 @@ fn pkg_config_build(root: &Path, work: &Path, prefix: &Path) -> Result<(), Strin
     Ok(())
 }
 
-/// Registers a device with the dev IdP into `dir` (auto-approved).
-fn register(cli: &Path, host: &str, dir: &Path) -> Result<(), String> {
+/// Registers a device with the dev IdP into `dir` (auto-approved), with
+/// `extra` arguments (`--security tpm --tcti …`).
+fn register(cli: &Path, host: &str, dir: &Path, extra: &[&str]) -> Result<(), String> {
     let dir_arg = dir.display().to_string();
-    output_of(Command::new(cli).args([
-        "register",
-        "-a",
-        host,
-        "--domain",
-        "ffi.local",
-        "-t",
-        "FFI test device",
-        "-l",
-        "CI",
-        "-r",
-        "SERVER",
-        "--config-dir",
-        &dir_arg,
-        "--key-dir",
-        &dir_arg,
-    ]))?;
+    output_of(
+        Command::new(cli)
+            .args([
+                "register",
+                "-a",
+                host,
+                "--domain",
+                "ffi.local",
+                "-t",
+                "FFI test device",
+                "-l",
+                "CI",
+                "-r",
+                "SERVER",
+                "--config-dir",
+                &dir_arg,
+                "--key-dir",
+                &dir_arg,
+            ])
+            .args(extra),
+    )?;
     Ok(())
 }
 
@@ -587,6 +669,7 @@ fn run_programs(
     sanitized: &[(&Sanitizer, Builds)],
     idp: &DevIdp,
     device: &Path,
+    tpm: Option<&TpmTest>,
 ) -> Result<(), String> {
     let config = device.join("device.yml");
     let env = vec![
@@ -642,8 +725,9 @@ fn run_programs(
             }
         }
         if let Some(c_test) = &builds.c_test {
-            let text = runs.run_c_test(&c_test.join("test_onesoidc"), idp, device)?;
+            let text = runs.run_c_test(&c_test.join("test_onesoidc"), idp, device, tpm)?;
             expect(&text, " 0 failed", "test_onesoidc")?;
+            TpmTest::check(tpm, &text, "test_onesoidc")?;
         }
         eprintln!(
             "xtask: ffi: {}: {} runs, {} sanitizer reports ({:.1}s)",
@@ -656,8 +740,19 @@ fn run_programs(
     let c_test = plain
         .c_test
         .as_ref()
-        .ok_or("the plain build has no C test")?;
-    run_c_test_under_valgrind(&c_test.join("test_onesoidc"), idp, device)
+        .ok_or("the plain build has no C test")?
+        .join("test_onesoidc");
+    if tpm.is_some() {
+        // The TPM part runs plain and under ASan, not under valgrind: there
+        // the TPM identity's first request (discovery) hit the 30 s HTTP
+        // deadline while its CIBA login passed: valgrind runs one thread at
+        // a time, and the TSS libraries' work, slowed down by it, starves
+        // the request's thread past a wall-clock deadline.
+        let text = plain_runs.run_c_test(&c_test, idp, device, tpm)?;
+        expect(&text, " 0 failed", "test_onesoidc")?;
+        TpmTest::check(tpm, &text, "test_onesoidc")?;
+    }
+    run_c_test_under_valgrind(&c_test, idp, device)
 }
 
 /// Every mode of the C (and Qt) examples and every C++ example, or only
@@ -724,11 +819,13 @@ impl Runs {
         program: &Path,
         idp: &DevIdp,
         device: &Path,
+        tpm: Option<&TpmTest>,
     ) -> Result<String, String> {
         let started = Instant::now();
         let result = output_of(
             timed(program)
                 .envs(self.env.clone())
+                .envs(TpmTest::env(tpm))
                 .env("ONESOIDC_TEST_DEVICE_DIR", device)
                 .env("ONESOIDC_TEST_HOST", &idp.host)
                 .env_remove("ONESOIDC_DEVICE_CONFIG")
@@ -792,6 +889,7 @@ fn run_c_test_under_valgrind(program: &Path, idp: &DevIdp, device: &Path) -> Res
         .arg(program)
         .env("ONESOIDC_TEST_DEVICE_DIR", device)
         .env("ONESOIDC_TEST_HOST", &idp.host)
+        .env_remove("ONESOIDC_TEST_TPM_DEVICE_DIR")
         .env_remove("ONESOIDC_DEVICE_CONFIG")
         .env_remove("ONESOIDC_KEY_DIR")
         .env_remove("LD_LIBRARY_PATH");

@@ -83,12 +83,17 @@ fn main() -> ExitCode {
 fn test() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"])?;
     deny::run()?;
-    // Without the TSS libraries (outside CI), leave the TPM crate out.
+    // Without the TSS libraries (outside CI), leave the TPM crate out;
+    // with them, build the CLI with `tpm` for its end-to-end TPM test.
     let tpm = tpm::ready()?;
-    let without_tpm: &[&str] = if tpm { &[] } else { &["--exclude", tpm::CRATE] };
+    let tpm_args: &[&str] = if tpm {
+        &["--features", tpm::TEST_FEATURES]
+    } else {
+        &["--exclude", tpm::CRATE]
+    };
     layers::run(tpm)?;
     let mut clippy = vec!["clippy", "--workspace", "--all-targets"];
-    clippy.extend(without_tpm);
+    clippy.extend(tpm_args);
     if tpm {
         // The interop suite's TPM tests (run by `interop::run`) are linted too.
         clippy.extend(["--features", "onesoidc-interop/tpm"]);
@@ -99,7 +104,7 @@ fn test() -> Result<(), String> {
     let mut env = browser.clone();
     env.extend(redis::test_env()?);
     let mut test = vec!["test", "--workspace"];
-    test.extend(without_tpm);
+    test.extend(tpm_args);
     cargo_with_env(&test, &env)?;
     // The fuzz crate is outside the workspace (cargo-fuzz builds it with
     // nightly flags): build its targets and replay every corpus file.

@@ -5,14 +5,22 @@
 //! apt-get under CI; outside CI without them, `cargo xtask test` leaves the
 //! TPM crate and feature out, saying so.
 
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The crate that needs them.
 pub const CRATE: &str = "onesoidc-tpm";
 
-/// The cargo feature (of flows and the CLI) that pulls the crate in.
+/// The cargo feature (of flows, the CLI and the C ABI) that pulls the
+/// crate in.
 pub const FEATURE: &str = "tpm";
+
+/// What `cargo test --workspace` adds with the TSS libraries here: the
+/// CLI built with `tpm`, so its end-to-end TPM test
+/// (`onesoidc-cli/tests/tpm.rs`) runs the real binary on a swtpm.
+pub const TEST_FEATURES: &str = "onesoidc-cli/tpm";
 
 const PACKAGES: [&str; 5] = [
     "pkg-config",
@@ -73,6 +81,80 @@ fn openssl_tpm2_provider() -> bool {
     text.split('"')
         .nth(1)
         .is_some_and(|dir| Path::new(dir).join("tpm2.so").exists())
+}
+
+/// A private swtpm (a new TPM 2.0 in software, its state in `state`) on
+/// loopback TCP, for the C ABI's TPM check (`ffi.rs`); killed when dropped.
+pub struct Swtpm {
+    child: Child,
+    port: u16,
+}
+
+impl Swtpm {
+    /// Starts `swtpm socket --tpm2` on a free port pair with a fresh state
+    /// directory `state`, waiting (10 s at most) until it listens.
+    pub fn start(state: &Path) -> Result<Swtpm, String> {
+        let _ = std::fs::remove_dir_all(state);
+        std::fs::create_dir_all(state)
+            .map_err(|e| format!("cannot create {}: {e}", state.display()))?;
+        let port = free_port_pair()?;
+        let child = Command::new("swtpm")
+            .arg("socket")
+            .arg("--tpm2")
+            .arg(format!("--server=type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg(format!(
+                "--ctrl=type=tcp,port={},bindaddr=127.0.0.1",
+                port + 1
+            ))
+            .arg(format!("--tpmstate=dir={}", state.display()))
+            .arg("--flags=startup-clear,not-need-init")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start swtpm: {e}"))?;
+        let mut swtpm = Swtpm { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = swtpm.child.try_wait() {
+                return Err(format!("swtpm exited at start ({status})"));
+            }
+            if TcpStream::connect(("127.0.0.1", port + 1)).is_ok() {
+                return Ok(swtpm);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("swtpm did not listen on port {port} within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Its TCTI string (`TPM2TOOLS_TCTI`, `register --tcti`).
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port `p` with `p + 1` free as well (swtpm's control channel).
+fn free_port_pair() -> Result<u16, String> {
+    for _ in 0..100 {
+        let first = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot bind: {e}"))?;
+        let port = first
+            .local_addr()
+            .map_err(|e| format!("no local address: {e}"))?
+            .port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free pair of loopback ports for swtpm".into())
 }
 
 /// `[features]` of the crate whose manifest is `manifest`, but `default`

@@ -11,6 +11,11 @@
  *
  *   ONESOIDC_TEST_DEVICE_DIR=DIR ONESOIDC_TEST_HOST=http://127.0.0.1:PORT test_onesoidc
  *
+ * With ONESOIDC_TEST_TPM_DEVICE_DIR (a device registered with
+ * `onesoidc register --security tpm` on the TPM that TPM2TOOLS_TCTI names,
+ * and a library built with the `tpm` feature) it also loads that TPM
+ * identity and gets a device token and a CIBA login signed in the TPM.
+ *
  * The test switches the provider's auto-approval (deny, none) through its
  * control API (plain HTTP on loopback) and restores it. Every wait has a
  * deadline. The last line is "N passed, M failed"; the exit status is 0
@@ -849,6 +854,38 @@ static void test_threads(void) {
     CHECK(contains(onesoidc_last_error(), "`username`"), "the main thread's last error is still its own");
 }
 
+/* A TPM identity (ONESOIDC_TEST_TPM_DEVICE_DIR): its key never leaves the
+ * TPM; the library loads it by itself from device.yml (`key_security: tpm`). */
+static void test_tpm_identity(void) {
+    current_test = "tpm identity";
+    const char *dir = getenv("ONESOIDC_TEST_TPM_DEVICE_DIR");
+    if (dir == NULL || dir[0] == '\0') {
+        printf("tpm identity: skipped (ONESOIDC_TEST_TPM_DEVICE_DIR is not set)\n");
+        return;
+    }
+    char yml[4096];
+    snprintf(yml, sizeof yml, "%s/device.yml", dir);
+    char *config = read_file(yml);
+    CHECK(config && contains(config, "key_security: tpm"), "%s says key_security: tpm", yml);
+    free(config);
+    onesoidc_client *tpm_client = NULL;
+    CHECK_STATUS(onesoidc_client_new(yml, dir, &tpm_client), ONESOIDC_OK);
+    if (tpm_client == NULL) {
+        fprintf(stderr, "no TPM client: %s\n", onesoidc_last_error());
+        return;
+    }
+    char *token = NULL;
+    CHECK_STATUS(onesoidc_device_token(tpm_client, &token), ONESOIDC_OK);
+    CHECK(token && strlen(token) > 20, "a device token signed in the TPM");
+    onesoidc_string_free(token);
+    char *login = NULL;
+    CHECK_STATUS(onesoidc_ciba_login(tpm_client, "alice", NULL, NULL, &login), ONESOIDC_OK);
+    CHECK(login && strlen(login) > 20, "a CIBA login with the TPM identity");
+    onesoidc_string_free(login);
+    onesoidc_client_free(tpm_client);
+    printf("tpm identity: device token and CIBA login signed in the TPM\n");
+}
+
 int main(void) {
     read_environment();
     test_version_and_last_error();
@@ -871,6 +908,7 @@ int main(void) {
     test_qr_steps();
     test_managers();
     test_threads();
+    test_tpm_identity();
     onesoidc_client_free(client);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

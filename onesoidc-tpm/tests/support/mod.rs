@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use onesoidc_tpm::Tcti;
+// Named through flows (which re-exports this crate with its `tpm`
+// feature), so the CLI's tests can include this file too.
+use onesoidc_flows::tpm::Tcti;
 
 /// A running swtpm, killed on drop.
 pub struct Swtpm {
