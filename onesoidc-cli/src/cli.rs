@@ -376,6 +376,13 @@ pub struct DevIdpArgs {
     /// Approve every CIBA request, QR scan and registration after this many milliseconds
     #[arg(long, value_name = "MS")]
     pub auto_approve_ms: Option<u64>,
+    /// Require server nonces in DPoP proofs at the token endpoint (RFC 9449 §8):
+    /// a proof without the current one is answered use_dpop_nonce
+    #[arg(long)]
+    pub dpop_nonce: bool,
+    /// Refuse token requests without a DPoP proof (every application)
+    #[arg(long)]
+    pub require_dpop: bool,
     #[command(flatten)]
     pub timing: DevIdpTiming,
 }
@@ -421,7 +428,8 @@ every key optional, unknown keys are errors; durations in milliseconds.
   key                            flag                        default
   users                                                      [\"alice\", \"bob\"]
   applications                                               [vhh-server: VHH Server, https://vhh.example.com]
-                                 (each {\"client_identifier\", \"client_id\", \"name\", \"url\"})
+                                 (each {\"client_identifier\", \"client_id\", \"name\", \"url\"},
+                                 optional \"access_token_format\": \"jwt\" or \"opaque\", \"require_dpop\": true)
   access_token_ttl_ms            --access-token-ttl          300000 (5 min)
   refresh_token_ttl_ms           --refresh-token-ttl         3600000 (1 h)
   id_token_ttl_ms                --id-token-ttl              300000 (5 min)
@@ -433,6 +441,8 @@ every key optional, unknown keys are errors; durations in milliseconds.
   registration_expires_in_ms     --registration-expires-in   300000 (5 min)
   auto_approve                   --auto-approve-ms           none; {\"after_ms\": 1500, \"decision\": \"approve\" or \"deny\"}
   devices                                                    none; [{\"device_id\", \"client_id\", \"public_jwk\": {...}}]
+  dpop_nonce                     --dpop-nonce                false
+  require_dpop                   --require-dpop              false
 
 Example: onesoidc dev-idp --access-token-ttl 15s --ciba-interval 1s --qr-interval 1s
 Real phone on the same network: onesoidc dev-idp --listen 0.0.0.0:8080 (devices then

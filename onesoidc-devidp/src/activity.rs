@@ -21,6 +21,9 @@ pub(crate) enum TokenOutcome {
         refresh_token: bool,
         /// An ID token came with it.
         id_token: bool,
+        /// The access token is DPoP-bound: the start of its key's
+        /// thumbprint (`cnf.jkt`), which is public.
+        dpop_jkt: Option<String>,
     },
     /// An error response.
     Refused {
@@ -72,6 +75,14 @@ pub(crate) fn shorten(text: &str) -> String {
     match text.char_indices().nth(MAX_TEXT) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_string(),
+    }
+}
+
+/// The first characters of a DPoP key thumbprint, enough to tell keys apart on screen.
+pub(crate) fn shorten_jkt(jkt: &str) -> String {
+    match jkt.char_indices().nth(8) {
+        Some((end, _)) => format!("{}…", &jkt[..end]),
+        None => jkt.to_string(),
     }
 }
 

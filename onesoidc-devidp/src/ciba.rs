@@ -156,7 +156,12 @@ impl Provider {
     }
 
     /// One poll of the CIBA grant by `client_id`.
-    pub fn poll_ciba(&self, client_id: &str, auth_req_id: &str) -> Result<TokenResponse, ApiError> {
+    pub fn poll_ciba(
+        &self,
+        client_id: &str,
+        auth_req_id: &str,
+        jkt: Option<&str>,
+    ) -> Result<TokenResponse, ApiError> {
         let now = Instant::now();
         let (info, auth_time) = {
             let mut store = self.lock();
@@ -168,6 +173,7 @@ impl Provider {
                     "the auth_req_id was issued to another client",
                 ));
             }
+            self.check_dpop_required(record.info.resource.as_deref(), jkt.is_some())?;
             let previous_poll = std::mem::replace(&mut record.last_poll, now);
             let outcome = match record.status {
                 CibaStatus::Consumed => Err(ApiError::invalid_grant(
@@ -218,7 +224,12 @@ impl Provider {
             grant_id: Some(uuid::Uuid::new_v4().to_string()),
             auth_time: Some(auth_time),
         };
-        self.issue_tokens(&grant, grant.wants_refresh_token(), grant.wants_id_token())
+        self.issue_tokens(
+            &grant,
+            grant.wants_refresh_token(),
+            grant.wants_id_token(),
+            jkt,
+        )
     }
 }
 
@@ -247,7 +258,7 @@ mod tests {
     }
 
     fn error_of(p: &Provider, id: &str) -> &'static str {
-        match p.poll_ciba("client", id) {
+        match p.poll_ciba("client", id, None) {
             Ok(_) => "tokens",
             Err(e) => e.error,
         }

@@ -31,6 +31,11 @@ pub struct Application {
     /// Not part of the `/.well-known/applications` listing.
     #[serde(default, skip_serializing)]
     pub access_token_format: AccessTokenFormat,
+    /// Token requests for this application (`resource` = its `url`) must
+    /// carry a DPoP proof (RFC 9449), else `400 invalid_dpop_proof`.
+    /// Config: `"require_dpop": true`. Not part of the listing.
+    #[serde(default, skip_serializing)]
+    pub require_dpop: bool,
 }
 
 /// The form of the access tokens issued for an [`Application`].
@@ -142,6 +147,8 @@ pub struct DeviceSeed {
 /// | `registration_expires_in` | 300 s |
 /// | `auto_approve` | `None` |
 /// | `devices` | none |
+/// | `dpop_nonce` | `false` |
+/// | `require_dpop` | `false` |
 ///
 /// Durations on the wire (`expires_in`, `interval`) are whole seconds,
 /// rounded up; the provider itself enforces the exact configured values, so
@@ -184,6 +191,15 @@ pub struct DevIdpConfig {
     pub auto_approve: Option<AutoApprove>,
     /// Devices registered at start.
     pub devices: Vec<DeviceSeed>,
+    /// The token endpoint requires server nonces in DPoP proofs (RFC 9449
+    /// §8): a proof without the current (or previous) nonce is answered
+    /// `400 use_dpop_nonce` with a `DPoP-Nonce` header, and every token
+    /// endpoint answer carries the current nonce. Nonces rotate every
+    /// minute and on `POST /control/dpop/nonce/rotate`.
+    pub dpop_nonce: bool,
+    /// Every token request must carry a DPoP proof (for every application,
+    /// not only those with [`Application::require_dpop`]).
+    pub require_dpop: bool,
 }
 
 impl Default for DevIdpConfig {
@@ -196,6 +212,7 @@ impl Default for DevIdpConfig {
                 name: "VHH Server".into(),
                 url: "https://vhh.example.com".into(),
                 access_token_format: AccessTokenFormat::Jwt,
+                require_dpop: false,
             }],
             access_token_ttl: Duration::from_secs(300),
             refresh_token_ttl: Duration::from_secs(3600),
@@ -208,6 +225,8 @@ impl Default for DevIdpConfig {
             registration_expires_in: Duration::from_secs(300),
             auto_approve: None,
             devices: Vec::new(),
+            dpop_nonce: false,
+            require_dpop: false,
         }
     }
 }
@@ -261,6 +280,8 @@ struct ConfigFile {
     registration_expires_in_ms: Option<u64>,
     auto_approve: Option<AutoApproveJson>,
     devices: Option<Vec<DeviceSeed>>,
+    dpop_nonce: Option<bool>,
+    require_dpop: Option<bool>,
 }
 
 impl DevIdpConfig {
@@ -270,14 +291,16 @@ impl DevIdpConfig {
     /// {
     ///   "users": ["alice", "bob", "carol"],
     ///   "applications": [{"client_identifier": "vhh-server", "client_id": "3c5b8f2e-7a41-4d9e-9b6c-1f0a2e4d8c73",
-    ///                     "name": "VHH Server", "url": "https://vhh.example.com", "access_token_format": "jwt"}],
+    ///                     "name": "VHH Server", "url": "https://vhh.example.com", "access_token_format": "jwt",
+    ///                     "require_dpop": false}],
     ///   "access_token_ttl_ms": 300000, "refresh_token_ttl_ms": 3600000, "id_token_ttl_ms": 300000,
     ///   "ciba_expires_in_ms": 120000, "ciba_interval_ms": 5000,
     ///   "qr_expires_in_ms": 300000, "qr_interval_ms": 5000,
     ///   "registration_poll_interval_ms": 10000, "registration_expires_in_ms": 300000,
     ///   "auto_approve": {"after_ms": 1500, "decision": "approve"},
     ///   "devices": [{"device_id": "8b47...", "client_id": "d5fe...",
-    ///                "public_jwk": {"kty": "EC", "crv": "P-256", "alg": "ES256", "x": "...", "y": "..."}}]
+    ///                "public_jwk": {"kty": "EC", "crv": "P-256", "alg": "ES256", "x": "...", "y": "..."}}],
+    ///   "dpop_nonce": false, "require_dpop": false
     /// }
     /// ```
     ///
@@ -325,6 +348,8 @@ impl DevIdpConfig {
             registration_expires_in: ms(file.registration_expires_in_ms, d.registration_expires_in),
             auto_approve: file.auto_approve.map(AutoApprove::from),
             devices: file.devices.unwrap_or_default(),
+            dpop_nonce: file.dpop_nonce.unwrap_or(d.dpop_nonce),
+            require_dpop: file.require_dpop.unwrap_or(d.require_dpop),
         };
         config.check(path)?;
         Ok(config)
@@ -410,6 +435,20 @@ mod tests {
             Some(AutoApprove::deny_after(Duration::from_millis(20)))
         );
         assert_eq!(config.users, DevIdpConfig::default().users);
+    }
+
+    #[test]
+    fn dpop_settings_come_from_the_file() {
+        let config = DevIdpConfig::from_json_str(
+            r#"{"dpop_nonce": true, "applications": [{"client_identifier": "lab", "client_id": "lab",
+                "name": "Lab", "url": "https://lab.example.com", "require_dpop": true}]}"#,
+            Path::new("x.json"),
+        )
+        .unwrap();
+        assert!(config.dpop_nonce && !config.require_dpop);
+        assert!(config.applications[0].require_dpop);
+        let listed = serde_json::to_value(&config.applications[0]).unwrap();
+        assert!(listed.get("require_dpop").is_none(), "not in the listing");
     }
 
     #[test]

@@ -27,18 +27,26 @@ pub(crate) mod code {
     pub const NOT_FOUND: &str = "not_found";
     pub const CONFLICT: &str = "conflict";
     pub const FORBIDDEN: &str = "forbidden";
+    /// RFC 9449 §5: the `DPoP` proof is missing where required, or invalid.
+    pub const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
+    /// RFC 9449 §8: retry with the nonce in the `DPoP-Nonce` header.
+    pub const USE_DPOP_NONCE: &str = "use_dpop_nonce";
 }
 
 /// An error response: status, `error` code and `error_description`.
 ///
 /// Rendered as `{"error": ..., "error_description": ...}` with
 /// `Cache-Control: no-store`; 401s caused by a bad bearer token also carry
-/// `WWW-Authenticate: Bearer error="invalid_token"`.
+/// `WWW-Authenticate: Bearer error="invalid_token"`, or a `DPoP` challenge
+/// for a DPoP-bound token ([`ApiError::dpop_unauthorized`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: Cow<'static, str>,
+    /// A 401 about a DPoP-bound token: the challenge is
+    /// `WWW-Authenticate: DPoP error=…, algs=…` instead of `Bearer`.
+    pub dpop_challenge: bool,
 }
 
 impl ApiError {
@@ -51,6 +59,18 @@ impl ApiError {
             status,
             error,
             description: description.into(),
+            dpop_challenge: false,
+        }
+    }
+
+    /// 401 with `error` and a `WWW-Authenticate: DPoP` challenge (RFC 9449 §7.1).
+    pub fn dpop_unauthorized(
+        error: &'static str,
+        description: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        ApiError {
+            dpop_challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, error, description)
         }
     }
 
@@ -95,7 +115,18 @@ impl IntoResponse for ApiError {
         let body = json!({"error": self.error, "error_description": self.description});
         let mut response = (self.status, axum::Json(body)).into_response();
         crate::routes::no_store(&mut response);
-        if self.error == code::INVALID_TOKEN {
+        if self.dpop_challenge {
+            let challenge = format!(
+                r#"DPoP error="{}", algs="{}""#,
+                self.error,
+                onesoidc_core::DEFAULT_DPOP_ALGORITHMS.join(" ")
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+        } else if self.error == code::INVALID_TOKEN {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer error="invalid_token""#),

@@ -118,24 +118,38 @@ pub(crate) fn json<T: DeserializeOwned>(
         .map_err(|e| ApiError::invalid_request(format!("the body is not the expected JSON: {e}")))
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+/// The token of an `Authorization: Bearer <token>` (or `DPoP <token>`) header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<(TokenScheme, &str), ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::invalid_token("the Authorization: Bearer header is missing"))?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::invalid_token("the Authorization header is not ASCII"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
+    let (scheme, token) = match value.split_once(' ') {
+        Some((scheme, token)) if !token.trim().is_empty() => (scheme, token.trim()),
+        _ => {
+            return Err(ApiError::invalid_token(
+                "the Authorization header is not `Bearer <token>` (or `DPoP <token>`)",
+            ));
         }
-        _ => Err(ApiError::invalid_token(
-            "the Authorization header is not `Bearer <token>`",
-        )),
+    };
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok((TokenScheme::Bearer, token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Ok((TokenScheme::Dpop, token))
+    } else {
+        Err(ApiError::invalid_token(
+            "the Authorization header is not `Bearer <token>` (or `DPoP <token>`)",
+        ))
     }
+}
+
+/// How an access token was sent: `Authorization: Bearer` or `DPoP` (RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenScheme {
+    Bearer,
+    Dpop,
 }
 
 /// A resource indicator (RFC 8707): an absolute URI without a fragment.

@@ -89,6 +89,18 @@
 //!   and codes are `404 not_found`.
 //! - Refresh tokens rotate on every use; presenting a rotated one again is
 //!   `invalid_grant` and revokes every token of that grant.
+//! - DPoP (RFC 9449) at the token endpoint: a bad `DPoP` proof (any rule
+//!   of §4.3, a replayed `jti`, two `DPoP` headers) is
+//!   `400 invalid_dpop_proof`, as is a request without a proof where
+//!   [`DevIdpConfig::require_dpop`] or [`Application::require_dpop`] asks
+//!   for one; with [`DevIdpConfig::dpop_nonce`], a proof without the current
+//!   nonce is `400 use_dpop_nonce` with a `DPoP-Nonce` header. A valid proof
+//!   binds the access token (`cnf.jkt`, `token_type: DPoP`). A bound token
+//!   at a bearer-token route (QR, applications) must come as
+//!   `Authorization: DPoP` with a proof of its key (`ath`, `htm`, `htu`,
+//!   fresh `jti`): sent as `Bearer`, or without a proof, it is
+//!   `401 invalid_token`; with a bad proof (another key, a replay)
+//!   `401 invalid_dpop_proof`; both with `WWW-Authenticate: DPoP error=…`.
 //!
 //! Wire durations (`expires_in`, `interval`) are whole seconds, rounded up;
 //! internally the exact configured [`std::time::Duration`]s apply, measured
@@ -113,6 +125,7 @@
 //! | `GET /control/stats` | [`Stats`] |
 //! | `GET` / `PUT /control/auto-approve` | `{"after_ms": 1500, "decision": "approve"}` or `null` |
 //! | `POST /control/keys/rotate` | sign with a new key from now on, the old one still published ([`DevIdp::rotate_signing_key`]) → `{"kid", "previous_kid"}` |
+//! | `POST /control/dpop/nonce/rotate` | start a new DPoP nonce window now ([`DevIdp::rotate_dpop_nonce`]) → `{"nonce"}` |
 //!
 //! The console's protections apply here too: only the provider's own host
 //! names in `Host` (else `403 forbidden`), and every request but `GET` and
@@ -182,6 +195,7 @@ mod client_auth;
 mod config;
 mod console;
 mod devices;
+mod dpop;
 mod error;
 #[cfg(feature = "fault-proxy")]
 pub mod faults;

@@ -266,6 +266,27 @@ impl DevIdp {
         Ok(self.provider().rotate_key(key).0)
     }
 
+    /// Starts a new DPoP nonce window now (also `POST
+    /// /control/dpop/nonce/rotate`) and returns its nonce: proofs with the
+    /// nonce before it are still accepted, those with older ones are
+    /// answered `use_dpop_nonce`. Only matters with
+    /// [`DevIdpConfig::dpop_nonce`].
+    ///
+    /// ```
+    /// use onesoidc_devidp::{DevIdp, DevIdpConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let idp = DevIdp::start(DevIdpConfig { dpop_nonce: true, ..DevIdpConfig::default() }).await?;
+    /// let first = idp.rotate_dpop_nonce();
+    /// assert_ne!(idp.rotate_dpop_nonce(), first, "a new window, a new nonce");
+    /// idp.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn rotate_dpop_nonce(&self) -> String {
+        self.provider().dpop_nonces.rotate()
+    }
+
     /// `{issuer}/jwks`.
     pub fn jwks_uri(&self) -> String {
         self.provider().jwks_uri.clone()

@@ -52,6 +52,8 @@ pub(crate) fn random_token(prefix: &str) -> String {
 pub(crate) enum JtiUse {
     ClientAssertion,
     RequestObject,
+    /// A DPoP proof's `jti`, per proof key thumbprint.
+    DpopProof,
 }
 
 /// Items a `next_*` method hands out in arrival order, each once.
@@ -158,6 +160,8 @@ pub(crate) struct Provider {
     closing: watch::Sender<bool>,
     /// tokio's clock against the wall clock, for the console's countdowns.
     pub wall_clock: crate::console::WallClock,
+    /// The server nonces DPoP proofs must carry when `dpop_nonce` is on.
+    pub dpop_nonces: crate::dpop::DpopNonces,
 }
 
 impl Provider {
@@ -258,6 +262,7 @@ impl Provider {
             changes: watch::Sender::new(0),
             closing: watch::Sender::new(false),
             wall_clock: crate::console::WallClock::now(),
+            dpop_nonces: crate::dpop::DpopNonces::new()?,
         }))
     }
 

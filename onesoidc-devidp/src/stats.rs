@@ -40,6 +40,11 @@ pub struct Stats {
     /// by the order it was issued in (1 = the first; the token itself is
     /// never shown). A count above 1 is a reused refresh token.
     pub refresh_token_uses: BTreeMap<u64, u64>,
+    /// Access tokens issued bound to a DPoP key (`cnf.jkt`, `token_type: DPoP`).
+    pub dpop_bound_tokens_issued: u64,
+    /// `use_dpop_nonce` answers from the token endpoint (a proof without
+    /// the current nonce, when nonces are required).
+    pub dpop_nonce_challenges: u64,
 }
 
 impl Stats {

@@ -55,6 +55,8 @@ pub(crate) struct AccessRecord {
     pub expires_at: Instant,
     pub revoked: bool,
     pub grant_id: Option<String>,
+    /// The RFC 7638 thumbprint of the DPoP key the token is bound to.
+    pub jkt: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +91,10 @@ pub(crate) struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The thumbprint of the DPoP key the access token is bound to (for
+    /// the console; the answer says `token_type: DPoP`).
+    #[serde(skip)]
+    pub jkt: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -102,6 +108,15 @@ struct AccessClaims<'a> {
     iat: i64,
     exp: i64,
     jti: &'a str,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+/// `cnf` (RFC 7800) of a DPoP-bound token: `{"jkt": thumbprint}`.
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 #[derive(Serialize)]
@@ -139,12 +154,16 @@ fn is_active(store: &Store, record: &AccessRecord) -> bool {
 
 impl Provider {
     /// Issues an access token for `grant`, plus a refresh token when
-    /// `with_refresh` and an ID token when `with_id_token`.
+    /// `with_refresh` and an ID token when `with_id_token`. With `jkt` (the
+    /// thumbprint of a checked DPoP proof's key) the access token is bound
+    /// to that key (`cnf.jkt`, `token_type: DPoP`); refresh tokens of
+    /// confidential clients are never bound (as node oidc-provider does).
     pub fn issue_tokens(
         &self,
         grant: &Grant,
         with_refresh: bool,
         with_id_token: bool,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, ApiError> {
         let config = &self.config;
         let iat = unix_now();
@@ -160,6 +179,7 @@ impl Provider {
             iat,
             exp,
             jti: &jti,
+            cnf: jkt.map(|jkt| Confirmation { jkt }),
         };
         let opaque = self.config.applications.iter().any(|app| {
             Some(app.url.as_str()) == grant.resource.as_deref()
@@ -196,6 +216,7 @@ impl Provider {
             expires_at: now + config.access_token_ttl,
             revoked: false,
             grant_id: grant.grant_id.clone(),
+            jkt: jkt.map(str::to_string),
         };
         {
             let mut store = self.lock();
@@ -204,6 +225,9 @@ impl Provider {
                 store.refresh_tokens.retain(|_, r| now < r.expires_at);
             }
             store.access_tokens.insert(access_token.clone(), record);
+            if jkt.is_some() {
+                store.stats.dpop_bound_tokens_issued += 1;
+            }
         }
         let refresh_token = if with_refresh {
             Some(self.issue_refresh_token(grant))
@@ -212,27 +236,34 @@ impl Provider {
         };
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: ceil_secs(config.access_token_ttl),
             refresh_token,
             id_token,
             scope: grant.scope.clone(),
+            jkt: jkt.map(str::to_string),
         })
     }
 
     /// The refresh_token grant with rotation (PROTOCOL §6). Using a rotated
-    /// refresh token again revokes every token of its grant.
+    /// refresh token again revokes every token of its grant. The new access
+    /// token is bound to `jkt` when given (the refresh token is not bound:
+    /// a confidential client may refresh with another key, or none).
     pub fn refresh(
         &self,
         client_id: &str,
         refresh_token: &str,
         scope: Option<&str>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, ApiError> {
         let grant = {
             let mut store = self.lock();
-            let Some(serial) = store.refresh_tokens.get(refresh_token).map(|r| r.serial) else {
+            let Some(record) = store.refresh_tokens.get(refresh_token) else {
                 return Err(ApiError::invalid_grant("unknown refresh token"));
             };
+            // Refused before it counts as a use: the token stays unspent.
+            self.check_dpop_required(record.grant.resource.as_deref(), jkt.is_some())?;
+            let serial = record.serial;
             *store.stats.refresh_token_uses.entry(serial).or_default() += 1;
             let record = &store.refresh_tokens[refresh_token];
             if record.grant.client_id != client_id {
@@ -282,7 +313,7 @@ impl Provider {
         };
         // A new ID token when the grant asked for `openid`, signed with the
         // key of the moment (OIDC Core §12.2), as the stock provider does.
-        let mut response = self.issue_tokens(&access_grant, false, grant.wants_id_token())?;
+        let mut response = self.issue_tokens(&access_grant, false, grant.wants_id_token(), jkt)?;
         response.refresh_token = Some(self.issue_refresh_token(&grant));
         Ok(response)
     }
@@ -336,8 +367,11 @@ impl Provider {
                 "exp": record.exp,
                 "iat": record.iat,
                 "jti": record.jti,
-                "token_type": "Bearer",
+                "token_type": if record.jkt.is_some() { "DPoP" } else { "Bearer" },
             });
+            if let Some(jkt) = &record.jkt {
+                answer["cnf"] = json!({ "jkt": jkt });
+            }
             if let Some(scope) = &record.scope {
                 answer["scope"] = json!(scope);
             }

@@ -297,6 +297,7 @@ async fn one_bad_application_entry_fails_only_its_own_look_up() {
         name: id.into(),
         url: url.into(),
         access_token_format: Default::default(),
+        require_dpop: false,
     };
     let w = world_with(DevIdpConfig {
         applications: vec![

@@ -38,6 +38,7 @@ async fn setup() -> Setup {
         name: "Lab".into(),
         url: LAB.into(),
         access_token_format: AccessTokenFormat::Opaque,
+        require_dpop: false,
     });
     let idp = DevIdp::start(config).await.unwrap();
     let (kiosk_dir, app_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -267,6 +267,7 @@ async fn dev_idp() -> (DevIdp, OnesIdClient, OnesIdClient, [tempfile::TempDir; 2
         name: "Lab".into(),
         url: "https://lab.example.com".into(),
         access_token_format: AccessTokenFormat::Opaque,
+        require_dpop: false,
     });
     let idp = DevIdp::start(config).await.unwrap();
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];

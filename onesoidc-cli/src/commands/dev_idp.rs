@@ -27,11 +27,13 @@ pub async fn run(g: &GlobalArgs, args: &DevIdpArgs) -> Result<(), Failure> {
             code: EXIT_USAGE,
         });
     }
-    let config = config(
+    let mut config = config(
         args.provider_config.as_deref(),
         &args.timing,
         args.auto_approve_ms,
     )?;
+    config.dpop_nonce |= args.dpop_nonce;
+    config.require_dpop |= args.require_dpop;
     let listen = match (args.listen, args.port) {
         (Some(addr), _) => addr,
         (None, Some(port)) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
@@ -169,6 +171,7 @@ struct Summary {
     tokens: String,
     intervals: String,
     auto_approve: String,
+    dpop: String,
 }
 
 fn human(d: Duration) -> String {
@@ -196,6 +199,19 @@ impl Summary {
                 human(config.ciba_interval),
                 human(config.qr_interval),
                 human(config.registration_poll_interval)
+            ),
+            dpop: format!(
+                "{}{}",
+                if config.require_dpop {
+                    "required"
+                } else {
+                    "optional"
+                },
+                if config.dpop_nonce {
+                    ", server nonces"
+                } else {
+                    ""
+                }
             ),
             auto_approve: config.auto_approve.map_or_else(
                 || "off (answer in the console)".to_string(),
@@ -228,6 +244,7 @@ fn print_banner(idp: &DevIdp, bound: SocketAddr, summary: &Summary) {
     out!("  tokens        {}", summary.tokens);
     out!("  intervals     {}", summary.intervals);
     out!("  auto-approve  {}", summary.auto_approve);
+    out!("  DPoP          {}", summary.dpop);
     out!();
     let insecure = if on_network {
         " --allow-insecure-http"

@@ -282,8 +282,12 @@ fn event_row(event: &TokenEvent, registered: &Registered<'_>) -> EventRow {
             expires_in,
             refresh_token,
             id_token,
+            dpop_jkt,
         } => {
-            let mut result = format!("access token ({expires_in} s)");
+            let mut result = match dpop_jkt {
+                Some(jkt) => format!("DPoP-bound access token ({expires_in} s, jkt {jkt})"),
+                None => format!("access token ({expires_in} s)"),
+            };
             if *refresh_token {
                 result.push_str(" + refresh token");
             }

@@ -46,6 +46,7 @@ pub(super) fn router(provider: Arc<Provider>) -> Router<Arc<Provider>> {
         .route("/stats", get(stats))
         .route("/auto-approve", get(auto_approve_get).put(auto_approve_put))
         .route("/keys/rotate", post(rotate_key))
+        .route("/dpop/nonce/rotate", post(rotate_dpop_nonce))
         .layer(axum::middleware::from_fn_with_state(provider, guard))
         .layer(axum::middleware::map_response(mark))
 }
@@ -272,4 +273,13 @@ async fn rotate_key(axum::extract::State(p): Shared) -> Response {
         )),
     };
     reply("rotate_key", result)
+}
+
+async fn rotate_dpop_nonce(axum::extract::State(p): Shared) -> Response {
+    let nonce = p.dpop_nonces.rotate();
+    tracing::info!("DPoP nonce rotated");
+    reply(
+        "rotate_dpop_nonce",
+        Ok(Json(json!({ "nonce": nonce })).into_response()),
+    )
 }

@@ -1,6 +1,7 @@
 //! Discovery (PROTOCOL §2) and the JWKS.
 
 use axum::response::{IntoResponse, Response};
+use onesoidc_core::DEFAULT_DPOP_ALGORITHMS;
 use serde_json::json;
 
 use super::Shared;
@@ -30,6 +31,7 @@ pub(super) async fn configuration(axum::extract::State(p): Shared) -> Response {
         "introspection_endpoint_auth_signing_alg_values_supported": CLIENT_ALGS,
         "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
         "revocation_endpoint_auth_signing_alg_values_supported": CLIENT_ALGS,
+        "dpop_signing_alg_values_supported": DEFAULT_DPOP_ALGORITHMS,
         "id_token_signing_alg_values_supported": [PROVIDER_ALG],
         "subject_types_supported": ["public"],
         "scopes_supported": ["openid", "offline_access", "profile"],

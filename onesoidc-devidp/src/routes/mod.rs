@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 
-use crate::error::ApiError;
-use crate::form::{BODY_LIMIT, bearer};
+use crate::error::{ApiError, code};
+use crate::form::{BODY_LIMIT, TokenScheme, bearer};
 use crate::state::Provider;
 
 mod applications;
@@ -105,23 +106,40 @@ pub(crate) fn finish(
     }
 }
 
-/// The access token record of the bearer token, if it is active.
+/// The access token record of the request's access token, if it is
+/// active. A DPoP-bound token must come as `Authorization: DPoP` with a
+/// proof of its key (RFC 9449 §7); a bound token sent as `Bearer` is refused.
 fn active_bearer(
     provider: &Provider,
-    headers: &HeaderMap,
+    request: &Parts,
 ) -> Result<crate::tokens::AccessRecord, ApiError> {
-    provider
-        .active_access_token(bearer(headers)?)
-        .ok_or_else(|| {
-            ApiError::invalid_token(
-                "the bearer token is not an active access token of this provider",
-            )
-        })
+    let (scheme, token) = bearer(&request.headers)?;
+    let record = provider.active_access_token(token).ok_or_else(|| {
+        ApiError::invalid_token("the bearer token is not an active access token of this provider")
+    })?;
+    match (scheme, record.jkt.as_deref()) {
+        (TokenScheme::Bearer, None) => {}
+        (TokenScheme::Bearer, Some(_)) => {
+            return Err(ApiError::dpop_unauthorized(
+                code::INVALID_TOKEN,
+                "the access token is DPoP-bound: send it as `Authorization: DPoP <token>` with a `DPoP` proof of its key, not as Bearer",
+            ));
+        }
+        (TokenScheme::Dpop, None) => {
+            return Err(ApiError::invalid_token(
+                "the access token is not DPoP-bound: send it as `Authorization: Bearer <token>`",
+            ));
+        }
+        (TokenScheme::Dpop, Some(jkt)) => {
+            provider.check_resource_proof(request, token, jkt)?;
+        }
+    }
+    Ok(record)
 }
 
 /// The client id of the device whose access token is the bearer token.
-pub(crate) fn device_bearer(provider: &Provider, headers: &HeaderMap) -> Result<String, ApiError> {
-    let record = active_bearer(provider, headers)?;
+pub(crate) fn device_bearer(provider: &Provider, request: &Parts) -> Result<String, ApiError> {
+    let record = active_bearer(provider, request)?;
     if record.sub != record.client_id || provider.device(&record.client_id).is_none() {
         return Err(ApiError::invalid_token(
             "the bearer token is not a device access token (client_credentials)",
@@ -131,8 +149,8 @@ pub(crate) fn device_bearer(provider: &Provider, headers: &HeaderMap) -> Result<
 }
 
 /// The user whose access token is the bearer token.
-pub(crate) fn user_bearer(provider: &Provider, headers: &HeaderMap) -> Result<String, ApiError> {
-    let record = active_bearer(provider, headers)?;
+pub(crate) fn user_bearer(provider: &Provider, request: &Parts) -> Result<String, ApiError> {
+    let record = active_bearer(provider, request)?;
     if !provider.is_user(&record.sub) {
         return Err(ApiError::invalid_token(
             "the bearer token was not issued to a user",

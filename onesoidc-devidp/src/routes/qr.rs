@@ -5,7 +5,8 @@
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -16,10 +17,10 @@ use crate::form;
 /// `POST /oidc/qr/sessions`, body `{}`.
 pub(super) async fn create(
     axum::extract::State(p): Shared,
-    headers: HeaderMap,
+    request: Parts,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let result = device_bearer(&p, &headers).and_then(|client_id| {
+    let result = device_bearer(&p, &request).and_then(|client_id| {
         let _: Map<String, Value> = form::json(body, true)?;
         Ok(json_no_store(StatusCode::CREATED, &p.create_qr(&client_id)))
     });
@@ -30,9 +31,9 @@ pub(super) async fn create(
 pub(super) async fn status(
     axum::extract::State(p): Shared,
     Path(session_id): Path<String>,
-    headers: HeaderMap,
+    request: Parts,
 ) -> Response {
-    let result = device_bearer(&p, &headers).and_then(|client_id| {
+    let result = device_bearer(&p, &request).and_then(|client_id| {
         let body = p.qr_status(&client_id, &session_id)?;
         Ok(json_no_store(StatusCode::OK, &body))
     });
@@ -43,9 +44,9 @@ pub(super) async fn status(
 pub(super) async fn cancel(
     axum::extract::State(p): Shared,
     Path(session_id): Path<String>,
-    headers: HeaderMap,
+    request: Parts,
 ) -> Response {
-    let result = device_bearer(&p, &headers).and_then(|client_id| {
+    let result = device_bearer(&p, &request).and_then(|client_id| {
         p.cancel_qr(&client_id, &session_id)?;
         Ok(StatusCode::NO_CONTENT.into_response())
     });
@@ -56,9 +57,9 @@ pub(super) async fn cancel(
 pub(super) async fn scan(
     axum::extract::State(p): Shared,
     Path(session_id): Path<String>,
-    headers: HeaderMap,
+    request: Parts,
 ) -> Response {
-    let result = user_bearer(&p, &headers).and_then(|username| {
+    let result = user_bearer(&p, &request).and_then(|username| {
         p.scan_qr(&session_id, &username).map_err(|e| match e {
             ControlError::QrSessionNotPending { .. } => ApiError::invalid_request(e.to_string()),
             other => ApiError::from(other),

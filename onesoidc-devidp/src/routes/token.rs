@@ -3,13 +3,14 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::{Shared, finish, json_no_store};
-use crate::activity::{TokenEvent, TokenOutcome, shorten};
+use crate::activity::{TokenEvent, TokenOutcome, shorten, shorten_jkt};
 use crate::ciba::CIBA_GRANT_TYPE;
 use crate::client_auth::authenticate;
+use crate::dpop::DPOP_NONCE;
 use crate::error::{ApiError, code};
 use crate::form::{Form, check_resource};
 use crate::state::{Provider, unix_now_ms};
@@ -31,7 +32,11 @@ pub(super) async fn token(
     let result = handle(&p, &headers, body, &mut asked);
     record(&p, asked, &result);
     let result = result.map(|tokens| json_no_store(StatusCode::OK, &tokens));
-    finish(&p, "token", result)
+    let mut response = finish(&p, "token", result);
+    if let Some(value) = p.dpop_nonce().and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response.headers_mut().insert(DPOP_NONCE, value);
+    }
+    response
 }
 
 /// Adds the request to the console's log: kinds and lifetimes only.
@@ -41,6 +46,7 @@ fn record(p: &Provider, asked: Asked, result: &Result<TokenResponse, ApiError>) 
             expires_in: tokens.expires_in,
             refresh_token: tokens.refresh_token.is_some(),
             id_token: tokens.id_token.is_some(),
+            dpop_jkt: tokens.jkt.as_deref().map(shorten_jkt),
         },
         Err(e) => TokenOutcome::Refused {
             error: e.error,
@@ -78,10 +84,13 @@ fn handle(
         }
     }
     let device = authenticate(p, &form, &p.token_endpoint)?;
+    let jkt = p.token_request_binding(headers)?;
+    let jkt = jkt.as_deref();
     let tokens = match grant_type? {
         None => return Err(ApiError::invalid_request("`grant_type` is missing")),
         Some("client_credentials") => {
             let resource = single_resource(&form)?;
+            p.check_dpop_required(resource.as_deref(), jkt.is_some())?;
             let grant = Grant {
                 sub: device.client_id.clone(),
                 client_id: device.client_id.clone(),
@@ -90,13 +99,16 @@ fn handle(
                 grant_id: None,
                 auth_time: None,
             };
-            p.issue_tokens(&grant, false, false)?
+            p.issue_tokens(&grant, false, false, jkt)?
         }
-        Some(CIBA_GRANT_TYPE) => p.poll_ciba(&device.client_id, form.require("auth_req_id")?)?,
+        Some(CIBA_GRANT_TYPE) => {
+            p.poll_ciba(&device.client_id, form.require("auth_req_id")?, jkt)?
+        }
         Some("refresh_token") => p.refresh(
             &device.client_id,
             form.require("refresh_token")?,
             form.get("scope")?,
+            jkt,
         )?,
         Some(other) => {
             return Err(ApiError::bad_request(

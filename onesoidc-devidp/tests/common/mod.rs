@@ -153,7 +153,7 @@ impl Resp {
     }
 }
 
-async fn into_resp(response: reqwest::Response) -> Resp {
+pub async fn into_resp(response: reqwest::Response) -> Resp {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.unwrap();
