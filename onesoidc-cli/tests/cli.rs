@@ -1,5 +1,7 @@
 //! The `onesoidc` binary end to end against a mocked provider.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -501,20 +503,12 @@ fn check_access_token_needs_the_bound_keys_proof() {
 
     for (kind, token) in [("JWT", jwt.as_str()), ("opaque", "opaque-bound-token")] {
         let check = |proof: Option<&str>| {
-            let mut args = vec![
-                "check-access-token",
-                "--audience",
+            common::check_access_token(
                 AUDIENCE,
                 token,
-                "--config",
-                &config,
-                "--key-dir",
-                &key_dir,
-            ];
-            if let Some(proof) = proof {
-                args.extend(["--dpop-proof", proof, "--method", "GET", "--url", url]);
-            }
-            onesoidc(&args)
+                (&config, &key_dir),
+                proof.map(|p| (p, url)),
+            )
         };
         let own = device
             .proof("GET", &parsed, Some(token), None, now)
