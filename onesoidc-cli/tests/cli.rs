@@ -1,5 +1,7 @@
 //! The `onesoidc` binary end to end against a mocked provider.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -423,4 +425,122 @@ fn register_security_tpm_without_the_feature_says_to_build_with_it() {
     );
     assert_eq!(out.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--security tpm"));
+}
+
+/// The provider's signing key in `check_access_token_needs_the_bound_keys_proof`.
+#[derive(Debug)]
+struct ProviderKey(onesoidc_core::PemSigner);
+
+impl onesoidc_core::Signer for ProviderKey {
+    fn algorithm(&self) -> onesoidc_core::JwsAlgorithm {
+        self.0.algorithm()
+    }
+    fn key_id(&self) -> Option<&str> {
+        Some("provider-1")
+    }
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, onesoidc_core::SignError> {
+        self.0.sign(input)
+    }
+}
+
+/// `check-access-token` with a DPoP-bound token (issue 26, the stolen-token
+/// test on the application's side): exit 0 with the proof of its key, 5
+/// without a proof or with one from a freshly generated key; a JWT
+/// (`cnf.jkt` in the token) and an opaque token (`cnf.jkt` in the
+/// introspection answer) alike.
+#[test]
+fn check_access_token_needs_the_bound_keys_proof() {
+    use onesoidc_core::{DpopKey, KeyType, PemSigner, PublicJwk, sign_typed_jwt, unix_seconds};
+    const AUDIENCE: &str = "https://vhh.example.com";
+    let mut server = mockito::Server::new();
+    let base = server.url();
+    let issuer = format!("{base}/oidc");
+    let provider = ProviderKey(PemSigner::generate(KeyType::EccP256).unwrap());
+    let jwk = PublicJwk {
+        kid: Some("provider-1".into()),
+        ..provider.0.public_jwk()
+    };
+    let device = DpopKey::generate().unwrap();
+    let now = std::time::SystemTime::now();
+    let secs = unix_seconds(now);
+    server
+        .mock("GET", "/oidc/.well-known/openid-configuration")
+        .with_body(
+            serde_json::json!({
+                "issuer": issuer,
+                "token_endpoint": format!("{issuer}/token"),
+                "introspection_endpoint": format!("{issuer}/token/introspection"),
+                "jwks_uri": format!("{issuer}/jwks"),
+            })
+            .to_string(),
+        )
+        .create();
+    server
+        .mock("GET", "/oidc/jwks")
+        .with_body(serde_json::json!({ "keys": [jwk] }).to_string())
+        .create();
+    server
+        .mock("POST", "/oidc/token/introspection")
+        .with_body(
+            serde_json::json!({
+                "active": true, "iss": issuer, "aud": AUDIENCE, "sub": "alice",
+                "client_id": "kiosk", "exp": secs + 300, "token_type": "DPoP",
+                "cnf": {"jkt": device.thumbprint()},
+            })
+            .to_string(),
+        )
+        .create();
+    let claims = serde_json::json!({
+        "iss": issuer, "aud": AUDIENCE, "sub": "alice", "client_id": "kiosk",
+        "iat": secs, "exp": secs + 300, "jti": "at-1", "cnf": {"jkt": device.thumbprint()},
+    });
+    let jwt = sign_typed_jwt(&provider, "at+jwt", &claims).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, key_dir) = identity_at(dir.path(), "managed-ecc-p256", &base);
+    let thief = DpopKey::generate().unwrap();
+    let url = "https://vhh.example.com/me";
+    let parsed = url::Url::parse(url).unwrap();
+
+    for (kind, token) in [("JWT", jwt.as_str()), ("opaque", "opaque-bound-token")] {
+        let check = |proof: Option<&str>| {
+            common::check_access_token(
+                AUDIENCE,
+                token,
+                (&config, &key_dir),
+                proof.map(|p| (p, url)),
+            )
+        };
+        let own = device
+            .proof("GET", &parsed, Some(token), None, now)
+            .unwrap();
+        let accepted = check(Some(&own));
+        assert_eq!(
+            accepted.status.code(),
+            Some(0),
+            "{kind}: {}",
+            String::from_utf8_lossy(&accepted.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&accepted.stdout).contains("sub alice"),
+            "{kind}"
+        );
+
+        let stolen = thief.proof("GET", &parsed, Some(token), None, now).unwrap();
+        let refused = check(Some(&stolen));
+        assert_eq!(refused.status.code(), Some(5), "{kind}");
+        let reason = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            reason.contains(r#"401 DPoP error="invalid_dpop_proof""#)
+                && reason.contains("bound to"),
+            "{kind}: {reason}"
+        );
+
+        let bare = check(None);
+        assert_eq!(bare.status.code(), Some(5), "{kind}");
+        let reason = String::from_utf8_lossy(&bare.stderr);
+        assert!(
+            reason.contains(r#"401 Bearer error="invalid_token""#) && reason.contains("bound"),
+            "{kind}: {reason}"
+        );
+    }
 }

@@ -316,3 +316,85 @@ fn one_bad_application_entry_fails_only_its_own_look_up() {
     assert!(listed.contains("ok-app"), "{listed}");
     assert!(!listed.contains("typo-app"), "{listed}");
 }
+
+/// `check-access-token` with the dev IdP's own DPoP-bound token (issue 26):
+/// exit 0 with a proof of the key it is bound to, 5 with a proof from a
+/// freshly generated key (a stolen token) or without a proof.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_access_token_accepts_a_bound_token_only_with_its_keys_proof() {
+    use onesoidc_core::{DpopKey, Endpoint};
+    const AUDIENCE: &str = "https://vhh.example.com";
+    let (idp, _dir, paths) = provisioned_device(Default::default()).await;
+    let client = onesoidc_flows::OnesIdClient::from_paths(&paths).unwrap();
+    let endpoint = Endpoint::from(idp.token_endpoint().as_str());
+    let form = client
+        .client_auth()
+        .authenticated_form(
+            &endpoint,
+            &[("grant_type", "client_credentials"), ("resource", AUDIENCE)],
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    let device_key = DpopKey::generate().unwrap();
+    let token_url = url::Url::parse(endpoint.as_str()).unwrap();
+    let proof = device_key
+        .proof("POST", &token_url, None, None, std::time::SystemTime::now())
+        .unwrap();
+    let mut request = reqwest::Client::new()
+        .post(endpoint.as_str())
+        .header("DPoP", proof)
+        .body(form.body().clone());
+    for (name, value) in form.headers() {
+        request = request.header(name, value);
+    }
+    let answer: Value = request.send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["token_type"], "DPoP", "{answer}");
+    let token = answer["access_token"].as_str().unwrap();
+
+    let url = "https://vhh.example.com/me";
+    let parsed = url::Url::parse(url).unwrap();
+    let (config, key_dir) = (
+        paths.config.display().to_string(),
+        paths.key_dir.display().to_string(),
+    );
+    let check = |key: Option<&DpopKey>| {
+        let proof = key.map(|key| {
+            key.proof(
+                "GET",
+                &parsed,
+                Some(token),
+                None,
+                std::time::SystemTime::now(),
+            )
+            .unwrap()
+        });
+        check_access_token(
+            AUDIENCE,
+            token,
+            (&config, &key_dir),
+            proof.as_deref().map(|p| (p, url)),
+        )
+    };
+    let accepted = check(Some(&device_key));
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    let stolen = check(Some(&DpopKey::generate().unwrap()));
+    assert_eq!(stolen.status.code(), Some(5));
+    let reason = String::from_utf8_lossy(&stolen.stderr);
+    assert!(
+        reason.contains(r#"401 DPoP error="invalid_dpop_proof""#),
+        "{reason}"
+    );
+    let without = check(None);
+    assert_eq!(without.status.code(), Some(5));
+    let reason = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        reason.contains(r#"401 Bearer error="invalid_token""#),
+        "{reason}"
+    );
+    idp.shutdown().await;
+}

@@ -288,6 +288,32 @@ impl AccessTokenClaims {
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split_whitespace()
     }
+
+    /// The rules of [`check_access_token`] that depend on `now` (`exp`,
+    /// `nbf`, `iat` with `leeway`), alone: for claims checked before and
+    /// kept (a cache of verified tokens), which must still be refused once
+    /// they expire.
+    ///
+    /// ```
+    /// # use std::time::{Duration, UNIX_EPOCH};
+    /// # use onesoidc_core::{AccessTokenExpectations, AccessTokenError, CLOCK_SKEW, Introspection, Issuer, claims_from_introspection};
+    /// # let issuer = Issuer::new("https://idp.example.com/oidc").unwrap();
+    /// # let expect = AccessTokenExpectations::new(&issuer, "https://vhh.example.com");
+    /// # let mut info = Introspection::new(true);
+    /// # info.aud = vec!["https://vhh.example.com".into()];
+    /// # info.client_id = Some("kiosk".into());
+    /// # info.exp = Some(1_800_000_300);
+    /// let at = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+    /// let claims = claims_from_introspection(&info, expect, at(1_800_000_000)).unwrap();
+    /// assert!(claims.check_times(CLOCK_SKEW, at(1_800_000_000)).is_ok());
+    /// assert!(matches!(
+    ///     claims.check_times(CLOCK_SKEW, at(1_800_000_360)),
+    ///     Err(AccessTokenError::Expired { .. })
+    /// ));
+    /// ```
+    pub fn check_times(&self, leeway: Duration, now: SystemTime) -> Result<(), AccessTokenError> {
+        check_times(self.exp, self.iat, self.nbf, leeway, now)
+    }
 }
 
 /// Whether `token` has the shape of a JWS (three parts, the first a
@@ -546,6 +572,9 @@ pub fn claims_from_introspection(
     all.insert("sub".into(), Value::from(sub.as_str()));
     all.insert("client_id".into(), Value::from(client_id.to_string()));
     all.insert("exp".into(), Value::from(exp));
+    if let Some(jkt) = &info.cnf_jkt {
+        all.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
+    }
     Ok(AccessTokenClaims {
         iss: info
             .iss
@@ -561,7 +590,7 @@ pub fn claims_from_introspection(
         scope: info.scope.clone().unwrap_or_else(|| Scope::from("")),
         auth_time: None,
         acr: None,
-        cnf_jkt: None,
+        cnf_jkt: info.cnf_jkt.clone(),
         all,
     })
 }

@@ -263,6 +263,10 @@ pub struct DpopProof {
     pub iat: u64,
     /// The RFC 7638 thumbprint of the proof's key.
     pub key_thumbprint: String,
+    /// The proof's `nonce`, if it has one: for a server that accepts more
+    /// than one nonce (the current and the previous of a rotating one) and
+    /// so checks it itself rather than through [`DpopProofExpectations::nonce`].
+    pub nonce: Option<String>,
 }
 
 /// `base64url(SHA-256(access_token))`, a DPoP proof's `ath` (RFC 9449 §4.2).
@@ -367,10 +371,17 @@ pub fn verify_dpop_proof(
             window,
         });
     }
+    let nonce = match claims.get("nonce") {
+        None => None,
+        Some(v) => Some(v.as_str().ok_or(DpopProofError::InvalidClaim {
+            claim: "nonce",
+            expected: "a string",
+        })?),
+    };
     if let Some(expected) = expect.nonce {
-        match claims.get("nonce") {
+        match nonce {
             None => return Err(DpopProofError::MissingNonce),
-            Some(v) if v.as_str() != Some(expected) => return Err(DpopProofError::WrongNonce),
+            Some(nonce) if nonce != expected => return Err(DpopProofError::WrongNonce),
             Some(_) => {}
         }
     }
@@ -389,6 +400,7 @@ pub fn verify_dpop_proof(
         jti: jti.to_string(),
         iat,
         key_thumbprint,
+        nonce: nonce.map(str::to_string),
     })
 }
 

@@ -580,6 +580,9 @@ pub struct Introspection {
     pub aud: Vec<String>,
     /// Token type.
     pub token_type: Option<String>,
+    /// `cnf.jkt`: the thumbprint of the key the token is bound to (DPoP,
+    /// RFC 9449 §6.2); a bound token is good only with a proof of that key.
+    pub cnf_jkt: Option<String>,
 }
 
 impl Introspection {
@@ -595,6 +598,7 @@ impl Introspection {
             scope: None,
             aud: Vec::new(),
             token_type: None,
+            cnf_jkt: None,
         }
     }
 }
@@ -625,6 +629,7 @@ pub fn parse_introspection_response(
         scope: body.str("scope")?.map(Scope::from),
         aud: body.strings("aud")?,
         token_type: body.str("token_type")?.map(str::to_string),
+        cnf_jkt: body.cnf_jkt()?,
     })
 }
 

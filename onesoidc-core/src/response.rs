@@ -196,6 +196,21 @@ impl<'a> Json<'a> {
         }
     }
 
+    /// `cnf.jkt` (RFC 9449 §6): absent when there is no `cnf` or it has no
+    /// `jkt`; a `cnf` that is not an object, or a `jkt` that is not a
+    /// string, is an error (a binding that cannot be read is never dropped).
+    pub(crate) fn cnf_jkt(&self) -> Result<Option<String>, Error> {
+        match self.map.get("cnf") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(cnf)) => match cnf.get("jkt") {
+                None => Ok(None),
+                Some(Value::String(jkt)) => Ok(Some(jkt.clone())),
+                Some(other) => Err(self.wrong_type("cnf.jkt", other, "a string")),
+            },
+            Some(other) => Err(self.wrong_type("cnf", other, "an object")),
+        }
+    }
+
     /// A string or a list of strings (an `aud`); absent is empty.
     pub(crate) fn strings(&self, field: &str) -> Result<Vec<String>, Error> {
         match self.map.get(field) {

@@ -7,12 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use onesoidc_core::AccessTokenClaims;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Refusal, ResourceServer};
+use crate::{DPOP_NONCE, Refusal, ResourceServer};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -118,18 +118,41 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let server = self.server.clone();
         Box::pin(async move {
-            match server
+            let nonce = match is_dpop_request(request.headers()) {
+                true => server.dpop_nonce(),
+                false => None,
+            };
+            let mut response = match server
                 .check_request(request.method(), request.headers(), request.uri())
                 .await
             {
                 Ok(claims) => {
                     request.extensions_mut().insert(Authenticated(claims));
-                    inner.call(request).await
+                    inner.call(request).await?
                 }
-                Err(refusal) => Ok(refusal.to_response()),
+                Err(refusal) => refusal.to_response(),
+            };
+            // RFC 9449 §8.2: the client keeps the latest nonce it was given.
+            if let Some(nonce) = nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+                response.headers_mut().insert(DPOP_NONCE, nonce);
             }
+            Ok(response)
         })
     }
+}
+
+/// Whether the request uses DPoP: `Authorization: DPoP …` or a `DPoP` header.
+fn is_dpop_request(headers: &HeaderMap) -> bool {
+    headers.contains_key("dpop")
+        || headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .any(|value| {
+                value
+                    .as_bytes()
+                    .get(..5)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"dpop "))
+            })
 }
 
 /// A layer that lets through only requests whose token has `scope`, and

@@ -52,9 +52,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bearer;
+mod claims_cache;
 mod introspection;
 #[cfg(feature = "axum")]
 mod layer;
+mod nonce;
 mod refusal;
 mod replay;
 mod server;
@@ -65,10 +67,14 @@ pub use introspection::{DEFAULT_INTROSPECTION_CACHE_ENTRIES, DEFAULT_INTROSPECTI
 pub use layer::{
     Authenticated, CheckAccessToken, RequireScope, RequireScopeLayer, ResourceLayer, require_scope,
 };
+pub use nonce::{DEFAULT_DPOP_NONCE_WINDOW, MIN_DPOP_NONCE_SECRET_BYTES};
 pub use onesoidc_core::{AccessTokenClaims, AccessTokenError};
-pub use refusal::Refusal;
+pub use refusal::{DPOP_NONCE, Refusal};
 pub use replay::{DEFAULT_DPOP_REPLAY_ENTRIES, DEFAULT_DPOP_REPLAY_PREFIX};
-pub use server::{BuildError, ResourceServer, ResourceServerBuilder};
+pub use server::{
+    BuildError, DEFAULT_VERIFIED_TOKEN_CACHE_ENTRIES, DEFAULT_VERIFIED_TOKEN_CACHE_MAX_AGE,
+    ResourceServer, ResourceServerBuilder,
+};
 
 /// The crate README's example, compiled as a doctest.
 #[cfg(doctest)]

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use http::{HeaderValue, StatusCode, header};
 use onesoidc_core::{AccessTokenError, DEFAULT_DPOP_ALGORITHMS, DpopProofError, Error};
 
+/// The response header that carries a server-issued DPoP nonce (RFC 9449 §8).
+pub const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
+
 /// A refused request. [`status`](Self::status) and
 /// [`www_authenticate`](Self::www_authenticate) are what the client sees;
 /// `Display` (the reason) is for logs.
@@ -44,6 +47,19 @@ pub enum Refusal {
     /// The `DPoP` proof is refused: `401 invalid_dpop_proof`.
     #[error("the DPoP proof is refused: {0}")]
     InvalidDpopProof(#[source] DpopProofError),
+    /// The server requires its nonce (`.dpop_nonce(secret)`) and the proof
+    /// has none, or a stale one ([`DpopProofError::MissingNonce`] or
+    /// [`DpopProofError::WrongNonce`]): `401` with `WWW-Authenticate: DPoP
+    /// error="use_dpop_nonce"` and the nonce to use in `DPoP-Nonce` (RFC
+    /// 9449 §9). The client retries with a new proof carrying it.
+    #[error("the DPoP proof is refused: {reason}")]
+    UseDpopNonce {
+        /// The current nonce, sent as `DPoP-Nonce`.
+        nonce: String,
+        /// Missing or stale.
+        #[source]
+        reason: DpopProofError,
+    },
     /// The `DPoP` proof's `jti` was used before: `401 invalid_dpop_proof`.
     #[error("the DPoP proof's `jti` was already used: a proof is good for one request")]
     ReplayedDpopProof,
@@ -72,6 +88,7 @@ impl Refusal {
             | Refusal::InvalidDpopToken(_)
             | Refusal::MissingDpopProof
             | Refusal::InvalidDpopProof(_)
+            | Refusal::UseDpopNonce { .. }
             | Refusal::ReplayedDpopProof => StatusCode::UNAUTHORIZED,
             Refusal::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Refusal::InsufficientScope(_) => StatusCode::FORBIDDEN,
@@ -84,8 +101,9 @@ impl Refusal {
     /// `Bearer`, `Bearer error="invalid_token"`,
     /// `Bearer error="invalid_request"`,
     /// `Bearer error="insufficient_scope", scope="..."` or, for a DPoP proof,
-    /// `DPoP error="invalid_dpop_proof", algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256"`;
-    /// none for a 5xx.
+    /// `DPoP error="invalid_dpop_proof", algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256"`
+    /// (`DPoP error="use_dpop_nonce", algs="…"` when the nonce is missing
+    /// or stale); none for a 5xx.
     pub fn www_authenticate(&self) -> Option<HeaderValue> {
         let value = match self {
             Refusal::MissingToken => "Bearer".to_string(),
@@ -99,6 +117,10 @@ impl Refusal {
             | Refusal::InvalidDpopProof(_)
             | Refusal::ReplayedDpopProof => format!(
                 r#"DPoP error="invalid_dpop_proof", algs="{}""#,
+                DEFAULT_DPOP_ALGORITHMS.join(" ")
+            ),
+            Refusal::UseDpopNonce { .. } => format!(
+                r#"DPoP error="use_dpop_nonce", algs="{}""#,
                 DEFAULT_DPOP_ALGORITHMS.join(" ")
             ),
             Refusal::InsufficientScope(scope) => {
@@ -115,7 +137,8 @@ impl Refusal {
         )
     }
 
-    /// The response to send: the status, `WWW-Authenticate`, and an empty
+    /// The response to send: the status, `WWW-Authenticate` (and
+    /// `DPoP-Nonce` for [`UseDpopNonce`](Self::UseDpopNonce)), and an empty
     /// body. The reason is logged at debug level (warn for a 5xx).
     pub fn to_response<B: Default>(&self) -> http::Response<B> {
         match self.status() {
@@ -128,6 +151,11 @@ impl Refusal {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Refusal::UseDpopNonce { nonce, .. } = self
+            && let Ok(nonce) = HeaderValue::from_str(nonce)
+        {
+            response.headers_mut().insert(DPOP_NONCE, nonce);
         }
         response
             .headers_mut()

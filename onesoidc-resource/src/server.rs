@@ -7,19 +7,30 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, Uri};
 use onesoidc_core::{
     AccessTokenClaims, AccessTokenError, AccessTokenExpectations, CLOCK_SKEW, DPOP_IAT_WINDOW,
-    DpopProofExpectations, Endpoint, Error, Issuer, MAX_ACCESS_TOKEN_BYTES, ProviderMetadata,
-    SecretString, TokenTypeHint, check_access_token, claims_from_introspection, is_jwt,
-    unix_seconds, unverified_claims, verify_dpop_proof,
+    DpopProofError, DpopProofExpectations, Endpoint, Error, Issuer, MAX_ACCESS_TOKEN_BYTES,
+    ProviderMetadata, SecretString, TokenTypeHint, check_access_token, claims_from_introspection,
+    is_jwt, unix_seconds, unverified_claims, verify_dpop_proof,
 };
 use onesoidc_flows::{JwksCache, OnesIdClient, Want, fetch_jwks};
 use onesoidc_http::{HttpClient, Policy, PolicyClient};
 use url::Url;
 
+use crate::claims_cache::{ClaimsCache, hash};
 use crate::introspection::{
     DEFAULT_INTROSPECTION_CACHE_ENTRIES, DEFAULT_INTROSPECTION_CACHE_MAX_AGE, IntrospectionCache,
 };
+use crate::nonce::{DEFAULT_DPOP_NONCE_WINDOW, DpopNonces, MIN_DPOP_NONCE_SECRET_BYTES};
 use crate::replay::{DEFAULT_DPOP_REPLAY_ENTRIES, ReplayCache, ReplayStore};
 use crate::{Refusal, TokenScheme, access_token};
+
+/// How many verified JWT access tokens are kept by default.
+pub const DEFAULT_VERIFIED_TOKEN_CACHE_ENTRIES: usize = 10_000;
+/// The longest a verified JWT access token is kept by default (never past its `exp`).
+pub const DEFAULT_VERIFIED_TOKEN_CACHE_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// The wall clock a [`ResourceServer`] reads (`SystemTime::now` unless
+/// [`ResourceServerBuilder::clock`] gives another, e.g. in tests).
+type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Checks the access tokens sent to one application (one audience), from
 /// one or more providers. Cheap to clone: clones share the keys and the
@@ -53,6 +64,10 @@ struct Inner {
     public_url: Option<Url>,
     dpop_iat_window: Duration,
     dpop_replay: ReplayStore,
+    dpop_nonces: Option<DpopNonces>,
+    /// JWTs whose signature and claims passed, by token hash.
+    verified: ClaimsCache,
+    clock: Clock,
 }
 
 /// One provider whose tokens are accepted.
@@ -80,6 +95,7 @@ impl std::fmt::Debug for ResourceServer {
             .field("audience", &self.inner.audience)
             .field("issuers", &issuers)
             .field("introspection", &self.inner.introspection.is_some())
+            .field("dpop_nonce", &self.inner.dpop_nonces.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +122,11 @@ pub enum BuildError {
     #[cfg(feature = "redis")]
     #[error("the DPoP replay cache's Redis URL is not usable: {0}")]
     InvalidRedisUrl(String),
+    /// `.dpop_nonce(secret)` with a secret shorter than 32 bytes.
+    #[error(
+        ".dpop_nonce(secret) got {0} bytes; give at least 32 random bytes (e.g. `openssl rand -base64 32`), the same to every instance of the application"
+    )]
+    ShortDpopNonceSecret(usize),
     /// `.jwks_uri(...)` before any `.issuer(...)`.
     #[error(".jwks_uri({0:?}) names no provider: call .issuer(...) before it")]
     JwksUriWithoutIssuer(String),
@@ -132,6 +153,12 @@ pub struct ResourceServerBuilder {
     dpop_replay_entries: NonZeroUsize,
     #[cfg(feature = "redis")]
     dpop_replay_redis: Option<(String, String)>,
+    /// The HMAC key made from the secret, and the secret's length.
+    dpop_nonce_key: Option<(aws_lc_rs::hmac::Key, usize)>,
+    dpop_nonce_window: Duration,
+    verified_entries: NonZeroUsize,
+    verified_max_age: Duration,
+    clock: Clock,
 }
 
 impl Default for ResourceServerBuilder {
@@ -154,6 +181,12 @@ impl Default for ResourceServerBuilder {
                 .unwrap_or(NonZeroUsize::MIN),
             #[cfg(feature = "redis")]
             dpop_replay_redis: None,
+            dpop_nonce_key: None,
+            dpop_nonce_window: DEFAULT_DPOP_NONCE_WINDOW,
+            verified_entries: NonZeroUsize::new(DEFAULT_VERIFIED_TOKEN_CACHE_ENTRIES)
+                .unwrap_or(NonZeroUsize::MIN),
+            verified_max_age: DEFAULT_VERIFIED_TOKEN_CACHE_MAX_AGE,
+            clock: Arc::new(SystemTime::now),
         }
     }
 }
@@ -284,10 +317,78 @@ impl ResourceServerBuilder {
         self
     }
 
+    /// Requires a server-issued nonce in every DPoP proof (RFC 9449 §8–9),
+    /// derived from `secret` (at least 32 random bytes): every instance of
+    /// the application given the same secret issues and accepts the same
+    /// nonces, with no shared store. A nonce is issued for one
+    /// [window](Self::dpop_nonce_window) and accepted for one more. A proof
+    /// without it, or with a stale one, gets `401` with
+    /// `WWW-Authenticate: DPoP error="use_dpop_nonce", algs="…"` and the
+    /// nonce in `DPoP-Nonce`; the layer puts the current nonce in
+    /// `DPoP-Nonce` on every answer to a DPoP request. Default: no nonce.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), onesoidc_resource::BuildError> {
+    /// let secret = std::env::var("DPOP_NONCE_SECRET").unwrap_or_default();
+    /// let server = onesoidc_resource::ResourceServer::builder()
+    ///     .issuer("https://idp.example.com/oidc")
+    ///     .audience("https://vhh.example.com")
+    ///     .dpop_nonce(secret)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn dpop_nonce(mut self, secret: impl AsRef<[u8]>) -> Self {
+        let secret = secret.as_ref();
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        self.dpop_nonce_key = Some((key, secret.len()));
+        self
+    }
+
+    /// How long one DPoP nonce is issued (default 60 s, at least 1 s); it is
+    /// accepted until the end of the next window.
+    pub fn dpop_nonce_window(mut self, window: Duration) -> Self {
+        self.dpop_nonce_window = window;
+        self
+    }
+
+    /// How many verified JWT access tokens are kept (default 10,000; least
+    /// recently used out), so a token sent again costs a hash and a look-up
+    /// instead of a signature check. The key is the SHA-256 of the whole
+    /// token (never the token); `exp`, `nbf` and `iat` are still checked on
+    /// every request.
+    pub fn verified_token_cache_entries(mut self, entries: NonZeroUsize) -> Self {
+        self.verified_entries = entries;
+        self
+    }
+
+    /// The longest a verified JWT access token is kept (default 5 min; never
+    /// past its `exp`; zero keeps none). A token stays accepted this long
+    /// after its provider drops the key that signed it.
+    pub fn verified_token_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.verified_max_age = max_age;
+        self
+    }
+
+    /// The wall clock (default `SystemTime::now`) for the tokens' `exp`,
+    /// `nbf`, `iat`, the DPoP proofs' `iat` and the nonce windows: a test
+    /// can move it.
+    pub fn clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(now);
+        self
+    }
+
     /// Discovers each issuer (unless its `jwks_uri` was given) and builds
     /// the server. The keys are fetched on the first check.
     pub async fn build(self) -> Result<ResourceServer, BuildError> {
         let audience = self.audience.ok_or(BuildError::NoAudience)?;
+        let dpop_nonces = match self.dpop_nonce_key {
+            None => None,
+            Some((_, len)) if len < MIN_DPOP_NONCE_SECRET_BYTES => {
+                return Err(BuildError::ShortDpopNonceSecret(len));
+            }
+            Some((key, _)) => Some(DpopNonces::new(key, &audience, self.dpop_nonce_window)),
+        };
         let dpop_replay = ReplayStore::Memory(ReplayCache::new(self.dpop_replay_entries));
         #[cfg(feature = "redis")]
         let dpop_replay = match self.dpop_replay_redis {
@@ -356,6 +457,9 @@ impl ResourceServerBuilder {
                 public_url,
                 dpop_iat_window: self.dpop_iat_window,
                 dpop_replay,
+                dpop_nonces,
+                verified: ClaimsCache::new(self.verified_entries, self.verified_max_age),
+                clock: self.clock,
             }),
         })
     }
@@ -420,11 +524,24 @@ impl ResourceServer {
         };
         let proof = proof.to_str().map_err(|_| Refusal::MissingDpopProof)?;
         let url = self.request_url(headers, uri)?;
-        let now = SystemTime::now();
+        let now = (self.inner.clock)();
         let expect = DpopProofExpectations::new(method.as_str(), &url)
             .access_token(token, jkt)
             .iat_window(self.inner.dpop_iat_window);
         let checked = verify_dpop_proof(proof, &expect, now).map_err(Refusal::InvalidDpopProof)?;
+        if let Some(nonces) = &self.inner.dpop_nonces {
+            let reason = match checked.nonce.as_deref() {
+                None => Some(DpopProofError::MissingNonce),
+                Some(nonce) if !nonces.accepts(nonce, now) => Some(DpopProofError::WrongNonce),
+                Some(_) => None,
+            };
+            if let Some(reason) = reason {
+                return Err(Refusal::UseDpopNonce {
+                    nonce: nonces.current(now),
+                    reason,
+                });
+            }
+        }
         // A proof passes while its `iat` is within the window either way.
         let expires = checked.iat + self.inner.dpop_iat_window.as_secs() + 1;
         let replay_key = format!("{}:{}", checked.key_thumbprint, checked.jti);
@@ -438,6 +555,15 @@ impl ResourceServer {
             return Err(Refusal::ReplayedDpopProof);
         }
         Ok(claims)
+    }
+
+    /// The DPoP nonce to give clients now, when the server requires one
+    /// ([`ResourceServerBuilder::dpop_nonce`]): the layer sends it as
+    /// `DPoP-Nonce` on every answer to a DPoP request; an application that
+    /// checks requests itself sends it the same way.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        let nonces = self.inner.dpop_nonces.as_ref()?;
+        Some(nonces.current((self.inner.clock)()))
     }
 
     /// The request's full URL as the client called it: the public origin
@@ -484,15 +610,15 @@ impl ResourceServer {
                 max: MAX_ACCESS_TOKEN_BYTES,
             }));
         }
+        let now = (self.inner.clock)();
         if is_jwt(token) {
-            return Ok(Arc::new(self.check_jwt(token).await?));
+            return self.check_jwt_cached(token, now).await;
         }
         let Some(introspector) = &self.inner.introspection else {
             return Err(Refusal::InvalidToken(AccessTokenError::Malformed(
                 "an opaque token, and no introspection client is configured".into(),
             )));
         };
-        let now = SystemTime::now();
         introspector
             .cache
             .check(token, now, || self.introspect(introspector, token, now))
@@ -513,7 +639,26 @@ impl ResourceServer {
             .unwrap_or(&providers[0])
     }
 
-    async fn check_jwt(&self, token: &str) -> Result<AccessTokenClaims, Refusal> {
+    /// A JWT verified before (by hash) passes on its time claims alone;
+    /// another is checked in full and kept when it passes.
+    async fn check_jwt_cached(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Arc<AccessTokenClaims>, Refusal> {
+        let key = hash(token);
+        if let Some(claims) = self.inner.verified.get(&key) {
+            claims
+                .check_times(self.inner.leeway, now)
+                .map_err(Refusal::InvalidToken)?;
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.check_jwt(token, now).await?);
+        self.inner.verified.put(key, &claims, now);
+        Ok(claims)
+    }
+
+    async fn check_jwt(&self, token: &str, now: SystemTime) -> Result<AccessTokenClaims, Refusal> {
         let provider = self.provider_for(token);
         let expect = AccessTokenExpectations::new(&provider.issuer, &self.inner.audience)
             .allowed_algorithms(&provider.algorithms)
@@ -525,7 +670,7 @@ impl ResourceServer {
             .keys_from(Want::Fresh, fetch)
             .await
             .map_err(unavailable)?;
-        let result = match check_access_token(token, &keys.set, expect, SystemTime::now()) {
+        let result = match check_access_token(token, &keys.set, expect, now) {
             Err(AccessTokenError::UnknownKeyId(kid)) => {
                 let newer = provider
                     .keys
@@ -533,7 +678,7 @@ impl ResourceServer {
                     .await
                     .map_err(unavailable)?;
                 if newer.fetch > keys.fetch {
-                    check_access_token(token, &newer.set, expect, SystemTime::now())
+                    check_access_token(token, &newer.set, expect, now)
                 } else {
                     Err(AccessTokenError::UnknownKeyId(kid))
                 }

@@ -4,7 +4,8 @@
 //! exact `WWW-Authenticate` of RFC 9449 §7.1.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -133,11 +134,27 @@ fn b64(v: &Value) -> String {
 
 /// A DPoP proof by `key` for `method` `url` and `token`.
 fn proof(key: &PemSigner, method: &str, url: &str, token: &str, jti: &str) -> String {
+    proof_at(key, method, url, token, jti, None, SystemTime::now())
+}
+
+/// A DPoP proof made at `now`, with `nonce` if given.
+fn proof_at(
+    key: &PemSigner,
+    method: &str,
+    url: &str,
+    token: &str,
+    jti: &str,
+    nonce: Option<&str>,
+    now: SystemTime,
+) -> String {
     let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk()});
-    let claims = json!({
+    let mut claims = json!({
         "jti": jti, "htm": method, "htu": url,
-        "iat": unix_seconds(SystemTime::now()), "ath": dpop_access_token_hash(token),
+        "iat": unix_seconds(now), "ath": dpop_access_token_hash(token),
     });
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
     let input = format!("{}.{}", b64(&header), b64(&claims));
     let signature = key.sign(input.as_bytes()).unwrap();
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
@@ -296,4 +313,288 @@ async fn a_proof_accepted_by_one_instance_is_refused_by_another_sharing_redis() 
         .await;
     assert_eq!(replayed.status(), 401);
     assert_eq!(challenge(&replayed), DPOP_CHALLENGE);
+}
+
+const NONCE_CHALLENGE: &str =
+    r#"DPoP error="use_dpop_nonce", algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256""#;
+const NONCE_SECRET: &[u8] = b"a secret of 32 bytes or more, shared";
+
+fn nonce(response: &reqwest::Response) -> Option<String> {
+    let value = response.headers().get("dpop-nonce")?;
+    Some(value.to_str().unwrap().to_string())
+}
+
+/// A clock the test moves forward, shared by the servers and the proofs.
+#[derive(Clone, Default)]
+struct TestClock(Arc<AtomicU64>);
+
+impl TestClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(self.0.load(Ordering::SeqCst))
+    }
+    fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_server_nonce_is_required_and_sent_on_every_dpop_answer() {
+    let mut setup = Setup::start().await;
+    setup.base = serve(&setup.provider, |b| b.dpop_nonce(NONCE_SECRET)).await;
+    let token = setup.bound_token();
+    let auth = format!("DPoP {token}");
+    let url = format!("{}/orders", setup.base);
+    let now = SystemTime::now();
+    let key = &setup.client_key;
+
+    // No nonce: 401 use_dpop_nonce, with the nonce to use.
+    let p = proof_at(key, "GET", &url, &token, "n-1", None, now);
+    let challenged = setup
+        .send(reqwest::Method::GET, "/orders", &auth, Some(&p))
+        .await;
+    assert_eq!(challenged.status(), 401);
+    assert_eq!(challenge(&challenged), NONCE_CHALLENGE);
+    let issued = nonce(&challenged).expect("a DPoP-Nonce header");
+    assert_eq!(issued.len(), 43);
+
+    // A nonce this server did not issue: the same answer.
+    let p = proof_at(key, "GET", &url, &token, "n-2", Some("made-up"), now);
+    let refused = setup
+        .send(reqwest::Method::GET, "/orders", &auth, Some(&p))
+        .await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(challenge(&refused), NONCE_CHALLENGE);
+    assert_eq!(nonce(&refused).as_deref(), Some(issued.as_str()));
+
+    // With it: accepted, and the answer carries the current nonce too.
+    let p = proof_at(key, "GET", &url, &token, "n-3", Some(&issued), now);
+    let accepted = setup
+        .send(reqwest::Method::GET, "/orders", &auth, Some(&p))
+        .await;
+    assert_eq!(accepted.status(), 200);
+    assert_eq!(nonce(&accepted).as_deref(), Some(issued.as_str()));
+
+    // Another DPoP refusal carries it as well; a Bearer request does not.
+    let p = proof_at(key, "POST", &url, &token, "n-4", Some(&issued), now);
+    let refused = setup
+        .send(reqwest::Method::GET, "/orders", &auth, Some(&p))
+        .await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(challenge(&refused), DPOP_CHALLENGE);
+    assert_eq!(nonce(&refused).as_deref(), Some(issued.as_str()));
+    let bearer = setup
+        .send(reqwest::Method::GET, "/orders", "Bearer opaque", None)
+        .await;
+    assert_eq!(bearer.status(), 401);
+    assert_eq!(nonce(&bearer), None);
+}
+
+/// Two instances of one application given the same secret accept each
+/// other's nonces; a nonce is good in its window and the next, then
+/// refused with the current one in `DPoP-Nonce`; another secret's is refused.
+#[tokio::test]
+async fn instances_sharing_the_secret_accept_each_others_nonce_until_it_rotates_out() {
+    let mut setup = Setup::start().await;
+    const PUBLIC: &str = "https://app.example";
+    let clock = TestClock::default();
+    let configure = |secret: &'static [u8]| {
+        let clock = clock.clone();
+        move |b: ResourceServerBuilder| {
+            b.public_url(PUBLIC)
+                .dpop_nonce(secret)
+                .dpop_nonce_window(Duration::from_secs(60))
+                .clock(move || clock.now())
+        }
+    };
+    let first = serve(&setup.provider, configure(NONCE_SECRET)).await;
+    let second = serve(&setup.provider, configure(NONCE_SECRET)).await;
+    let stranger = serve(
+        &setup.provider,
+        configure(b"another secret, 32 bytes or more"),
+    )
+    .await;
+    let token = setup.bound_token();
+    let auth = format!("DPoP {token}");
+    let url = format!("{PUBLIC}/orders");
+    let mut jti = 0;
+    let mut send = async |setup: &mut Setup, base: &str, nonce: Option<&str>| {
+        jti += 1;
+        let p = proof_at(
+            &setup.client_key,
+            "GET",
+            &url,
+            &token,
+            &format!("r-{jti}"),
+            nonce,
+            clock.now(),
+        );
+        setup.base = base.to_string();
+        setup
+            .send(reqwest::Method::GET, "/orders", &auth, Some(&p))
+            .await
+    };
+
+    let challenged = send(&mut setup, &first, None).await;
+    assert_eq!(challenge(&challenged), NONCE_CHALLENGE);
+    let issued = nonce(&challenged).unwrap();
+    let accepted = send(&mut setup, &second, Some(&issued)).await;
+    assert_eq!(accepted.status(), 200, "the other instance's nonce");
+    let refused = send(&mut setup, &stranger, Some(&issued)).await;
+    assert_eq!(refused.status(), 401, "another secret");
+    assert_eq!(challenge(&refused), NONCE_CHALLENGE);
+
+    // One window on: still accepted, and the answer gives the new nonce.
+    clock.advance(60);
+    let accepted = send(&mut setup, &first, Some(&issued)).await;
+    assert_eq!(accepted.status(), 200, "the previous window's nonce");
+    let next = nonce(&accepted).unwrap();
+    assert_ne!(next, issued, "rotated");
+
+    // Two windows on: rotated out, refused with the current nonce.
+    clock.advance(60);
+    let refused = send(&mut setup, &second, Some(&issued)).await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(challenge(&refused), NONCE_CHALLENGE);
+    let current = nonce(&refused).unwrap();
+    assert_ne!(current, issued);
+    assert_ne!(current, next);
+    let accepted = send(&mut setup, &first, Some(&current)).await;
+    assert_eq!(accepted.status(), 200);
+}
+
+#[tokio::test]
+async fn a_short_nonce_secret_is_refused_at_build() {
+    let error = ResourceServer::builder()
+        .issuer(ISSUER)
+        .jwks_uri("https://idp.test/jwks")
+        .audience(AUDIENCE)
+        .dpop_nonce("too short")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            onesoidc_resource::BuildError::ShortDpopNonceSecret(9)
+        ),
+        "{error}"
+    );
+}
+
+const OPAQUE_PROVIDER: &str = "https://idp.example.com";
+
+/// A provider whose discovery and introspection answer every request: its
+/// opaque tokens are active, for [`AUDIENCE`], and bound to `jkt`.
+struct IntrospectsBound {
+    jkt: String,
+}
+
+impl HttpClient for IntrospectsBound {
+    fn execute(&self, request: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, TransportError>> {
+        let oidc = format!("{OPAQUE_PROVIDER}/oidc");
+        let body = if request.uri().path().ends_with("openid-configuration") {
+            json!({
+                "issuer": oidc,
+                "token_endpoint": format!("{oidc}/token"),
+                "backchannel_authentication_endpoint": format!("{oidc}/backchannel"),
+                "introspection_endpoint": format!("{oidc}/token/introspection"),
+                "revocation_endpoint": format!("{oidc}/token/revocation"),
+                "jwks_uri": format!("{oidc}/jwks"),
+            })
+        } else {
+            let now = unix_seconds(SystemTime::now());
+            json!({
+                "active": true, "iss": oidc, "aud": AUDIENCE, "sub": "alice",
+                "client_id": "kiosk", "exp": now + 300, "token_type": "DPoP",
+                "cnf": {"jkt": self.jkt},
+            })
+        };
+        Box::pin(async move {
+            Ok(http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(body.to_string().into_bytes())
+                .unwrap())
+        })
+    }
+}
+
+/// The stolen-token test of the resource side: a bound token taken from
+/// the device and sent with a proof from a freshly generated key is
+/// refused, a JWT (`cnf.jkt` in the token) and an opaque token (`cnf.jkt`
+/// in the introspection answer) alike; with the bound key's proof each is
+/// accepted, and as `Bearer` each is refused.
+#[tokio::test]
+async fn a_stolen_bound_token_with_a_proof_from_another_key_is_refused() {
+    let jwt = Setup::start().await;
+    let identity = {
+        let yaml = format!(
+            "id: app-1\nclient_id: app-1\nhost: {OPAQUE_PROVIDER}\nkey_type: ECC:p256\nkey_security: default\n"
+        );
+        let config =
+            onesoidc_core::DeviceConfig::from_yaml_str(&yaml, "device.yml".as_ref()).unwrap();
+        onesoidc_flows::DeviceIdentity::from_parts(
+            config,
+            Arc::new(PemSigner::generate(KeyType::EccP256).unwrap()),
+        )
+    };
+    let jkt = jwt.client_key.public_jwk().thumbprint().unwrap();
+    let introspection =
+        onesoidc_flows::OnesIdClient::new(identity, IntrospectsBound { jkt }).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let opaque_base = format!("http://{}", listener.local_addr().unwrap());
+    let server = ResourceServer::builder()
+        .audience(AUDIENCE)
+        .introspection(introspection)
+        .public_url(&opaque_base)
+        .build()
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/orders",
+            get(|who: Authenticated| async move { who.sub.clone() }),
+        )
+        .layer(server.layer());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let opaque = Setup {
+        base: opaque_base,
+        provider: jwt.provider.clone(),
+        client_key: PemSigner::generate(KeyType::EccP256).unwrap(),
+    };
+
+    let thief = PemSigner::generate(KeyType::EccP256).unwrap();
+    for (kind, setup, token) in [
+        ("JWT", &jwt, jwt.bound_token()),
+        ("opaque", &opaque, "opaque-bound-token".to_string()),
+    ] {
+        let url = format!("{}/orders", setup.base);
+        let auth = format!("DPoP {token}");
+        let stolen = proof(&thief, "GET", &url, &token, "thief-1");
+        let refused = setup
+            .send(reqwest::Method::GET, "/orders", &auth, Some(&stolen))
+            .await;
+        assert_eq!(refused.status(), 401, "{kind}");
+        assert_eq!(challenge(&refused), DPOP_CHALLENGE, "{kind}");
+        let as_bearer = setup
+            .send(
+                reqwest::Method::GET,
+                "/orders",
+                &format!("Bearer {token}"),
+                None,
+            )
+            .await;
+        assert_eq!(as_bearer.status(), 401, "{kind}");
+        assert_eq!(
+            challenge(&as_bearer),
+            r#"Bearer error="invalid_token""#,
+            "{kind}"
+        );
+        let owner = proof(&jwt.client_key, "GET", &url, &token, "owner-1");
+        let accepted = setup
+            .send(reqwest::Method::GET, "/orders", &auth, Some(&owner))
+            .await;
+        assert_eq!(accepted.status(), 200, "{kind}");
+        assert_eq!(accepted.text().await.unwrap(), "alice", "{kind}");
+    }
 }

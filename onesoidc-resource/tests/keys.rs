@@ -1,11 +1,12 @@
 //! The checker against a scripted provider (no sockets): the keys come from
 //! the shared JWKS cache (a rotated key is fetched once), several issuers
 //! each with their own keys, a DPoP-bound token sent as Bearer is refused,
-//! and keys out of reach make a 503, not a 401.
+//! keys out of reach make a 503, not a 401, and a verified token is kept
+//! (by hash) with its time claims still checked on every request.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use onesoidc_core::{
     AccessTokenError, JwsAlgorithm, KeyType, PemSigner, PublicJwk, SignError, Signer,
@@ -201,4 +202,73 @@ async fn keys_out_of_reach_make_a_503_not_a_401() {
     assert!(matches!(refused, Refusal::Unavailable(_)), "{refused:?}");
     assert_eq!(refused.status(), 503);
     assert!(refused.www_authenticate().is_none());
+}
+
+/// A verified JWT is kept by the hash of the whole token: sent again, it
+/// needs no key (here its key is gone from the provider's JWKS, refetched
+/// after an hour), a changed byte is another token, and its `exp` is still
+/// checked on every request.
+#[tokio::test(start_paused = true)]
+async fn a_verified_token_is_kept_but_its_expiry_still_counts() {
+    let a1 = Key::new("a1");
+    let provider = Arc::new(Provider::default());
+    provider.keys.lock().unwrap().push(("a".into(), a1.clone()));
+    let ahead = Arc::new(AtomicU64::new(0));
+    let build = |max_age: Duration| {
+        let ahead = ahead.clone();
+        ResourceServer::builder()
+            .issuer("https://a.test/oidc")
+            .jwks_uri("https://a.test/jwks")
+            .audience(AUDIENCE)
+            .http(provider.clone())
+            .verified_token_cache_max_age(max_age)
+            .clock(move || SystemTime::now() + Duration::from_secs(ahead.load(Ordering::SeqCst)))
+            .build()
+    };
+    let cached = build(Duration::from_secs(7200)).await.unwrap();
+    let uncached = build(Duration::ZERO).await.unwrap();
+    let exp = unix_seconds(SystemTime::now()) + 3 * 3600;
+    let token = a1.token("https://a.test/oidc", serde_json::json!({ "exp": exp }));
+    cached.check_token(&token).await.unwrap();
+    uncached.check_token(&token).await.unwrap();
+    let mut changed = token.clone();
+    changed.replace_range(changed.len() - 4.., "AAAA");
+    let refused = cached.check_token(&changed).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Refusal::InvalidToken(AccessTokenError::BadSignature)
+        ),
+        "{refused:?}"
+    );
+
+    // The provider drops the key; an hour on, the key set is fetched again.
+    provider.keys.lock().unwrap().clear();
+    tokio::time::sleep(Duration::from_secs(3601)).await;
+    let fetches = provider.fetches.load(Ordering::SeqCst);
+    cached.check_token(&token).await.unwrap();
+    assert_eq!(
+        provider.fetches.load(Ordering::SeqCst),
+        fetches,
+        "a kept token needs no key"
+    );
+    let refused = uncached.check_token(&token).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Refusal::InvalidToken(AccessTokenError::UnknownKeyId(_))
+        ),
+        "{refused:?}"
+    );
+
+    // Past `exp` and the 60 s skew, the kept token is refused.
+    ahead.store(3 * 3600 + 61, Ordering::SeqCst);
+    let refused = cached.check_token(&token).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Refusal::InvalidToken(AccessTokenError::Expired { .. })
+        ),
+        "{refused:?}"
+    );
 }

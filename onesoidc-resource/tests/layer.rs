@@ -257,3 +257,97 @@ async fn a_thousand_concurrent_requests_with_one_opaque_token_cost_one_introspec
         "inactive answers are not cached"
     );
 }
+
+/// A token from the dev IdP's token endpoint (client credentials for
+/// `resource`), bound to `key` by a DPoP proof (RFC 9449 §5).
+async fn bound_device_token(s: &Setup, key: &onesoidc_core::DpopKey, resource: &str) -> String {
+    let endpoint = onesoidc_core::Endpoint::from(s.idp.token_endpoint().as_str());
+    let form = s
+        .kiosk
+        .client_auth()
+        .authenticated_form(
+            &endpoint,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", resource),
+                ("scope", "read"),
+            ],
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    let url = url::Url::parse(endpoint.as_str()).unwrap();
+    let proof = key
+        .proof("POST", &url, None, None, std::time::SystemTime::now())
+        .unwrap();
+    let mut request = reqwest::Client::new()
+        .post(endpoint.as_str())
+        .header("DPoP", proof)
+        .body(form.body().clone());
+    for (name, value) in form.headers() {
+        request = request.header(name, value);
+    }
+    let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["token_type"], "DPoP", "{answer}");
+    answer["access_token"].as_str().unwrap().to_string()
+}
+
+/// The dev IdP's DPoP-bound tokens, a JWT for this application and an
+/// opaque one for the lab (its introspection answer says `cnf.jkt`): each
+/// is accepted with a proof of the device's key, and refused with a proof
+/// from a freshly generated key (a stolen token) and as `Bearer`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_idps_bound_tokens_need_their_keys_proof() {
+    let s = setup().await;
+    let jwt_server = ResourceServer::builder()
+        .issuer(s.idp.issuer())
+        .audience(APP)
+        .build()
+        .await
+        .unwrap();
+    let lab_server = ResourceServer::builder()
+        .audience(LAB)
+        .introspection(s.app_identity.clone())
+        .build()
+        .await
+        .unwrap();
+    let device_key = onesoidc_core::DpopKey::generate().unwrap();
+    let thief = onesoidc_core::DpopKey::generate().unwrap();
+    for (kind, server, resource) in [("JWT", jwt_server, APP), ("opaque", lab_server, LAB)] {
+        let token = bound_device_token(&s, &device_key, resource).await;
+        assert_eq!(onesoidc_core::is_jwt(&token), kind == "JWT", "{kind}");
+        let base = serve(server).await;
+        let me = format!("{base}/me");
+        // Without `public_url`, the layer takes `https://` and the Host header.
+        let htu = url::Url::parse(&me.replacen("http://", "https://", 1)).unwrap();
+        let now = std::time::SystemTime::now();
+        let send = |key: &onesoidc_core::DpopKey| {
+            let proof = key.proof("GET", &htu, Some(&token), None, now).unwrap();
+            reqwest::Client::new()
+                .get(&me)
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof)
+                .send()
+        };
+        let stolen = send(&thief).await.unwrap();
+        assert_eq!(stolen.status(), 401, "{kind}");
+        assert_eq!(
+            stolen.headers()["www-authenticate"],
+            r#"DPoP error="invalid_dpop_proof", algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256""#,
+            "{kind}"
+        );
+        let as_bearer = answer(&me, &[&format!("Bearer {token}")]).await;
+        assert_eq!(
+            (as_bearer.0, as_bearer.1.as_deref()),
+            (401, Some(INVALID_TOKEN)),
+            "{kind}"
+        );
+        let accepted = send(&device_key).await.unwrap();
+        assert_eq!(accepted.status(), 200, "{kind}");
+        let body: serde_json::Value = accepted.json().await.unwrap();
+        assert_eq!(
+            body["sub"],
+            s.kiosk.client_auth().client_id.to_string(),
+            "{kind}"
+        );
+    }
+}

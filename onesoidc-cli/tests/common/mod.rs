@@ -39,6 +39,31 @@ pub async fn provisioned_device(
     (idp, dir, paths)
 }
 
+/// `onesoidc check-access-token --audience AUDIENCE TOKEN --config C
+/// --key-dir K`, with `--dpop-proof P --method GET --url URL` when a proof
+/// is given as `(P, URL)`.
+pub fn check_access_token(
+    audience: &str,
+    token: &str,
+    (config, key_dir): (&str, &str),
+    dpop: Option<(&str, &str)>,
+) -> Output {
+    let mut args = vec![
+        "check-access-token",
+        "--audience",
+        audience,
+        token,
+        "--config",
+        config,
+        "--key-dir",
+        key_dir,
+    ];
+    if let Some((proof, url)) = dpop {
+        args.extend(["--dpop-proof", proof, "--method", "GET", "--url", url]);
+    }
+    onesoidc(&args)
+}
+
 /// Runs `onesoidc ARGS` to the end.
 pub fn onesoidc(args: &[&str]) -> Output {
     command(args).output().unwrap()
