@@ -85,6 +85,7 @@ async fn a_bound_device_token_is_cached_bound_and_used_with_a_proof_from_its_key
     let again = json(&onesoidc(&paths, &cache, &["device-token", "--dpop", "--json"], None).await);
     assert_eq!(again["access_token"], token.as_str());
     assert_eq!(again["token_type"], "DPoP");
+    assert_eq!(again["dpop_jkt"], jkt.as_str());
     // A bearer token is kept apart, not served the bound one.
     let bearer = json(&onesoidc(&paths, &cache, &["device-token", "--json"], None).await);
     assert_eq!(bearer["token_type"], "Bearer");
