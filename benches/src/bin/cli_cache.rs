@@ -209,6 +209,18 @@ fn requests(provider: &ProviderThread) -> u64 {
     provider.idp().stats().token_requests.client_credentials
 }
 
+/// Deletes the cached tokens in `tokens_dir` (a cache directory's
+/// `tokens/`), keeping the discovery document beside it.
+fn forget_tokens(tokens_dir: &Path) -> Result<(), BoxError> {
+    for entry in std::fs::read_dir(tokens_dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
+}
+
 /// Item 8: a token from the cache vs the whole flow, alternately.
 fn cached(args: &Args) -> Result<(), BoxError> {
     let provider = ProviderThread::start(DevIdpConfig::default())?;
@@ -508,15 +520,6 @@ fn cold(args: &Args) -> Result<(), BoxError> {
     let tokens_dir = cache.path().join("tokens");
     let cached_discovery = device.args(&["--cache-dir", &cache_dir]);
     let no_cache = device.args(&["--no-cache"]);
-    let forget_tokens = || -> Result<(), BoxError> {
-        for entry in std::fs::read_dir(&tokens_dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                std::fs::remove_file(path)?;
-            }
-        }
-        Ok(())
-    };
     let issuer = provider.idp().issuer();
     let key = device.paths.private_key().display().to_string();
     let node_args: Option<Vec<String>> = args.script.as_ref().map(|script| {
@@ -565,10 +568,10 @@ fn cold(args: &Args) -> Result<(), BoxError> {
     let (mut warm, mut empty, mut bare, mut js, mut warm_one_root) = Default::default();
     let before = requests(&provider);
     for _ in 0..COLD_RUNS {
-        forget_tokens()?;
+        forget_tokens(&tokens_dir)?;
         measure(&mut warm, cli, &cached_discovery)?;
         if let Some(file) = &one_root {
-            forget_tokens()?;
+            forget_tokens(&tokens_dir)?;
             let mut command = command(cli, &cached_discovery);
             command
                 .env_remove("SSL_CERT_DIR")
@@ -731,15 +734,6 @@ fn dpop_behind_proxy(args: &Args) -> Result<(), BoxError> {
     let tokens_dir = cache.path().join("tokens");
     let bearer = device.args(&["--cache-dir", &cache_dir]);
     let bound = device.args(&["--cache-dir", &cache_dir, "--dpop"]);
-    let forget_tokens = || -> Result<(), BoxError> {
-        for entry in std::fs::read_dir(&tokens_dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                std::fs::remove_file(path)?;
-            }
-        }
-        Ok(())
-    };
     // Fills the discovery cache (and warms up both).
     run(cli, &bearer)?;
     run(cli, &bound)?;
@@ -747,11 +741,11 @@ fn dpop_behind_proxy(args: &Args) -> Result<(), BoxError> {
     let (mut plain_connections, mut dpop_connections) = (Vec::new(), Vec::new());
     let before = requests(&provider);
     for _ in 0..COLD_RUNS {
-        forget_tokens()?;
+        forget_tokens(&tokens_dir)?;
         let opened = proxy.connections();
         plain.push(run(cli, &bearer)?.0);
         plain_connections.push(proxy.connections() - opened);
-        forget_tokens()?;
+        forget_tokens(&tokens_dir)?;
         let opened = proxy.connections();
         dpop.push(run(cli, &bound)?.0);
         dpop_connections.push(proxy.connections() - opened);
