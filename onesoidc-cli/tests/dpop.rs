@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use onesoidc_core::{DpopProofExpectations, verify_dpop_proof};
@@ -23,33 +23,7 @@ async fn onesoidc(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_onesoidc"));
-    command
-        .args(args)
-        .arg("--config")
-        .arg(&paths.config)
-        .arg("--key-dir")
-        .arg(&paths.key_dir)
-        .env("ONESOIDC_CACHE_DIR", cache)
-        .env_remove("RUST_LOG")
-        .env_remove("ONESOIDC_STORE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let input = stdin.unwrap_or_default().to_string();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = command.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+    common::with_identity(paths, cache, args, &[], stdin.unwrap_or_default()).await
 }
 
 fn json(out: &Output) -> Value {

@@ -39,6 +39,49 @@ pub async fn provisioned_device(
     (idp, dir, paths)
 }
 
+/// Runs `onesoidc ARGS` on `paths`' identity with the cache directory
+/// `cache`, `env` set, `stdin` on its standard input, and everything else
+/// of the caller's environment that could change the outcome removed.
+pub async fn with_identity(
+    paths: &onesoidc_flows::IdentityPaths,
+    cache: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_onesoidc"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(&paths.config)
+        .arg("--key-dir")
+        .arg(&paths.key_dir)
+        .env("ONESOIDC_CACHE_DIR", cache)
+        .env_remove("RUST_LOG")
+        .env_remove("ONESOIDC_STORE")
+        .env_remove("ONESOIDC_STORE_CA")
+        .env_remove("ONESOIDC_STORE_CERT")
+        .env_remove("ONESOIDC_STORE_KEY")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// Runs `onesoidc ARGS` to the end.
 pub fn onesoidc(args: &[&str]) -> Output {
     command(args).output().unwrap()
