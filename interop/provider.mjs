@@ -11,11 +11,20 @@
 // is /control/*, a test-only route that plays the user's phone (approve or
 // deny a pending CIBA request). Never expose this server beyond loopback.
 //
-// Usage: node provider.mjs --fixtures DIR [--port 0]
+// DPoP (RFC 9449) is on, as the package has it by default since 9.0. With
+// --dpop-nonce the provider also issues server nonces and requires one in
+// every proof (features.dPoP.nonceSecret + requireNonce): `cargo xtask
+// interop` runs a second instance that way.
+//
+// Devices whose key is made at test time (in a swtpm) register themselves
+// with dynamic client registration (RFC 7591, features.registration) using
+// the initial access token below.
+//
+// Usage: node provider.mjs --fixtures DIR [--port 0] [--dpop-nonce]
 // Prints `READY http://127.0.0.1:PORT/oidc` on stdout once it listens; logs
 // go to stderr.
 
-import { generateKeyPairSync, createPublicKey } from 'node:crypto';
+import { generateKeyPairSync, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -27,10 +36,11 @@ const { values: args } = parseArgs({
   options: {
     fixtures: { type: 'string' },
     port: { type: 'string', default: '0' },
+    'dpop-nonce': { type: 'boolean', default: false },
   },
 });
 if (!args.fixtures) {
-  console.error('usage: node provider.mjs --fixtures DIR [--port PORT]');
+  console.error('usage: node provider.mjs --fixtures DIR [--port PORT] [--dpop-nonce]');
   process.exit(2);
 }
 
@@ -46,6 +56,16 @@ const DEVICE_KEYS = [
 ];
 
 const ALGS = ['RS256', 'ES256', 'ES384', 'ES512'];
+
+// Test-only: lets the TPM tests register the device they just made a key for
+// (RFC 7591 §3, `Authorization: Bearer` this token). Loopback only.
+const REGISTRATION_TOKEN = 'interop-registration-not-secret';
+
+// DPoP: the package's defaults (on, no nonces), or nonces required in every
+// proof (RFC 9449 §8) with a fresh secret per start.
+const DPOP = args['dpop-nonce']
+  ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true }
+  : { enabled: true };
 
 // Users the CIBA login_hint can name.
 const USERS = new Map([
@@ -159,6 +179,8 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     requestObjects: { enabled: true },
+    dPoP: DPOP,
+    registration: { enabled: true, initialAccessToken: REGISTRATION_TOKEN },
     resourceIndicators: {
       enabled: true,
       // A CIBA request's resource is the application the tokens are for
@@ -285,4 +307,5 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+console.error(`dpop: ${args['dpop-nonce'] ? 'nonces required' : 'default configuration (no nonces)'}`);
 console.log(`READY ${issuer}`);

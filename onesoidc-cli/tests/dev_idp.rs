@@ -21,6 +21,8 @@ fn help_lists_the_provider_options_and_the_config_keys() {
         "--qr-interval <DURATION>",
         "--registration-interval <DURATION>",
         "--auto-approve-ms <MS>",
+        "--dpop-nonce",
+        "--require-dpop",
     ] {
         assert!(help.contains(option), "{option} in:\n{help}");
     }
@@ -33,6 +35,8 @@ fn help_lists_the_provider_options_and_the_config_keys() {
         "registration_poll_interval_ms",
         "auto_approve",
         "devices",
+        "dpop_nonce",
+        "require_dpop",
     ] {
         assert!(
             help.contains(&format!("\n  {key} ")),
@@ -83,6 +87,79 @@ fn the_banner_starts_with_the_console_and_shows_the_provider_config() {
     );
     let banner = server.banner.join("\n");
     assert!(banner.contains("users         carol, dave"), "{banner}");
+}
+
+/// `--require-dpop` refuses a token request without a proof,
+/// `--dpop-nonce` challenges a proof without the server's nonce, and a
+/// proof with it gets a DPoP-bound token.
+#[tokio::test]
+async fn dpop_flags_reach_the_wire() {
+    use onesoidc_core::{DpopKey, ExposeSecret, KeyType, PemSigner, client_assertion};
+    let server = DevIdpProcess::start(&["--dpop-nonce", "--require-dpop"]);
+    let banner = server.banner.join("\n");
+    assert!(
+        banner.contains("DPoP          required, server nonces"),
+        "{banner}"
+    );
+    let host = server.host.clone();
+    let http = reqwest::Client::new();
+    let key = PemSigner::generate(KeyType::EccP256).unwrap();
+    let device: Value = http
+        .post(format!("{host}/control/devices"))
+        .json(&json!({"public_jwk": key.public_jwk()}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = device["client_id"].as_str().unwrap();
+    let token_endpoint = format!("{host}/oidc/token");
+    let dpop = DpopKey::generate().unwrap();
+    let request = |nonce: Option<&str>, with_proof: bool| {
+        let now = std::time::SystemTime::now();
+        let assertion = client_assertion(
+            &key,
+            &client_id.into(),
+            &token_endpoint.as_str().into(),
+            now,
+        )
+        .unwrap();
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", client_id)
+            .append_pair(
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            )
+            .append_pair("client_assertion", assertion.expose_secret())
+            .finish();
+        let mut request = http
+            .post(&token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+        if with_proof {
+            let url = url::Url::parse(&token_endpoint).unwrap();
+            let proof = dpop.proof("POST", &url, None, nonce, now).unwrap();
+            request = request.header("DPoP", proof);
+        }
+        request.send()
+    };
+
+    let answer = request(None, false).await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+
+    let answer = request(None, true).await.unwrap();
+    assert_eq!(answer.status(), 400);
+    let nonce = answer.headers()["dpop-nonce"].to_str().unwrap().to_string();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "use_dpop_nonce", "{body}");
+
+    let answer = request(Some(&nonce), true).await.unwrap();
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
 }
 
 /// A registered device in `dir`, through `onesoidc register` (auto-approved).

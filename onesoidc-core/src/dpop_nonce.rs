@@ -36,7 +36,12 @@ const MAX_SERVERS: usize = 256;
 /// assert_eq!(onesoidc_core::dpop_nonce(&response), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
 /// ```
 pub fn dpop_nonce(response: &HttpResponse) -> Option<&str> {
-    let value = response.headers().get(DPOP_NONCE_HEADER)?.to_str().ok()?;
+    dpop_nonce_in(response.headers())
+}
+
+/// [`dpop_nonce`] for any HTTP client's response headers (e.g. reqwest's).
+pub fn dpop_nonce_in(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(DPOP_NONCE_HEADER)?.to_str().ok()?;
     let usable = !value.is_empty()
         && value.len() <= MAX_DPOP_NONCE_BYTES
         && value
@@ -64,10 +69,20 @@ pub fn dpop_nonce(response: &HttpResponse) -> Option<&str> {
 /// assert_eq!(onesoidc_core::dpop_nonce_challenge(&app), Some("n-3"));
 /// ```
 pub fn dpop_nonce_challenge(response: &HttpResponse) -> Option<&str> {
-    let challenged = match response.status().as_u16() {
-        400 => oauth_error(response.body()).as_deref() == Some(USE_DPOP_NONCE),
-        401 => response
-            .headers()
+    dpop_nonce_challenge_in(response.status(), response.headers(), response.body())
+}
+
+/// [`dpop_nonce_challenge`] for any HTTP client's response: its status,
+/// headers, and body (only read for a 400; pass `&[]` for an
+/// application's answer).
+pub fn dpop_nonce_challenge_in<'h>(
+    status: http::StatusCode,
+    headers: &'h http::HeaderMap,
+    body: &[u8],
+) -> Option<&'h str> {
+    let challenged = match status.as_u16() {
+        400 => oauth_error(body).as_deref() == Some(USE_DPOP_NONCE),
+        401 => headers
             .get_all(http::header::WWW_AUTHENTICATE)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -75,7 +90,7 @@ pub fn dpop_nonce_challenge(response: &HttpResponse) -> Option<&str> {
         _ => false,
     };
     if challenged {
-        dpop_nonce(response)
+        dpop_nonce_in(headers)
     } else {
         None
     }
@@ -188,7 +203,12 @@ impl DpopNonces {
     /// Keeps `response`'s `DPoP-Nonce` (if it has a usable one) as the
     /// latest of `url`'s server, and returns it.
     pub fn remember<'r>(&self, url: &Url, response: &'r HttpResponse) -> Option<&'r str> {
-        let nonce = dpop_nonce(response)?;
+        self.remember_in(url, response.headers())
+    }
+
+    /// [`remember`](Self::remember) for any HTTP client's response headers.
+    pub fn remember_in<'h>(&self, url: &Url, headers: &'h http::HeaderMap) -> Option<&'h str> {
+        let nonce = dpop_nonce_in(headers)?;
         self.set(url, nonce);
         Some(nonce)
     }

@@ -75,7 +75,14 @@ fn token_response_expires_in_shapes() {
 fn token_response_invalid_shapes() {
     let cases = [
         (r#"{"token_type":"Bearer"}"#, "access_token"),
-        (r#"{"access_token":"a","token_type":"DPoP"}"#, "Bearer"),
+        (
+            r#"{"access_token":"a","token_type":"DPoP"}"#,
+            "`token_type` is `DPoP` but the request carried no DPoP proof",
+        ),
+        (
+            r#"{"access_token":"a","token_type":"mac"}"#,
+            "neither `Bearer` nor `DPoP`",
+        ),
         (r#"{"access_token":"","token_type":"Bearer"}"#, "empty"),
         ("not json", "syntax error at line 1, column 2"),
         (r#"{"access_token":"a","#, "ends early"),

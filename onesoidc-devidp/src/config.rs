@@ -438,6 +438,20 @@ mod tests {
     }
 
     #[test]
+    fn dpop_settings_come_from_the_file() {
+        let config = DevIdpConfig::from_json_str(
+            r#"{"dpop_nonce": true, "applications": [{"client_identifier": "lab", "client_id": "lab",
+                "name": "Lab", "url": "https://lab.example.com", "require_dpop": true}]}"#,
+            Path::new("x.json"),
+        )
+        .unwrap();
+        assert!(config.dpop_nonce && !config.require_dpop);
+        assert!(config.applications[0].require_dpop);
+        let listed = serde_json::to_value(&config.applications[0]).unwrap();
+        assert!(listed.get("require_dpop").is_none(), "not in the listing");
+    }
+
+    #[test]
     fn typos_and_bad_values_are_errors() {
         let err = DevIdpConfig::from_json_str(r#"{"user": ["a"]}"#, Path::new("x.json"));
         assert!(matches!(err, Err(ConfigError::Parse { .. })));

@@ -271,6 +271,18 @@ impl DevIdp {
     /// nonce before it are still accepted, those with older ones are
     /// answered `use_dpop_nonce`. Only matters with
     /// [`DevIdpConfig::dpop_nonce`].
+    ///
+    /// ```
+    /// use onesoidc_devidp::{DevIdp, DevIdpConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let idp = DevIdp::start(DevIdpConfig { dpop_nonce: true, ..DevIdpConfig::default() }).await?;
+    /// let first = idp.rotate_dpop_nonce();
+    /// assert_ne!(idp.rotate_dpop_nonce(), first, "a new window, a new nonce");
+    /// idp.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn rotate_dpop_nonce(&self) -> String {
         self.provider().dpop_nonces.rotate()
     }

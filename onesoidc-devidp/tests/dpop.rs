@@ -48,6 +48,17 @@ async fn token_with(
 
 const CLIENT_CREDENTIALS: [(&str, &str); 1] = [("grant_type", "client_credentials")];
 
+/// A token request with a fresh proof of `key` (and `nonce`).
+async fn with_proof(
+    h: &Harness,
+    device: &TestDevice,
+    key: &DpopKey,
+    nonce: Option<&str>,
+    fields: &[(&str, &str)],
+) -> Resp {
+    token_with(h, device, &[&proof(h, key, nonce)], fields).await
+}
+
 /// Asserts a token answer is bound to `key`: `token_type: DPoP`, and
 /// `cnf.jkt` in the JWT access token.
 #[track_caller]
@@ -88,7 +99,7 @@ async fn discovery_advertises_the_proof_algorithms_the_provider_verifies() {
     for key_type in ALL_KEY_TYPES {
         let key = DpopKey::from_pem_signer(PemSigner::generate(key_type).unwrap()).unwrap();
         let device = h.device(KeyType::EccP256);
-        let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+        let resp = with_proof(&h, &device, &key, None, &CLIENT_CREDENTIALS).await;
         assert_bound_jwt(&resp, &key);
     }
 }
@@ -99,7 +110,7 @@ async fn client_credentials_with_a_proof_is_bound_and_without_is_bearer() {
     let device = h.device(KeyType::EccP256);
     let key = DpopKey::generate().unwrap();
 
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+    let resp = with_proof(&h, &device, &key, None, &CLIENT_CREDENTIALS).await;
     assert_bound_jwt(&resp, &key);
     assert_eq!(resp.header("dpop-nonce"), None, "nonces are off by default");
     let introspection = h.introspect(&device, &access_token(&resp)).await;
@@ -123,7 +134,7 @@ async fn opaque_bound_tokens_carry_cnf_in_introspection() {
     let device = h.device(KeyType::EccP384);
     let key = DpopKey::generate().unwrap();
     let fields = [("grant_type", "client_credentials"), ("resource", LAB)];
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &fields).await;
+    let resp = with_proof(&h, &device, &key, None, &fields).await;
     assert_eq!(resp.assert_ok()["token_type"], "DPoP");
     let token = access_token(&resp);
     assert!(token.starts_with("at_"), "opaque: {token}");
@@ -169,23 +180,17 @@ async fn ciba_and_refresh_are_bound_to_the_key_of_each_request() {
     let key = DpopKey::generate().unwrap();
 
     let id = approved_ciba(&h, &device).await;
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &ciba_fields(&id)).await;
+    let resp = with_proof(&h, &device, &key, None, &ciba_fields(&id)).await;
     assert_bound_jwt(&resp, &key);
     assert!(resp.body["id_token"].is_string());
     let rt = refresh_token(&resp);
 
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &refresh_fields(&rt)).await;
+    let resp = with_proof(&h, &device, &key, None, &refresh_fields(&rt)).await;
     assert_bound_jwt(&resp, &key);
     let rt = refresh_token(&resp);
 
     let other = DpopKey::generate().unwrap();
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &other, None)],
-        &refresh_fields(&rt),
-    )
-    .await;
+    let resp = with_proof(&h, &device, &other, None, &refresh_fields(&rt)).await;
     assert_bound_jwt(&resp, &other);
     let rt = refresh_token(&resp);
 
@@ -291,10 +296,7 @@ async fn an_application_that_requires_dpop_refuses_requests_without_a_proof() {
         description.contains("\"lab\"") && description.contains("requires DPoP"),
         "{description}"
     );
-    assert_bound_jwt(
-        &token_with(&h, &device, &[&proof(&h, &key, None)], &for_lab).await,
-        &key,
-    );
+    assert_bound_jwt(&with_proof(&h, &device, &key, None, &for_lab).await, &key);
     // Other applications still take bearer requests.
     let for_vhh = [("grant_type", "client_credentials"), ("resource", VHH)];
     token_with(&h, &device, &[], &for_vhh).await.assert_ok();
@@ -307,13 +309,13 @@ async fn an_application_that_requires_dpop_refuses_requests_without_a_proof() {
     token_with(&h, &device, &[], &ciba_fields(&id))
         .await
         .assert_error(400, "invalid_dpop_proof");
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &ciba_fields(&id)).await;
+    let resp = with_proof(&h, &device, &key, None, &ciba_fields(&id)).await;
     assert_bound_jwt(&resp, &key);
     let rt = refresh_token(&resp);
     token_with(&h, &device, &[], &refresh_fields(&rt))
         .await
         .assert_error(400, "invalid_dpop_proof");
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &refresh_fields(&rt)).await;
+    let resp = with_proof(&h, &device, &key, None, &refresh_fields(&rt)).await;
     assert_bound_jwt(&resp, &key);
     assert_eq!(
         h.idp.stats().most_uses_of_a_refresh_token(),
@@ -340,7 +342,7 @@ async fn require_dpop_for_every_application() {
     );
     let key = DpopKey::generate().unwrap();
     assert_bound_jwt(
-        &token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await,
+        &with_proof(&h, &device, &key, None, &CLIENT_CREDENTIALS).await,
         &key,
     );
 }
@@ -365,31 +367,19 @@ async fn nonces_are_required_reused_until_rotated_and_stale_ones_refused() {
     let device = h.device(KeyType::EccP256);
     let key = DpopKey::generate().unwrap();
 
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+    let resp = with_proof(&h, &device, &key, None, &CLIENT_CREDENTIALS).await;
     resp.assert_error(400, "use_dpop_nonce");
     let nonce = nonce_of(&resp);
     assert_eq!(h.idp.stats().dpop_nonce_challenges, 1);
 
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &key, Some(&nonce))],
-        &CLIENT_CREDENTIALS,
-    )
-    .await;
+    let resp = with_proof(&h, &device, &key, Some(&nonce), &CLIENT_CREDENTIALS).await;
     assert_bound_jwt(&resp, &key);
     assert_eq!(
         nonce_of(&resp),
         nonce,
         "every answer carries the current nonce"
     );
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &key, Some(&nonce))],
-        &CLIENT_CREDENTIALS,
-    )
-    .await;
+    let resp = with_proof(&h, &device, &key, Some(&nonce), &CLIENT_CREDENTIALS).await;
     assert_bound_jwt(&resp, &key);
     assert_eq!(nonce_of(&resp), nonce, "the same nonce until it rotates");
 
@@ -402,43 +392,19 @@ async fn nonces_are_required_reused_until_rotated_and_stale_ones_refused() {
         .unwrap()
         .to_string();
     assert_ne!(rotated, nonce);
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &key, Some(&nonce))],
-        &CLIENT_CREDENTIALS,
-    )
-    .await;
+    let resp = with_proof(&h, &device, &key, Some(&nonce), &CLIENT_CREDENTIALS).await;
     assert_bound_jwt(&resp, &key);
     assert_eq!(nonce_of(&resp), rotated);
 
     // Rotated twice: the first nonce is stale.
     let newest = h.idp.rotate_dpop_nonce();
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &key, Some(&nonce))],
-        &CLIENT_CREDENTIALS,
-    )
-    .await;
+    let resp = with_proof(&h, &device, &key, Some(&nonce), &CLIENT_CREDENTIALS).await;
     resp.assert_error(400, "use_dpop_nonce");
     assert_eq!(nonce_of(&resp), newest);
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &key, Some("made-up"))],
-        &CLIENT_CREDENTIALS,
-    )
-    .await;
+    let resp = with_proof(&h, &device, &key, Some("made-up"), &CLIENT_CREDENTIALS).await;
     resp.assert_error(400, "use_dpop_nonce");
     assert_bound_jwt(
-        &token_with(
-            &h,
-            &device,
-            &[&proof(&h, &key, Some(&newest))],
-            &CLIENT_CREDENTIALS,
-        )
-        .await,
+        &with_proof(&h, &device, &key, Some(&newest), &CLIENT_CREDENTIALS).await,
         &key,
     );
     assert_eq!(h.idp.stats().dpop_nonce_challenges, 3);
@@ -458,32 +424,20 @@ async fn a_nonce_challenge_spends_no_refresh_token_and_is_no_poll() {
     let nonce = h.idp.rotate_dpop_nonce();
 
     let id = approved_ciba(&h, &device).await;
-    token_with(&h, &device, &[&proof(&h, &key, None)], &ciba_fields(&id))
+    with_proof(&h, &device, &key, None, &ciba_fields(&id))
         .await
         .assert_error(400, "use_dpop_nonce");
     assert_eq!(h.idp.stats().ciba_polls(&id), 0);
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &key, Some(&nonce))],
-        &ciba_fields(&id),
-    )
-    .await;
+    let resp = with_proof(&h, &device, &key, Some(&nonce), &ciba_fields(&id)).await;
     assert_bound_jwt(&resp, &key);
     assert_eq!(h.idp.stats().ciba_polls(&id), 1);
 
     let rt = refresh_token(&resp);
-    token_with(&h, &device, &[&proof(&h, &key, None)], &refresh_fields(&rt))
+    with_proof(&h, &device, &key, None, &refresh_fields(&rt))
         .await
         .assert_error(400, "use_dpop_nonce");
     assert_eq!(h.idp.stats().most_uses_of_a_refresh_token(), 0, "not spent");
-    let resp = token_with(
-        &h,
-        &device,
-        &[&proof(&h, &key, Some(&nonce))],
-        &refresh_fields(&rt),
-    )
-    .await;
+    let resp = with_proof(&h, &device, &key, Some(&nonce), &refresh_fields(&rt)).await;
     assert_bound_jwt(&resp, &key);
     let stats = h.idp.stats();
     assert_eq!(stats.most_uses_of_a_refresh_token(), 1);
@@ -525,7 +479,7 @@ async fn a_bound_token_at_the_providers_routes_needs_a_proof_of_its_key() {
     let h = Harness::fast().await;
     let device = h.device(KeyType::EccP256);
     let key = DpopKey::generate().unwrap();
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+    let resp = with_proof(&h, &device, &key, None, &CLIENT_CREDENTIALS).await;
     let token = access_token(&resp);
     let apps = format!("{}/.well-known/applications", h.idp.issuer());
     let apps_url = url::Url::parse(&apps).unwrap();
@@ -605,7 +559,7 @@ async fn a_stolen_bound_token_with_a_proof_from_another_key_is_refused() {
     let h = Harness::fast().await;
     let device = h.device(KeyType::EccP256);
     let key = DpopKey::generate().unwrap();
-    let resp = token_with(&h, &device, &[&proof(&h, &key, None)], &CLIENT_CREDENTIALS).await;
+    let resp = with_proof(&h, &device, &key, None, &CLIENT_CREDENTIALS).await;
     let token = access_token(&resp);
     let thief = DpopKey::generate().unwrap();
     let apps = format!("{}/.well-known/applications", h.idp.issuer());
@@ -652,4 +606,37 @@ async fn a_stolen_bound_token_with_a_proof_from_another_key_is_refused() {
         .proof("GET", &app_url, Some(&token), None, SystemTime::now())
         .unwrap();
     assert_eq!(expect(&owners).unwrap().key_thumbprint, key.thumbprint());
+}
+
+/// The console's token log tells a bound token from a bearer one, by the
+/// start of its key's thumbprint (public; never the token).
+#[tokio::test]
+async fn the_console_marks_bound_tokens_with_their_key() {
+    let h = Harness::fast().await;
+    let device = h.device(KeyType::EccP256);
+    let key = DpopKey::generate().unwrap();
+    let resp = with_proof(&h, &device, &key, None, &CLIENT_CREDENTIALS).await;
+    let token = access_token(&resp);
+    token_with(&h, &device, &[], &CLIENT_CREDENTIALS)
+        .await
+        .assert_ok();
+
+    let html = h
+        .http
+        .get(h.idp.console_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let jkt_start: String = key.thumbprint().chars().take(8).collect();
+    assert!(
+        html.contains(&format!(
+            "DPoP-bound access token (300 s, jkt {jkt_start}…)"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("access token (300 s)"), "the bearer one too");
+    assert!(!html.contains(&token));
 }

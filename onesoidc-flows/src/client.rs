@@ -693,8 +693,11 @@ impl OnesIdClient {
     ) -> Result<T, Error> {
         let bearer = self.device_bearer().await?;
         let refused = std::sync::atomic::AtomicBool::new(false);
+        let request = self
+            .with_device_proof(build(bearer.expose_secret())?, &bearer)
+            .await?;
         let first = self
-            .exchange(endpoint, build(bearer.expose_secret())?, |response| {
+            .exchange(endpoint, request, |response| {
                 if response.status() == http::StatusCode::UNAUTHORIZED {
                     refused.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -710,8 +713,42 @@ impl OnesIdClient {
             None => *self.inner.device_bearer.lock().await = None,
         }
         let bearer = self.device_bearer().await?;
-        self.exchange(endpoint, build(bearer.expose_secret())?, parse)
-            .await
+        let request = self
+            .with_device_proof(build(bearer.expose_secret())?, &bearer)
+            .await?;
+        self.exchange(endpoint, request, parse).await
+    }
+
+    /// With DPoP on, the device token is bound to this client's key (it
+    /// came from this client, or from a token manager refreshing through
+    /// it): `request`'s `Authorization: Bearer` becomes `DPoP` with a proof
+    /// for it. Without DPoP, `request` as it is.
+    async fn with_device_proof(
+        &self,
+        mut request: HttpRequest,
+        token: &SecretString,
+    ) -> Result<HttpRequest, Error> {
+        let Some(key) = self.dpop_key().await?.cloned() else {
+            return Ok(request);
+        };
+        let url = url::Url::parse(&request.uri().to_string()).map_err(|e| Error::InvalidUrl {
+            url: request.uri().to_string(),
+            reason: e.to_string(),
+        })?;
+        let bound = TokenSet {
+            access_token: token.clone(),
+            token_type: "DPoP".into(),
+            expires_at: None,
+            refresh_token: None,
+            id_token: None,
+            scope: None,
+            dpop_jkt: Some(key.thumbprint().to_string()),
+        };
+        let headers = self
+            .authorize(&bound, request.method().as_str(), &url)
+            .await?;
+        headers.apply(request.headers_mut())?;
+        Ok(request)
     }
 
     /// The device access token for bearer requests.
@@ -773,7 +810,10 @@ fn sent_values(request: &HttpRequest) -> Vec<SecretString> {
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("DPoP "))
+        })
     {
         values.push(SecretString::from(bearer.to_string()));
     }

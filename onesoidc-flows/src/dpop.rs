@@ -209,6 +209,85 @@ impl OnesIdClient {
         .unwrap_or_else(|join_error| Err(signer_gone(join_error)))
     }
 
+    /// Sends `request` with `tokens`' access token: the headers of
+    /// [`authorize`](Self::authorize) (`Bearer`, or `DPoP` with a proof)
+    /// set on it. For a bound token, an application's `401` with
+    /// `WWW-Authenticate: DPoP error="use_dpop_nonce"` and a `DPoP-Nonce`
+    /// (RFC 9449 §9) is retried once with a proof carrying that nonce, and
+    /// every answer's nonce is kept for that origin; a request whose body
+    /// cannot be cloned (a stream) is not retried. Any other answer is
+    /// returned as it is, errors included: check its status.
+    ///
+    /// ```no_run
+    /// # async fn run(client: onesoidc_flows::OnesIdClient, tokens: onesoidc_flows::TokenSet) -> Result<(), onesoidc_flows::Error> {
+    /// let http = reqwest::Client::new();
+    /// let answer = client
+    ///     .send_authorized(&tokens, http.get("https://vhh.example.com/api/me"))
+    ///     .await?;
+    /// println!("{}", answer.status());
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "reqwest")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+    pub async fn send_authorized(
+        &self,
+        tokens: &TokenSet,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, Error> {
+        let (http, request) = request.build_split();
+        let request = request.map_err(|e| Error::InvalidRequest {
+            endpoint: e
+                .url()
+                .map_or_else(|| "the request".into(), onesoidc_core::dpop_htu),
+            reason: e.without_url().to_string(),
+        })?;
+        let retry = tokens
+            .is_dpop_bound()
+            .then(|| request.try_clone())
+            .flatten();
+        let answer = self.send_authorized_once(&http, tokens, request).await?;
+        let challenged = tokens.is_dpop_bound()
+            && onesoidc_core::dpop_nonce_challenge_in(answer.status(), answer.headers(), &[])
+                .is_some();
+        match retry {
+            Some(retry) if challenged => {
+                tracing::debug!(url = %onesoidc_core::dpop_htu(retry.url()), "the application asks for a DPoP nonce; retrying once with it");
+                self.send_authorized_once(&http, tokens, retry).await
+            }
+            _ => Ok(answer),
+        }
+    }
+
+    #[cfg(feature = "reqwest")]
+    async fn send_authorized_once(
+        &self,
+        http: &reqwest::Client,
+        tokens: &TokenSet,
+        mut request: reqwest::Request,
+    ) -> Result<reqwest::Response, Error> {
+        let url = request.url().clone();
+        let headers = self
+            .authorize(tokens, request.method().as_str(), &url)
+            .await?;
+        headers.apply(request.headers_mut())?;
+        let answer = http.execute(request).await.map_err(|e| Error::Transport {
+            endpoint: onesoidc_core::dpop_htu(&url),
+            source: onesoidc_core::TransportError::new(
+                if e.is_timeout() {
+                    onesoidc_core::TransportErrorKind::Timeout
+                } else {
+                    onesoidc_core::TransportErrorKind::Connect
+                },
+                // Without the URL: its query may carry a value.
+                e.without_url().to_string(),
+            ),
+        })?;
+        if tokens.is_dpop_bound() {
+            self.inner.dpop_nonces.remember_in(&url, answer.headers());
+        }
+        Ok(answer)
+    }
+
     /// A DPoP proof from `key` for a `method` request to `url` (with `ath`
     /// of `access_token` and `nonce` when given), on the blocking pool when
     /// the key's signer blocks (a TPM through a program).

@@ -55,6 +55,15 @@ async fn provider(dpop_algs: &[&str]) -> mockito::ServerGuard {
     server
 }
 
+/// A provider accepting ES256 proofs, its URL, and a P-256 device's
+/// client with DPoP on.
+async fn es256_provider_and_client() -> (mockito::ServerGuard, String, OnesIdClient) {
+    let server = provider(&["ES256"]).await;
+    let base = server.url();
+    let client = dpop_client(identity(&base, KeyType::EccP256));
+    (server, base, client)
+}
+
 /// The `DPoP` header of `request`, decoded: (proof, header, claims).
 fn proof_of(request: &Request) -> Option<(String, Value, Value)> {
     let values = request.header("dpop");
@@ -192,8 +201,7 @@ async fn a_device_key_the_provider_does_not_accept_gives_way_to_dpop_pem_beside_
 
 #[tokio::test]
 async fn use_dpop_nonce_is_retried_once_then_the_latest_nonce_is_sent() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     let challenge = server
         .mock("POST", "/oidc/token")
         .match_request(|request| nonce_of(request).is_none())
@@ -218,7 +226,6 @@ async fn use_dpop_nonce_is_retried_once_then_the_latest_nonce_is_sent() {
         .expect(2)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     for _ in 0..3 {
         assert_eq!(client.device_token().await.unwrap().token_type, "DPoP");
     }
@@ -229,8 +236,7 @@ async fn use_dpop_nonce_is_retried_once_then_the_latest_nonce_is_sent() {
 
 #[tokio::test]
 async fn a_second_use_dpop_nonce_in_a_row_is_not_retried_again() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     let always = server
         .mock("POST", "/oidc/token")
         .with_status(400)
@@ -239,7 +245,6 @@ async fn a_second_use_dpop_nonce_in_a_row_is_not_retried_again() {
         .expect(2)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let error = client.device_token().await.unwrap_err();
     assert_eq!(error.oauth_error(), Some("use_dpop_nonce"));
     always.assert_async().await;
@@ -259,8 +264,7 @@ fn user_tokens(refresh_token: &str) -> TokenSet {
 
 #[tokio::test]
 async fn a_refresh_challenged_for_a_nonce_is_retried_with_the_same_refresh_token() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     let refresh_tokens = Arc::new(Mutex::new(Vec::new()));
     let seen = refresh_tokens.clone();
     let refresh_token_sent = move |request: &Request| {
@@ -291,7 +295,6 @@ async fn a_refresh_challenged_for_a_nonce_is_retried_with_the_same_refresh_token
         .expect(1)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let refreshed = client.refresh(&user_tokens("rt-1")).await.unwrap();
     assert_eq!(refreshed.access_token.expose_secret(), "new-at");
     assert_eq!(
@@ -306,8 +309,7 @@ async fn a_refresh_challenged_for_a_nonce_is_retried_with_the_same_refresh_token
 
 #[tokio::test]
 async fn a_refresh_refused_otherwise_is_not_retried() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, base, client) = es256_provider_and_client().await;
     let refused = server
         .mock("POST", "/oidc/token")
         .with_status(400)
@@ -316,7 +318,6 @@ async fn a_refresh_refused_otherwise_is_not_retried() {
         .expect(1)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let error = client.refresh(&user_tokens("rt-1")).await.unwrap_err();
     assert_eq!(error.oauth_error(), Some("invalid_grant"));
     refused.assert_async().await;
@@ -330,8 +331,7 @@ async fn a_refresh_refused_otherwise_is_not_retried() {
 
 #[tokio::test]
 async fn the_ciba_poll_sends_a_proof_and_its_tokens_are_bound() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, _, client) = es256_provider_and_client().await;
     server
         .mock("POST", "/oidc/token")
         .match_body(Matcher::UrlEncoded(
@@ -345,7 +345,6 @@ async fn the_ciba_poll_sends_a_proof_and_its_tokens_are_bound() {
         .expect(1)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let answer = client.ciba_poll(&"req-1".into()).await.unwrap();
     let onesoidc_core::CibaPollResponse::Tokens(tokens) = answer else {
         panic!("expected tokens, got {answer:?}");
@@ -419,14 +418,12 @@ async fn without_dpop_nothing_changes() {
 
 #[tokio::test]
 async fn authorize_gives_dpop_headers_with_ath_for_a_bound_token_and_bearer_otherwise() {
-    let mut server = provider(&["ES256"]).await;
-    let base = server.url();
+    let (mut server, base, client) = es256_provider_and_client().await;
     server
         .mock("POST", "/oidc/token")
         .with_body(BOUND)
         .create_async()
         .await;
-    let client = dpop_client(identity(&base, KeyType::EccP256));
     let tokens = client.device_token().await.unwrap();
     let app = url::Url::parse("https://app.example/api/me?page=1").unwrap();
     let headers = client.authorize(&tokens, "GET", &app).await.unwrap();
@@ -459,4 +456,91 @@ async fn authorize_gives_dpop_headers_with_ath_for_a_bound_token_and_bearer_othe
         error.contains(tokens.dpop_jkt.as_deref().unwrap()),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn send_authorized_meets_an_applications_nonce_challenge_once() {
+    let (mut server, base, client) = es256_provider_and_client().await;
+    server
+        .mock("POST", "/oidc/token")
+        .with_body(BOUND)
+        .create_async()
+        .await;
+    let challenge = server
+        .mock("GET", "/api/me")
+        .match_request(|request| nonce_of(request).is_none())
+        .with_status(401)
+        .with_header(
+            "WWW-Authenticate",
+            r#"DPoP error="use_dpop_nonce", error_description="Resource server requires nonce in DPoP proof""#,
+        )
+        .with_header("DPoP-Nonce", "app-n-1")
+        .expect(1)
+        .create_async()
+        .await;
+    let api_url = format!("{base}/api/me");
+    let expected_url = url::Url::parse(&api_url).unwrap();
+    let answered = server
+        .mock("GET", "/api/me")
+        .match_request(move |request| {
+            let authorization = request.header("authorization");
+            let Some((proof, _, claims)) = proof_of(request) else {
+                return false;
+            };
+            let jkt = claims_jkt(&proof);
+            let expect = DpopProofExpectations::new("GET", &expected_url)
+                .access_token("bound-at", &jkt)
+                .nonce("app-n-1");
+            authorization.len() == 1
+                && authorization[0] == "DPoP bound-at"
+                && claims["nonce"] == "app-n-1"
+                && verify_dpop_proof(&proof, &expect, SystemTime::now()).is_ok()
+        })
+        .with_body("me")
+        .expect(1)
+        .create_async()
+        .await;
+    let tokens = client.device_token().await.unwrap();
+    let http = reqwest::Client::new();
+    let answer = client
+        .send_authorized(&tokens, http.get(&api_url))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    challenge.assert_async().await;
+    answered.assert_async().await;
+
+    // A bearer token goes as Bearer, with no proof and no retry.
+    let bearer_mock = server
+        .mock("GET", "/api/bearer")
+        .match_header("authorization", "Bearer plain-at")
+        .match_request(|request| request.header("dpop").is_empty())
+        .expect(1)
+        .create_async()
+        .await;
+    let bearer = TokenSet {
+        access_token: "plain-at".to_string().into(),
+        token_type: "Bearer".into(),
+        dpop_jkt: None,
+        ..tokens
+    };
+    client
+        .send_authorized(&bearer, http.get(format!("{base}/api/bearer")))
+        .await
+        .unwrap();
+    bearer_mock.assert_async().await;
+}
+
+/// The thumbprint of the key in a proof's header.
+fn claims_jkt(proof: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(proof.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    serde_json::from_value::<PublicJwk>(header["jwk"].clone())
+        .unwrap()
+        .thumbprint()
+        .unwrap()
 }

@@ -27,7 +27,9 @@ impl TokenManager {
 
 /// A manager named `"device"` that refreshes with the device's client
 /// credentials and lends its token to `client` ([`TokenManager::lend_to`]),
-/// with every default of [`TokenManager::builder`].
+/// with every default of [`TokenManager::builder`]; with DPoP on in `client`,
+/// its handles' [`authorize`](crate::AccessToken::authorize) proves the bound
+/// token with `client`'s key ([`TokenManagerBuilder::dpop_client`](crate::TokenManagerBuilder::dpop_client)).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), onesoidc_flows::Error> {
@@ -43,7 +45,11 @@ impl TokenManager {
 ///
 /// Outside a tokio runtime.
 pub fn device_manager(client: &OnesIdClient) -> TokenManager {
-    let manager = TokenManager::new(DEVICE, device_refresh(client.clone()));
+    let mut builder = TokenManager::builder(DEVICE, device_refresh(client.clone()));
+    if client.dpop_enabled() {
+        builder = builder.dpop_client(client);
+    }
+    let manager = builder.build();
     manager.lend_to(client);
     manager
 }

@@ -196,3 +196,50 @@ async fn a_device_clock_two_minutes_ahead_is_named_in_the_error_and_an_event() {
         .build();
     right.force_refresh().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_manager_of_a_dpop_client_hands_out_bound_tokens_it_can_prove() {
+    let idp = DevIdp::start(DevIdpConfig {
+        dpop_nonce: true,
+        ..DevIdpConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let paths = idp.provision_device(dir.path(), KeyType::EccP256).unwrap();
+    let client = OnesIdClient::builder()
+        .identity_paths(paths)
+        .dpop(true)
+        .build()
+        .unwrap();
+    let device = onesoidc_tokens::device_manager(&client);
+    let token = device.access_token().await.unwrap();
+    let jkt = client
+        .dpop_key()
+        .await
+        .unwrap()
+        .unwrap()
+        .thumbprint()
+        .to_string();
+    assert_eq!(token.token_type(), "DPoP");
+    assert_eq!(token.tokens().dpop_jkt.as_deref(), Some(jkt.as_str()));
+    assert_eq!(idp.stats().dpop_nonce_challenges, 1);
+
+    let url = url::Url::parse("https://app.example/api").unwrap();
+    let headers = token.authorize("POST", &url).await.unwrap();
+    assert_eq!(
+        headers.authorization().expose_secret(),
+        format!("DPoP {}", token.expose_secret())
+    );
+    let expect = onesoidc_core::DpopProofExpectations::new("POST", &url)
+        .access_token(token.expose_secret(), &jkt);
+    onesoidc_core::verify_dpop_proof(headers.dpop().unwrap(), &expect, SystemTime::now()).unwrap();
+
+    // The client's own requests use the lent, bound token with a proof.
+    assert!(!client.applications().await.unwrap().is_empty());
+    assert_eq!(
+        idp.stats().token_requests.client_credentials,
+        2,
+        "one token, one nonce retry"
+    );
+}

@@ -6,11 +6,14 @@
 //!    pinned) with `npm ci` into `<target dir>/interop/`, unless the same
 //!    lock is already installed there.
 //! 3. Builds the `onesoidc` binary and the interop tests, then starts
-//!    `interop/provider.mjs` on a free loopback port and waits for its
-//!    `READY <issuer>` line.
-//! 4. Runs `cargo test -p onesoidc-interop -- --ignored` against it, and
-//!    always stops the provider afterwards (its log stays in
-//!    `<target dir>/interop/provider.log`).
+//!    `interop/provider.mjs` twice on free loopback ports, once with the
+//!    package's default DPoP configuration and once with `--dpop-nonce`
+//!    (server nonces required), and waits for their `READY <issuer>` lines.
+//! 4. Runs `cargo test -p onesoidc-interop -- --ignored` against them
+//!    (with `--features tpm`, the tests of a device whose key lives in a
+//!    swtpm, when the TPM packages are here: see `tpm.rs`), and
+//!    always stops the providers afterwards (their logs stay in
+//!    `<target dir>/interop/provider.log` and `provider-dpop-nonce.log`).
 //!
 //! `ONESOIDC_INTEROP_NODE` names another node binary (e.g. a Node 22 LTS,
 //! the runtime oidc-provider 9 asks for).
@@ -44,20 +47,38 @@ pub fn run(filters: &[String]) -> Result<(), String> {
     let cache = target.join("interop");
     install(&root, &cache)?;
 
+    // private_key_jwt with a TPM key: under CI the packages are installed,
+    // elsewhere without them the TPM tests are left out, saying so.
+    let features: &[&str] = if crate::tpm::ready()? {
+        &["--features", crate::tpm::FEATURE]
+    } else {
+        eprintln!("interop: the TPM tests (onesoidc-interop/tests/interop/tpm.rs) are left out");
+        &[]
+    };
+
     // Build before the provider starts, so it only runs while tests do.
     crate::cargo(&["build", "--package", "onesoidc-cli", "--bin", "onesoidc"])?;
-    crate::cargo(&["test", "--package", "onesoidc-interop", "--no-run"])?;
+    let mut build = vec!["test", "--package", "onesoidc-interop", "--no-run"];
+    build.extend(features);
+    crate::cargo(&build)?;
     let cli = target
         .join("debug")
         .join(format!("onesoidc{}", std::env::consts::EXE_SUFFIX));
 
-    let provider = Provider::start(&node, &cache, &root)?;
+    let provider = Provider::start(&node, &cache, &root, DpopNonces::Default)?;
     eprintln!("interop: oidc-provider ready at {}", provider.issuer);
-    let result = run_tests(&root, &provider, &cli, filters);
+    let nonce_provider = Provider::start(&node, &cache, &root, DpopNonces::Required)?;
+    eprintln!(
+        "interop: oidc-provider requiring DPoP nonces ready at {}",
+        nonce_provider.issuer
+    );
+    let result = run_tests(&root, [&provider, &nonce_provider], &cli, features, filters);
     if result.is_err() {
         provider.print_log_tail(60);
+        nonce_provider.print_log_tail(30);
     }
     drop(provider);
+    drop(nonce_provider);
     eprintln!(
         "interop: took {:.1}s in all",
         started.elapsed().as_secs_f64()
@@ -179,6 +200,15 @@ pub(crate) fn npm_install(
     Ok(())
 }
 
+/// How a provider instance treats DPoP nonces (RFC 9449 §8).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DpopNonces {
+    /// oidc-provider's default: no server nonces.
+    Default,
+    /// `--dpop-nonce`: every proof needs a nonce the server issued.
+    Required,
+}
+
 /// The running provider; stopped when dropped, whatever happened.
 struct Provider {
     child: Child,
@@ -188,9 +218,12 @@ struct Provider {
 }
 
 impl Provider {
-    fn start(node: &str, cache: &Path, root: &Path) -> Result<Self, String> {
+    fn start(node: &str, cache: &Path, root: &Path, nonces: DpopNonces) -> Result<Self, String> {
         let fixtures = root.join("onesoidc-core/tests/fixtures/px-device-identity");
-        let log = cache.join("provider.log");
+        let (log, flags): (_, &[&str]) = match nonces {
+            DpopNonces::Default => (cache.join("provider.log"), &[]),
+            DpopNonces::Required => (cache.join("provider-dpop-nonce.log"), &["--dpop-nonce"]),
+        };
         let log_file =
             fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let mut child = Command::new(node)
@@ -198,6 +231,7 @@ impl Provider {
             .arg("--fixtures")
             .arg(&fixtures)
             .args(["--port", "0"])
+            .args(flags)
             .current_dir(cache)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -267,8 +301,9 @@ impl Drop for Provider {
 
 fn run_tests(
     root: &Path,
-    provider: &Provider,
+    [provider, nonce_provider]: [&Provider; 2],
     cli: &Path,
+    features: &[&str],
     filters: &[String],
 ) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -276,10 +311,9 @@ fn run_tests(
         "test".to_string(),
         "--package".into(),
         "onesoidc-interop".into(),
-        "--".into(),
-        "--ignored".into(),
-        TEST_THREADS.into(),
     ];
+    args.extend(features.iter().map(|f| f.to_string()));
+    args.extend(["--".into(), "--ignored".into(), TEST_THREADS.into()]);
     // `cargo xtask interop -- --nocapture ciba` and `... interop ciba` alike.
     let filters = filters.strip_prefix(&["--".to_string()]).unwrap_or(filters);
     args.extend(filters.iter().cloned());
@@ -292,6 +326,11 @@ fn run_tests(
         .env(
             "ONESOIDC_INTEROP_CONTROL",
             format!("{}/control", provider.host),
+        )
+        .env("ONESOIDC_INTEROP_NONCE_HOST", &nonce_provider.host)
+        .env(
+            "ONESOIDC_INTEROP_NONCE_CONTROL",
+            format!("{}/control", nonce_provider.host),
         )
         .env("ONESOIDC_INTEROP_CLI", cli)
         .status()

@@ -89,6 +89,10 @@ fn test() -> Result<(), String> {
     layers::run(tpm)?;
     let mut clippy = vec!["clippy", "--workspace", "--all-targets"];
     clippy.extend(without_tpm);
+    if tpm {
+        // The interop suite's TPM tests (run by `interop::run`) are linted too.
+        clippy.extend(["--features", "onesoidc-interop/tpm"]);
+    }
     clippy.extend(["--", "-D", "warnings"]);
     cargo(&clippy)?;
     let browser = browser::test_env()?;

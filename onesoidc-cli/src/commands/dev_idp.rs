@@ -372,7 +372,7 @@ mod tests {
         let keys: Vec<&str> = crate::cli::DEV_IDP_CONFIG_HELP
             .lines()
             .filter_map(|l| l.strip_prefix("  "))
-            // A continuation line (more indented) names no key.
+            // Continuation lines (deeper indent) describe the key above.
             .filter(|l| !l.starts_with(' '))
             .filter_map(|l| l.split_whitespace().next())
             .filter(|k| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
@@ -435,7 +435,8 @@ mod tests {
         }
         assert_eq!(config.users, ["carol"]);
         assert!(config.applications.is_empty() && config.auto_approve.is_some());
-        assert!(config.dpop_nonce && config.require_dpop);
+        assert!(config.dpop_nonce && !d.dpop_nonce);
+        assert!(config.require_dpop && !d.require_dpop);
         assert_eq!(keys.len(), 15, "{keys:?}");
     }
 

@@ -37,6 +37,13 @@ pub async fn run(
     let mut events = manager.events();
     let first = manager.access_token().await.map_err(|e| e.to_string())?;
     report(g, "ready", Some(first.expires_at()), None);
+    // A store failure from before `events()` subscribed (the manager loads
+    // from the store as it starts) is told once, like a later one.
+    let mut store_down = false;
+    if let Some(error) = manager.store_unavailable() {
+        store_down = true;
+        report(g, "store_unavailable", None, Some(error.to_string()));
+    }
     // The manager has stored the token before handing it out.
     systemd.ready(first.expires_at());
     let mut seen = 0;
@@ -65,9 +72,14 @@ pub async fn run(
                     }
                 }
                 Some(TokenEvent::StoreUnavailable { error }) => {
-                    report(g, "store_unavailable", None, Some(error.to_string()));
+                    if !std::mem::replace(&mut store_down, true) {
+                        report(g, "store_unavailable", None, Some(error.to_string()));
+                    }
                 }
-                Some(TokenEvent::StoreAvailable) => report(g, "store_available", None, None),
+                Some(TokenEvent::StoreAvailable) => {
+                    store_down = false;
+                    report(g, "store_available", None, None);
+                }
                 Some(TokenEvent::Expired) => report(g, "expired", None, None),
                 Some(TokenEvent::Cleared) => report(g, "cleared", None, None),
                 Some(TokenEvent::DeviceClockOff { offset }) => {

@@ -6,14 +6,22 @@
 use std::process::{Command, Output};
 
 use onesoidc_interop::{
-    CliIdentity, DeviceKey, ECC_P256, ECC_P384, ECC_P521, Phone, RSA_2048, cli_path,
+    CliIdentity, DeviceKey, ECC_P256, ECC_P384, ECC_P521, Instance, Phone, RSA_2048, cli_path,
+    jwt_claims,
 };
+
+use crate::common::{JWT_RESOURCE, OrdersApi, request_headers};
 
 /// Runs `onesoidc` with `key`'s identity and `args` (in a blocking thread),
 /// with a cache directory of its own: a token one test revokes is never
 /// another run's cached token.
 async fn onesoidc(key: DeviceKey, args: &[&str]) -> Output {
-    let identity = CliIdentity::new(key);
+    onesoidc_as(&CliIdentity::new(key), args).await
+}
+
+/// [`onesoidc`] with `identity` (which the caller keeps, e.g. to run
+/// another command with the same `dpop.pem`).
+async fn onesoidc_as(identity: &CliIdentity, args: &[&str]) -> Output {
     let cache = tempfile::tempdir().expect("cache directory");
     let mut all = identity.args();
     all.extend(args.iter().map(|a| a.to_string()));
@@ -26,7 +34,7 @@ async fn onesoidc(key: DeviceKey, args: &[&str]) -> Output {
             .env("ONESOIDC_CACHE_DIR", cache.path())
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", cli_path().display()));
-        drop((identity, cache));
+        drop(cache);
         output
     })
     .await
@@ -146,3 +154,56 @@ async fn cli_ciba_deny_exits_3() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("access_denied"), "{stderr}");
 }
+
+/// `device-token --dpop` and `dpop-proof` as a shell script uses them
+/// (README's two-header curl call), at both instances: the token is bound
+/// to the kept `dpop.pem` (RS256 is not in the provider's DPoP algorithms)
+/// and the printed proof gets it accepted by the application.
+async fn cli_dpop_token_and_a_proof_for_curl(instance: Instance) {
+    let identity = CliIdentity::at(RSA_2048, instance);
+    let args = [
+        "device-token",
+        "--dpop",
+        "--json",
+        "--resource",
+        JWT_RESOURCE,
+    ];
+    let out = json_out(&onesoidc_as(&identity, &args).await);
+    assert_eq!(out["token_type"], "DPoP", "{out}");
+    let token = out["access_token"].as_str().expect("access_token");
+    let claims = jwt_claims(token);
+    assert_eq!(claims["cnf"]["jkt"], out["dpop_jkt"], "{claims} {out}");
+    assert!(identity.paths().dpop_key().exists(), "dpop.pem is kept");
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let args = [
+        "dpop-proof",
+        "--method",
+        "GET",
+        "--url",
+        OrdersApi::URL,
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ];
+    let output = onesoidc_as(&identity, &args).await;
+    assert!(
+        output.status.success(),
+        "dpop-proof failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let proof = String::from_utf8(output.stdout).unwrap();
+    let api = OrdersApi::new(instance).await;
+    let headers = request_headers("DPoP", token, Some(proof.trim()));
+    let claims = api
+        .get(&headers)
+        .await
+        .expect("accepted with the CLI's proof");
+    assert_eq!(
+        Some(claims.cnf_jkt.as_deref().unwrap()),
+        out["dpop_jkt"].as_str()
+    );
+    api.assert_refused_to_a_thief(token).await;
+}
+at_both_instances!(cli_dpop_token_and_a_proof_for_curl);

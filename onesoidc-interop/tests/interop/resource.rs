@@ -6,9 +6,8 @@ use onesoidc_flows::core::{AccessTokenError, DeviceTokenRequest};
 use onesoidc_interop::{ECC_P256, ECC_P384, RSA_2048, http, issuer};
 use onesoidc_resource::{Refusal, ResourceServer};
 
-use crate::common::{login_alice, text};
+use crate::common::{JWT_RESOURCE, login_alice, text};
 
-const JWT_RESOURCE: &str = "https://api.interop.test/jwt";
 const OPAQUE_RESOURCE: &str = "https://api.interop.test/opaque";
 
 /// An application at `audience` accepting the provider's JWTs.

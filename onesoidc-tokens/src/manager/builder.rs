@@ -57,7 +57,7 @@ pub struct TokenManagerBuilder {
     wall_clock: Option<WallClock>,
     store: Option<(Arc<dyn TokenStore>, TokenOwner)>,
     initial: Option<TokenSet>,
-    dpop_key: Option<DpopKey>,
+    dpop: Option<ManagerDpop>,
 }
 
 impl fmt::Debug for TokenManagerBuilder {
@@ -93,7 +93,7 @@ impl TokenManagerBuilder {
             wall_clock: None,
             store: None,
             initial: None,
-            dpop_key: None,
+            dpop: None,
         }
     }
 
@@ -284,7 +284,20 @@ impl TokenManagerBuilder {
     /// key's thumbprint too ([`TokenOwner::with_dpop_jkt`]), so a process
     /// with another key never adopts the tokens.
     pub fn dpop_key(mut self, key: DpopKey) -> Self {
-        self.dpop_key = Some(key);
+        self.dpop = Some(ManagerDpop::Key {
+            key,
+            nonces: Default::default(),
+        });
+        self
+    }
+
+    /// Like [`dpop_key`](Self::dpop_key) with `client`'s DPoP key (chosen
+    /// when first needed) and its nonces: for a manager of the tokens
+    /// `client` gets (`device_manager` does this for a client with DPoP on).
+    #[cfg(feature = "flows")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "flows")))]
+    pub fn dpop_client(mut self, client: &onesoidc_flows::OnesIdClient) -> Self {
+        self.dpop = Some(ManagerDpop::Client(client.clone()));
         self
     }
 
@@ -327,12 +340,7 @@ impl TokenManagerBuilder {
                 .jitter_source
                 .unwrap_or_else(|| Arc::new(rand::random::<f64>)),
             wall_clock: self.wall_clock.unwrap_or_else(|| Arc::new(SystemTime::now)),
-            dpop: self.dpop_key.map(|key| {
-                Arc::new(ManagerDpop {
-                    key,
-                    nonces: Default::default(),
-                })
-            }),
+            dpop: self.dpop.map(Arc::new),
             store: self.store.map(|(store, owner)| {
                 Arc::new(StoreConfig {
                     store,

@@ -56,7 +56,7 @@ pub use builder::{
 };
 pub use events::{TokenEvent, TokenState};
 pub use read_path::AccessToken;
-use read_path::Obtain;
+use read_path::{ManagerDpop, Obtain};
 pub(crate) use state::Shared;
 use state::{compute_state, lock};
 
@@ -163,7 +163,7 @@ impl TokenManager {
     /// `manager.dpop_nonces().map(|n| n.set(&url, nonce))`. `None` without a
     /// [DPoP key](TokenManagerBuilder::dpop_key).
     pub fn dpop_nonces(&self) -> Option<&onesoidc_core::DpopNonces> {
-        self.shared.config.dpop.as_ref().map(|dpop| &dpop.nonces)
+        self.shared.config.dpop.as_deref().map(ManagerDpop::nonces)
     }
 
     /// The tokens held now, valid or expired, without refreshing (e.g. to

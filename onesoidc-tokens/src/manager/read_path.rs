@@ -43,9 +43,25 @@ pub struct AccessToken(pub(super) Arc<Slot>, pub(super) Option<Arc<ManagerDpop>>
 
 /// A manager's DPoP key and the latest nonce of each application
 /// ([`TokenManagerBuilder::dpop_key`](crate::TokenManagerBuilder::dpop_key)).
-pub(crate) struct ManagerDpop {
-    pub(crate) key: DpopKey,
-    pub(crate) nonces: DpopNonces,
+// Always behind an `Arc` (the builder makes one per manager): its size is moot.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ManagerDpop {
+    /// A key given to the builder, and the applications' nonces.
+    Key { key: DpopKey, nonces: DpopNonces },
+    /// The key (chosen on first use) and nonces of the client whose
+    /// tokens the manager holds.
+    #[cfg(feature = "flows")]
+    Client(onesoidc_flows::OnesIdClient),
+}
+
+impl ManagerDpop {
+    pub(crate) fn nonces(&self) -> &DpopNonces {
+        match self {
+            ManagerDpop::Key { nonces, .. } => nonces,
+            #[cfg(feature = "flows")]
+            ManagerDpop::Client(client) => client.dpop_nonces(),
+        }
+    }
 }
 
 impl AccessToken {
@@ -112,11 +128,16 @@ impl AccessToken {
                 std::time::SystemTime::now(),
             );
         };
-        let nonce = dpop.nonces.get(url);
-        if !dpop.key.signer().blocks() {
+        let key = match &*dpop {
+            ManagerDpop::Key { key, .. } => key.clone(),
+            #[cfg(feature = "flows")]
+            ManagerDpop::Client(client) => return client.authorize(tokens, method, url).await,
+        };
+        let nonce = dpop.nonces().get(url);
+        if !key.signer().blocks() {
             return Authorization::for_tokens(
                 tokens,
-                Some(&dpop.key),
+                Some(&key),
                 method,
                 url,
                 nonce.as_deref(),
@@ -127,7 +148,7 @@ impl AccessToken {
         tokio::task::spawn_blocking(move || {
             Authorization::for_tokens(
                 &tokens,
-                Some(&dpop.key),
+                Some(&key),
                 &method,
                 &url,
                 nonce.as_deref(),

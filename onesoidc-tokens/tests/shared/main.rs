@@ -71,6 +71,13 @@ struct Plan {
     /// Stop this process (SIGSTOP) right after its `n`-th load from the
     /// store returns (the first is at start-up).
     stop_after_load: Option<u32>,
+    /// DPoP on: tokens bound to the device key (every process sharing the
+    /// identity has it), each use's headers checked.
+    #[serde(default)]
+    dpop: bool,
+    /// With `dpop`, a freshly generated key instead: another device's key.
+    #[serde(default)]
+    other_dpop_key: bool,
 }
 
 /// What a child saw.
@@ -125,6 +132,11 @@ async fn parent() {
         rotated_refresh_tokens(dir_store()),
     )
     .await;
+    run(
+        "files: a DPoP-bound token shared by the key's processes only",
+        dpop_bound_token_shared(dir_store()),
+    )
+    .await;
     if let Some(binary) = redis {
         let mut server = RedisServer::start(binary).expect("redis-server starts");
         let url = server.url();
@@ -141,6 +153,11 @@ async fn parent() {
         run(
             "redis: rotated refresh tokens under contention",
             rotated_refresh_tokens(url.clone()),
+        )
+        .await;
+        run(
+            "redis: a DPoP-bound token shared by the key's processes only",
+            dpop_bound_token_shared(url.clone()),
         )
         .await;
         run(
@@ -226,6 +243,8 @@ fn plan(store: &str, paths: &IdentityPaths, kind: Kind, run_ms: u64) -> Plan {
         refresh_timeout_ms: 3000,
         lease_ms: 1000,
         stop_after_load: None,
+        dpop: false,
+        other_dpop_key: false,
     }
 }
 
@@ -318,6 +337,51 @@ async fn many_processes_one_refresh(store: String) {
         "shared:   {requests} token requests (at most {most}); {loaded} tokens taken from the store"
     );
     assert!(loaded > 0, "some process took another's token: {reports:?}");
+}
+
+/// Three processes sharing the identity (so the device key) share one
+/// DPoP-bound token: at most one token request per lifetime, every token
+/// bound, each use's proof from the key the token is bound to. Then a
+/// process with another DPoP key never adopts it: it gets its own.
+async fn dpop_bound_token_shared(store: String) {
+    let (idp, _proxy, _dir, paths) = provider().await;
+    let run_ms = 5000;
+    let bound = |run_ms, other_dpop_key| Plan {
+        dpop: true,
+        other_dpop_key,
+        ..plan(&store, &paths, Kind::Device, run_ms)
+    };
+    let children: Vec<_> = (0..3).map(|_| spawn(&bound(run_ms, false))).collect();
+    let reports = finish_all(children).await;
+    assert_no_failures(&reports);
+    let requests = idp.stats().token_requests.client_credentials;
+    let most = run_ms / 2500 + 2;
+    assert!(
+        (1..=most).contains(&requests),
+        "{requests} token requests for 3 processes over {run_ms} ms (at most {most}): {reports:?}"
+    );
+    assert_eq!(
+        idp.stats().dpop_bound_tokens_issued,
+        requests,
+        "every token bound"
+    );
+    let loaded: usize = reports.iter().map(|r| r.count("Loaded")).sum();
+    assert!(
+        loaded > 0,
+        "some process took another's bound token: {reports:?}"
+    );
+
+    let stranger = finish_all(vec![spawn(&bound(500, true))]).await;
+    assert_no_failures(&stranger);
+    assert_eq!(stranger[0].count("Loaded"), 0, "{stranger:?}");
+    assert_eq!(
+        idp.stats().token_requests.client_credentials,
+        requests + 1,
+        "the stranger got its own token"
+    );
+    eprintln!(
+        "shared:   {requests} bound token requests (at most {most}); {loaded} taken from the store"
+    );
 }
 
 /// A process takes the lease and hangs in its refresh; it is killed with
@@ -641,10 +705,15 @@ fn child(plan: Plan) {
         .unwrap();
     let report = runtime.block_on(async {
         let paths = IdentityPaths::new(&plan.config, &plan.key_dir);
-        let client = OnesIdClient::builder()
-            .identity(DeviceIdentity::load(&paths).unwrap())
-            .build()
-            .unwrap();
+        let mut builder = OnesIdClient::builder().identity(DeviceIdentity::load(&paths).unwrap());
+        if plan.dpop {
+            builder = match plan.other_dpop_key {
+                true => builder.dpop_key(onesoidc_core::DpopKey::generate().unwrap()),
+                false => builder.dpop(true),
+            };
+        }
+        let client = builder.build().unwrap();
+        let dpop_key = client.dpop_key().await.unwrap().cloned();
         let (name, refresh) = match plan.kind {
             Kind::Device => ("device", device_refresh(client.clone())),
             Kind::User => ("ciba_user", user_refresh(client.clone())),
@@ -659,8 +728,12 @@ fn child(plan: Plan) {
                 },
             });
         }
-        let manager = TokenManager::builder(name, refresh)
-            .store(store, TokenOwner::of(&client))
+        let mut builder = TokenManager::builder(name, refresh);
+        if let Some(key) = dpop_key.clone() {
+            builder = builder.dpop_key(key);
+        }
+        let manager = builder
+            .store(store, TokenOwner::of_client(&client).await.unwrap())
             .refresh_skew(Duration::from_millis(SKEW_MS))
             .jitter(Duration::from_millis(JITTER_MS))
             .refresh_timeout(Duration::from_millis(plan.refresh_timeout_ms))
@@ -678,8 +751,14 @@ fn child(plan: Plan) {
         let until = Instant::now() + Duration::from_millis(plan.run_ms);
         loop {
             report.calls += 1;
-            if let Err(error) = manager.access_token().await {
-                report.failures.push(error.to_string());
+            match manager.access_token().await {
+                Err(error) => report.failures.push(error.to_string()),
+                Ok(token) if plan.dpop => {
+                    if let Err(problem) = check_bound(&token, dpop_key.as_ref().unwrap()).await {
+                        report.failures.push(problem);
+                    }
+                }
+                Ok(_) => {}
             }
             if Instant::now() >= until {
                 break;
@@ -692,6 +771,31 @@ fn child(plan: Plan) {
         report
     });
     println!("report {}", serde_json::to_string(&report).unwrap());
+}
+
+/// `token` is bound to `key`, and its headers carry `key`'s proof for it.
+async fn check_bound(
+    token: &onesoidc_tokens::AccessToken,
+    key: &onesoidc_core::DpopKey,
+) -> Result<(), String> {
+    let tokens = token.tokens();
+    if tokens.token_type != "DPoP" || tokens.dpop_jkt.as_deref() != Some(key.thumbprint()) {
+        return Err(format!("not bound to this process's key: {tokens:?}"));
+    }
+    let url = url::Url::parse("https://app.example/api").unwrap();
+    let headers = token
+        .authorize("GET", &url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let expect = onesoidc_core::DpopProofExpectations::new("GET", &url)
+        .access_token(token.expose_secret(), key.thumbprint());
+    onesoidc_core::verify_dpop_proof(
+        headers.dpop().unwrap_or_default(),
+        &expect,
+        std::time::SystemTime::now(),
+    )
+    .map(drop)
+    .map_err(|e| e.to_string())
 }
 
 fn event_name(event: &TokenEvent) -> String {
