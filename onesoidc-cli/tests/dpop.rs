@@ -138,9 +138,25 @@ async fn a_bound_device_token_is_cached_bound_and_used_with_a_proof_from_its_key
 }
 
 #[tokio::test]
-async fn dpop_proof_refuses_a_url_it_cannot_prove() {
+async fn dpop_proof_refuses_a_url_it_cannot_prove_and_a_token_argument() {
     let (_idp, dir, paths) = common::provisioned_device(DevIdpConfig::default()).await;
     let cache = dir.path().join("cache");
+    // A token as an argument would show in `ps`: only `-` (or a file).
+    let out = onesoidc(
+        &paths,
+        &cache,
+        &[
+            "dpop-proof",
+            "--url",
+            "https://app.example/",
+            "--token",
+            "eyJ.secret.x",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
     for url in ["not a url", "ftp://files.example/x"] {
         let out = onesoidc(&paths, &cache, &["dpop-proof", "--url", url], None).await;
         assert_eq!(out.status.code(), Some(2), "{url}");
