@@ -62,24 +62,30 @@ pub async fn with_identity(
         .env_remove("ONESOIDC_STORE_CA")
         .env_remove("ONESOIDC_STORE_CERT")
         .env_remove("ONESOIDC_STORE_KEY")
-        .envs(env.iter().copied())
+        .envs(env.iter().copied());
+    let input = stdin.to_string();
+    tokio::task::spawn_blocking(move || output_with_stdin(&mut command, &input))
+        .await
+        .unwrap()
+}
+
+/// Runs `command` to the end with `input` on its standard input, its
+/// stdout and stderr captured.
+pub fn output_with_stdin(command: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let input = stdin.to_string();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = command.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `onesoidc ARGS` to the end.
