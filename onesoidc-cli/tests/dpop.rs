@@ -8,7 +8,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use onesoidc_core::{DpopProofExpectations, verify_dpop_proof};
@@ -23,33 +23,7 @@ async fn onesoidc(
     args: &[&str],
     stdin: Option<&str>,
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_onesoidc"));
-    command
-        .args(args)
-        .arg("--config")
-        .arg(&paths.config)
-        .arg("--key-dir")
-        .arg(&paths.key_dir)
-        .env("ONESOIDC_CACHE_DIR", cache)
-        .env_remove("RUST_LOG")
-        .env_remove("ONESOIDC_STORE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let input = stdin.unwrap_or_default().to_string();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = command.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+    common::with_identity(paths, cache, args, &[], stdin.unwrap_or_default()).await
 }
 
 fn json(out: &Output) -> Value {
@@ -85,6 +59,7 @@ async fn a_bound_device_token_is_cached_bound_and_used_with_a_proof_from_its_key
     let again = json(&onesoidc(&paths, &cache, &["device-token", "--dpop", "--json"], None).await);
     assert_eq!(again["access_token"], token.as_str());
     assert_eq!(again["token_type"], "DPoP");
+    assert_eq!(again["dpop_jkt"], jkt.as_str());
     // A bearer token is kept apart, not served the bound one.
     let bearer = json(&onesoidc(&paths, &cache, &["device-token", "--json"], None).await);
     assert_eq!(bearer["token_type"], "Bearer");
@@ -163,9 +138,25 @@ async fn a_bound_device_token_is_cached_bound_and_used_with_a_proof_from_its_key
 }
 
 #[tokio::test]
-async fn dpop_proof_refuses_a_url_it_cannot_prove() {
+async fn dpop_proof_refuses_a_url_it_cannot_prove_and_a_token_argument() {
     let (_idp, dir, paths) = common::provisioned_device(DevIdpConfig::default()).await;
     let cache = dir.path().join("cache");
+    // A token as an argument would show in `ps`: only `-` (or a file).
+    let out = onesoidc(
+        &paths,
+        &cache,
+        &[
+            "dpop-proof",
+            "--url",
+            "https://app.example/",
+            "--token",
+            "eyJ.secret.x",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
     for url in ["not a url", "ftp://files.example/x"] {
         let out = onesoidc(&paths, &cache, &["dpop-proof", "--url", url], None).await;
         assert_eq!(out.status.code(), Some(2), "{url}");

@@ -1,6 +1,8 @@
 //! The binary end to end: `dev-idp` in one process, every other command
 //! against it, and the whole `demo`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -10,25 +12,15 @@ fn onesoidc(args: &[&str]) -> Output {
 
 /// Runs the binary with `input` on its standard input.
 fn onesoidc_with_stdin(args: &[&str], input: &str) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_onesoidc"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("ONESOIDC_DEVICE_CONFIG")
-        .env_remove("ONESOIDC_KEY_DIR")
-        .env("ONESOIDC_CACHE_DIR", test_cache_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    common::output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_onesoidc"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("ONESOIDC_DEVICE_CONFIG")
+            .env_remove("ONESOIDC_KEY_DIR")
+            .env("ONESOIDC_CACHE_DIR", test_cache_dir()),
+        input,
+    )
 }
 
 /// Kills the dev IdP when the test ends, whatever happens.

@@ -15,7 +15,7 @@ mod redis_server;
 mod redis_tls;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use onesoidc_devidp::{DevIdp, DevIdpConfig};
@@ -33,24 +33,7 @@ async fn onesoidc(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_onesoidc"));
-    command
-        .args(args)
-        .arg("--config")
-        .arg(&paths.config)
-        .arg("--key-dir")
-        .arg(&paths.key_dir)
-        .env("ONESOIDC_CACHE_DIR", cache)
-        .env_remove("RUST_LOG")
-        .env_remove("ONESOIDC_STORE")
-        .env_remove("ONESOIDC_STORE_CA")
-        .env_remove("ONESOIDC_STORE_CERT")
-        .env_remove("ONESOIDC_STORE_KEY")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
+    let out = common::with_identity(paths, cache, args, env, "").await;
     assert!(
         out.status.success(),
         "{args:?}: {}",

@@ -124,6 +124,16 @@
 #define ONESOIDC_CANCELLED 130
 
 /**
+ * An option of `onesoidc_client_new_with`: DPoP (RFC 9449). Every token
+ * request carries a proof, so the tokens are bound to the device's DPoP key
+ * (token type `DPoP`): a copied token is of no use without that key. The
+ * key is the device key when the provider accepts its algorithm, else a
+ * P-256 key kept as `dpop.pem` in the key directory (made on first use).
+ * Use the tokens with `onesoidc_authorize_request`.
+ */
+#define ONESOIDC_CLIENT_DPOP 1
+
+/**
  * Plain ASCII (`#` for dark modules, two characters per module), for
  * terminals and logs without Unicode.
  */
@@ -441,6 +451,20 @@ void onesoidc_string_free(char *s);
 int onesoidc_client_new(const char *device_yml, const char *key_dir, onesoidc_client **out);
 
 /**
+ * `onesoidc_client_new` with options: `flags` is 0 (the same as
+ * `onesoidc_client_new`) or `ONESOIDC_CLIENT_DPOP`. An unknown flag is
+ * `ONESOIDC_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ *
+ * As `onesoidc_client_new`.
+ */
+int onesoidc_client_new_with(const char *device_yml,
+                             const char *key_dir,
+                             uint32_t flags,
+                             onesoidc_client **out);
+
+/**
  * Frees a client (NULL is ignored). Calls still running on it must have
  * returned; managers and logins made from it keep what they need.
  *
@@ -480,6 +504,37 @@ int onesoidc_device_token(onesoidc_client *client, char **access_token);
  * pointer.
  */
 int onesoidc_device_tokens(onesoidc_client *client, onesoidc_tokens **tokens);
+
+/**
+ * The headers of one request to an application with `access_token` (a
+ * token this client got): `*authorization` is the `Authorization` header's
+ * value and `*dpop` the `DPoP` header's, both to free with
+ * `onesoidc_string_free`.
+ *
+ * - A client made with `ONESOIDC_CLIENT_DPOP`: `*authorization` is
+ *   `DPoP <token>` and `*dpop` a fresh proof (RFC 9449) for `method` and
+ *   `url`, with the token's hash and the nonce `url`'s server gave last.
+ *   Send both; make new ones for every request (a proof is good once).
+ * - Otherwise: `*authorization` is `Bearer <token>` and `*dpop` NULL.
+ *
+ * `method` is the HTTP method (`GET`, `POST`...), `url` the request's
+ * absolute URL (its query and fragment are left out of the proof). A URL
+ * that is not absolute http(s) is `ONESOIDC_INVALID_ARGUMENT`; signing can
+ * fail as the device key can (`ONESOIDC_ERROR`, or `ONESOIDC_NETWORK` when
+ * choosing the key had to ask the provider and could not).
+ *
+ * # Safety
+ *
+ * `client` is a live client; `access_token`, `method` and `url` are
+ * NUL-terminated strings; `authorization` and `dpop` point to writable
+ * storage for a pointer.
+ */
+int onesoidc_authorize_request(onesoidc_client *client,
+                               const char *access_token,
+                               const char *method,
+                               const char *url,
+                               char **authorization,
+                               char **dpop);
 
 /**
  * Reads one field of `device.yml` without loading the key (the original

@@ -650,6 +650,21 @@ struct Introspection {
     std::string json;                                               ///< the whole answer, as a JSON object
 };
 
+/// Options of a Client.
+struct ClientOptions {
+    /// DPoP (RFC 9449, ONESOIDC_CLIENT_DPOP): the client's tokens are bound
+    /// to the device's DPoP key; use them with Client::authorizeRequest.
+    bool dpop = false;
+};
+
+/// The headers of one request to an application with an access token
+/// (Client::authorizeRequest): set `Authorization`, and `DPoP` when there
+/// is a proof.
+struct RequestAuthorization {
+    std::string authorization;        ///< "DPoP <token>" or "Bearer <token>"
+    std::optional<std::string> dpop;  ///< the DPoP proof; nullopt for a bearer token
+};
+
 /// A registered device and its provider.
 class Client {
 public:
@@ -667,6 +682,32 @@ public:
         detail::check(onesoidc_client_new(detail::pathOrNull(deviceYml, "deviceYml"),
                                           detail::pathOrNull(keyDir, "keyDir"), &raw));
         raw_.reset(raw);
+    }
+
+    /// As above, with options (e.g. `{.dpop = true}` for DPoP-bound tokens).
+    Client(const std::optional<std::filesystem::path> &deviceYml,
+           const std::optional<std::filesystem::path> &keyDir, const ClientOptions &options) {
+        onesoidc_client *raw = nullptr;
+        const uint32_t flags = options.dpop ? ONESOIDC_CLIENT_DPOP : 0;
+        detail::check(onesoidc_client_new_with(detail::pathOrNull(deviceYml, "deviceYml"),
+                                               detail::pathOrNull(keyDir, "keyDir"), flags, &raw));
+        raw_.reset(raw);
+    }
+
+    /// The headers of a `method` request to `url` with `accessToken` (one
+    /// this client got): `DPoP <token>` and a fresh proof for a DPoP
+    /// client, `Bearer <token>` and no proof otherwise. Make new ones for
+    /// every request: a proof is good once.
+    RequestAuthorization authorizeRequest(const std::string &accessToken, const std::string &method,
+                                          const std::string &url) {
+        char *authorization = nullptr;
+        char *dpop = nullptr;
+        detail::check(onesoidc_authorize_request(raw_.get(), accessToken.c_str(), method.c_str(), url.c_str(),
+                                                 &authorization, &dpop));
+        RequestAuthorization headers;
+        headers.dpop = detail::takeOptional(dpop);
+        headers.authorization = detail::take(authorization);
+        return headers;
     }
 
     /// The device's own access token (DeviceAuth::requestDeviceAccessToken).

@@ -14,8 +14,11 @@
 #ifndef ONESOIDC_QT_HPP
 #define ONESOIDC_QT_HPP
 
+#include <QByteArray>
+#include <QList>
 #include <QMetaObject>
 #include <QObject>
+#include <QPair>
 #include <QPointer>
 #include <QString>
 #include <QStringList>
@@ -39,6 +42,22 @@ public:
 
     /// Blocks until the provider answers; throws onesoidc::Error.
     QString requestDeviceAccessToken() { return toQString(client_.deviceToken()); }
+
+    /// The headers of a `method` request to `url` with `accessToken`, to
+    /// set with QNetworkRequest::setRawHeader: `Authorization`, and for a
+    /// DPoP client (ClientOptions::dpop) a fresh `DPoP` proof. New ones for
+    /// every request. Throws onesoidc::Error.
+    QList<QPair<QByteArray, QByteArray>> authorizationHeaders(const QString &accessToken, const QString &method,
+                                                              const QString &url) {
+        const RequestAuthorization headers =
+            client_.authorizeRequest(accessToken.toStdString(), method.toStdString(), url.toStdString());
+        QList<QPair<QByteArray, QByteArray>> raw;
+        raw.append({QByteArrayLiteral("Authorization"), QByteArray::fromStdString(headers.authorization)});
+        if (headers.dpop) {
+            raw.append({QByteArrayLiteral("DPoP"), QByteArray::fromStdString(*headers.dpop)});
+        }
+        return raw;
+    }
 
 private:
     Client &client_;

@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use onesoidc_core::{DeviceConfig, ExposeSecret};
+use onesoidc_core::{DeviceConfig, ExposeSecret, TokenSet};
 use onesoidc_flows::{IdentityPaths, OnesIdClient, load_device_config};
 
 use crate::boundary::{
@@ -69,15 +69,69 @@ pub unsafe extern "C" fn onesoidc_client_new(
     key_dir: *const c_char,
     out: *mut *mut onesoidc_client,
 ) -> c_int {
-    call("onesoidc_client_new", || {
+    // SAFETY: forwarded from the caller.
+    unsafe { new_client("onesoidc_client_new", device_yml, key_dir, 0, out) }
+}
+
+/// An option of `onesoidc_client_new_with`: DPoP (RFC 9449). Every token
+/// request carries a proof, so the tokens are bound to the device's DPoP key
+/// (token type `DPoP`): a copied token is of no use without that key. The
+/// key is the device key when the provider accepts its algorithm, else a
+/// P-256 key kept as `dpop.pem` in the key directory (made on first use).
+/// Use the tokens with `onesoidc_authorize_request`.
+pub const ONESOIDC_CLIENT_DPOP: u32 = 1;
+
+/// `onesoidc_client_new` with options: `flags` is 0 (the same as
+/// `onesoidc_client_new`) or `ONESOIDC_CLIENT_DPOP`. An unknown flag is
+/// `ONESOIDC_INVALID_ARGUMENT`.
+///
+/// # Safety
+///
+/// As `onesoidc_client_new`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn onesoidc_client_new_with(
+    device_yml: *const c_char,
+    key_dir: *const c_char,
+    flags: u32,
+    out: *mut *mut onesoidc_client,
+) -> c_int {
+    // SAFETY: forwarded from the caller.
+    unsafe { new_client("onesoidc_client_new_with", device_yml, key_dir, flags, out) }
+}
+
+/// The body of `onesoidc_client_new` and `onesoidc_client_new_with`.
+///
+/// # Safety
+///
+/// As `onesoidc_client_new`.
+unsafe fn new_client(
+    function: &str,
+    device_yml: *const c_char,
+    key_dir: *const c_char,
+    flags: u32,
+    out: *mut *mut onesoidc_client,
+) -> c_int {
+    call(function, || {
         // SAFETY: the caller passes writable storage.
         let out = unsafe { crate::boundary::out(out, "out") }?;
         // SAFETY: the caller passes NULL or NUL-terminated strings.
         let device_yml = unsafe { opt_str(device_yml, "device_yml") }?;
         // SAFETY: as above.
         let key_dir = unsafe { opt_str(key_dir, "key_dir") }?;
+        if flags & !ONESOIDC_CLIENT_DPOP != 0 {
+            return Err(FfiError::argument(
+                "flags",
+                &format!("is {flags:#x}; the known flags are ONESOIDC_CLIENT_DPOP (1)"),
+            ));
+        }
         let paths = identity_paths(device_yml, key_dir);
-        let client = in_runtime(|| OnesIdClient::builder().identity_paths(paths).build())??;
+        let dpop = flags & ONESOIDC_CLIENT_DPOP != 0;
+        let client = in_runtime(|| {
+            OnesIdClient::builder()
+                .identity_paths(paths)
+                .dpop(dpop)
+                .build()
+        })??;
         *out = into_handle(onesoidc_client { client });
         Ok(())
     })
@@ -151,6 +205,90 @@ pub unsafe extern "C" fn onesoidc_device_tokens(
             tokens,
             claims: None,
         });
+        Ok(())
+    })
+}
+
+/// The headers of one request to an application with `access_token` (a
+/// token this client got): `*authorization` is the `Authorization` header's
+/// value and `*dpop` the `DPoP` header's, both to free with
+/// `onesoidc_string_free`.
+///
+/// - A client made with `ONESOIDC_CLIENT_DPOP`: `*authorization` is
+///   `DPoP <token>` and `*dpop` a fresh proof (RFC 9449) for `method` and
+///   `url`, with the token's hash and the nonce `url`'s server gave last.
+///   Send both; make new ones for every request (a proof is good once).
+/// - Otherwise: `*authorization` is `Bearer <token>` and `*dpop` NULL.
+///
+/// `method` is the HTTP method (`GET`, `POST`...), `url` the request's
+/// absolute URL (its query and fragment are left out of the proof). A URL
+/// that is not absolute http(s) is `ONESOIDC_INVALID_ARGUMENT`; signing can
+/// fail as the device key can (`ONESOIDC_ERROR`, or `ONESOIDC_NETWORK` when
+/// choosing the key had to ask the provider and could not).
+///
+/// # Safety
+///
+/// `client` is a live client; `access_token`, `method` and `url` are
+/// NUL-terminated strings; `authorization` and `dpop` point to writable
+/// storage for a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn onesoidc_authorize_request(
+    client: *mut onesoidc_client,
+    access_token: *const c_char,
+    method: *const c_char,
+    url: *const c_char,
+    authorization: *mut *mut c_char,
+    dpop: *mut *mut c_char,
+) -> c_int {
+    call("onesoidc_authorize_request", || {
+        // SAFETY: the caller passes writable storage.
+        let authorization = unsafe { out(authorization, "authorization") }?;
+        // SAFETY: as above.
+        let dpop = unsafe { out(dpop, "dpop") }?;
+        // SAFETY: the caller passes a live client.
+        let client = unsafe { client_ref(client) }?;
+        // SAFETY: the caller passes NUL-terminated strings.
+        let access_token = unsafe { arg_str(access_token, "access_token") }?;
+        // SAFETY: as above.
+        let method = unsafe { arg_str(method, "method") }?;
+        // SAFETY: as above.
+        let url = unsafe { arg_str(url, "url") }?;
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(FfiError::argument(
+                "method",
+                &format!("is {method:?}, not an HTTP method such as GET"),
+            ));
+        }
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http"))
+            .ok_or_else(|| FfiError::argument("url", "is not an absolute http(s) URL"))?;
+        if access_token.is_empty() {
+            return Err(FfiError::argument("access_token", "is empty"));
+        }
+        let headers = block_on(async {
+            // A token this client got is bound to its DPoP key when DPoP is on.
+            let dpop_jkt = client
+                .dpop_key()
+                .await?
+                .map(|key| key.thumbprint().to_string());
+            let tokens = TokenSet {
+                access_token: access_token.to_string().into(),
+                token_type: if dpop_jkt.is_some() { "DPoP" } else { "Bearer" }.into(),
+                expires_at: None,
+                refresh_token: None,
+                id_token: None,
+                scope: None,
+                dpop_jkt,
+            };
+            client
+                .authorize(&tokens, &method.to_ascii_uppercase(), &parsed)
+                .await
+        })??;
+        *authorization = secret_string(headers.authorization().expose_secret());
+        if let Some(proof) = headers.dpop() {
+            *dpop = owned_string(proof);
+        }
         Ok(())
     })
 }

@@ -45,7 +45,9 @@
 //!     libtss2-dev (`tpm.rs`), else the item is not measured.
 //! 15. DPoP (RFC 9449): `DpopKey::proof` vs the bare signature of the same
 //!     bytes, ES256, interleaved: `cargo bench -p onesoidc-benches --bench
-//!     dpop_proof`.
+//!     dpop_proof`; `device-token --dpop` vs bearer on loopback and through
+//!     item 11's 50 ms proxy, and the round trips of nonce-requiring DPoP:
+//!     `bench-cli-cache --items 15`.
 //!
 //! The harness binaries (`benches/src/bin/`) and `onesoidc` are built with
 //! `--release` first. Criterion's results go to `<target>/criterion`; the
@@ -149,9 +151,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let load_before = load_average();
     eprintln!("bench: load average {load_before} (1, 5, 15 min) before the run");
 
-    let needs_release = selected
-        .iter()
-        .any(|i| ["2", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14"].contains(i));
+    let needs_release = selected.iter().any(|i| {
+        [
+            "2", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+        ]
+        .contains(i)
+    });
     if needs_release {
         crate::cargo(&[
             "build",
@@ -192,7 +197,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "12" => bench.ffi(),
             "13" => bench.harness("13", "bench-resource", &[]),
             "14" => bench.tpm(),
-            "15" => bench.dpop(),
+            "15" => {
+                bench.dpop();
+                let args = vec![
+                    "--onesoidc".to_string(),
+                    bench.onesoidc(),
+                    "--items".into(),
+                    "15".into(),
+                ];
+                bench.harness("15", "bench-cli-cache", &args);
+            }
             _ => unreachable!(),
         }
         eprintln!(

@@ -28,9 +28,18 @@
 //!   cache directory (discovery fetched), `--no-cache`, and the
 //!   openid-client script (when `--script` is given), through the same
 //!   proxy.
+//! - Item 15, DPoP: `device-token --no-cache --dpop` vs `--no-cache`
+//!   (bearer), whole processes on loopback, interleaved in random order:
+//!   target ≤ 1.1× the bearer run's wall time (median of per-round ratios).
+//!   Then through item 11's 50 ms proxy: a cold run with cached discovery,
+//!   `--dpop` beside bearer (round trips per run); and, with the dev IdP
+//!   requiring DPoP nonces, one long-lived client (the flows in process)
+//!   asking for ten tokens in a row: the first is answered
+//!   `use_dpop_nonce` and retried once, each later one must take no
+//!   extra round trip (no challenge; as many RTTs as a bearer client's).
 //!
 //! ```text
-//! bench-cli-cache --onesoidc target/release/onesoidc [--items 8,9,11]
+//! bench-cli-cache --onesoidc target/release/onesoidc [--items 8,9,11,15]
 //!     [--runs 30] [--rounds 5] [--node node --script target/bench-node/device_token.mjs]
 //! ```
 
@@ -198,6 +207,18 @@ fn summary(name: &str, samples: &[f64]) -> Result<Summary, BoxError> {
 
 fn requests(provider: &ProviderThread) -> u64 {
     provider.idp().stats().token_requests.client_credentials
+}
+
+/// Deletes the cached tokens in `tokens_dir` (a cache directory's
+/// `tokens/`), keeping the discovery document beside it.
+fn forget_tokens(tokens_dir: &Path) -> Result<(), BoxError> {
+    for entry in std::fs::read_dir(tokens_dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::remove_file(path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Item 8: a token from the cache vs the whole flow, alternately.
@@ -499,15 +520,6 @@ fn cold(args: &Args) -> Result<(), BoxError> {
     let tokens_dir = cache.path().join("tokens");
     let cached_discovery = device.args(&["--cache-dir", &cache_dir]);
     let no_cache = device.args(&["--no-cache"]);
-    let forget_tokens = || -> Result<(), BoxError> {
-        for entry in std::fs::read_dir(&tokens_dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                std::fs::remove_file(path)?;
-            }
-        }
-        Ok(())
-    };
     let issuer = provider.idp().issuer();
     let key = device.paths.private_key().display().to_string();
     let node_args: Option<Vec<String>> = args.script.as_ref().map(|script| {
@@ -556,10 +568,10 @@ fn cold(args: &Args) -> Result<(), BoxError> {
     let (mut warm, mut empty, mut bare, mut js, mut warm_one_root) = Default::default();
     let before = requests(&provider);
     for _ in 0..COLD_RUNS {
-        forget_tokens()?;
+        forget_tokens(&tokens_dir)?;
         measure(&mut warm, cli, &cached_discovery)?;
         if let Some(file) = &one_root {
-            forget_tokens()?;
+            forget_tokens(&tokens_dir)?;
             let mut command = command(cli, &cached_discovery);
             command
                 .env_remove("SSL_CERT_DIR")
@@ -659,6 +671,167 @@ fn cold(args: &Args) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Item 15: `device-token --dpop` vs bearer, on loopback and across 50 ms.
+fn dpop(args: &Args) -> Result<(), BoxError> {
+    let cli = &args.onesoidc;
+    // Loopback, whole processes, the whole flow each time.
+    let provider = ProviderThread::start(DevIdpConfig::default())?;
+    let device = Device::provision(&provider)?;
+    let bearer = device.args(&["--no-cache"]);
+    let bound = device.args(&["--no-cache", "--dpop"]);
+    let issued = || provider.idp().stats().dpop_bound_tokens_issued;
+    let before = issued();
+    for _ in 0..WARM_UP {
+        run(cli, &bearer)?;
+        run(cli, &bound)?;
+    }
+    if issued() - before != WARM_UP as u64 {
+        return Err("device-token --dpop did not get bound tokens".into());
+    }
+    let mut coin = Coin::seeded();
+    let (mut plain, mut dpop, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..args.runs {
+        let (p, d) = if coin.flip() {
+            let p = run(cli, &bearer)?.0;
+            (p, run(cli, &bound)?.0)
+        } else {
+            let d = run(cli, &bound)?.0;
+            (run(cli, &bearer)?.0, d)
+        };
+        plain.push(p);
+        dpop.push(d);
+        ratio.push(d / p);
+    }
+    let p = summary("device-token --no-cache (bearer)", &plain)?;
+    let d = summary("device-token --no-cache --dpop", &dpop)?;
+    let r = onesoidc_benches::median(&ratio);
+    row(
+        "15",
+        "device-token --no-cache --dpop vs bearer, loopback, whole processes",
+        &format!(
+            "median {:.1} ms vs {:.1} ms; median per-round ratio {} (n = {})",
+            d.median,
+            p.median,
+            times(r),
+            d.n
+        ),
+        "≤ 1.1×",
+        Some(r <= 1.1),
+    );
+    drop(provider);
+    dpop_behind_proxy(args)?;
+    dpop_nonce_round_trips()
+}
+
+/// Item 15 across item 11's proxy: cold runs (cached discovery, no token),
+/// `--dpop` beside bearer.
+fn dpop_behind_proxy(args: &Args) -> Result<(), BoxError> {
+    let cli = &args.onesoidc;
+    let (provider, proxy) = ProviderThread::start_behind_delay(DevIdpConfig::default(), RTT)?;
+    let device = Device::provision(&provider)?;
+    let cache = tempfile::tempdir()?;
+    let cache_dir = cache.path().display().to_string();
+    let tokens_dir = cache.path().join("tokens");
+    let bearer = device.args(&["--cache-dir", &cache_dir]);
+    let bound = device.args(&["--cache-dir", &cache_dir, "--dpop"]);
+    // Fills the discovery cache (and warms up both).
+    run(cli, &bearer)?;
+    run(cli, &bound)?;
+    let (mut plain, mut dpop) = (Vec::new(), Vec::new());
+    let (mut plain_connections, mut dpop_connections) = (Vec::new(), Vec::new());
+    let before = requests(&provider);
+    for _ in 0..COLD_RUNS {
+        forget_tokens(&tokens_dir)?;
+        let opened = proxy.connections();
+        plain.push(run(cli, &bearer)?.0);
+        plain_connections.push(proxy.connections() - opened);
+        forget_tokens(&tokens_dir)?;
+        let opened = proxy.connections();
+        dpop.push(run(cli, &bound)?.0);
+        dpop_connections.push(proxy.connections() - opened);
+    }
+    let asked = requests(&provider) - before;
+    let rtt_ms = RTT.as_secs_f64() * 1e3;
+    let p = summary("cold device-token (bearer), 50 ms proxy", &plain)?;
+    let d = summary("cold device-token --dpop, 50 ms proxy", &dpop)?;
+    let most = |v: &[u64]| v.iter().copied().max().unwrap_or_default();
+    row(
+        "15",
+        "cold device-token --dpop vs bearer (cached discovery), 50 ms RTT proxy",
+        &format!(
+            "median {:.1} ms = {:.2} RTT vs {:.1} ms = {:.2} RTT; {asked} token requests for {} runs; at most {} / {} connection(s) per run",
+            d.median,
+            d.median / rtt_ms,
+            p.median,
+            p.median / rtt_ms,
+            2 * COLD_RUNS,
+            most(&dpop_connections),
+            most(&plain_connections),
+        ),
+        "no extra RTT",
+        Some(d.median - p.median < 0.5 * rtt_ms && asked == 2 * COLD_RUNS as u64),
+    );
+    Ok(())
+}
+
+/// Item 15 with nonces required: one client, ten tokens in a row through
+/// the 50 ms proxy; the nonce challenges and each call's round trips.
+fn dpop_nonce_round_trips() -> Result<(), BoxError> {
+    const CALLS: usize = 10;
+    let config = DevIdpConfig {
+        dpop_nonce: true,
+        ..DevIdpConfig::default()
+    };
+    let (provider, _proxy) = ProviderThread::start_behind_delay(config, RTT)?;
+    let device = Device::provision(&provider)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let rtt_ms = RTT.as_secs_f64() * 1e3;
+    let calls = |dpop: bool| -> Result<(Vec<f64>, Vec<u64>), BoxError> {
+        let client = onesoidc_flows::OnesIdClient::builder()
+            .identity_paths(device.paths.clone())
+            .dpop(dpop)
+            .build()?;
+        let (mut ms, mut challenges) = (Vec::new(), Vec::new());
+        for _ in 0..CALLS {
+            let before = provider.idp().stats().dpop_nonce_challenges;
+            let started = Instant::now();
+            let tokens = runtime.block_on(client.device_token())?;
+            ms.push(started.elapsed().as_secs_f64() * 1e3);
+            challenges.push(provider.idp().stats().dpop_nonce_challenges - before);
+            if tokens.is_dpop_bound() != dpop {
+                return Err(format!("token_type {} with dpop = {dpop}", tokens.token_type).into());
+            }
+        }
+        Ok((ms, challenges))
+    };
+    let (plain, _) = calls(false)?;
+    let (bound, challenges) = calls(true)?;
+    let later = |ms: &[f64]| Summary::of(&ms[1..]).map(|s| s.median).unwrap_or(f64::NAN);
+    let (p, d) = (later(&plain), later(&bound));
+    let later_challenges: u64 = challenges[1..].iter().sum();
+    println!(
+        "cli-cache: nonce required, one client: first call {:.1} ms ({} challenge(s)) vs bearer {:.1} ms; later calls median {:.1} ms vs {:.1} ms",
+        bound[0], challenges[0], plain[0], d, p
+    );
+    row(
+        "15",
+        "DPoP with nonces required, one client, 10 tokens in a row, 50 ms RTT proxy",
+        &format!(
+            "first call {:.2} RTT ({} nonce challenge, retried once; bearer {:.2} RTT); calls 2–{CALLS}: median {:.2} RTT vs bearer {:.2} RTT, {later_challenges} challenges",
+            bound[0] / rtt_ms,
+            challenges[0],
+            plain[0] / rtt_ms,
+            d / rtt_ms,
+            p / rtt_ms
+        ),
+        "no extra RTT after the first nonce",
+        Some(later_challenges == 0 && d - p < 0.5 * rtt_ms),
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), BoxError> {
     let args = parse_args()?;
     println!(
@@ -672,7 +845,8 @@ fn main() -> Result<(), BoxError> {
             "8" => cached(&args)?,
             "9" => stampede(&args)?,
             "11" => cold(&args)?,
-            other => return Err(format!("unknown item {other:?} (8, 9 or 11)").into()),
+            "15" => dpop(&args)?,
+            other => return Err(format!("unknown item {other:?} (8, 9, 11 or 15)").into()),
         }
     }
     Ok(())

@@ -58,11 +58,12 @@ pub async fn device_token(
 
     let (plain, client, from_cache) = with_cached_discovery(g, cache_dir.as_deref(), dpop)?;
     // A bound token's owner names its key: a process with another key
-    // never adopts it, and a bearer token is kept apart from a bound one.
-    let owner = TokenOwner::of(&client)
+    // never adopts it.
+    let owner = TokenOwner::of_client(&client)
+        .await?
         .with_scope(scope.clone())
         .with_resource(resource.clone());
-    let name = store_name(&client, &owner).await?;
+    let name = store_name(&owner);
     let tokens = match cached_token(&client, &store, &owner, &options, &name).await {
         // An endpoint from the cached document failed: discover again, once.
         Err(error) if from_cache && error.cause().is_some_and(|e| endpoint_failed(e)) => {
@@ -70,7 +71,6 @@ pub async fn device_token(
             if let Some(dir) = &cache_dir {
                 crate::cache::forget_discovery(dir, &owner);
             }
-            let name = store_name(&plain, &owner).await?;
             let tokens = cached_token(&plain, &store, &owner, &options, &name)
                 .await
                 .map_err(token_failure)?;
@@ -157,20 +157,16 @@ pub async fn dpop_proof(
     Ok(())
 }
 
-/// The name of `client`'s device token for `owner` in a store: the
-/// device's (bound to `client`'s DPoP key when it has one), with the
-/// owner's fingerprint for a scope or resource of its own.
-async fn store_name(client: &OnesIdClient, owner: &TokenOwner) -> Result<String, Failure> {
-    let jkt = client
-        .dpop_key()
-        .await?
-        .map(|key| key.thumbprint().to_string());
-    let base = crate::cache::device_token_name(jkt.as_deref());
-    Ok(if owner.scope.is_none() && owner.resource.is_none() {
+/// The name of `owner`'s device token in a store: the device's (named by
+/// the DPoP key the tokens are bound to, if any), with the owner's
+/// fingerprint for a scope or resource of its own.
+fn store_name(owner: &TokenOwner) -> String {
+    let base = crate::cache::device_token_name(owner.dpop_jkt.as_deref());
+    if owner.scope.is_none() && owner.resource.is_none() {
         base
     } else {
         format!("{base}-{}", &owner.fingerprint()[..12])
-    })
+    }
 }
 
 /// The device token through `store`: the saved one while it has more than

@@ -24,13 +24,9 @@ pub async fn run(
     // Without a watchdog the tick never comes.
     let mut watchdog = systemd.watchdog_interval().map(tokio::time::interval);
     let client = client_with(g, dpop)?;
-    let owner = TokenOwner::of(&client);
-    let jkt = client
-        .dpop_key()
-        .await?
-        .map(|key| key.thumbprint().to_string());
+    let owner = TokenOwner::of_client(&client).await?;
     let mut builder = TokenManager::builder(
-        crate::cache::device_token_name(jkt.as_deref()),
+        crate::cache::device_token_name(owner.dpop_jkt.as_deref()),
         device_refresh(client),
     )
     .refresh_skew(Duration::from_secs(skew));

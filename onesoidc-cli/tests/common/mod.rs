@@ -64,6 +64,55 @@ pub fn check_access_token(
     onesoidc(&args)
 }
 
+/// Runs `onesoidc ARGS` on `paths`' identity with the cache directory
+/// `cache`, `env` set, `stdin` on its standard input, and everything else
+/// of the caller's environment that could change the outcome removed.
+pub async fn with_identity(
+    paths: &onesoidc_flows::IdentityPaths,
+    cache: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_onesoidc"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(&paths.config)
+        .arg("--key-dir")
+        .arg(&paths.key_dir)
+        .env("ONESOIDC_CACHE_DIR", cache)
+        .env_remove("RUST_LOG")
+        .env_remove("ONESOIDC_STORE")
+        .env_remove("ONESOIDC_STORE_CA")
+        .env_remove("ONESOIDC_STORE_CERT")
+        .env_remove("ONESOIDC_STORE_KEY")
+        .envs(env.iter().copied());
+    let input = stdin.to_string();
+    tokio::task::spawn_blocking(move || output_with_stdin(&mut command, &input))
+        .await
+        .unwrap()
+}
+
+/// Runs `command` to the end with `input` on its standard input, its
+/// stdout and stderr captured.
+pub fn output_with_stdin(command: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Runs `onesoidc ARGS` to the end.
 pub fn onesoidc(args: &[&str]) -> Output {
     command(args).output().unwrap()

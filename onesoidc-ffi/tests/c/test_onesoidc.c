@@ -459,6 +459,66 @@ static void test_device_token_and_provider_down(void) {
     rmdir(dir);
 }
 
+/* The number of '.' in `text`: a JWS has two. */
+static int dots(const char *text) {
+    int n = 0;
+    for (; text && *text; text++) {
+        n += *text == '.';
+    }
+    return n;
+}
+
+static void test_dpop(void) {
+    current_test = "authorize bearer";
+    char *authorization = NULL, *dpop = NULL;
+    CHECK_STATUS(onesoidc_authorize_request(client, "tok", "GET", "https://app.example/me?x=1", &authorization, &dpop),
+                 ONESOIDC_OK);
+    CHECK(authorization && strcmp(authorization, "Bearer tok") == 0 && dpop == NULL, "bearer: %s",
+          authorization ? authorization : "(null)");
+    onesoidc_string_free(authorization);
+    CHECK_STATUS(onesoidc_authorize_request(client, "tok", "GET", "not a url", &authorization, &dpop),
+                 ONESOIDC_INVALID_ARGUMENT);
+    CHECK(authorization == NULL && dpop == NULL && contains(onesoidc_last_error(), "`url`"), "names url");
+    CHECK_STATUS(onesoidc_authorize_request(client, "tok", NULL, "https://app.example/", &authorization, &dpop),
+                 ONESOIDC_INVALID_ARGUMENT);
+    CHECK(contains(onesoidc_last_error(), "`method`"), "names method");
+    onesoidc_client *odd = NULL;
+    CHECK_STATUS(onesoidc_client_new_with(device_yml, device_dir, 0x80, &odd), ONESOIDC_INVALID_ARGUMENT);
+    CHECK(odd == NULL && contains(onesoidc_last_error(), "`flags`"), "names flags");
+
+    current_test = "dpop";
+    onesoidc_client *bound = NULL;
+    CHECK_STATUS(onesoidc_client_new_with(device_yml, device_dir, ONESOIDC_CLIENT_DPOP, &bound), ONESOIDC_OK);
+    onesoidc_tokens *tokens = NULL;
+    char *type = NULL, *access = NULL, *json = NULL;
+    CHECK_STATUS(onesoidc_device_tokens(bound, &tokens), ONESOIDC_OK);
+    CHECK_STATUS(onesoidc_tokens_token_type(tokens, &type), ONESOIDC_OK);
+    CHECK(type && strcmp(type, "DPoP") == 0, "token_type %s", type ? type : "(null)");
+    CHECK_STATUS(onesoidc_tokens_access_token(tokens, &access), ONESOIDC_OK);
+    CHECK_STATUS(onesoidc_authorize_request(bound, access, "get", "https://app.example/me?x=1#f", &authorization, &dpop),
+                 ONESOIDC_OK);
+    CHECK(authorization && strncmp(authorization, "DPoP ", 5) == 0 && strcmp(authorization + 5, access) == 0,
+          "DPoP scheme");
+    CHECK(dpop && dots(dpop) == 2 && !contains(dpop, access), "a proof, not the token");
+    char *again = NULL, *authorization2 = NULL;
+    CHECK_STATUS(onesoidc_authorize_request(bound, access, "GET", "https://app.example/me", &authorization2, &again),
+                 ONESOIDC_OK);
+    CHECK(again && dpop && strcmp(again, dpop) != 0, "a new proof for each request");
+    /* The provider bound the token: token_type DPoP in its introspection. */
+    bool active = false;
+    CHECK_STATUS(onesoidc_introspect(bound, access, &active, &json), ONESOIDC_OK);
+    CHECK(active && contains(json, "\"token_type\":\"DPoP\""), "introspection %s", json ? json : "");
+    onesoidc_string_free(json);
+    onesoidc_string_free(again);
+    onesoidc_string_free(authorization2);
+    onesoidc_string_free(authorization);
+    onesoidc_string_free(dpop);
+    onesoidc_string_free(access);
+    onesoidc_string_free(type);
+    onesoidc_tokens_free(tokens);
+    onesoidc_client_free(bound);
+}
+
 static void test_applications(void) {
     current_test = "applications";
     char *url = NULL;
@@ -898,6 +958,7 @@ int main(void) {
     test_null_and_bad_arguments();
     test_identity_errors();
     test_device_token_and_provider_down();
+    test_dpop();
     test_applications();
     test_ciba_blocking_and_steps();
     test_tokens_validation_introspection_revocation();

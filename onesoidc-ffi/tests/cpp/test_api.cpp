@@ -74,6 +74,24 @@ void deviceTokens(onesoidc::Client &client) {
     CHECK(!client.deviceToken().empty());
 }
 
+void dpop() {
+    onesoidc::Client bearer;
+    const onesoidc::RequestAuthorization plain = bearer.authorizeRequest("tok", "GET", "https://app.example/me");
+    CHECK(plain.authorization == "Bearer tok" && !plain.dpop);
+    const auto bad = errorOf([&] { bearer.authorizeRequest("tok", "GET", "no url"); });
+    CHECK(bad && bad->status() == onesoidc::Status::InvalidArgument && contains(bad->what(), "url"));
+
+    onesoidc::ClientOptions options;
+    options.dpop = true;
+    onesoidc::Client bound(std::nullopt, std::nullopt, options);
+    const onesoidc::Tokens tokens = bound.deviceTokens();
+    CHECK(tokens.tokenType() == "DPoP");
+    const onesoidc::RequestAuthorization first = bound.authorizeRequest(tokens.accessToken(), "POST", "https://app.example/x");
+    const onesoidc::RequestAuthorization second = bound.authorizeRequest(tokens.accessToken(), "POST", "https://app.example/x");
+    CHECK(first.authorization == "DPoP " + tokens.accessToken());
+    CHECK(first.dpop && second.dpop && *first.dpop != *second.dpop);
+}
+
 void results(onesoidc::Client &client) {
     // get(): the tokens once; what the handler wrote is visible after it.
     int events = 0;
@@ -171,6 +189,7 @@ int main() {
         paths();
         onesoidc::Client client;
         deviceTokens(client);
+        dpop();
         results(client);
         validation(client);
         subscriptions(client);
