@@ -254,8 +254,9 @@ pub enum Command {
         #[arg(long)]
         url: String,
         /// `-`: read the access token the request carries from standard input (the only
-        /// value: a token as an argument would show in `ps`)
-        #[arg(long, value_name = "-", value_parser = ["-"], conflicts_with = "token_file")]
+        /// value: a token as an argument would show in `ps`; another value is refused
+        /// without being echoed)
+        #[arg(long, value_name = "-", conflicts_with = "token_file")]
         token: Option<String>,
         /// Read the access token the request carries from this file
         #[arg(long, value_name = "PATH")]

@@ -102,6 +102,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             token_file,
             nonce,
         } => {
+            // Checked here, not by clap, whose error would echo the value: a token.
+            if token.as_deref().is_some_and(|t| t != "-") {
+                return Err(Failure::usage(
+                    "--token takes only `-` (the token on standard input): a token given as an argument shows in `ps` and shell history, so it was not used; use `--token -` or `--token-file F`",
+                ));
+            }
             let token = match (token, token_file) {
                 (None, None) => None,
                 (token, token_file) => Some(

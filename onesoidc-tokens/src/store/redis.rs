@@ -573,6 +573,14 @@ impl TokenStore for RedisTokenStore {
                         .await
                 })
                 .await?;
+            if record.is_none()
+                && let Some(jkt) = &key.owner().dpop_jkt
+            {
+                tracing::debug!(
+                    "no tokens under {} for this process's DPoP key {jkt}: bound tokens are kept per key, so tokens bound to another key (another dpop.pem, or the device key) are never adopted",
+                    keys.tokens
+                );
+            }
             let tokens = record.and_then(|bytes| self.decode_or_ignore(key, &bytes));
             Ok(Stored::new(tokens, generation.unwrap_or(0)))
         })
