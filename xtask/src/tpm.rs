@@ -19,12 +19,8 @@ pub const FEATURE: &str = "tpm";
 
 /// What `cargo test --workspace` adds with the TSS libraries here: the
 /// CLI built with `tpm`, so its end-to-end TPM test
-/// (`onesoidc-cli/tests/tpm.rs`) runs the real binary on a swtpm; and the
-/// C library too. A cdylib's file in `deps/` carries no hash, so a
-/// workspace build without `tpm` would overwrite the one `ffi-test` built
-/// with it, and a later `ffi-test` (its own build then fresh) would install
-/// a library without the TPM signer.
-pub const TEST_FEATURES: &str = "onesoidc-cli/tpm,onesoidc-ffi/tpm";
+/// (`onesoidc-cli/tests/tpm.rs`) runs the real binary on a swtpm.
+pub const TEST_FEATURES: &str = "onesoidc-cli/tpm";
 
 const PACKAGES: [&str; 5] = [
     "pkg-config",
