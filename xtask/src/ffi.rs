@@ -142,7 +142,19 @@ pub fn install_command(args: &[String]) -> Result<(), String> {
 }
 
 /// Builds the library (`tpm`: with the TPM signer, linking the TSS libraries).
+///
+/// A cdylib's file in `deps/` has no hash: every feature set (the
+/// workspace tests', `cargo package`'s verify build) writes the same file,
+/// and a build whose own fingerprint is fresh does not write it again. So
+/// the file goes first, and cargo, missing its output, builds ours.
 fn build(release: bool, tpm: bool) -> Result<(), String> {
+    let profile = if release { "release" } else { "debug" };
+    let deps = crate::target_dir(&crate::workspace_root())
+        .join(profile)
+        .join("deps");
+    for name in ["libonesoidc.so", "libonesoidc.a"] {
+        let _ = fs::remove_file(deps.join(name));
+    }
     let mut args = vec!["build", "--package", CRATE];
     if release {
         args.push("--release");
