@@ -47,6 +47,7 @@ mod discovery;
 mod dpop;
 mod dpop_key;
 mod dpop_nonce;
+mod dpop_server_nonce;
 mod error;
 mod id_token;
 mod ids;
@@ -82,6 +83,7 @@ pub use dpop_nonce::{
     DPOP_HEADER, DPOP_NONCE_HEADER, DpopNonces, MAX_DPOP_NONCE_BYTES, USE_DPOP_NONCE,
     dpop_challenge_error, dpop_nonce, dpop_nonce_challenge, dpop_nonce_challenge_in, dpop_nonce_in,
 };
+pub use dpop_server_nonce::DpopNonceWindows;
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
 pub use id_token::{
     CLOCK_SKEW, DEFAULT_ID_TOKEN_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenExpectations,

@@ -9,10 +9,9 @@ use std::time::{Duration, SystemTime};
 use aws_lc_rs::hmac;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onesoidc_core::{
-    DPOP_IAT_WINDOW, DpopProof, DpopProofError, DpopProofExpectations, verify_dpop_proof,
+    DPOP_IAT_WINDOW, DpopNonceWindows, DpopProof, DpopProofError, DpopProofExpectations,
+    verify_dpop_proof,
 };
 use tokio::time::Instant;
 use url::Url;
@@ -34,7 +33,7 @@ pub(crate) const DPOP_NONCE_WINDOW: Duration = Duration::from_secs(60);
 /// the current time window (tokio's clock, so tests can pause it), plus
 /// the rotations forced by `POST /control/dpop/nonce/rotate`.
 pub(crate) struct DpopNonces {
-    secret: hmac::Key,
+    windows: DpopNonceWindows,
     started: Instant,
     forced_rotations: AtomicU64,
 }
@@ -45,7 +44,7 @@ impl DpopNonces {
         let secret = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
             .map_err(|_| "cannot generate the DPoP nonce secret".to_string())?;
         Ok(DpopNonces {
-            secret,
+            windows: DpopNonceWindows::new(secret, b""),
             started: Instant::now(),
             forced_rotations: AtomicU64::new(0),
         })
@@ -56,13 +55,9 @@ impl DpopNonces {
         elapsed + self.forced_rotations.load(Ordering::Relaxed)
     }
 
-    fn nonce_of(&self, window: u64) -> String {
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.secret, &window.to_be_bytes()).as_ref())
-    }
-
     /// The nonce to hand out now.
     pub fn current(&self) -> String {
-        self.nonce_of(self.window())
+        self.windows.nonce(self.window())
     }
 
     /// Starts a new window now; the nonce of the one before stays accepted.
@@ -75,8 +70,8 @@ impl DpopNonces {
     fn accepted(&self) -> [String; 2] {
         let window = self.window();
         [
-            self.nonce_of(window),
-            self.nonce_of(window.saturating_sub(1)),
+            self.windows.nonce(window),
+            self.windows.nonce(window.saturating_sub(1)),
         ]
     }
 }

@@ -8,9 +8,7 @@
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::hmac;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use onesoidc_core::unix_seconds;
+use onesoidc_core::{DpopNonceWindows, unix_seconds};
 
 /// How long one nonce is issued, by default (it is accepted for one more
 /// window after that).
@@ -22,8 +20,7 @@ pub const MIN_DPOP_NONCE_SECRET_BYTES: usize = 32;
 
 /// Issues and checks the nonces of one application.
 pub(crate) struct DpopNonces {
-    key: hmac::Key,
-    audience: String,
+    windows: DpopNonceWindows,
     window_secs: u64,
 }
 
@@ -31,9 +28,9 @@ impl DpopNonces {
     /// Nonces from `secret` for `audience`, each window `window` long (at
     /// least a second).
     pub(crate) fn new(key: hmac::Key, audience: &str, window: Duration) -> Self {
+        let context = [b"onesoidc DPoP-Nonce\0", audience.as_bytes(), b"\0"].concat();
         DpopNonces {
-            key,
-            audience: audience.to_string(),
+            windows: DpopNonceWindows::new(key, &context),
             window_secs: window.as_secs().max(1),
         }
     }
@@ -42,27 +39,14 @@ impl DpopNonces {
         unix_seconds(now) / self.window_secs
     }
 
-    fn nonce_of(&self, window: u64) -> String {
-        let mut context = hmac::Context::with_key(&self.key);
-        context.update(b"onesoidc DPoP-Nonce\0");
-        context.update(self.audience.as_bytes());
-        context.update(b"\0");
-        context.update(&window.to_be_bytes());
-        URL_SAFE_NO_PAD.encode(context.sign().as_ref())
-    }
-
     /// The nonce to give clients at `now`.
     pub(crate) fn current(&self, now: SystemTime) -> String {
-        self.nonce_of(self.window(now))
+        self.windows.nonce(self.window(now))
     }
 
     /// Whether `nonce` is the current window's or the previous one's.
     pub(crate) fn accepts(&self, nonce: &str, now: SystemTime) -> bool {
-        let window = self.window(now);
-        nonce == self.nonce_of(window)
-            || window
-                .checked_sub(1)
-                .is_some_and(|previous| nonce == self.nonce_of(previous))
+        self.windows.accepts(nonce, self.window(now))
     }
 }
 
