@@ -324,27 +324,44 @@ fn nonce(response: &reqwest::Response) -> Option<String> {
     Some(value.to_str().unwrap().to_string())
 }
 
-/// A clock the test moves forward, shared by the servers and the proofs.
-#[derive(Clone, Default)]
-struct TestClock(Arc<AtomicU64>);
+/// A clock that stands still until the test moves it, shared by the
+/// servers and the proofs, so no nonce window turns over mid-test.
+#[derive(Clone)]
+struct TestClock {
+    start: SystemTime,
+    ahead: Arc<AtomicU64>,
+}
+
+impl Default for TestClock {
+    fn default() -> Self {
+        TestClock {
+            start: SystemTime::now(),
+            ahead: Arc::default(),
+        }
+    }
+}
 
 impl TestClock {
     fn now(&self) -> SystemTime {
-        SystemTime::now() + Duration::from_secs(self.0.load(Ordering::SeqCst))
+        self.start + Duration::from_secs(self.ahead.load(Ordering::SeqCst))
     }
     fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        self.ahead.fetch_add(secs, Ordering::SeqCst);
     }
 }
 
 #[tokio::test]
 async fn a_server_nonce_is_required_and_sent_on_every_dpop_answer() {
     let mut setup = Setup::start().await;
-    setup.base = serve(&setup.provider, |b| b.dpop_nonce(NONCE_SECRET)).await;
+    let clock = TestClock::default();
+    let now = clock.now();
+    setup.base = serve(&setup.provider, |b| {
+        b.dpop_nonce(NONCE_SECRET).clock(move || clock.now())
+    })
+    .await;
     let token = setup.bound_token();
     let auth = format!("DPoP {token}");
     let url = format!("{}/orders", setup.base);
-    let now = SystemTime::now();
     let key = &setup.client_key;
 
     // No nonce: 401 use_dpop_nonce, with the nonce to use.
