@@ -330,11 +330,30 @@ impl DeviceRegistration {
             &self.paths.switch(),
         )
         .map_err(|source| write_error(&self.paths.config, source))?;
+        self.make_dpop_key();
         Ok(DeviceIdentity {
             config,
             signer: key.into_signer(),
             public_jwk: Some(public_jwk),
         })
+    }
+}
+
+impl DeviceRegistration {
+    /// Makes `dpop.pem` beside the new identity if there is none, so a
+    /// service whose key directory is read-only at run time still has the
+    /// P-256 key DPoP falls back to when the provider does not accept the
+    /// device key's algorithm (docs/ARCHITECTURE.md, "DPoP keys"). The
+    /// identity is written by then: a failure here is a warning, and the
+    /// key is made on first use instead.
+    fn make_dpop_key(&self) {
+        let path = self.paths.dpop_key();
+        if let Err(e) = crate::dpop::load_or_create_dpop_key(&path) {
+            tracing::warn!(
+                path = %path.display(),
+                "the identity is written, but not the DPoP key: {e}; it is made on first use of DPoP if the key directory is writable then"
+            );
+        }
     }
 }
 

@@ -73,6 +73,12 @@ async fn approved_registration_writes_a_working_identity() {
     assert_eq!(mode(&paths.private_key()), 0o600);
     #[cfg(unix)]
     assert_eq!(mode(&paths.key_dir), 0o700, "the key directory is private");
+    // The DPoP fallback key is made too, for a key directory that is
+    // read-only at run time; it is a P-256 key the flows load.
+    #[cfg(unix)]
+    assert_eq!(mode(&paths.dpop_key()), 0o600);
+    let dpop = std::fs::read_to_string(paths.dpop_key()).unwrap();
+    assert!(dpop.starts_with("-----BEGIN PRIVATE KEY-----"), "{dpop}");
     let client = OnesIdClient::new(loaded, idp.in_process_client()).unwrap();
     client.device_token().await.unwrap();
 }
@@ -160,8 +166,8 @@ async fn existing_identity_needs_force_and_survives_a_failed_force() {
         .collect();
     assert_eq!(
         leftovers.len(),
-        3,
-        "private.pem, public.pem, public_jwk.json and no temp files: {leftovers:?}"
+        4,
+        "private.pem, public.pem, public_jwk.json, dpop.pem and no temp files: {leftovers:?}"
     );
 }
 
@@ -219,7 +225,10 @@ async fn an_identity_written_during_the_wait_is_not_overwritten() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["private.pem", "public.pem", "public_jwk.json"]);
+    assert_eq!(
+        names,
+        ["dpop.pem", "private.pem", "public.pem", "public_jwk.json"]
+    );
 }
 
 /// Dropping the registration future (Ctrl-C) while it waits writes nothing.
