@@ -182,6 +182,7 @@ impl Provider {
             JtiUse::DpopProof,
             &checked.jti,
             forget_at,
+            crate::state::unix_now(),
         );
         if fresh {
             Ok(())

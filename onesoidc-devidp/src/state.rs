@@ -108,15 +108,17 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Records `jti`; false when it was already seen (a replay).
+    /// Records `jti` until `forget_at`; false when it was already seen (a
+    /// replay). Forgets, at `now`, every `jti` whose time has come, so the
+    /// set holds only those still inside their JWT's lifetime.
     pub fn remember_jti(
         &mut self,
         client_id: &str,
         kind: JtiUse,
         jti: &str,
         forget_at: i64,
+        now: i64,
     ) -> bool {
-        let now = unix_now();
         self.seen_jtis.retain(|_, until| *until > now);
         self.seen_jtis
             .insert((client_id.to_string(), kind, jti.to_string()), forget_at)
@@ -206,7 +208,10 @@ impl Provider {
     ) -> Result<(), String> {
         let jti = claims.required_string("jti")?;
         let forget_at = exp.saturating_add(crate::jose::CLOCK_SKEW_SECS);
-        if self.lock().remember_jti(client_id, kind, jti, forget_at) {
+        if self
+            .lock()
+            .remember_jti(client_id, kind, jti, forget_at, unix_now())
+        {
             Ok(())
         } else {
             Err(format!("`jti` {jti:?} was already used (replay)"))
@@ -315,5 +320,30 @@ impl Provider {
                 action(&state);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod jti_tests {
+    use super::*;
+
+    #[test]
+    fn a_jti_is_refused_until_its_time_then_forgotten() {
+        let mut store = Store::default();
+        let (now, key) = (1_000, "thumbprint");
+        assert!(store.remember_jti(key, JtiUse::DpopProof, "a", now + 120, now));
+        assert!(
+            !store.remember_jti(key, JtiUse::DpopProof, "a", now + 120, now + 119),
+            "a replay inside the window"
+        );
+        // Per key and per kind: the same jti elsewhere is not a replay.
+        assert!(store.remember_jti("other", JtiUse::DpopProof, "a", now + 120, now));
+        assert!(store.remember_jti(key, JtiUse::ClientAssertion, "a", now + 120, now));
+        assert_eq!(store.seen_jtis.len(), 3);
+        // At its time it is forgotten (the proof is refused by its `iat`
+        // by then), so the set does not grow without end.
+        assert!(store.remember_jti(key, JtiUse::DpopProof, "b", now + 240, now + 120));
+        assert_eq!(store.seen_jtis.len(), 1, "only b is left");
+        assert!(store.remember_jti(key, JtiUse::DpopProof, "a", now + 240, now + 120));
     }
 }
