@@ -5,8 +5,9 @@
 //!   from the crate's sources with cbindgen (settings in
 //!   `onesoidc-ffi/cbindgen.toml`). `cargo xtask test` regenerates it in
 //!   memory and fails when the checked-in file differs.
-//! - `cargo xtask ffi-install --prefix DIR [--release]`: builds the crate
-//!   and lays out what a consumer needs: `lib/libonesoidc.so`,
+//! - `cargo xtask ffi-install --prefix DIR [--release] [--tpm]`: builds the
+//!   crate (with `--tpm`, with the TPM signer) and lays out what a consumer
+//!   needs: `lib/libonesoidc.so`,
 //!   `lib/libonesoidc.a`, `include/onesoidc.h`, `onesoidc.hpp`,
 //!   `onesoidc_qt.hpp`, `lib/pkgconfig/onesoidc.pc` and
 //!   `lib/cmake/onesoidc/onesoidcConfig.cmake` (`find_package(onesoidc)`).
@@ -110,16 +111,18 @@ fn check_header(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo xtask ffi-install --prefix DIR [--release]`.
+/// `cargo xtask ffi-install --prefix DIR [--release] [--tpm]`.
 pub fn install_command(args: &[String]) -> Result<(), String> {
-    let usage = "usage: cargo xtask ffi-install --prefix DIR [--release]";
+    let usage = "usage: cargo xtask ffi-install --prefix DIR [--release] [--tpm]";
     let mut prefix = None;
     let mut release = false;
+    let mut tpm = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         match arg.as_str() {
             "--prefix" => prefix = Some(PathBuf::from(rest.next().ok_or(usage)?)),
             "--release" => release = true,
+            "--tpm" => tpm = true,
             _ => return Err(usage.into()),
         }
     }
@@ -132,8 +135,11 @@ pub fn install_command(args: &[String]) -> Result<(), String> {
             .join(prefix)
     };
     let root = crate::workspace_root();
-    build(release, false)?;
-    install(&root, &crate::target_dir(&root), release, &prefix)?;
+    if tpm && !crate::tpm::libraries_present() {
+        return Err("--tpm needs the TSS libraries: apt-get install libtss2-dev".into());
+    }
+    build(release, tpm)?;
+    install(&root, &crate::target_dir(&root), release, tpm, &prefix)?;
     eprintln!(
         "xtask: installed onesoidc into {}; CMake: -DCMAKE_PREFIX_PATH={0}, pkg-config: PKG_CONFIG_PATH={0}/lib/pkgconfig",
         prefix.display()
@@ -165,9 +171,20 @@ fn build(release: bool, tpm: bool) -> Result<(), String> {
     crate::cargo(&args)
 }
 
+/// The TSS libraries a library built with `tpm` links (`readelf -d`'s
+/// NEEDED), which a static link must name.
+const TPM_LIBRARIES: [&str; 3] = ["tss2-esys", "tss2-tctildr", "tss2-mu"];
+
 /// Lays out the library, headers, pkg-config file and CMake package config
-/// under `prefix`.
-fn install(root: &Path, target: &Path, release: bool, prefix: &Path) -> Result<(), String> {
+/// under `prefix` (`tpm`: the library was built with the TPM signer, so a
+/// static link needs the TSS libraries too).
+fn install(
+    root: &Path,
+    target: &Path,
+    release: bool,
+    tpm: bool,
+    prefix: &Path,
+) -> Result<(), String> {
     let profile = if release { "release" } else { "debug" };
     let lib = prefix.join("lib");
     let include = prefix.join("include");
@@ -193,13 +210,18 @@ fn install(root: &Path, target: &Path, release: bool, prefix: &Path) -> Result<(
         )?;
     }
     let version = env!("CARGO_PKG_VERSION");
+    let tpm_libraries: &[&str] = if tpm { &TPM_LIBRARIES } else { &[] };
+    let pc_libraries: String = tpm_libraries.iter().map(|l| format!(" -l{l}")).collect();
+    let cmake_libraries: String = tpm_libraries.iter().map(|l| format!(";{l}")).collect();
     let templates = root.join(CRATE).join("cmake");
     let fill = |template: &str, to: PathBuf| {
         let from = templates.join(template);
         let text = fs::read_to_string(&from)
             .map_err(|e| format!("cannot read {}: {e}", from.display()))?
             .replace("@PREFIX@", &prefix.display().to_string())
-            .replace("@VERSION@", version);
+            .replace("@VERSION@", version)
+            .replace("@TPM_LIBS_PC@", &pc_libraries)
+            .replace("@TPM_LIBS_CMAKE@", &cmake_libraries);
         fs::write(&to, text).map_err(|e| format!("cannot write {}: {e}", to.display()))
     };
     fill("onesoidc.pc.in", pkgconfig.join("onesoidc.pc"))?;
@@ -236,7 +258,7 @@ pub fn test() -> Result<(), String> {
         cli_build.extend(["--features", crate::tpm::FEATURE]);
     }
     crate::cargo(&cli_build)?;
-    install(&root, &target, false, &prefix)?;
+    install(&root, &target, false, tpm, &prefix)?;
 
     let project = |name: &str| root.join(CRATE).join(name);
     let plain = Builds {

@@ -15,8 +15,9 @@
 //!   tests), then `cargo xtask interop`.
 //! - `cargo xtask ffi-header`: regenerates `onesoidc-ffi/include/onesoidc.h`.
 //! - `cargo xtask ffi-test`: only the C ABI's checks of `test`.
-//! - `cargo xtask ffi-install --prefix DIR [--release]`: the C library,
-//!   headers, pkg-config file and CMake package config under DIR.
+//! - `cargo xtask ffi-install --prefix DIR [--release] [--tpm]`: the C
+//!   library (with `--tpm`, with the TPM signer), headers, pkg-config file
+//!   and CMake package config under DIR.
 //! - `cargo xtask interop [FILTER...]`: the library and CLI against the stock
 //!   oidc-provider (node + npm; see `interop.rs`).
 //! - `cargo xtask fuzz --seconds N [TARGET...]`: each cargo-fuzz target in
@@ -51,8 +52,9 @@ commands:
   ffi-header               regenerate onesoidc-ffi/include/onesoidc.h (cbindgen)
   ffi-test                 the C ABI's part of `test`: header check, C/C++/Qt examples and tests,
                            the C test under valgrind, all again under ASan+UBSan and TSan
-  ffi-install --prefix DIR [--release]
-                           libonesoidc, headers, onesoidc.pc and the CMake package under DIR";
+  ffi-install --prefix DIR [--release] [--tpm]
+                           libonesoidc (--tpm: with the TPM signer), headers, onesoidc.pc and
+                           the CMake package under DIR";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

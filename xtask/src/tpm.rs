@@ -41,11 +41,10 @@ pub fn ready() -> Result<bool, String> {
     )
 }
 
-/// What the TPM crate and its tests need and this machine lacks.
-fn missing() -> Vec<&'static str> {
-    let runs = crate::system::runs;
-    let mut missing = Vec::new();
-    if !runs(
+/// Whether the TSS libraries and their pkg-config files (libtss2-dev) are
+/// here, so the `tpm` feature builds.
+pub fn libraries_present() -> bool {
+    crate::system::runs(
         "pkg-config",
         &[
             "--exists",
@@ -54,7 +53,14 @@ fn missing() -> Vec<&'static str> {
             "tss2-mu",
             "tss2-sys",
         ],
-    ) {
+    )
+}
+
+/// What the TPM crate and its tests need and this machine lacks.
+fn missing() -> Vec<&'static str> {
+    let runs = crate::system::runs;
+    let mut missing = Vec::new();
+    if !libraries_present() {
         missing.push("libtss2-dev (pkg-config tss2-esys)");
     }
     if !runs("swtpm", &["--version"]) {
