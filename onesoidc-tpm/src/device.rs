@@ -181,12 +181,16 @@ struct Job {
 }
 
 /// The thread that owns a [`Session`]. Dropping it ends the thread and
-/// waits (at most [`Worker::CLOSE_WAIT`]) until the session is closed, so
-/// the TSS context is released when the signer is (a C program that frees
-/// its client and exits leaks nothing); a thread stuck past a deadline is
-/// not waited for.
+/// waits (at most [`Worker::CLOSE_WAIT`]) until the session is closed,
+/// then joins the thread, so the TSS context and the thread's own state
+/// (the system OpenSSL's per-thread error queue, which the TSS libraries
+/// use, is freed by a thread-exit destructor that runs after the session
+/// is closed) are released when the signer is: a C program that frees its
+/// client and exits leaks nothing. A thread stuck past a deadline is not
+/// waited for.
 pub(crate) struct Worker {
     jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     /// Disconnected once the thread has closed its session and ended.
     ended: mpsc::Receiver<()>,
     /// Set when a call missed its deadline: the thread may never return.
@@ -207,7 +211,7 @@ impl Worker {
         let (opened, open_result) = mpsc::channel();
         let (ending, ended) = mpsc::channel::<()>();
         let (thread_tcti, thread_key) = (tcti.clone(), key.clone());
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("onesoidc-tpm".into())
             .spawn(move || {
                 // Declared first, so dropped last: after the session.
@@ -232,6 +236,7 @@ impl Worker {
             })?;
         let worker = Worker {
             jobs: Some(jobs),
+            thread: Some(thread),
             ended,
             stuck: AtomicBool::new(false),
             tcti: tcti.clone(),
@@ -305,8 +310,16 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         drop(self.jobs.take());
-        if !self.stuck.load(Ordering::Relaxed) {
-            let _ = self.ended.recv_timeout(Self::CLOSE_WAIT);
+        if self.stuck.load(Ordering::Relaxed) {
+            return;
+        }
+        // Disconnected: the session is closed and the thread is past its
+        // last TPM call; what is left (thread-local destructors) cannot
+        // wait on the TPM, so joining does not hang.
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = self.ended.recv_timeout(Self::CLOSE_WAIT)
+            && let Some(thread) = self.thread.take()
+        {
+            let _ = thread.join();
         }
     }
 }
