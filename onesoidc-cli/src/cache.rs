@@ -22,6 +22,13 @@ pub const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// The largest cached discovery document read.
 const MAX_DISCOVERY_BYTES: u64 = 256 * 1024;
 
+/// How long a kept DPoP server nonce is sent before the provider is asked
+/// again (a stale one costs what none costs: one `use_dpop_nonce` retry).
+pub const DPOP_NONCE_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// The longest DPoP server nonce kept.
+const MAX_DPOP_NONCE_BYTES: u64 = 4 * 1024;
+
 /// The cache directory: `--cache-dir`, else `$ONESOIDC_CACHE_DIR`, else
 /// `$XDG_RUNTIME_DIR/onesoidc`, else `~/.cache/onesoidc`; `None` when none
 /// of these can be had (no `$HOME`).
@@ -217,13 +224,120 @@ pub fn forget_discovery(dir: &Path, owner: &TokenOwner) {
 }
 
 fn discovery_path(dir: &Path, owner: &TokenOwner) -> PathBuf {
-    let issuer_only = TokenOwner::new(owner.issuer.clone(), owner.client_id.clone());
-    dir.join(format!("discovery-{}.json", issuer_only.fingerprint()))
+    dir.join(format!(
+        "discovery-{}.json",
+        issuer_only(owner).fingerprint()
+    ))
+}
+
+fn issuer_only(owner: &TokenOwner) -> TokenOwner {
+    TokenOwner::new(owner.issuer.clone(), owner.client_id.clone())
+}
+
+/// The DPoP server nonce the provider of `owner` gave the last process
+/// (RFC 9449 §8), if it was kept less than [`DPOP_NONCE_MAX_AGE`] ago at
+/// `now`, so this one does not start with a `use_dpop_nonce` round trip.
+/// Anything else is ignored (logged at debug).
+pub fn load_dpop_nonce(dir: &Path, owner: &TokenOwner, now: SystemTime) -> Option<String> {
+    let path = dpop_nonce_path(dir, owner);
+    let bytes = match onesoidc_fs::read_private(&path, MAX_DPOP_NONCE_BYTES) {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            tracing::warn!("ignoring the kept DPoP nonce: {e}");
+            return None;
+        }
+    };
+    let record: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let saved_at = UNIX_EPOCH.checked_add(Duration::from_secs(record["saved_at"].as_u64()?))?;
+    let fresh = now
+        .duration_since(saved_at)
+        .is_ok_and(|age| age <= DPOP_NONCE_MAX_AGE);
+    let nonce = record["nonce"].as_str().filter(|n| is_nonce(n));
+    match (
+        record["format"] == "onesoidc-dpop-nonce" && record["version"] == 1,
+        fresh,
+        nonce,
+    ) {
+        (true, true, Some(nonce)) => Some(nonce.to_string()),
+        _ => {
+            tracing::debug!(path = %path.display(), "not using the kept DPoP nonce: too old or not ours");
+            None
+        }
+    }
+}
+
+/// Keeps `nonce` for the next process (best effort: a failure is logged,
+/// never an error). A nonce is no secret: the provider sends it to anyone.
+pub fn save_dpop_nonce(dir: &Path, owner: &TokenOwner, nonce: &str, now: SystemTime) {
+    let path = dpop_nonce_path(dir, owner);
+    let record = json!({
+        "format": "onesoidc-dpop-nonce",
+        "version": 1,
+        "nonce": nonce,
+        "saved_at": now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+    });
+    let bytes = serde_json::to_vec(&record).unwrap_or_default();
+    let written = onesoidc_fs::create_private_dir(dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            onesoidc_fs::write_atomically(&[onesoidc_fs::NewFile::new(&path, &bytes, 0o600)])
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        });
+    if let Err(e) = written {
+        tracing::warn!("cannot keep the DPoP nonce: {e}");
+    }
+}
+
+/// RFC 9449 §8.1: `nonce = 1*NQCHAR` (printable ASCII but `"` and `\`).
+fn is_nonce(nonce: &str) -> bool {
+    !nonce.is_empty()
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+fn dpop_nonce_path(dir: &Path, owner: &TokenOwner) -> PathBuf {
+    dir.join(format!(
+        "dpop-nonce-{}.json",
+        issuer_only(owner).fingerprint()
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_dpop_nonce_is_used_until_it_is_too_old_or_not_a_nonce() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = TokenOwner::new("https://idp.example/oidc", "client-1");
+        let other = TokenOwner::new("https://other.example/oidc", "client-1");
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(load_dpop_nonce(dir.path(), &owner, now), None);
+        save_dpop_nonce(dir.path(), &owner, "n-1", now);
+        assert_eq!(
+            load_dpop_nonce(dir.path(), &owner, now).as_deref(),
+            Some("n-1")
+        );
+        assert_eq!(
+            load_dpop_nonce(dir.path(), &other, now),
+            None,
+            "per provider"
+        );
+        let later = now + DPOP_NONCE_MAX_AGE;
+        assert_eq!(
+            load_dpop_nonce(dir.path(), &owner, later).as_deref(),
+            Some("n-1")
+        );
+        let too_late = later + Duration::from_secs(1);
+        assert_eq!(load_dpop_nonce(dir.path(), &owner, too_late), None);
+        for bad in ["", "with space", "quote\"", "back\\slash"] {
+            save_dpop_nonce(dir.path(), &owner, bad, now);
+            assert_eq!(load_dpop_nonce(dir.path(), &owner, now), None, "{bad:?}");
+        }
+        std::fs::write(dpop_nonce_path(dir.path(), &owner), b"not json").unwrap();
+        assert_eq!(load_dpop_nonce(dir.path(), &owner, now), None);
+    }
 
     #[test]
     fn a_bound_device_token_has_a_name_of_its_own_key() {

@@ -203,3 +203,49 @@ async fn ciba_and_no_cache_device_tokens_are_bound_with_dpop() {
     let token = login["access_token"].as_str().unwrap();
     assert_eq!(claims(token)["cnf"]["jkt"], device["dpop_jkt"]);
 }
+
+/// Against a provider that requires server nonces, the nonce one
+/// `device-token --dpop` process was given is kept in the cache directory
+/// for the next: only the first process (and one after the nonce has
+/// rotated out) pays a `use_dpop_nonce` round trip.
+#[tokio::test]
+async fn the_next_process_starts_with_the_kept_dpop_nonce() {
+    let (idp, dir, paths) = common::provisioned_device(DevIdpConfig {
+        dpop_nonce: true,
+        ..DevIdpConfig::default()
+    })
+    .await;
+    let cache = dir.path().join("cache");
+    // A new token each time: the token cache is emptied in between.
+    let device_token = async || {
+        let _ = std::fs::remove_dir_all(cache.join("tokens"));
+        let out =
+            json(&onesoidc(&paths, &cache, &["device-token", "--dpop", "--json"], None).await);
+        assert_eq!(out["token_type"], "DPoP", "{out}");
+    };
+
+    device_token().await;
+    assert_eq!(idp.stats().dpop_nonce_challenges, 1, "the first process");
+    let kept: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("dpop-nonce-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    device_token().await;
+    device_token().await;
+    assert_eq!(
+        idp.stats().dpop_nonce_challenges,
+        1,
+        "later processes send the kept nonce"
+    );
+    assert_eq!(idp.stats().dpop_bound_tokens_issued, 3);
+
+    // Rotated out (two windows on): one retry, and the new nonce is kept.
+    idp.rotate_dpop_nonce();
+    idp.rotate_dpop_nonce();
+    device_token().await;
+    assert_eq!(idp.stats().dpop_nonce_challenges, 2);
+    device_token().await;
+    assert_eq!(idp.stats().dpop_nonce_challenges, 2);
+}

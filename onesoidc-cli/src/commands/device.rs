@@ -57,6 +57,10 @@ pub async fn device_token(
     };
 
     let (plain, client, from_cache) = with_cached_discovery(g, cache_dir.as_deref(), dpop)?;
+    let kept_nonce = match &cache_dir {
+        Some(dir) if dpop => use_kept_dpop_nonce(dir, &client),
+        _ => None,
+    };
     // A bound token's owner names its key: a process with another key
     // never adopts it.
     let owner = TokenOwner::of_client(&client)
@@ -64,16 +68,22 @@ pub async fn device_token(
         .with_scope(scope.clone())
         .with_resource(resource.clone());
     let name = store_name(&owner);
-    let tokens = match cached_token(&client, &store, &owner, &options, &name).await {
+    let result = cached_token(&client, &store, &owner, &options, &name).await;
+    if dpop && let Some(dir) = &cache_dir {
+        keep_dpop_nonce(dir, &client, kept_nonce.as_deref());
+    }
+    let tokens = match result {
         // An endpoint from the cached document failed: discover again, once.
         Err(error) if from_cache && error.cause().is_some_and(|e| endpoint_failed(e)) => {
             tracing::info!("a cached endpoint failed ({error}); discovering the provider again");
             if let Some(dir) = &cache_dir {
                 crate::cache::forget_discovery(dir, &owner);
             }
-            let tokens = cached_token(&plain, &store, &owner, &options, &name)
-                .await
-                .map_err(token_failure)?;
+            let result = cached_token(&plain, &store, &owner, &options, &name).await;
+            if dpop && let Some(dir) = &cache_dir {
+                keep_dpop_nonce(dir, &plain, kept_nonce.as_deref());
+            }
+            let tokens = result.map_err(token_failure)?;
             save_discovery(cache_dir.as_deref(), &owner, &plain);
             tokens
         }
@@ -224,6 +234,36 @@ fn token_failure(error: TokenError) -> Failure {
 /// Whether `error` says an endpoint is wrong (unreachable, or not there).
 fn endpoint_failed(error: &onesoidc_flows::Error) -> bool {
     error.is_network() || matches!(error.http_status(), Some(404 | 405 | 410))
+}
+
+/// The token endpoint's origin, for its DPoP nonce, once the provider's
+/// metadata is known (from the cache, or after the first request).
+fn token_endpoint(client: &OnesIdClient) -> Option<url::Url> {
+    let metadata = client.known_provider_metadata()?;
+    url::Url::parse(metadata.token_endpoint.as_str()).ok()
+}
+
+/// Starts `client` with the DPoP nonce the last process was given, so
+/// against a provider that requires nonces each `device-token --dpop`
+/// process does not pay a `use_dpop_nonce` round trip (a stale nonce
+/// costs that one retry, no more); returns it.
+fn use_kept_dpop_nonce(dir: &std::path::Path, client: &OnesIdClient) -> Option<String> {
+    let url = token_endpoint(client)?;
+    let nonce = crate::cache::load_dpop_nonce(dir, &TokenOwner::of(client), SystemTime::now())?;
+    client.dpop_nonces().set(&url, &nonce);
+    Some(nonce)
+}
+
+/// Keeps the provider's latest DPoP nonce for the next process, when it
+/// gave a new one (`kept` is the one this process started with: keeping
+/// it again would make it look younger than it is).
+fn keep_dpop_nonce(dir: &std::path::Path, client: &OnesIdClient, kept: Option<&str>) {
+    if let Some(url) = token_endpoint(client)
+        && let Some(nonce) = client.dpop_nonces().get(&url)
+        && Some(nonce.as_str()) != kept
+    {
+        crate::cache::save_dpop_nonce(dir, &TokenOwner::of(client), &nonce, SystemTime::now());
+    }
 }
 
 fn save_discovery(dir: Option<&std::path::Path>, owner: &TokenOwner, client: &OnesIdClient) {
