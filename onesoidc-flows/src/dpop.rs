@@ -93,7 +93,7 @@ pub(crate) fn load_or_create_dpop_key(path: &Path) -> Result<DpopKey, Error> {
             .map_err(|e| KeyError::Invalid {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "cannot create the DPoP key: {e}; make the key directory writable, or give the client a DPoP key"
+                    "cannot create the DPoP key: {e}; create it once where the directory is writable (`onesoidc register` makes it; so does any `onesoidc dpop-proof` run as the key's owner) and hand it to a sandboxed service with the identity (the packaged unit's comments say how), or give the client a DPoP key"
                 ),
             })?;
         if created {
