@@ -26,8 +26,8 @@ const MAX_DISCOVERY_BYTES: u64 = 256 * 1024;
 /// again (a stale one costs what none costs: one `use_dpop_nonce` retry).
 pub const DPOP_NONCE_MAX_AGE: Duration = Duration::from_secs(300);
 
-/// The longest DPoP server nonce kept.
-const MAX_DPOP_NONCE_BYTES: u64 = 4 * 1024;
+/// The largest kept-nonce file read.
+const MAX_DPOP_NONCE_FILE_BYTES: u64 = 4 * 1024;
 
 /// The cache directory: `--cache-dir`, else `$ONESOIDC_CACHE_DIR`, else
 /// `$XDG_RUNTIME_DIR/onesoidc`, else `~/.cache/onesoidc`; `None` when none
@@ -207,15 +207,17 @@ pub fn save_discovery(dir: &Path, owner: &TokenOwner, metadata: &ProviderMetadat
         "document": metadata.to_document(),
     });
     let bytes = serde_json::to_vec_pretty(&record).unwrap_or_default();
-    let written = onesoidc_fs::create_private_dir(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            onesoidc_fs::write_atomically(&[onesoidc_fs::NewFile::new(&path, &bytes, 0o600)])
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))
-        });
-    if let Err(e) = written {
+    if let Err(e) = write_private(dir, &path, &bytes) {
         tracing::warn!("cannot cache the discovery document: {e}");
     }
+}
+
+/// Writes `bytes` to `path` (0600, all or nothing) in the private
+/// directory `dir`, making the directory if needed.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), String> {
+    onesoidc_fs::create_private_dir(dir).map_err(|e| e.to_string())?;
+    onesoidc_fs::write_atomically(&[onesoidc_fs::NewFile::new(path, bytes, 0o600)])
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Forgets the cached discovery document (an endpoint from it failed).
@@ -240,7 +242,7 @@ fn issuer_only(owner: &TokenOwner) -> TokenOwner {
 /// Anything else is ignored (logged at debug).
 pub fn load_dpop_nonce(dir: &Path, owner: &TokenOwner, now: SystemTime) -> Option<String> {
     let path = dpop_nonce_path(dir, owner);
-    let bytes = match onesoidc_fs::read_private(&path, MAX_DPOP_NONCE_BYTES) {
+    let bytes = match onesoidc_fs::read_private(&path, MAX_DPOP_NONCE_FILE_BYTES) {
         Ok(bytes) => bytes?,
         Err(e) => {
             tracing::warn!("ignoring the kept DPoP nonce: {e}");
@@ -252,7 +254,9 @@ pub fn load_dpop_nonce(dir: &Path, owner: &TokenOwner, now: SystemTime) -> Optio
     let fresh = now
         .duration_since(saved_at)
         .is_ok_and(|age| age <= DPOP_NONCE_MAX_AGE);
-    let nonce = record["nonce"].as_str().filter(|n| is_nonce(n));
+    let nonce = record["nonce"]
+        .as_str()
+        .filter(|n| onesoidc_core::is_usable_dpop_nonce(n));
     match (
         record["format"] == "onesoidc-dpop-nonce" && record["version"] == 1,
         fresh,
@@ -277,23 +281,9 @@ pub fn save_dpop_nonce(dir: &Path, owner: &TokenOwner, nonce: &str, now: SystemT
         "saved_at": now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
     });
     let bytes = serde_json::to_vec(&record).unwrap_or_default();
-    let written = onesoidc_fs::create_private_dir(dir)
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            onesoidc_fs::write_atomically(&[onesoidc_fs::NewFile::new(&path, &bytes, 0o600)])
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))
-        });
-    if let Err(e) = written {
+    if let Err(e) = write_private(dir, &path, &bytes) {
         tracing::warn!("cannot keep the DPoP nonce: {e}");
     }
-}
-
-/// RFC 9449 §8.1: `nonce = 1*NQCHAR` (printable ASCII but `"` and `\`).
-fn is_nonce(nonce: &str) -> bool {
-    !nonce.is_empty()
-        && nonce
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
 }
 
 fn dpop_nonce_path(dir: &Path, owner: &TokenOwner) -> PathBuf {

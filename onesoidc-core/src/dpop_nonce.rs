@@ -42,12 +42,23 @@ pub fn dpop_nonce(response: &HttpResponse) -> Option<&str> {
 /// [`dpop_nonce`] for any HTTP client's response headers (e.g. reqwest's).
 pub fn dpop_nonce_in(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(DPOP_NONCE_HEADER)?.to_str().ok()?;
-    let usable = !value.is_empty()
+    is_usable_dpop_nonce(value).then_some(value)
+}
+
+/// Whether `value` can be a DPoP nonce: 1 to [`MAX_DPOP_NONCE_BYTES`]
+/// characters of RFC 9449's `NQCHAR` (visible ASCII but `"` and `\`).
+///
+/// ```
+/// use onesoidc_core::is_usable_dpop_nonce;
+/// assert!(is_usable_dpop_nonce("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
+/// assert!(!is_usable_dpop_nonce("") && !is_usable_dpop_nonce("a b") && !is_usable_dpop_nonce("a\"b"));
+/// ```
+pub fn is_usable_dpop_nonce(value: &str) -> bool {
+    !value.is_empty()
         && value.len() <= MAX_DPOP_NONCE_BYTES
         && value
             .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-    usable.then_some(value)
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// The nonce to retry with when `response` is a `use_dpop_nonce`

@@ -82,6 +82,7 @@ pub use dpop_key::{DpopKey, DpopKeyError, dpop_htu};
 pub use dpop_nonce::{
     DPOP_HEADER, DPOP_NONCE_HEADER, DpopNonces, MAX_DPOP_NONCE_BYTES, USE_DPOP_NONCE,
     dpop_challenge_error, dpop_nonce, dpop_nonce_challenge, dpop_nonce_challenge_in, dpop_nonce_in,
+    is_usable_dpop_nonce,
 };
 pub use dpop_server_nonce::DpopNonceWindows;
 pub use error::{ConfigError, Error, KeyError, SignError, TransportError, TransportErrorKind};
