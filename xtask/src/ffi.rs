@@ -171,10 +171,6 @@ fn build(release: bool, tpm: bool) -> Result<(), String> {
     crate::cargo(&args)
 }
 
-/// The TSS libraries a library built with `tpm` links (`readelf -d`'s
-/// NEEDED), which a static link must name.
-const TPM_LIBRARIES: [&str; 3] = ["tss2-esys", "tss2-tctildr", "tss2-mu"];
-
 /// Lays out the library, headers, pkg-config file and CMake package config
 /// under `prefix` (`tpm`: the library was built with the TPM signer, so a
 /// static link needs the TSS libraries too).
@@ -210,7 +206,8 @@ fn install(
         )?;
     }
     let version = env!("CARGO_PKG_VERSION");
-    let tpm_libraries: &[&str] = if tpm { &TPM_LIBRARIES } else { &[] };
+    // A static link of a library built with `tpm` must name the TSS libraries.
+    let tpm_libraries: &[&str] = if tpm { &crate::tpm::LIBRARIES } else { &[] };
     let pc_libraries: String = tpm_libraries.iter().map(|l| format!(" -l{l}")).collect();
     let cmake_libraries: String = tpm_libraries.iter().map(|l| format!(";{l}")).collect();
     let templates = root.join(CRATE).join("cmake");

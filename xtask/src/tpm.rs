@@ -41,19 +41,16 @@ pub fn ready() -> Result<bool, String> {
     )
 }
 
+/// The TSS libraries the `tpm` feature links (tss-esapi-sys's link line;
+/// also their pkg-config names).
+pub const LIBRARIES: [&str; 4] = ["tss2-sys", "tss2-esys", "tss2-tctildr", "tss2-mu"];
+
 /// Whether the TSS libraries and their pkg-config files (libtss2-dev) are
 /// here, so the `tpm` feature builds.
 pub fn libraries_present() -> bool {
-    crate::system::runs(
-        "pkg-config",
-        &[
-            "--exists",
-            "tss2-esys",
-            "tss2-tctildr",
-            "tss2-mu",
-            "tss2-sys",
-        ],
-    )
+    let mut args = vec!["--exists"];
+    args.extend(LIBRARIES);
+    crate::system::runs("pkg-config", &args)
 }
 
 /// What the TPM crate and its tests need and this machine lacks.
