@@ -337,9 +337,7 @@ impl DeviceRegistration {
             public_jwk: Some(public_jwk),
         })
     }
-}
 
-impl DeviceRegistration {
     /// Makes `dpop.pem` beside the new identity if there is none, so a
     /// service whose key directory is read-only at run time still has the
     /// P-256 key DPoP falls back to when the provider does not accept the
