@@ -248,4 +248,40 @@ async fn the_next_process_starts_with_the_kept_dpop_nonce() {
     assert_eq!(idp.stats().dpop_nonce_challenges, 2);
     device_token().await;
     assert_eq!(idp.stats().dpop_nonce_challenges, 2);
+
+    // Four processes at once after another rotation out: each may be
+    // challenged and each writes the file, yet all get bound tokens and
+    // the file they leave is one whole nonce the next process uses.
+    idp.rotate_dpop_nonce();
+    idp.rotate_dpop_nonce();
+    let _ = std::fs::remove_dir_all(cache.join("tokens"));
+    let dirs: Vec<_> = (0..4).map(|i| cache.join(format!("racer-{i}"))).collect();
+    let run = |i: usize| {
+        let tokens = dirs[i].display().to_string();
+        let paths = &paths;
+        let cache = &cache;
+        async move {
+            // Each racer has a token store of its own (so each asks the
+            // provider) and shares the cache directory's nonce file.
+            let out = common::with_identity(
+                paths,
+                cache,
+                &["device-token", "--dpop", "--json", "--store", &tokens],
+                &[],
+                "",
+            )
+            .await;
+            assert_eq!(json(&out)["token_type"], "DPoP");
+        }
+    };
+    tokio::join!(run(0), run(1), run(2), run(3));
+    // 2 before, then 1 to 4: each racer retries at most once.
+    let challenged = idp.stats().dpop_nonce_challenges;
+    assert!((3..=6).contains(&challenged), "{challenged}");
+    device_token().await;
+    assert_eq!(
+        idp.stats().dpop_nonce_challenges,
+        challenged,
+        "the racers left a usable nonce"
+    );
 }
